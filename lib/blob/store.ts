@@ -1,0 +1,59 @@
+/**
+ * One object-store abstraction over local paths / file://, gs:// and s3://. The lake reader,
+ * partition storage and the checkpoint all go through it so cloud code is written once.
+ *
+ * Keys are relative, '/'-separated, never starting with '/'. They are resolved under the store's
+ * root (the path or bucket prefix of the URL the store was opened with).
+ */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** Opaque version token for conditional writes (file: mtime+size+ino; gs: generation; s3: ETag). */
+  version: string;
+}
+
+export interface VersionedObject {
+  data: Uint8Array;
+  version: string;
+}
+
+export interface ObjectStore {
+  /** The store's URL with any credentials removed; safe to print. */
+  readonly url: string;
+  /** Whole object. Throws NotFoundError when absent. */
+  get(key: string): Promise<Uint8Array>;
+  /** Whole object and its version token, or null when absent. */
+  getVersioned(key: string): Promise<VersionedObject | null>;
+  /** Streamed read for large objects. Throws NotFoundError when absent. */
+  getStream(key: string): Promise<ReadableStream<Uint8Array>>;
+  head(key: string): Promise<ObjectInfo | null>;
+  /**
+   * Atomically create `key` with `data` (bytes, or the contents of a local file streamed from
+   * `{ file: path }`) only if it does not exist. Returns "created", or "exists" when an object was
+   * already there (its bytes are NOT compared or replaced; the caller decides).
+   */
+  putIfAbsent(key: string, data: Uint8Array | { file: string }): Promise<"created" | "exists">;
+  /**
+   * Conditional overwrite for small mutable objects (the checkpoint): succeeds only if the current
+   * version equals `ifVersion` (or the object is absent when `ifVersion` is null). Returns the new
+   * version. Throws PreconditionFailedError when another writer got there first.
+   */
+  putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string>;
+  /** Every object whose key starts with `prefix`, in lexicographic key order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  close?(): Promise<void>;
+}
+
+export class NotFoundError extends Error {
+  constructor(readonly url: string) {
+    super(`object not found: ${url}`);
+    this.name = "NotFoundError";
+  }
+}
+
+export class PreconditionFailedError extends Error {
+  constructor(readonly url: string) {
+    super(`${url} was changed by another writer (precondition failed)`);
+    this.name = "PreconditionFailedError";
+  }
+}
