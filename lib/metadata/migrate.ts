@@ -1,0 +1,86 @@
+import { runner } from "node-pg-migrate";
+import { fileURLToPath } from "node:url";
+import { BronzeError } from "../errors.ts";
+import { type Catalog, catalogError } from "./catalog.ts";
+
+/** Shipped with the binary (`deno compile --include migrations`). */
+export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url));
+const MIGRATIONS_TABLE = "pgmigrations";
+
+export interface MigrationState {
+  name: string;
+  appliedAt: Date | null;
+}
+
+/**
+ * Applies every pending migration, in one transaction, under node-pg-migrate's advisory lock in
+ * "wait" mode: a concurrent `bronze migrate` blocks until this one is done, then finds nothing to
+ * apply. Returns the names applied (empty when the schema was already current).
+ */
+export async function migrate(catalog: Catalog): Promise<string[]> {
+  const client = await catalog.pool.connect();
+  try {
+    const applied = await runner({
+      dbClient: client,
+      dir: MIGRATIONS_DIR,
+      migrationsTable: MIGRATIONS_TABLE,
+      direction: "up",
+      count: Infinity,
+      singleTransaction: true,
+      advisoryLockMode: "wait",
+      checkOrder: true,
+      logger: { debug() {}, info() {}, warn() {}, error() {} },
+    });
+    return applied.map((m) => m.name);
+  } catch (err) {
+    throw catalogError(err, catalog.label);
+  } finally {
+    client.release();
+  }
+}
+
+/** Every shipped migration with the time it was applied, or null while pending. */
+export async function migrationStatus(catalog: Catalog): Promise<MigrationState[]> {
+  const shipped = await shippedMigrations();
+  const applied = new Map<string, Date>();
+  try {
+    const { rows } = await catalog.pool.query<{ name: string; run_on: Date }>(
+      `SELECT name, run_on FROM ${MIGRATIONS_TABLE} ORDER BY run_on, id`,
+    );
+    for (const r of rows) applied.set(r.name, r.run_on);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "42P01") throw catalogError(err, catalog.label);
+  }
+  return shipped.map((name) => ({ name, appliedAt: applied.get(name) ?? null }));
+}
+
+/**
+ * Refuses to go on against a catalog whose schema is behind this binary. External catalogs are
+ * never migrated implicitly: changing a shared database's schema is an explicit act.
+ */
+export async function requireSchema(catalog: Catalog): Promise<void> {
+  const pending = (await migrationStatus(catalog)).filter((m) => m.appliedAt === null);
+  if (pending.length > 0) {
+    throw new BronzeError(
+      `catalog ${catalog.label} is not migrated (${pending.length} pending: ` +
+        `${pending.map((m) => m.name).join(", ")}); run \`bronze migrate\` against it first`,
+    );
+  }
+}
+
+async function shippedMigrations(): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(MIGRATIONS_DIR)) {
+    if (entry.isFile && entry.name.endsWith(".sql")) names.push(entry.name.slice(0, -4));
+  }
+  return names.sort();
+}
+
+/**
+ * The catalog every command but `migrate` works on: the embedded one migrates itself on first
+ * use (it belongs to this state dir alone); an external one must already be migrated.
+ */
+export async function prepareSchema(catalog: Catalog, log: (line: string) => void): Promise<void> {
+  if (!catalog.embedded) return await requireSchema(catalog);
+  for (const name of await migrate(catalog)) log(`[catalog] applied migration ${name}`);
+}

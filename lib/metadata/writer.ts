@@ -1,0 +1,325 @@
+import type pg from "pg";
+import { BronzeError } from "../errors.ts";
+import { type Catalog, catalogError } from "./catalog.ts";
+
+/** The seed's Writer: dataset registry and partition lineage, raw parameterized SQL. */
+
+export interface DatasetInfo {
+  domain: string;
+  dataset: string;
+  version: string;
+  eraId: string;
+  network: string;
+  schemaHash: string;
+  description?: string;
+}
+
+export interface PartitionRecord {
+  datasetId: number;
+  ledgerStart: number;
+  ledgerEnd: number;
+  rowCount: number;
+  byteSize: number;
+  /** "sha256:<hex>" of the Parquet file. */
+  checksum: string;
+  /** Key of the Parquet file relative to the storage root. */
+  storagePath: string;
+  /** Full URL of the Parquet file. */
+  storageUri: string;
+  /** previous_ledger_hash of the partition's first ledger: links it to the partition before. */
+  firstPreviousLedgerHash: string;
+  /** ledger_hash of the partition's last ledger. */
+  lastLedgerHash: string;
+  producerVersion: string;
+  producerGitSha: string | null;
+  sourceType: string;
+  sourceLocation: string;
+  /** Quality metrics written in the same transaction as the lineage row. */
+  quality?: Record<string, number>;
+}
+
+export interface LineageRow extends Omit<PartitionRecord, "quality"> {
+  id: number;
+  createdAt: Date;
+}
+
+export class DuplicatePartitionError extends BronzeError {
+  constructor(readonly dataset: string, readonly existing: LineageRow) {
+    super(
+      `partition ${existing.ledgerStart}-${existing.ledgerEnd} of ${dataset} is already recorded ` +
+        `(lineage id ${existing.id}, ${existing.checksum})`,
+    );
+  }
+}
+
+export class OverlappingPartitionError extends BronzeError {
+  constructor(
+    readonly dataset: string,
+    readonly start: number,
+    readonly end: number,
+    readonly existing: LineageRow[],
+  ) {
+    super(
+      `partition ${start}-${end} of ${dataset} overlaps recorded partition` +
+        `${existing.length === 1 ? "" : "s"} ` +
+        existing.map((r) => `${r.ledgerStart}-${r.ledgerEnd} (lineage id ${r.id})`).join(", "),
+    );
+  }
+}
+
+const LINEAGE_COLUMNS = `id, dataset_id, ledger_start, ledger_end, row_count, byte_size, checksum,
+  storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash, producer_version,
+  producer_git_sha, source_type, source_location, created_at`;
+
+function toLineage(r: Record<string, unknown>): LineageRow {
+  return {
+    id: r.id as number,
+    datasetId: r.dataset_id as number,
+    ledgerStart: r.ledger_start as number,
+    ledgerEnd: r.ledger_end as number,
+    rowCount: r.row_count as number,
+    byteSize: r.byte_size as number,
+    checksum: r.checksum as string,
+    storagePath: r.storage_path as string,
+    storageUri: r.storage_uri as string,
+    firstPreviousLedgerHash: r.first_previous_ledger_hash as string,
+    lastLedgerHash: r.last_ledger_hash as string,
+    producerVersion: r.producer_version as string,
+    producerGitSha: r.producer_git_sha as string | null,
+    sourceType: r.source_type as string,
+    sourceLocation: r.source_location as string,
+    createdAt: r.created_at as Date,
+  };
+}
+
+export function datasetLabel(
+  ds: Pick<DatasetInfo, "domain" | "dataset" | "version" | "eraId" | "network">,
+): string {
+  return `${ds.domain}.${ds.dataset} (${ds.network}/${ds.eraId}/${ds.version})`;
+}
+
+export class CatalogWriter {
+  constructor(readonly catalog: Catalog) {}
+
+  /**
+   * Registers the dataset or returns the id it already has. When the Parquet schema hash changed
+   * since registration, the new hash is stored and a schema_change row records the old and new.
+   */
+  async ensureDataset(ds: DatasetInfo): Promise<number> {
+    return await this.transaction(async (c) => {
+      const inserted = await c.query<{ id: number }>(
+        `INSERT INTO _meta_datasets (domain, dataset, version, era_id, network, schema_hash, description)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (domain, dataset, version, era_id, network) DO NOTHING
+         RETURNING id`,
+        [
+          ds.domain,
+          ds.dataset,
+          ds.version,
+          ds.eraId,
+          ds.network,
+          ds.schemaHash,
+          ds.description ?? null,
+        ],
+      );
+      if (inserted.rows.length === 1) return inserted.rows[0].id;
+      const { rows } = await c.query<{ id: number; schema_hash: string | null }>(
+        `SELECT id, schema_hash FROM _meta_datasets
+         WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5
+         FOR UPDATE`,
+        [ds.domain, ds.dataset, ds.version, ds.eraId, ds.network],
+      );
+      const { id, schema_hash: old } = rows[0];
+      if (old !== ds.schemaHash) {
+        await c.query(
+          `UPDATE _meta_datasets SET schema_hash = $2, updated_at = now() WHERE id = $1`,
+          [id, ds.schemaHash],
+        );
+        await c.query(
+          `INSERT INTO _meta_changes (dataset_id, change_type, description, old_version, new_version)
+           VALUES ($1, 'schema_change', $2, $3, $4)`,
+          [
+            id,
+            `Parquet schema hash of ${datasetLabel(ds)} changed`,
+            old?.slice(0, 32) ?? null,
+            ds.schemaHash.slice(0, 32),
+          ],
+        );
+      }
+      return id;
+    });
+  }
+
+  /**
+   * Writes the lineage row and its quality rows in ONE transaction: the commit point of a
+   * partition. A range already recorded raises DuplicatePartitionError; an overlapping one,
+   * OverlappingPartitionError. Returns the lineage id.
+   */
+  async recordPartition(rec: PartitionRecord): Promise<number> {
+    try {
+      return await this.transaction(async (c) => {
+        const { rows } = await c.query<{ id: number }>(
+          `INSERT INTO _meta_lineage (dataset_id, ledger_start, ledger_end, row_count, byte_size,
+             checksum, storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash,
+             producer_version, producer_git_sha, source_type, source_location)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+           RETURNING id`,
+          [
+            rec.datasetId,
+            rec.ledgerStart,
+            rec.ledgerEnd,
+            rec.rowCount,
+            rec.byteSize,
+            rec.checksum,
+            rec.storagePath,
+            rec.storageUri,
+            rec.firstPreviousLedgerHash,
+            rec.lastLedgerHash,
+            rec.producerVersion,
+            rec.producerGitSha,
+            rec.sourceType,
+            rec.sourceLocation,
+          ],
+        );
+        const id = rows[0].id;
+        const metrics = Object.entries(rec.quality ?? {});
+        if (metrics.length > 0) {
+          await c.query(
+            `INSERT INTO _meta_quality (lineage_id, metric_name, metric_value)
+             SELECT $1, m.name, m.value FROM unnest($2::text[], $3::float8[]) AS m(name, value)`,
+            [id, metrics.map(([k]) => k), metrics.map(([, v]) => v)],
+          );
+        }
+        return id;
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "23505" || code === "23P01") {
+        const label = await this.datasetLabelOf(rec.datasetId);
+        const existing = await this.findOverlapping(rec.datasetId, rec.ledgerStart, rec.ledgerEnd);
+        const same = existing.find((r) =>
+          r.ledgerStart === rec.ledgerStart && r.ledgerEnd === rec.ledgerEnd
+        );
+        if (same) throw new DuplicatePartitionError(label, same);
+        throw new OverlappingPartitionError(label, rec.ledgerStart, rec.ledgerEnd, existing);
+      }
+      throw err;
+    }
+  }
+
+  /** The lineage row of exactly this range, or null. */
+  async findPartition(datasetId: number, start: number, end: number): Promise<LineageRow | null> {
+    const { rows } = await this.query(
+      `SELECT ${LINEAGE_COLUMNS} FROM _meta_lineage
+       WHERE dataset_id = $1 AND ledger_start = $2 AND ledger_end = $3`,
+      [datasetId, start, end],
+    );
+    return rows.length ? toLineage(rows[0]) : null;
+  }
+
+  /** Lineage rows sharing at least one ledger with [start, end], in ledger order. */
+  async findOverlapping(datasetId: number, start: number, end: number): Promise<LineageRow[]> {
+    const { rows } = await this.query(
+      `SELECT ${LINEAGE_COLUMNS} FROM _meta_lineage
+       WHERE dataset_id = $1 AND ledger_start <= $3 AND ledger_end >= $2
+       ORDER BY ledger_start`,
+      [datasetId, start, end],
+    );
+    return rows.map(toLineage);
+  }
+
+  /**
+   * The last ledger L such that every ledger of [from, L] is recorded, or from - 1 when `from`
+   * itself is not. This, not the checkpoint, is the truth about where a run may resume.
+   */
+  async contiguousCoverage(datasetId: number, from: number): Promise<number> {
+    const { rows } = await this.query(
+      `WITH r AS (
+         SELECT ledger_start, ledger_end,
+                CASE WHEN ledger_start = lag(ledger_end) OVER (ORDER BY ledger_start) + 1
+                     THEN 0 ELSE 1 END AS brk
+         FROM _meta_lineage WHERE dataset_id = $1 AND ledger_end >= $2
+       ), g AS (SELECT ledger_start, ledger_end, sum(brk) OVER (ORDER BY ledger_start) AS grp FROM r)
+       SELECT min(ledger_start) AS first, max(ledger_end) AS last FROM g WHERE grp = 1`,
+      [datasetId, from],
+    );
+    const { first, last } = rows[0] as { first: number | null; last: number | null };
+    return first !== null && last !== null && first <= from ? last : from - 1;
+  }
+
+  /** Lineage of a dataset in ledger order, optionally limited to rows overlapping [start, end]. */
+  async listLineage(
+    datasetId: number,
+    range?: { start?: number; end?: number },
+  ): Promise<LineageRow[]> {
+    const { rows } = await this.query(
+      `SELECT ${LINEAGE_COLUMNS} FROM _meta_lineage
+       WHERE dataset_id = $1 AND ledger_end >= $2 AND ledger_start <= $3
+       ORDER BY ledger_start`,
+      [datasetId, range?.start ?? 0, range?.end ?? Number.MAX_SAFE_INTEGER],
+    );
+    return rows.map(toLineage);
+  }
+
+  async close(): Promise<void> {
+    await this.catalog.close();
+  }
+
+  private async datasetLabelOf(id: number): Promise<string> {
+    const { rows } = await this.query(
+      `SELECT domain, dataset, version, era_id, network FROM _meta_datasets WHERE id = $1`,
+      [id],
+    );
+    if (rows.length === 0) return `dataset ${id}`;
+    const r = rows[0] as Record<string, string>;
+    return datasetLabel({
+      domain: r.domain,
+      dataset: r.dataset,
+      version: r.version,
+      eraId: r.era_id,
+      network: r.network,
+    });
+  }
+
+  private async query(
+    sql: string,
+    params: unknown[],
+  ): Promise<pg.QueryResult<Record<string, unknown>>> {
+    try {
+      return await this.catalog.pool.query(sql, params);
+    } catch (err) {
+      throw this.translate(err);
+    }
+  }
+
+  private async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.catalog.pool.connect();
+    } catch (err) {
+      throw this.translate(err);
+    }
+    try {
+      await client.query("BEGIN");
+      const result = await fn(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      const code = (err as { code?: string }).code;
+      if (code === "23505" || code === "23P01") throw err;
+      throw this.translate(err);
+    } finally {
+      client.release();
+    }
+  }
+
+  private translate(err: unknown): BronzeError {
+    if ((err as { code?: string }).code === "42P01") {
+      return new BronzeError(
+        `catalog ${this.catalog.label} has no _meta_* schema; run \`bronze migrate\` against it first`,
+      );
+    }
+    return catalogError(err, this.catalog.label);
+  }
+}

@@ -1,0 +1,261 @@
+import { join } from "node:path";
+import { ConfigError } from "./errors.ts";
+import { validateDsn } from "./metadata/dsn.ts";
+
+/**
+ * Every setting of every command, validated in one place. A setting comes from its flag, else its
+ * environment variable, else its default. All problems are collected and reported together, so a
+ * user fixes a bad invocation in one go rather than one error per run.
+ */
+
+export const NETWORKS = ["pubnet", "testnet", "futurenet"] as const;
+export type NetworkName = typeof NETWORKS[number];
+
+export interface Settings {
+  catalog?: string;
+  stateDir: string;
+  source?: string;
+  storage: string;
+  start?: number;
+  end?: number;
+  partitionSize: number;
+  network: NetworkName;
+  era: string;
+  versionLabel: string;
+  copierId: string;
+  checkpoint: string;
+  concurrency: number;
+  logFormat: "text" | "json";
+  json: boolean;
+  fillGaps: boolean;
+  failOnGaps: boolean;
+  dataset: string;
+  status: boolean;
+}
+
+type Key = keyof Settings;
+
+interface Spec {
+  flag: string;
+  env?: string;
+  help: string;
+  parse(raw: string): unknown | Invalid;
+  default?: (s: Partial<Settings>) => unknown;
+  boolean?: true;
+}
+
+/** A rejected value; the message follows the flag or variable name it came from. */
+class Invalid {
+  constructor(readonly message: string) {}
+}
+
+const intIn = (min: number, max: number) => (raw: string): number | Invalid => {
+  if (!/^\d+$/.test(raw.trim())) return new Invalid(`must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) return new Invalid(`must be between ${min} and ${max}, got ${n}`);
+  return n;
+};
+const oneOf = (choices: readonly string[]) => (raw: string): string | Invalid =>
+  choices.includes(raw) ? raw : new Invalid(`must be one of ${choices.join(", ")}, got "${raw}"`);
+const label = (raw: string): string | Invalid =>
+  /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(raw)
+    ? raw
+    : new Invalid(`must be 1-64 letters, digits, '_', '.' or '-', got "${raw}"`);
+const nonEmpty = (raw: string): string | Invalid =>
+  raw.trim() ? raw : new Invalid("must not be empty");
+const bool = (raw: string): boolean | Invalid => {
+  const v = raw.toLowerCase();
+  if (["1", "true", "yes"].includes(v)) return true;
+  if (["0", "false", "no"].includes(v)) return false;
+  return new Invalid(`must be true or false, got "${raw}"`);
+};
+const dsn = (raw: string): string | Invalid => {
+  const problem = validateDsn(raw, "");
+  return problem ? new Invalid(problem.trimStart()) : raw;
+};
+const UINT32_MAX = 0xffffffff;
+
+export const SPECS: Record<Key, Spec> = {
+  catalog: {
+    flag: "--catalog",
+    env: "CATALOG_DSN",
+    help: "PostgreSQL URL of the catalog (default: embedded catalog in the state dir)",
+    parse: dsn,
+  },
+  stateDir: {
+    flag: "--state-dir",
+    env: "STATE_DIR",
+    help: "directory for the embedded catalog and the local checkpoint",
+    parse: nonEmpty,
+    default: () => "./state",
+  },
+  source: {
+    flag: "--source",
+    env: "SOURCE_URL",
+    help: "Galexie data lake: a path, file://, gs:// or s3:// URL",
+    parse: nonEmpty,
+  },
+  storage: {
+    flag: "--storage",
+    env: "STORAGE_URL",
+    help: "where partitions are written: a path, file://, gs:// or s3:// URL",
+    parse: nonEmpty,
+    default: () => "./data",
+  },
+  start: {
+    flag: "--start",
+    env: "LEDGER_START",
+    help: "first ledger of the range",
+    parse: intIn(1, UINT32_MAX),
+  },
+  end: {
+    flag: "--end",
+    env: "LEDGER_END",
+    help: "last ledger of the range (inclusive)",
+    parse: intIn(1, UINT32_MAX),
+  },
+  partitionSize: {
+    flag: "--partition-size",
+    env: "PARTITION_SIZE",
+    help: "ledgers per partition (grid cell)",
+    parse: intIn(1, 10_000_000),
+    default: () => 10_000,
+  },
+  network: {
+    flag: "--network",
+    env: "NETWORK",
+    help: "pubnet, testnet or futurenet",
+    parse: oneOf(NETWORKS),
+    default: () => "pubnet",
+  },
+  era: {
+    flag: "--era",
+    env: "ERA_ID",
+    help: "era label of the dataset",
+    parse: label,
+    default: () => "default",
+  },
+  versionLabel: {
+    flag: "--version-label",
+    env: "VERSION_LABEL",
+    help: "version label of the dataset",
+    parse: label,
+    default: () => "v1",
+  },
+  copierId: {
+    flag: "--copier-id",
+    env: "COPIER_ID",
+    help: "identity of this copier (its checkpoint belongs to it)",
+    parse: label,
+    default: () => "bronze-copier",
+  },
+  checkpoint: {
+    flag: "--checkpoint",
+    env: "CHECKPOINT_URL",
+    help: "checkpoint location: a path, gs:// or s3:// URL",
+    parse: nonEmpty,
+    default: (s) => join(s.stateDir ?? "./state", "checkpoint.json"),
+  },
+  concurrency: {
+    flag: "--concurrency",
+    env: "CONCURRENCY",
+    help: "ledger decode/encode workers",
+    parse: intIn(1, 64),
+    default: () => 2,
+  },
+  logFormat: {
+    flag: "--log-format",
+    env: "LOG_FORMAT",
+    help: "text or json log lines on stderr",
+    parse: oneOf(["text", "json"]),
+    default: () => "text",
+  },
+  json: {
+    flag: "--json",
+    help: "machine-readable output on stdout",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  fillGaps: {
+    flag: "--fill-gaps",
+    help: "copy only the ranges missing from the catalog",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  failOnGaps: {
+    flag: "--fail-on-gaps",
+    help: "exit non-zero when any gap exists",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  dataset: {
+    flag: "--dataset",
+    env: "DATASET",
+    help: "dataset name",
+    parse: label,
+    default: () => "ledgers_lcm_raw",
+  },
+  status: {
+    flag: "--status",
+    help: "list applied and pending migrations instead of migrating",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+};
+
+/** Settings each command reads; a command rejects the rest (commander rejects unknown flags). */
+export type Flags = Record<string, string | boolean | undefined>;
+
+/** commander's camelCase option name for a spec's flag ("--state-dir" -> "stateDir"). */
+export function optionName(key: Key): string {
+  return SPECS[key].flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/**
+ * Resolves the given keys from flags (by commander's option names), then the environment, then
+ * defaults. `required` keys must end up set. Throws one ConfigError listing every problem.
+ */
+export function resolveSettings<K extends Key>(
+  keys: readonly K[],
+  flags: Flags,
+  env: (name: string) => string | undefined = (n) => Deno.env.get(n),
+  required: readonly K[] = [],
+): Pick<Settings, K> {
+  const problems: string[] = [];
+  const out: Partial<Settings> = {};
+  // Defaults may depend on other settings (checkpoint on stateDir): resolve those first.
+  const ordered = [...keys].sort((a, b) =>
+    (a === "checkpoint" ? 1 : 0) - (b === "checkpoint" ? 1 : 0)
+  );
+  for (const key of ordered) {
+    const spec = SPECS[key];
+    const flagValue = flags[optionName(key)];
+    let raw: string | undefined;
+    let origin = spec.flag;
+    if (typeof flagValue === "boolean") raw = String(flagValue);
+    else if (flagValue !== undefined) raw = flagValue;
+    else if (spec.env && env(spec.env) !== undefined) {
+      raw = env(spec.env);
+      origin = spec.env;
+    }
+    const name = spec.env ? `${spec.flag} (${spec.env})` : spec.flag;
+    if (raw === undefined) {
+      if (spec.default) (out as Record<string, unknown>)[key] = spec.default(out);
+      else if (required.includes(key)) problems.push(`${name} is required`);
+      continue;
+    }
+    const parsed = spec.parse(raw);
+    if (parsed instanceof Invalid) problems.push(`${origin} ${parsed.message}`);
+    else (out as Record<string, unknown>)[key] = parsed;
+  }
+  const s = out as Partial<Settings>;
+  if (s.start !== undefined && s.end !== undefined && s.end < s.start) {
+    problems.push(`--end (LEDGER_END) ${s.end} is before --start (LEDGER_START) ${s.start}`);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return out as Pick<Settings, K>;
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env -S deno run -A
+import { Command, CommanderError, Option } from "commander";
+import { BronzeError } from "./lib/errors.ts";
+import { gitSha, VERSION } from "./lib/version.ts";
+import { type Flags, type Settings, SPECS } from "./lib/settings.ts";
+import { MIGRATE_SETTINGS, migrateCommand, parseMigrateArgs } from "./lib/commands/migrate.ts";
+
+/** Adds the flags of the given settings, with their environment variables in the help text. */
+function withOptions(cmd: Command, keys: readonly (keyof Settings)[]): Command {
+  for (const key of keys) {
+    const spec = SPECS[key];
+    const flag = spec.boolean ? spec.flag : `${spec.flag} <value>`;
+    cmd.addOption(new Option(flag, spec.help + (spec.env ? ` [env: ${spec.env}]` : "")));
+  }
+  return cmd;
+}
+
+export function buildProgram(): Command {
+  const program = new Command("bronze")
+    .description(
+      "Copy Stellar ledger history from a Galexie data lake into deterministic Parquet, with lineage and checkpoints",
+    )
+    .version(`bronze ${VERSION} (git ${gitSha() ?? "unknown"})`, "-V, --version")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
+
+  withOptions(
+    program.command("migrate").description("apply the _meta_* catalog schema (idempotent)"),
+    MIGRATE_SETTINGS,
+  ).action(async (flags: Flags) => {
+    await migrateCommand(parseMigrateArgs(flags));
+  });
+
+  return program;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; usage errors were already printed by commander.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof BronzeError) {
+      console.error(`bronze: ${err.message}`);
+      return err.exitCode;
+    }
+    console.error("bronze: internal error:", err);
+    return 70;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

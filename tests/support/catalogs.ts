@@ -1,0 +1,97 @@
+import pg from "pg";
+import { cp, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Catalog, openCatalog } from "../../lib/metadata/catalog.ts";
+import { migrate } from "../../lib/metadata/migrate.ts";
+
+/**
+ * Isolated catalogs for tests: a fresh PostgreSQL database per test on the local server, and a
+ * fresh embedded catalog per test (copied from a template made once, because PGlite's initdb
+ * takes seconds).
+ */
+
+export const PG_ADMIN_URL = Deno.env.get("TEST_PG_URL") ??
+  "postgres://postgres@127.0.0.1:5432/postgres";
+
+export interface TestDatabase {
+  dsn: string;
+  name: string;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(prefix = "bronze_test"): Promise<TestDatabase> {
+  const name = `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(PG_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    dsn: url.toString(),
+    name,
+    async drop() {
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+const TEMPLATE_DIR = join(tmpdir(), "bronze-test-embedded-template-v1");
+
+/** A new state dir whose embedded catalog is already initialised (not migrated). */
+export async function freshStateDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "bronze-state-"));
+  if (!(await exists(join(TEMPLATE_DIR, "catalog", "PG_VERSION")))) {
+    // Build the template aside and rename it into place: parallel test files may race here.
+    const building = await mkdtemp(join(tmpdir(), "bronze-template-"));
+    const c = await openCatalog({ stateDir: building });
+    await c.close();
+    await rm(join(building, "catalog.lock"), { force: true });
+    await rename(building, TEMPLATE_DIR).catch(() =>
+      rm(building, { recursive: true, force: true })
+    );
+  }
+  await cp(join(TEMPLATE_DIR, "catalog"), join(dir, "catalog"), { recursive: true });
+  return dir;
+}
+
+export type CatalogKind = "postgres" | "embedded";
+export const CATALOG_KINDS: CatalogKind[] = ["postgres", "embedded"];
+
+/** A migrated catalog of the given kind, and how to tear it down. */
+export async function withCatalog<T>(
+  kind: CatalogKind,
+  fn: (catalog: Catalog, where: { dsn?: string; stateDir: string }) => Promise<T>,
+  opts: { migrated?: boolean } = {},
+): Promise<T> {
+  const stateDir = await freshStateDir();
+  const db = kind === "postgres" ? await createTestDatabase() : undefined;
+  const catalog = await openCatalog({ dsn: db?.dsn, stateDir });
+  try {
+    if (opts.migrated !== false) await migrate(catalog);
+    return await fn(catalog, { dsn: db?.dsn, stateDir });
+  } finally {
+    await catalog.close();
+    await db?.drop();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
