@@ -13,6 +13,11 @@ export class BronzeError extends Error {
 /** Bad flags, environment variables or configuration files (exit code 2, like a usage error). */
 export class ConfigError extends BronzeError {
   constructor(readonly problems: string[]) {
-    super(problems.length === 1 ? problems[0] : `${problems.length} configuration problems: ${problems.join("; ")}`, 2);
+    super(
+      problems.length === 1
+        ? problems[0]
+        : `${problems.length} configuration problems: ${problems.join("; ")}`,
+      2,
+    );
   }
 }
