@@ -1,9 +1,11 @@
 #!/usr/bin/env -S deno run -A
+import "./lib/quiet.ts";
 import { Command, CommanderError, Option } from "commander";
 import { BronzeError } from "./lib/errors.ts";
 import { gitSha, VERSION } from "./lib/version.ts";
 import { type Flags, type Settings, SPECS } from "./lib/settings.ts";
 import { MIGRATE_SETTINGS, migrateCommand, parseMigrateArgs } from "./lib/commands/migrate.ts";
+import { COPY_SETTINGS, copyCommand, parseCopyArgs } from "./lib/commands/copy.ts";
 
 /** Adds the flags of the given settings, with their environment variables in the help text. */
 function withOptions(cmd: Command, keys: readonly (keyof Settings)[]): Command {
@@ -32,14 +34,27 @@ export function buildProgram(): Command {
     await migrateCommand(parseMigrateArgs(flags));
   });
 
+  withOptions(
+    program.command("copy").description(
+      "copy a ledger range from a Galexie lake into Parquet partitions, resumably",
+    ),
+    COPY_SETTINGS,
+  ).action(async (flags: Flags) => {
+    exitCode = await copyCommand(parseCopyArgs(flags));
+  });
+
   return program;
 }
+
+/** Set by a command that finishes without an error but must not exit 0 (an interrupted copy). */
+let exitCode = 0;
 
 export async function main(args: string[]): Promise<number> {
   const program = buildProgram();
   try {
+    exitCode = 0;
     await program.parseAsync(args, { from: "user" });
-    return 0;
+    return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version exit 0; usage errors were already printed by commander.

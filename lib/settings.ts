@@ -1,15 +1,13 @@
 import { join } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { validateDsn } from "./metadata/dsn.ts";
+import { type Network, NETWORKS } from "./network.ts";
 
 /**
  * Every setting of every command, validated in one place. A setting comes from its flag, else its
  * environment variable, else its default. All problems are collected and reported together, so a
  * user fixes a bad invocation in one go rather than one error per run.
  */
-
-export const NETWORKS = ["pubnet", "testnet", "futurenet"] as const;
-export type NetworkName = typeof NETWORKS[number];
 
 export interface Settings {
   catalog?: string;
@@ -19,7 +17,7 @@ export interface Settings {
   start?: number;
   end?: number;
   partitionSize: number;
-  network: NetworkName;
+  network: Network;
   era: string;
   versionLabel: string;
   copierId: string;

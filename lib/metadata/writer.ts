@@ -36,9 +36,11 @@ export interface PartitionRecord {
   sourceLocation: string;
   /** Quality metrics written in the same transaction as the lineage row. */
   quality?: Record<string, number>;
+  /** A _meta_changes row (e.g. a backfill) written in the same transaction. */
+  change?: { type: string; description: string };
 }
 
-export interface LineageRow extends Omit<PartitionRecord, "quality"> {
+export interface LineageRow extends Omit<PartitionRecord, "quality" | "change"> {
   id: number;
   createdAt: Date;
 }
@@ -188,6 +190,12 @@ export class CatalogWriter {
             `INSERT INTO _meta_quality (lineage_id, metric_name, metric_value)
              SELECT $1, m.name, m.value FROM unnest($2::text[], $3::float8[]) AS m(name, value)`,
             [id, metrics.map(([k]) => k), metrics.map(([, v]) => v)],
+          );
+        }
+        if (rec.change) {
+          await c.query(
+            `INSERT INTO _meta_changes (dataset_id, change_type, description) VALUES ($1, $2, $3)`,
+            [rec.datasetId, rec.change.type, rec.change.description],
           );
         }
         return id;

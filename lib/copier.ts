@@ -1,0 +1,497 @@
+/**
+ * The copier: plans the missing ranges of [start, end], builds each partition from the lake and
+ * commits it by the commit protocol of design.md (`commitPartition`, below). Whatever is killed
+ * when, the next run resumes at the first uncommitted ledger, adopts what storage holds but the
+ * catalog lacks, and records nothing twice.
+ */
+import { mkdir, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { BronzeError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { openStore } from "./blob/mod.ts";
+import type { ObjectStore } from "./blob/store.ts";
+import { type Lake, openLake } from "./lake.ts";
+import { decodeLedger } from "./ledger.ts";
+import type { Network } from "./network.ts";
+import { PartitionFileWriter, SCHEMA_HASH } from "./parquet.ts";
+import {
+  type DatasetKey,
+  datasetPrefix,
+  manifestKey,
+  partitionKey,
+  planWork,
+  type Range,
+  rangeOfKey,
+  TABLE,
+} from "./partition.ts";
+import { objectUrl, publishPartition, writeManifest } from "./storage.ts";
+import { openCatalog } from "./metadata/catalog.ts";
+import { prepareSchema } from "./metadata/migrate.ts";
+import { CatalogWriter, datasetLabel } from "./metadata/writer.ts";
+import { claimRange } from "./metadata/claims.ts";
+import {
+  checkIdentity,
+  type Checkpoint,
+  checkpointManager,
+  ErrNoCheckpoint,
+  type Manager,
+} from "./checkpoint/mod.ts";
+import { gitSha, PRODUCER } from "./version.ts";
+import { failpoint } from "./failpoint.ts";
+import { Progress } from "./progress.ts";
+
+export interface CopyOptions {
+  source: string;
+  storage: string;
+  start?: number;
+  end?: number;
+  partitionSize: number;
+  network: Network;
+  era: string;
+  versionLabel: string;
+  copierId: string;
+  catalog?: string;
+  stateDir: string;
+  checkpoint: string;
+  concurrency: number;
+  fillGaps: boolean;
+}
+
+export interface CopyResult {
+  /** Ranges committed by this run (adopted ones included), in order. */
+  committed: Range[];
+  adopted: Range[];
+  /** The run stopped early on a signal, after committing the partition in hand. */
+  interrupted: boolean;
+}
+
+interface Built {
+  range: Range;
+  /** Fewer ledgers than planned were read: the run was interrupted. */
+  partial: boolean;
+  path: string;
+  sha256: string;
+  bytes: number;
+  firstPreviousLedgerHash: string;
+  lastLedgerHash: string;
+  quality: Record<string, number>;
+}
+
+interface Run {
+  opts: CopyOptions;
+  log: Logger;
+  lake: Lake;
+  storage: ObjectStore;
+  writer: CatalogWriter;
+  dataset: DatasetKey & { id: number; label: string };
+  checkpoint: Manager;
+  tmpDir: string;
+  /** Ranges the catalog holds within [start, end]; grows as the run commits. */
+  held: Range[];
+  /** The dataset's highest recorded ledger when the run started (for backfill detection). */
+  highest: number;
+  backfillRecorded: boolean;
+  progress: Progress;
+}
+
+export async function copy(
+  opts: CopyOptions,
+  log: Logger,
+  signal: AbortSignal = new AbortController().signal,
+): Promise<CopyResult> {
+  const lake = await openLake(openStore(opts.source), opts.network);
+  const storage = openStore(opts.storage);
+  const checkpoint = checkpointManager(opts.checkpoint);
+  const catalog = await openCatalog({
+    dsn: opts.catalog,
+    stateDir: opts.stateDir,
+    log: (l) => log.info("catalog", l.replace(/^\[catalog\] /, "")),
+  });
+  try {
+    await prepareSchema(catalog, (l) => log.info("catalog", l.replace(/^\[catalog\] /, "")));
+    const writer = new CatalogWriter(catalog);
+    const key: DatasetKey = { network: opts.network, eraId: opts.era, version: opts.versionLabel };
+    const info = {
+      domain: "bronze",
+      dataset: TABLE,
+      version: opts.versionLabel,
+      eraId: opts.era,
+      network: opts.network,
+    };
+    const id = await writer.ensureDataset({
+      ...info,
+      schemaHash: SCHEMA_HASH,
+      description:
+        "Stellar LedgerCloseMeta, one row per ledger, copied verbatim from a Galexie data lake",
+    });
+    const dataset = { ...key, id, label: datasetLabel(info) };
+    const { start, end } = await resolveRange(opts, writer, id);
+    const claim = await claimRange(catalog, dataset, opts.copierId, start, end);
+    try {
+      const tmpDir = join(opts.stateDir, "tmp");
+      await mkdir(tmpDir, { recursive: true });
+      await removeStaleTempFiles(tmpDir);
+      const run: Run = {
+        opts: { ...opts, start, end },
+        log,
+        lake,
+        storage,
+        writer,
+        dataset,
+        checkpoint,
+        tmpDir,
+        held: [],
+        highest: 0,
+        backfillRecorded: false,
+        progress: new Progress(log),
+      };
+      return await execute(run, start, end, signal);
+    } finally {
+      await claim.release();
+    }
+  } finally {
+    await catalog.close();
+  }
+}
+
+/** --fill-gaps without a range means: between the dataset's lowest and highest recorded ledger. */
+async function resolveRange(
+  opts: CopyOptions,
+  writer: CatalogWriter,
+  datasetId: number,
+): Promise<Range> {
+  if (opts.start !== undefined && opts.end !== undefined) {
+    return { start: opts.start, end: opts.end };
+  }
+  const lineage = await writer.listLineage(datasetId);
+  if (!lineage.length) {
+    throw new BronzeError(
+      "--fill-gaps without --start/--end needs a dataset with recorded partitions; this one has none",
+      2,
+    );
+  }
+  return {
+    start: opts.start ?? lineage[0].ledgerStart,
+    end: opts.end ?? lineage[lineage.length - 1].ledgerEnd,
+  };
+}
+
+async function execute(
+  run: Run,
+  start: number,
+  end: number,
+  signal: AbortSignal,
+): Promise<CopyResult> {
+  const { log, opts } = run;
+  const cp = await loadCheckpoint(run);
+  const lineage = await run.writer.listLineage(run.dataset.id);
+  run.highest = lineage.length ? lineage[lineage.length - 1].ledgerEnd : 0;
+  run.held = lineage.filter((r) => r.ledgerEnd >= start && r.ledgerStart <= end)
+    .map((r) => ({ start: r.ledgerStart, end: r.ledgerEnd }));
+  const coverage = await run.writer.contiguousCoverage(run.dataset.id, start);
+  if (cp && cp.last_committed_ledger > coverage && cp.last_committed_ledger >= start) {
+    log.warn(
+      "resume",
+      `checkpoint says ledgers through ${cp.last_committed_ledger} are committed, but the catalog holds ${start}-${coverage} contiguously; trusting the catalog`,
+    );
+  }
+  const stored = await storedRanges(run, start, end);
+  const work = planWork({ start, end }, opts.partitionSize, run.held, stored);
+  if (work.length === 0) {
+    log.info(
+      "copier",
+      `range ${start}-${end} is already complete (${run.dataset.label}); nothing to do`,
+    );
+    return { committed: [], adopted: [], interrupted: false };
+  }
+  if (coverage >= start || cp) {
+    if (coverage >= start) log.info("resume", `catalog holds ${start}-${coverage}`);
+    log.info("copier", `continuing from ledger ${work[0].start}`);
+  } else {
+    log.info("copier", `starting from ledger ${work[0].start}`);
+  }
+  run.progress.begin(work.reduce((n, r) => n + r.end - r.start + 1, 0));
+
+  const result: CopyResult = { committed: [], adopted: [], interrupted: false };
+  // Up to `concurrency` partitions are built at once; they are committed strictly in ledger order,
+  // so the catalog only ever grows contiguously from the run's start.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  signal.addEventListener("abort", onAbort);
+  const inFlight: Promise<Built | null>[] = [];
+  let next = 0;
+  const launch = () => {
+    while (inFlight.length < opts.concurrency && next < work.length && !stop.signal.aborted) {
+      const p = buildPartition(run, work[next++], stop.signal);
+      p.catch(() => {}); // observed in order below; an early failure must not go unhandled
+      inFlight.push(p);
+    }
+  };
+  try {
+    launch();
+    while (inFlight.length) {
+      const built = await inFlight.shift()!;
+      if (built === null) break; // interrupted before its first ledger
+      try {
+        await commitPartition(run, built, result);
+      } finally {
+        await rm(built.path, { force: true });
+      }
+      if (built.partial || signal.aborted) break;
+      launch();
+    }
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    stop.abort();
+    // Builds started ahead of an error or a signal are discarded: they were never published.
+    for (const p of inFlight) {
+      const b = await p.catch(() => null);
+      if (b) await rm(b.path, { force: true });
+    }
+    run.progress.end();
+  }
+  result.interrupted = signal.aborted;
+  if (!result.interrupted) log.info("copier", "complete");
+  return result;
+}
+
+async function loadCheckpoint(run: Run): Promise<Checkpoint | null> {
+  try {
+    const cp = await run.checkpoint.load();
+    checkIdentity(cp, {
+      copier_id: run.opts.copierId,
+      network: run.opts.network,
+      era_id: run.opts.era,
+      version_label: run.opts.versionLabel,
+    }, run.checkpoint.location);
+    run.log.info("resume", `checkpoint found: last_committed=${cp.last_committed_ledger}`);
+    return cp;
+  } catch (err) {
+    if (err instanceof ErrNoCheckpoint) return null;
+    throw err;
+  }
+}
+
+/** Partition files in storage within [start, end] (the catalog may lack some after a crash). */
+async function storedRanges(run: Run, start: number, end: number): Promise<Range[]> {
+  const out: Range[] = [];
+  for await (const obj of run.storage.list(datasetPrefix(run.dataset))) {
+    const r = rangeOfKey(obj.key);
+    if (r && r.start >= start && r.end <= end) out.push(r);
+  }
+  return out;
+}
+
+/** Step 1 of the commit protocol: the Parquet file and its sha256, built in a local temp file. */
+async function buildPartition(run: Run, range: Range, stop: AbortSignal): Promise<Built | null> {
+  if (stop.aborted) return null;
+  const path = join(run.tmpDir, `part-${Deno.pid}-${range.start}-${range.end}.parquet`);
+  const file = await PartitionFileWriter.create(path, {
+    bronzeVersion: run.opts.versionLabel,
+    eraId: run.opts.era,
+    network: run.opts.network,
+  });
+  let first: { prev: string } | null = null;
+  let lastSeq = range.start - 1;
+  let lastHash = "";
+  let chainBreaks = 0;
+  let txs = 0;
+  let ops = 0;
+  let xdrBytes = 0;
+  let firstClose = 0;
+  let lastClose = 0;
+  try {
+    for await (const raw of run.lake.stream(range.start, range.end)) {
+      const row = decodeLedger(raw.xdr, `${raw.key} (ledger ${raw.sequence})`);
+      if (row.ledgerSequence !== raw.sequence) {
+        throw new BronzeError(
+          `${raw.key}: holds ledger ${row.ledgerSequence} where ledger ${raw.sequence} belongs`,
+        );
+      }
+      if (first === null) {
+        first = { prev: row.previousLedgerHash };
+        firstClose = row.closeTimeMs;
+      } else if (row.previousLedgerHash !== lastHash) {
+        chainBreaks++;
+      }
+      await file.write(row);
+      lastSeq = row.ledgerSequence;
+      lastHash = row.ledgerHash;
+      lastClose = row.closeTimeMs;
+      txs += row.txCount;
+      ops += row.operationCount;
+      xdrBytes += row.xdrByteLength;
+      run.progress.add(1, row.xdrByteLength);
+      if (stop.aborted) break;
+    }
+    if (first === null) {
+      await file.abort();
+      return null;
+    }
+    const info = await file.finish();
+    const read = { start: range.start, end: lastSeq };
+    if (info.rows !== read.end - read.start + 1) {
+      throw new Error(
+        `partition ${read.start}-${read.end}: wrote ${info.rows} rows for ${
+          read.end - read.start + 1
+        } ledgers`,
+      );
+    }
+    if (chainBreaks) {
+      run.log.warn(
+        "partition",
+        `ledgers ${read.start}-${read.end}: ${chainBreaks} break(s) in the previous-ledger-hash chain`,
+      );
+    }
+    return {
+      range: read,
+      partial: read.end < range.end,
+      path,
+      sha256: info.sha256,
+      bytes: info.bytes,
+      firstPreviousLedgerHash: first.prev,
+      lastLedgerHash: lastHash,
+      quality: {
+        row_count: info.rows,
+        row_count_matches_range: 1,
+        chain_intact: chainBreaks === 0 ? 1 : 0,
+        first_close_time_ms: firstClose,
+        last_close_time_ms: lastClose,
+        tx_count: txs,
+        operation_count: ops,
+        xdr_bytes: xdrBytes,
+      },
+    };
+  } catch (err) {
+    await file.abort();
+    throw err;
+  }
+}
+
+/**
+ * Steps 2-5 of the commit protocol, in this order and no other:
+ *   2. publish the file only if absent (adopt an identical one, refuse a different one);
+ *   3. write _manifest.json;
+ *   4. ONE catalog transaction: lineage row + quality rows. This is the commit point;
+ *   5. save the checkpoint; a failure here is loud but does not fail the partition.
+ * A crash between any two steps leaves state the next run completes: a stored file without a
+ * lineage row is adopted (its bytes are re-derived and compared), never duplicated or lost.
+ */
+async function commitPartition(run: Run, built: Built, result: CopyResult): Promise<void> {
+  const { range } = built;
+  const key = partitionKey(run.dataset, range);
+  const checksum = `sha256:${built.sha256}`;
+
+  const published = await publishPartition(run.storage, key, built.path, built.sha256);
+  if (published === "adopted") {
+    run.log.info(
+      "storage",
+      `adopted ${objectUrl(run.storage, key)}: already stored with the same sha256`,
+    );
+    result.adopted.push(range);
+  }
+  await failpoint("after-publish");
+
+  await writeManifest(run.storage, manifestKey(run.dataset, range), {
+    partition: {
+      start: range.start,
+      end: range.end,
+      table: TABLE,
+      file: key.slice(key.lastIndexOf("/") + 1),
+    },
+    table: { checksum, rows: range.end - range.start + 1, bytes: built.bytes },
+    producer: { version: PRODUCER, git_sha: gitSha() },
+    created_at: new Date().toISOString(),
+  });
+  await failpoint("after-manifest");
+
+  const backfill = !run.backfillRecorded && range.end < run.highest;
+  await run.writer.recordPartition({
+    datasetId: run.dataset.id,
+    ledgerStart: range.start,
+    ledgerEnd: range.end,
+    rowCount: range.end - range.start + 1,
+    byteSize: built.bytes,
+    checksum,
+    storagePath: key,
+    storageUri: objectUrl(run.storage, key),
+    firstPreviousLedgerHash: built.firstPreviousLedgerHash,
+    lastLedgerHash: built.lastLedgerHash,
+    producerVersion: PRODUCER,
+    producerGitSha: gitSha(),
+    sourceType: "archive",
+    sourceLocation: run.lake.url,
+    quality: built.quality,
+    change: backfill
+      ? {
+        type: "backfill",
+        description:
+          `copier ${run.opts.copierId} filled ledgers from ${range.start} behind the highest recorded ledger ${run.highest}`,
+      }
+      : undefined,
+  });
+  if (backfill) run.backfillRecorded = true;
+  insertHeld(run.held, range);
+  result.committed.push(range);
+  run.log.info("partition", `committed range ${range.start}-${range.end}`, {
+    checksum,
+    bytes: built.bytes,
+  });
+  await failpoint("after-catalog");
+
+  const last = coveredThrough(run.held, range.end);
+  try {
+    await run.checkpoint.save({
+      copier_id: run.opts.copierId,
+      network: run.opts.network,
+      era_id: run.opts.era,
+      version_label: run.opts.versionLabel,
+      last_committed_ledger: last,
+      last_committed_partition: { start: range.start, end: range.end, checksum },
+      updated_at: new Date().toISOString(),
+    });
+    run.log.info("checkpoint", `saved: last_committed=${last}`);
+  } catch (err) {
+    run.log.warn(
+      "checkpoint",
+      `save to ${run.checkpoint.location} failed (the partition is committed; the catalog is the truth): ${
+        (err as Error).message
+      }`,
+    );
+  }
+  await failpoint("after-checkpoint");
+}
+
+function insertHeld(held: Range[], r: Range): void {
+  let i = held.findIndex((h) => h.start > r.start);
+  if (i === -1) i = held.length;
+  held.splice(i, 0, r);
+}
+
+/**
+ * The last ledger of the contiguous run of held ranges that includes `ledger`. Every work item
+ * before this one is committed (commits are in order), so this never overstates what the catalog
+ * holds from the run's start.
+ */
+function coveredThrough(held: readonly Range[], ledger: number): number {
+  let last = ledger;
+  for (const h of held) {
+    if (h.start <= last + 1 && h.end > last) last = h.end;
+  }
+  return last;
+}
+
+/** Temp files of copiers that died (SIGKILL, power loss): their pid no longer runs. */
+async function removeStaleTempFiles(tmpDir: string): Promise<void> {
+  for (const name of await readdir(tmpDir).catch(() => [] as string[])) {
+    const pid = Number(/^part-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === Deno.pid) continue;
+    let alive = true;
+    try {
+      Deno.statSync(`/proc/${pid}`);
+    } catch {
+      alive = false;
+    }
+    if (!alive) await rm(join(tmpDir, name), { force: true });
+  }
+}

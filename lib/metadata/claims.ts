@@ -1,0 +1,92 @@
+import type pg from "pg";
+import { hostname } from "node:os";
+import { BronzeError } from "../errors.ts";
+import { type Catalog, catalogError } from "./catalog.ts";
+
+/**
+ * Range claims of running copiers (migration 002). A claim lives as long as the session that holds
+ * its advisory lock: the lock is released by PostgreSQL when the copier's connection dies, however
+ * it dies, and the next claimer then sweeps the row.
+ */
+
+// Two-key advisory locks: (CLAIM_LOCK_CLASS, claim id) marks a live claim;
+// (CLAIM_LOCK_CLASS, 0) serialises sweeping and claiming.
+const CLAIM_LOCK_CLASS = 0x62726f6e; // "bron"
+
+export class RangeClaimedError extends BronzeError {}
+
+export interface Claim {
+  readonly id: number;
+  release(): Promise<void>;
+}
+
+export async function claimRange(
+  catalog: Catalog,
+  dataset: { id: number; label: string },
+  copierId: string,
+  start: number,
+  end: number,
+): Promise<Claim> {
+  let client: pg.PoolClient;
+  try {
+    client = await catalog.pool.connect();
+  } catch (err) {
+    throw catalogError(err, catalog.label);
+  }
+  let id: number;
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock($1, 0)", [CLAIM_LOCK_CLASS]);
+    await client.query(
+      `DELETE FROM _meta_copier_claims c
+       WHERE NOT EXISTS (
+         SELECT 1 FROM pg_locks l
+         WHERE l.locktype = 'advisory' AND l.granted
+           AND l.classid::bigint = $1 AND l.objid::bigint = c.id AND l.objsubid = 2)`,
+      [CLAIM_LOCK_CLASS],
+    );
+    const overlapping = await client.query(
+      `SELECT copier_id, ledger_start, ledger_end, host, pid, claimed_at FROM _meta_copier_claims
+       WHERE dataset_id = $1 AND ledger_start <= $3 AND ledger_end >= $2 ORDER BY ledger_start LIMIT 1`,
+      [dataset.id, start, end],
+    );
+    if (overlapping.rows.length) {
+      const o = overlapping.rows[0];
+      throw new RangeClaimedError(
+        `range ${start}-${end} of ${dataset.label} overlaps ${o.ledger_start}-${o.ledger_end}, ` +
+          `being copied by copier ${o.copier_id} (host ${o.host}, pid ${o.pid}, since ` +
+          `${(o.claimed_at as Date).toISOString()}); give each copier a disjoint range`,
+      );
+    }
+    const { rows } = await client.query<{ id: number }>(
+      `INSERT INTO _meta_copier_claims (dataset_id, copier_id, ledger_start, ledger_end, host, pid)
+       VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+      [dataset.id, copierId, start, end, hostname(), Deno.pid],
+    );
+    id = rows[0].id;
+    // Session-level: outlives this transaction, dies with the connection.
+    await client.query("SELECT pg_advisory_lock($1, $2)", [CLAIM_LOCK_CLASS, id]);
+    await client.query("COMMIT");
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    client.release();
+    if (err instanceof BronzeError) throw err;
+    throw catalogError(err, catalog.label);
+  }
+  let released = false;
+  return {
+    id,
+    async release() {
+      if (released) return;
+      released = true;
+      try {
+        await client.query("DELETE FROM _meta_copier_claims WHERE id = $1", [id]);
+        await client.query("SELECT pg_advisory_unlock($1, $2)", [CLAIM_LOCK_CLASS, id]);
+        client.release();
+      } catch {
+        // The connection is gone: so is the lock, and the row will be swept.
+        client.release(true);
+      }
+    },
+  };
+}

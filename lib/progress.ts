@@ -1,0 +1,54 @@
+import type { Logger } from "./log.ts";
+
+/** Throughput and ETA of a run, shown as a live line on a terminal (the logger decides). */
+export class Progress {
+  #total = 0;
+  #ledgers = 0;
+  #bytes = 0;
+  #startedAt = 0;
+  #lastDraw = 0;
+
+  constructor(private readonly log: Logger) {}
+
+  begin(totalLedgers: number): void {
+    this.#total = totalLedgers;
+    this.#startedAt = performance.now();
+  }
+
+  add(ledgers: number, bytes: number): void {
+    this.#ledgers += ledgers;
+    this.#bytes += bytes;
+    const now = performance.now();
+    if (now - this.#lastDraw < 250) return;
+    this.#lastDraw = now;
+    this.log.progress(this.line(now));
+  }
+
+  line(now = performance.now()): string {
+    const secs = Math.max((now - this.#startedAt) / 1000, 1e-3);
+    const rate = this.#ledgers / secs;
+    const mbps = this.#bytes / secs / 1e6;
+    const left = this.#total - this.#ledgers;
+    const eta = rate > 0 ? formatDuration(left / rate) : "?";
+    const pct = this.#total ? ((100 * this.#ledgers) / this.#total).toFixed(1) : "0";
+    return `[progress] ${this.#ledgers}/${this.#total} ledgers (${pct}%)  ${
+      rate.toFixed(0)
+    } ledgers/s  ${mbps.toFixed(1)} MB/s  ETA ${eta}`;
+  }
+
+  end(): void {
+    this.log.progress("");
+  }
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h
+    ? `${h}h${String(m).padStart(2, "0")}m`
+    : m
+    ? `${m}m${String(s % 60).padStart(2, "0")}s`
+    : `${s}s`;
+}
