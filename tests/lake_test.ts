@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { zstdCompressSync, zstdDecompressSync } from "node:zlib";
-import { openStore } from "./_local_store.ts";
+import { openStore } from "../lib/blob/mod.ts";
 import { type Lake, type LakeConfig, objectKey, openLake, type RawLedger } from "../lib/lake.ts";
 import { decodeLedger } from "../lib/ledger.ts";
 import type { Network } from "../lib/network.ts";
@@ -40,7 +40,7 @@ async function synthLake(
   const dir = await tempDir();
   const network = opts.network ?? "testnet";
   await makeLake({
-    store: await openStore(dir),
+    store: openStore(dir),
     network,
     start: 1,
     count: 20,
@@ -48,7 +48,7 @@ async function synthLake(
     ledgerBytes: 1500,
     ...opts,
   });
-  return { dir, lake: await openLake(await openStore(dir), network), network };
+  return { dir, lake: await openLake(openStore(dir), network), network };
 }
 
 const config = (lpb: number, bpp: number): LakeConfig => ({
@@ -80,7 +80,7 @@ Deno.test({
   name: "real lakes: keyFor names the sample objects; both extensions are found",
   ignore: !haveSamples,
   fn: async () => {
-    const testnet = await openLake(await openStore(`${SAMPLES}testnet`), "testnet");
+    const testnet = await openLake(openStore(`${SAMPLES}testnet`), "testnet");
     assert.equal(testnet.keyFor(1410048), "FFEA83FF--1408000-1471999/FFEA7BFF--1410048.xdr.zst");
     const ledgers = await collect(testnet.stream(1410360, 1410367, { prefetch: 3 }));
     assert.deepEqual(ledgers.map((l) => l.sequence), [...Array(8)].map((_, i) => 1410360 + i));
@@ -88,7 +88,7 @@ Deno.test({
       ledgers[0].key,
       `${SAMPLES}testnet/FFEA83FF--1408000-1471999/FFEA7AC7--1410360.xdr.zst`,
     );
-    const pubnet = await openLake(await openStore(`${SAMPLES}pubnet`), "pubnet");
+    const pubnet = await openLake(openStore(`${SAMPLES}pubnet`), "pubnet");
     const [big] = await collect(pubnet.stream(53312000, 53312000));
     assert.match(big.key, /FCD285FF--53312000\.xdr\.zstd$/);
     assert.equal(decodeLedger(big.xdr).txCount, 163);
@@ -208,7 +208,7 @@ Deno.test("LedgerCloseMeta whose ledgerSeq disagrees with its batch", async () =
 
 Deno.test("lake whose passphrase is not the network's", async () => {
   const { dir } = await synthLake({ count: 2, network: "futurenet" });
-  await assert.rejects(openLake(await openStore(dir), "pubnet"), {
+  await assert.rejects(openLake(openStore(dir), "pubnet"), {
     name: "BronzeError",
     message: `lake ${dir} is for network passphrase "Test SDF Future Network ; October 2022", ` +
       `but pubnet is "Public Global Stellar Network ; September 2015"`,
@@ -217,12 +217,12 @@ Deno.test("lake whose passphrase is not the network's", async () => {
 
 Deno.test("missing or invalid .config.json", async () => {
   const dir = await tempDir();
-  await assert.rejects(openLake(await openStore(dir), "testnet"), {
+  await assert.rejects(openLake(openStore(dir), "testnet"), {
     name: "BronzeError",
     message: `${dir}/.config.json: not found (is ${dir} a Galexie data lake?)`,
   });
   await Deno.writeTextFile(`${dir}/.config.json`, "{ nope");
-  await assert.rejects(openLake(await openStore(dir), "testnet"), {
+  await assert.rejects(openLake(openStore(dir), "testnet"), {
     message: /^.*\/\.config\.json: not valid JSON \([^\n]*\)$/,
   });
   await Deno.writeTextFile(
@@ -234,7 +234,7 @@ Deno.test("missing or invalid .config.json", async () => {
       batchesPerPartition: 1,
     }),
   );
-  await assert.rejects(openLake(await openStore(dir), "testnet"), {
+  await assert.rejects(openLake(openStore(dir), "testnet"), {
     message: `${dir}/.config.json: field ledgersPerBatch must be a positive integer, got 0`,
   });
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { xdr } from "@stellar/stellar-sdk";
-import { openStore } from "./_local_store.ts";
+import { openStore } from "../lib/blob/mod.ts";
 import { openLake } from "../lib/lake.ts";
 import { decodeLedger, type LedgerRow } from "../lib/ledger.ts";
 import type { Network } from "../lib/network.ts";
@@ -74,7 +74,7 @@ function assertMatchesSdk(bytes: Uint8Array): LedgerRow {
 }
 
 async function lakeRows(network: Network, start: number, end: number): Promise<LedgerRow[]> {
-  const lake = await openLake(await openStore(`${SAMPLES}${network}`), network);
+  const lake = await openLake(openStore(`${SAMPLES}${network}`), network);
   const rows: LedgerRow[] = [];
   for await (const l of lake.stream(start, end)) {
     assert.equal(l.sequence, start + rows.length);
@@ -189,7 +189,7 @@ Deno.test({
   name: "decodeLedger speed (informational)",
   ignore: !haveSamples,
   fn: async () => {
-    const lake = await openLake(await openStore(`${SAMPLES}pubnet`), "pubnet");
+    const lake = await openLake(openStore(`${SAMPLES}pubnet`), "pubnet");
     let big: Uint8Array | undefined;
     for await (const l of lake.stream(46154623, 46154623)) big = l.xdr;
     const t = performance.now();
