@@ -5,10 +5,15 @@
  * Keys are relative, '/'-separated, never starting with '/'. They are resolved under the store's
  * root (the path or bucket prefix of the URL the store was opened with).
  */
+import { BronzeError } from "../errors.ts";
+
 export interface ObjectInfo {
   key: string;
   size: number;
-  /** Opaque version token for conditional writes (file: mtime+size+ino; gs: generation; s3: ETag). */
+  /**
+   * Opaque version token for conditional writes (file: inode+size+mtime, fresh on every
+   * write because writes install a new inode; gs: generation; s3: ETag).
+   */
   version: string;
 }
 
@@ -44,16 +49,15 @@ export interface ObjectStore {
   close?(): Promise<void>;
 }
 
-export class NotFoundError extends Error {
+/** User-facing (a BronzeError) so an unexpected miss reaches the user as one line naming the object. */
+export class NotFoundError extends BronzeError {
   constructor(readonly url: string) {
     super(`object not found: ${url}`);
-    this.name = "NotFoundError";
   }
 }
 
-export class PreconditionFailedError extends Error {
+export class PreconditionFailedError extends BronzeError {
   constructor(readonly url: string) {
     super(`${url} was changed by another writer (precondition failed)`);
-    this.name = "PreconditionFailedError";
   }
 }

@@ -1,0 +1,226 @@
+/**
+ * ObjectStore over a local directory (a bare path or a file:// URL).
+ *
+ * Every write goes to a hidden temp file in the destination folder (`.<name>.tmp-<random>`),
+ * is fsynced, and is then installed atomically: by link(2) for put-if-absent (which fails instead
+ * of replacing) and by rename(2) for versioned overwrites; the folder is fsynced afterwards so the
+ * new name survives a power cut. Temp files are removed on every error path and skipped by list().
+ */
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { checkKey, checkPrefix } from "./keys.ts";
+import {
+  NotFoundError,
+  type ObjectInfo,
+  type ObjectStore,
+  PreconditionFailedError,
+  type VersionedObject,
+} from "./store.ts";
+
+const TEMP_NAME = /^\..+\.tmp-[0-9a-f]{16}$/;
+
+export class FileStore implements ObjectStore {
+  readonly url: string;
+  /** Absolute path of the root folder. */
+  readonly root: string;
+
+  constructor(url: string) {
+    this.url = url;
+    this.root = resolve(url.startsWith("file://") ? fileURLToPath(url) : url);
+  }
+
+  /** The local path of `key`; it names the object in error messages. */
+  path(key: string): string {
+    return join(this.root, ...checkKey(this.url, key).split("/"));
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    const path = this.path(key);
+    try {
+      return await Deno.readFile(path);
+    } catch (e) {
+      throw notFound(e, path);
+    }
+  }
+
+  async getVersioned(key: string): Promise<VersionedObject | null> {
+    const path = this.path(key);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+    // Version and bytes from one open file, so they describe the same inode even if a writer
+    // renames a new version into place meanwhile.
+    try {
+      const version = versionOf(await file.stat());
+      const data = new Uint8Array(await new Response(file.readable).arrayBuffer());
+      return { data, version };
+    } catch (e) {
+      try {
+        file.close();
+      } catch { /* already closed by the stream */ }
+      throw e;
+    }
+  }
+
+  async getStream(key: string): Promise<ReadableStream<Uint8Array>> {
+    const path = this.path(key);
+    try {
+      const file = await Deno.open(path, { read: true });
+      return file.readable; // closes the file when consumed or cancelled
+    } catch (e) {
+      throw notFound(e, path);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | null> {
+    try {
+      const info = await Deno.stat(this.path(key));
+      return info.isFile ? { key, size: info.size, version: versionOf(info) } : null;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+  }
+
+  async putIfAbsent(
+    key: string,
+    data: Uint8Array | { file: string },
+  ): Promise<"created" | "exists"> {
+    const path = this.path(key);
+    return await withTemp(path, data, async (temp) => {
+      try {
+        await Deno.link(temp, path);
+      } catch (e) {
+        if (e instanceof Deno.errors.AlreadyExists) return "exists";
+        throw e;
+      }
+      return "created";
+    });
+  }
+
+  /**
+   * Compare-then-rename. The create case (ifVersion null) is atomic (link). The replace case has a
+   * window between the compare and the rename in which a second local writer could slip in; the
+   * checkpoint has one writer per dataset, so this is accepted rather than adding lock files.
+   */
+  async putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string> {
+    const path = this.path(key);
+    return await withTemp(path, data, async (temp, version) => {
+      if (ifVersion === null) {
+        try {
+          await Deno.link(temp, path);
+        } catch (e) {
+          if (e instanceof Deno.errors.AlreadyExists) throw new PreconditionFailedError(path);
+          throw e;
+        }
+      } else {
+        const current = await this.head(key);
+        if (current?.version !== ifVersion) throw new PreconditionFailedError(path);
+        await Deno.rename(temp, path);
+      }
+      return version;
+    });
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    checkPrefix(this.url, prefix);
+    const slash = prefix.lastIndexOf("/");
+    const dirKey = prefix.slice(0, slash + 1); // "" or ends with '/'
+    yield* walk(join(this.root, ...dirKey.split("/")), dirKey, prefix.slice(slash + 1));
+  }
+}
+
+/** Objects under `dir` (whose key prefix is `keyPrefix`) in lexicographic key order. */
+async function* walk(dir: string, keyPrefix: string, namePrefix = ""): AsyncIterable<ObjectInfo> {
+  const entries: { name: string; sortKey: string; isDir: boolean; info?: Deno.FileInfo }[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.name.startsWith(namePrefix) || TEMP_NAME.test(e.name)) continue;
+      let isDir = e.isDirectory;
+      let info: Deno.FileInfo | undefined;
+      if (e.isSymlink || e.isFile) {
+        info = await Deno.stat(join(dir, e.name));
+        isDir = info.isDirectory;
+      }
+      // A folder sorts as "name/" so that "a-b" < "a/x" < "a0", as the flat keys do.
+      entries.push({ name: e.name, sortKey: isDir ? e.name + "/" : e.name, isDir, info });
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return;
+    throw e;
+  }
+  entries.sort((a, b) => a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0);
+  for (const e of entries) {
+    const key = keyPrefix + e.name;
+    if (e.isDir) yield* walk(join(dir, e.name), key + "/");
+    else if (e.info?.isFile) yield { key, size: e.info.size, version: versionOf(e.info) };
+  }
+}
+
+/**
+ * Writes `data` to a fresh temp file next to `path`, fsyncs it, runs `install` (which links or
+ * renames it into place), then removes whatever is left of the temp file and fsyncs the folder.
+ */
+async function withTemp<T>(
+  path: string,
+  data: Uint8Array | { file: string },
+  install: (temp: string, version: string) => Promise<T>,
+): Promise<T> {
+  const dir = dirname(path);
+  await Deno.mkdir(dir, { recursive: true });
+  const temp = join(dir, `.${path.slice(dir.length + 1)}.tmp-${randomHex()}`);
+  try {
+    if (data instanceof Uint8Array) {
+      await Deno.writeFile(temp, data, { createNew: true, mode: 0o644 });
+    } else {
+      await Deno.copyFile(data.file, temp); // kernel-side copy; never held in memory
+    }
+    const file = await Deno.open(temp, { read: true, write: true });
+    let version: string;
+    try {
+      await file.sync();
+      version = versionOf(await file.stat()); // rename and link keep the inode, hence the version
+    } finally {
+      file.close();
+    }
+    const result = await install(temp, version);
+    await syncDir(dir);
+    return result;
+  } finally {
+    await Deno.remove(temp).catch(() => {}); // after link, or on error; gone already after rename
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await Deno.open(dir, { read: true });
+  try {
+    await d.sync();
+  } finally {
+    d.close();
+  }
+}
+
+/**
+ * Every write installs a new inode, which cannot share its number with the inode it replaces
+ * while that one is still linked, so the inode number alone changes on each write; size and
+ * mtime guard against a number reused later. Not ctime: link, unlink and rename change it.
+ */
+function versionOf(info: Deno.FileInfo): string {
+  return `${info.ino ?? 0}-${info.size}-${info.mtime?.getTime() ?? 0}`;
+}
+
+function notFound(e: unknown, path: string): unknown {
+  return e instanceof Deno.errors.NotFound ? new NotFoundError(path) : e;
+}
+
+function randomHex(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(8)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}

@@ -1,0 +1,70 @@
+/** Key and URL helpers shared by every ObjectStore backend. */
+import { BronzeError } from "../errors.ts";
+
+/**
+ * Joins key parts with '/', dropping empty parts and stray slashes at the joins, so
+ * `joinKey("a/", "/b", "", "c")` is "a/b/c". Slashes inside a part are kept.
+ */
+export function joinKey(...parts: string[]): string {
+  return parts.map((p) => p.replace(/^\/+|\/+$/g, "")).filter((p) => p !== "").join("/");
+}
+
+/**
+ * Rejects keys that could escape the store's root or alias another key: the file backend maps
+ * keys to paths, so "..", "." and empty segments must never reach it, and the cloud backends
+ * refuse them too so a key means the same object everywhere.
+ */
+export function checkKey(storeUrl: string, key: string): string {
+  if (
+    key === "" || key.startsWith("/") || key.includes("\\") || key.includes("\0") ||
+    key.split("/").some((s) => s === "" || s === "." || s === "..")
+  ) {
+    throw new BronzeError(
+      `invalid object key ${
+        JSON.stringify(key)
+      } in ${storeUrl}: keys are relative, '/'-separated, ` +
+        `with no empty, "." or ".." segments`,
+    );
+  }
+  return key;
+}
+
+/** A list prefix may be empty or end in '/' or mid-name, but must not contain bad segments. */
+export function checkPrefix(storeUrl: string, prefix: string): string {
+  if (prefix !== "") checkKey(storeUrl, prefix.endsWith("/") ? prefix + "x" : prefix);
+  return prefix;
+}
+
+/** Removes user:password from a URL so it can be printed; non-URLs (bare paths) pass through. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1");
+}
+
+/** Splits `scheme://bucket/prefix` into the bucket and a prefix that is "" or ends in '/'. */
+export function parseBucketUrl(
+  url: string,
+  scheme: "gs" | "s3",
+): { bucket: string; prefix: string } {
+  const m = new RegExp(`^${scheme}://([^/]+)(?:/(.*))?$`).exec(url);
+  if (!m || m[1] === "") {
+    throw new BronzeError(
+      `invalid ${scheme}:// URL ${redactUrl(url)}: expected ${scheme}://bucket[/prefix]`,
+    );
+  }
+  const prefix = joinKey(m[2] ?? "");
+  return { bucket: m[1], prefix: prefix === "" ? "" : prefix + "/" };
+}
+
+/**
+ * Wraps a backend failure into one user-facing line naming the object, keeping the original as
+ * `cause`. Our own errors (bad key, not found...) already say what they mean and pass through.
+ */
+export function storeError(op: string, url: string, e: unknown): BronzeError {
+  if (e instanceof BronzeError) return e;
+  const err = e as { name?: string; message?: string; code?: unknown };
+  const what = [err?.name === "Error" ? undefined : err?.name, err?.code, err?.message]
+    .filter((x) => x !== undefined && x !== "").join(": ");
+  const wrapped = new BronzeError(`${op} ${url} failed: ${what || String(e)}`);
+  (wrapped as { cause?: unknown }).cause = e;
+  return wrapped;
+}
