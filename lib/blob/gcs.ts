@@ -1,0 +1,180 @@
+/**
+ * ObjectStore over `gs://bucket/prefix` (Google Cloud Storage).
+ *
+ * The version token is the object's generation; conditional writes are GCS preconditions
+ * (`ifGenerationMatch`, 0 meaning "absent"), checked atomically by the server. Because they make
+ * writes idempotent, the client library retries them; if a create succeeded but its response was
+ * lost, the retry sees 412 and we report "exists" (the commit protocol then compares and adopts).
+ */
+import { stat } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { type File, Storage } from "@google-cloud/storage";
+import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
+import {
+  NotFoundError,
+  type ObjectInfo,
+  type ObjectStore,
+  PreconditionFailedError,
+  type VersionedObject,
+} from "./store.ts";
+
+/** Above this, `{ file }` uploads are resumable (restartable per chunk) instead of one request. */
+const RESUMABLE_ABOVE = 8 << 20;
+
+export interface GcsOptions {
+  /** Custom endpoint such as an emulator (then requests are unauthenticated). */
+  apiEndpoint?: string;
+  projectId?: string;
+}
+
+/**
+ * STORAGE_EMULATOR_HOST selects an emulator (the client library honours it too); credentials
+ * otherwise come from Google's usual chain (GOOGLE_APPLICATION_CREDENTIALS, gcloud, metadata).
+ */
+export function gcsOptionsFromEnv(
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): GcsOptions {
+  const emulator = env.STORAGE_EMULATOR_HOST || undefined;
+  return {
+    apiEndpoint: emulator,
+    // An emulator has no credentials to derive a project from, and the client may ask for one.
+    projectId: env.GOOGLE_CLOUD_PROJECT || (emulator ? "bronze-test" : undefined),
+  };
+}
+
+export class GcsStore implements ObjectStore {
+  readonly url: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly #storage: Storage;
+
+  constructor(url: string, options: GcsOptions = gcsOptionsFromEnv()) {
+    ({ bucket: this.bucket, prefix: this.prefix } = parseBucketUrl(redactUrl(url), "gs"));
+    this.url = redactUrl(url).replace(/\/+$/, "");
+    this.#storage = new Storage({ apiEndpoint: options.apiEndpoint, projectId: options.projectId });
+  }
+
+  /** `gs://bucket/prefix/key`: how errors name the object. */
+  objectUrl(key: string): string {
+    return `gs://${this.bucket}/${this.prefix}${key}`;
+  }
+
+  #file(key: string, generation?: string): File {
+    return this.#storage.bucket(this.bucket).file(
+      this.prefix + checkKey(this.url, key),
+      generation === undefined ? undefined : { generation: Number(generation) },
+    );
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    const got = await this.getVersioned(key);
+    if (got === null) throw new NotFoundError(this.objectUrl(key));
+    return got.data;
+  }
+
+  async getVersioned(key: string): Promise<VersionedObject | null> {
+    // Read the generation, then download exactly that generation, so bytes and token agree even
+    // when a writer replaces the object in between (then the old generation is gone: re-read).
+    for (let attempt = 0;; attempt++) {
+      const info = await this.head(key);
+      if (info === null) return null;
+      try {
+        const [data] = await this.#file(key, info.version).download();
+        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        return { data: bytes, version: info.version };
+      } catch (e) {
+        if (code(e) === 404 && attempt < 3) continue;
+        throw storeError("gcs download", this.objectUrl(key), e);
+      }
+    }
+  }
+
+  async getStream(key: string): Promise<ReadableStream<Uint8Array>> {
+    // Fail here, not mid-stream, when the object is missing.
+    const info = await this.head(key);
+    if (info === null) throw new NotFoundError(this.objectUrl(key));
+    const stream = this.#file(key, info.version).createReadStream();
+    return Readable.toWeb(stream) as ReadableStream<Uint8Array>;
+  }
+
+  async head(key: string): Promise<ObjectInfo | null> {
+    try {
+      const [md] = await this.#file(key).getMetadata();
+      return { key, size: Number(md.size ?? 0), version: String(md.generation) };
+    } catch (e) {
+      if (code(e) === 404) return null;
+      throw storeError("gcs getMetadata", this.objectUrl(key), e);
+    }
+  }
+
+  async putIfAbsent(
+    key: string,
+    data: Uint8Array | { file: string },
+  ): Promise<"created" | "exists"> {
+    try {
+      await this.#put(key, data, 0);
+      return "created";
+    } catch (e) {
+      if (code(e) === 412) return "exists";
+      throw storeError("gcs upload", this.objectUrl(key), e);
+    }
+  }
+
+  async putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string> {
+    try {
+      return await this.#put(key, data, ifVersion === null ? 0 : Number(ifVersion));
+    } catch (e) {
+      if (code(e) === 412) throw new PreconditionFailedError(this.objectUrl(key));
+      throw storeError("gcs upload", this.objectUrl(key), e);
+    }
+  }
+
+  /** Uploads under `ifGenerationMatch` and returns the new generation. */
+  async #put(key: string, data: Uint8Array | { file: string }, ifGenerationMatch: number) {
+    const file = this.#file(key);
+    const preconditionOpts = { ifGenerationMatch };
+    const contentType = "application/octet-stream";
+    if (data instanceof Uint8Array) {
+      await file.save(data, { resumable: false, preconditionOpts, contentType });
+    } else {
+      const { size } = await stat(data.file);
+      await this.#storage.bucket(this.bucket).upload(data.file, {
+        destination: file,
+        resumable: size > RESUMABLE_ABOVE,
+        preconditionOpts,
+        contentType,
+      });
+    }
+    return String(file.metadata.generation);
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    checkPrefix(this.url, prefix);
+    const bucket = this.#storage.bucket(this.bucket);
+    let pageToken: string | undefined;
+    do {
+      let files: File[], next: { pageToken?: string } | null;
+      try {
+        [files, next] = await bucket.getFiles({
+          prefix: this.prefix + prefix,
+          autoPaginate: false,
+          pageToken,
+        }) as unknown as [File[], { pageToken?: string } | null];
+      } catch (e) {
+        throw storeError("gcs list", this.objectUrl(prefix), e);
+      }
+      for (const f of files) {
+        yield {
+          key: f.name.slice(this.prefix.length),
+          size: Number(f.metadata.size ?? 0),
+          version: String(f.metadata.generation),
+        };
+      }
+      pageToken = next?.pageToken;
+    } while (pageToken);
+  }
+}
+
+function code(e: unknown): unknown {
+  return (e as { code?: unknown })?.code;
+}

@@ -1,0 +1,248 @@
+/**
+ * ObjectStore over `s3://bucket/prefix`, for AWS S3 and S3-compatible services (B2, R2, MinIO).
+ *
+ * Conditional writes use S3's own preconditions (`If-None-Match: *`, `If-Match: <etag>`), so they
+ * are atomic on the server. A service that ignores those headers would silently overwrite; AWS, R2
+ * and current MinIO honour them.
+ *
+ * `{ file }` uploads are one streamed PutObject with a known Content-Length: nothing is held in
+ * memory, and the object may be up to S3's single-PUT limit of 5 GiB (partitions are far smaller).
+ * Multipart upload cannot be conditional on every S3-compatible service, hence not used.
+ */
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
+import {
+  NotFoundError,
+  type ObjectInfo,
+  type ObjectStore,
+  PreconditionFailedError,
+  type VersionedObject,
+} from "./store.ts";
+
+export interface S3Options {
+  /** Custom endpoint (B2, R2, MinIO, a test server); AWS's own when absent. */
+  endpoint?: string;
+  region: string;
+  forcePathStyle: boolean;
+  /** Explicit keys; when absent the SDK's default chain (env, profile, SSO, IMDS...) applies. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+/**
+ * Reads AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_REGION (default us-east-1) and
+ * S3_FORCE_PATH_STYLE ("true"/"1"); AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN)
+ * when both are set, which is what the SDK's chain would pick first anyway.
+ */
+export function s3OptionsFromEnv(
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): S3Options {
+  const opts: S3Options = {
+    endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
+    region: env.AWS_REGION || "us-east-1",
+    forcePathStyle: ["true", "1"].includes((env.S3_FORCE_PATH_STYLE ?? "").toLowerCase()),
+  };
+  if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
+    opts.credentials = {
+      accessKeyId: env.AWS_ACCESS_KEY_ID,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+      ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+    };
+  }
+  return opts;
+}
+
+export class S3Store implements ObjectStore {
+  readonly url: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly #client: S3Client;
+
+  constructor(url: string, options: S3Options = s3OptionsFromEnv()) {
+    ({ bucket: this.bucket, prefix: this.prefix } = parseBucketUrl(redactUrl(url), "s3"));
+    this.url = redactUrl(url).replace(/\/+$/, "");
+    this.#client = new S3Client({
+      endpoint: options.endpoint,
+      region: options.region,
+      forcePathStyle: options.forcePathStyle,
+      credentials: options.credentials,
+      // The SDK's default CRC trailers make some S3-compatible servers store streamed bodies
+      // with the trailer mixed in; send and check checksums only where S3 requires them.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      logger: quietLogger,
+    });
+  }
+
+  /** `s3://bucket/prefix/key`: how errors name the object. */
+  objectUrl(key: string): string {
+    return `s3://${this.bucket}/${this.prefix}${key}`;
+  }
+
+  #key(key: string): string {
+    return this.prefix + checkKey(this.url, key);
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    const got = await this.getVersioned(key);
+    if (got === null) throw new NotFoundError(this.objectUrl(key));
+    return got.data;
+  }
+
+  async getVersioned(key: string): Promise<VersionedObject | null> {
+    try {
+      const out = await this.#client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.#key(key) }),
+      );
+      return { data: await out.Body!.transformToByteArray(), version: out.ETag ?? "" };
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw storeError("s3 GetObject", this.objectUrl(key), e);
+    }
+  }
+
+  async getStream(key: string): Promise<ReadableStream<Uint8Array>> {
+    try {
+      const out = await this.#client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.#key(key) }),
+      );
+      return out.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+    } catch (e) {
+      if (isNotFound(e)) throw new NotFoundError(this.objectUrl(key));
+      throw storeError("s3 GetObject", this.objectUrl(key), e);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | null> {
+    try {
+      const out = await this.#client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(key) }),
+      );
+      return { key, size: out.ContentLength ?? 0, version: out.ETag ?? "" };
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw storeError("s3 HeadObject", this.objectUrl(key), e);
+    }
+  }
+
+  async putIfAbsent(
+    key: string,
+    data: Uint8Array | { file: string },
+  ): Promise<"created" | "exists"> {
+    try {
+      await this.#put(key, data, { IfNoneMatch: "*" });
+      return "created";
+    } catch (e) {
+      // 409 ConditionalRequestConflict: a concurrent conditional write to the key is in flight;
+      // whoever wins, an object is (about to be) there, so the caller compares as for "exists".
+      if (isPreconditionFailed(e) || errorName(e) === "ConditionalRequestConflict") return "exists";
+      throw storeError("s3 PutObject", this.objectUrl(key), e);
+    }
+  }
+
+  async putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string> {
+    try {
+      const out = await this.#put(
+        key,
+        data,
+        ifVersion === null ? { IfNoneMatch: "*" } : { IfMatch: ifVersion },
+      );
+      return out.ETag ?? "";
+    } catch (e) {
+      if (
+        isPreconditionFailed(e) || errorName(e) === "ConditionalRequestConflict" ||
+        (ifVersion !== null && isNotFound(e)) // If-Match on a deleted object
+      ) throw new PreconditionFailedError(this.objectUrl(key));
+      throw storeError("s3 PutObject", this.objectUrl(key), e);
+    }
+  }
+
+  async #put(
+    key: string,
+    data: Uint8Array | { file: string },
+    condition: { IfNoneMatch: string } | { IfMatch: string },
+  ) {
+    const common = { Bucket: this.bucket, Key: this.#key(key), ...condition };
+    if (data instanceof Uint8Array) {
+      return await this.#client.send(new PutObjectCommand({ ...common, Body: data }));
+    }
+    const { size } = await stat(data.file);
+    const body = createReadStream(data.file);
+    try {
+      return await this.#client.send(
+        new PutObjectCommand({ ...common, Body: body, ContentLength: size }),
+      );
+    } finally {
+      body.destroy();
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    checkPrefix(this.url, prefix);
+    let token: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.#client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            ContinuationToken: token,
+          }),
+        );
+      } catch (e) {
+        throw storeError("s3 ListObjectsV2", this.objectUrl(prefix), e);
+      }
+      for (const o of out.Contents ?? []) {
+        yield { key: o.Key!.slice(this.prefix.length), size: o.Size ?? 0, version: o.ETag ?? "" };
+      }
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  close(): Promise<void> {
+    this.#client.destroy(); // closes the keep-alive sockets
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Given a logger, the SDK logs every failed command to it (404s of head() included), and without
+ * one it still warns on the console whenever a streamed upload fails, the expected 412 of a
+ * put-if-absent on an existing partition included. Every failure reaches our caller as an error
+ * naming the object, so the SDK's own reports are dropped; other warnings still get through.
+ */
+const quietLogger = {
+  trace() {},
+  debug() {},
+  info() {},
+  warn(...args: unknown[]) {
+    if (!String(args[0]).includes("non-retryable streaming request")) console.warn(...args);
+  },
+  error() {},
+};
+
+function errorName(e: unknown): string | undefined {
+  return (e as { name?: string })?.name;
+}
+
+function httpStatus(e: unknown): number | undefined {
+  return (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
+function isNotFound(e: unknown): boolean {
+  const name = errorName(e);
+  if (name === "NoSuchBucket") return false; // a configuration error, not a missing object
+  return name === "NoSuchKey" || name === "NotFound" || httpStatus(e) === 404;
+}
+
+function isPreconditionFailed(e: unknown): boolean {
+  return errorName(e) === "PreconditionFailed" || httpStatus(e) === 412;
+}
