@@ -95,3 +95,36 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+export interface CatalogTarget {
+  kind: CatalogKind;
+  /** undefined for the embedded catalog. */
+  dsn?: string;
+  stateDir: string;
+  /** Opens a connection to inspect the catalog (close it before the copier needs the embedded one). */
+  open(): Promise<Catalog>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * A migrated catalog for commands that open their own connection (copy, coverage, verify): a new
+ * PostgreSQL database, or a new state dir whose embedded catalog the command migrates itself.
+ */
+export async function catalogTarget(kind: CatalogKind): Promise<CatalogTarget> {
+  const stateDir = await freshStateDir();
+  const db = kind === "postgres" ? await createTestDatabase() : undefined;
+  if (db) {
+    const c = await openCatalog({ dsn: db.dsn, stateDir });
+    await migrate(c).finally(() => c.close());
+  }
+  return {
+    kind,
+    dsn: db?.dsn,
+    stateDir,
+    open: () => openCatalog({ dsn: db?.dsn, stateDir }),
+    async [Symbol.asyncDispose]() {
+      await db?.drop();
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
