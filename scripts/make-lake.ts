@@ -16,6 +16,8 @@ import { parseArgs } from "node:util";
 import { constants, zstdCompressSync } from "node:zlib";
 import { xdr } from "@stellar/stellar-sdk";
 import type { ObjectStore } from "../lib/blob/store.ts";
+import { FileStore } from "../lib/blob/file.ts";
+import { dirname } from "node:path";
 import { CONFIG_KEY, type LakeConfig, objectKey } from "../lib/lake.ts";
 import { type Network, parseNetwork, passphraseOf } from "../lib/network.ts";
 
@@ -501,7 +503,8 @@ function u32be(n: number): Uint8Array {
 export async function makeLake(opts: MakeLakeOptions): Promise<void> {
   if (!opts.store && !opts.url) throw new Error("makeLake: give store or url");
   // Loaded only for a URL, so tests that pass a store don't pull in the cloud SDKs.
-  const store = opts.store ?? await (await import("../lib/blob/mod.ts")).openStore(opts.url!);
+  const store: ObjectStore = opts.store ??
+    await (await import("../lib/blob/mod.ts")).openStore(opts.url!);
   try {
     const config: LakeConfig = {
       networkPassphrase: passphraseOf(opts.network),
@@ -520,6 +523,15 @@ export async function makeLake(opts: MakeLakeOptions): Promise<void> {
     const lpb = config.ledgersPerBatch;
     const ext = opts.ext ?? "zst";
     const zstd = { params: { [constants.ZSTD_c_compressionLevel]: 3 } };
+    // A generated lake is a fixture: on local disk it is written without the store's two fsyncs
+    // per object (30,000 objects took 22 s that way, 3 s without), and simply made again if lost.
+    const write = store instanceof FileStore
+      ? async (key: string, bytes: Uint8Array) => {
+        const path = store.path(key);
+        await Deno.mkdir(dirname(path), { recursive: true });
+        await Deno.writeFile(path, bytes, { createNew: true });
+      }
+      : (key: string, bytes: Uint8Array) => store.putIfAbsent(key, bytes);
     const inFlight = new Set<Promise<unknown>>();
     const put = async (batchStart: number, ledgers: Uint8Array[], first: number) => {
       const body = concat([
@@ -529,7 +541,7 @@ export async function makeLake(opts: MakeLakeOptions): Promise<void> {
         ...ledgers,
       ]);
       const key = objectKey(config, batchStart, ext);
-      const p = store.putIfAbsent(key, zstdCompressSync(body, zstd));
+      const p = write(key, zstdCompressSync(body, zstd));
       inFlight.add(p);
       p.finally(() => inFlight.delete(p)).catch(() => {});
       if (inFlight.size >= PUT_CONCURRENCY) await Promise.race(inFlight);
