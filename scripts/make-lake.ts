@@ -564,7 +564,7 @@ export async function makeLake(opts: MakeLakeOptions): Promise<void> {
     if (batch.length) await put(batchStart, batch, first);
     await Promise.all(inFlight);
   } finally {
-    if (!opts.store) await store.close?.();
+    if (!opts.store) await (store as ObjectStore).close?.();
   }
 }
 
