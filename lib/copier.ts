@@ -28,7 +28,7 @@ import { objectUrl, publishPartition, writeManifest } from "./storage.ts";
 import { openCatalog } from "./metadata/catalog.ts";
 import { prepareSchema } from "./metadata/migrate.ts";
 import { CatalogWriter, datasetLabel } from "./metadata/writer.ts";
-import { claimRange } from "./metadata/claims.ts";
+import { type Claim, claimRange } from "./metadata/claims.ts";
 import {
   checkIdentity,
   type Checkpoint,
@@ -145,7 +145,7 @@ export async function copy(
         backfillRecorded: false,
         progress: new Progress(log),
       };
-      return await execute(run, start, end, signal);
+      return await execute(run, start, end, signal, claim);
     } finally {
       await claim.release();
     }
@@ -181,6 +181,7 @@ async function execute(
   start: number,
   end: number,
   signal: AbortSignal,
+  claim: Claim,
 ): Promise<CopyResult> {
   const { log, opts } = run;
   const cp = await loadCheckpoint(run);
@@ -232,12 +233,16 @@ async function execute(
     while (inFlight.length) {
       const built = await inFlight.shift()!;
       if (built === null) break; // interrupted before its first ledger
+      if (claim.lost) throw claim.lost;
       try {
         await commitPartition(run, built, result);
       } finally {
         await rm(built.path, { force: true });
       }
-      if (built.partial || signal.aborted) break;
+      // After an interrupt, builds already in flight stop at their next ledger: the next one in
+      // order is the partition in hand and is committed; a partial one ends the run (anything
+      // after it would leave a gap).
+      if (built.partial) break;
       launch();
     }
   } finally {

@@ -17,6 +17,11 @@ export class RangeClaimedError extends BronzeError {}
 
 export interface Claim {
   readonly id: number;
+  /**
+   * Set when the claim's connection died: the lock is gone and another copier may now claim the
+   * range. (Lineage still cannot overlap: the exclusion constraint holds whatever happens here.)
+   */
+  readonly lost: BronzeError | undefined;
   release(): Promise<void>;
 }
 
@@ -33,6 +38,13 @@ export async function claimRange(
   } catch (err) {
     throw catalogError(err, catalog.label);
   }
+  let lost: BronzeError | undefined;
+  // A checked-out client whose server goes away emits 'error'; unheard, it would kill the process.
+  client.on("error", (err: Error) => {
+    lost = new BronzeError(
+      `lost the claim on ledgers ${start}-${end} of ${dataset.label}: the catalog connection failed (${err.message})`,
+    );
+  });
   let id: number;
   try {
     await client.query("BEGIN");
@@ -76,6 +88,9 @@ export async function claimRange(
   let released = false;
   return {
     id,
+    get lost() {
+      return lost;
+    },
     async release() {
       if (released) return;
       released = true;
