@@ -5,6 +5,7 @@ import { type Checkpoint, checkpointManager, ErrNoCheckpoint } from "../lib/chec
 import { copy, type CopyOptions } from "../lib/copier.ts";
 import { createLogger, type Logger, memoryLogger } from "../lib/log.ts";
 import { claimRange } from "../lib/metadata/claims.ts";
+import { checkpointShowCommand } from "../lib/commands/checkpoint.ts";
 import { type CatalogTarget, catalogTarget } from "./support/catalogs.ts";
 import { syntheticLake, tempDir } from "./support/lakes.ts";
 import { startGcsEmulator, startS3rver } from "./support/servers.ts";
@@ -514,4 +515,55 @@ Deno.test("two copiers on disjoint ranges of one dataset run at once, each with 
   );
   const ranges = (await lineage(target)).map((l) => l.split(" ")[0]);
   assert.deepEqual(ranges, ["1-100", "101-200", "201-250", "251-300", "301-400", "401-500"]);
+});
+
+// ---- bronze checkpoint show ----
+
+Deno.test("checkpoint show: the checkpoint beside the catalog's view (agrees, lags), --json, and no checkpoint", async () => {
+  await using target = await catalogTarget("postgres");
+  await using out = await tempDir();
+  await copy(options(target, await lake500(), out.path, { end: 300 }), memoryLogger());
+  const path = join(target.stateDir, "checkpoint.json");
+  const args = { checkpoint: path, stateDir: target.stateDir, catalog: target.dsn, json: false };
+  const show = async (a = args) => {
+    const lines: string[] = [];
+    await checkpointShowCommand(a, (l) => lines.push(l));
+    return lines;
+  };
+  const cp = JSON.parse(await readFile(path, "utf8")) as Checkpoint;
+  assert.deepEqual(await show(), [
+    `checkpoint             ${path}`,
+    "copier                 bronze-copier-001 (dataset ledgers_lcm_raw testnet/pre_p23/v1)",
+    "last committed ledger  300",
+    `last partition         201-300  ${cp.last_committed_partition!.checksum}`,
+    `saved at               ${cp.updated_at}`,
+    "catalog                holds 1-300 contiguously: agrees",
+  ]);
+  assert.deepEqual(JSON.parse((await show({ ...args, json: true })).join("\n")), cp);
+
+  await writeFile(
+    path,
+    JSON.stringify({
+      ...cp,
+      last_committed_ledger: 200,
+      last_committed_partition: { start: 101, end: 200, checksum: "sha256:bogus" },
+    }),
+  );
+  assert.equal(
+    (await show()).at(-1),
+    "catalog                holds 1-300 contiguously: 100 ledgers beyond the checkpoint (the checkpoint lags; the catalog is the truth); partition 101-200 is recorded with " +
+      `${(await lineage(target))[1].split(" ")[1]}, not sha256:bogus`,
+  );
+
+  await writeFile(path, JSON.stringify({ ...cp, last_committed_ledger: 450 }));
+  assert.equal(
+    (await show()).at(-1),
+    "catalog                holds no lineage at ledger 450: the checkpoint is ahead of the catalog",
+  );
+
+  const missing = join(out.path, "none.json");
+  assert.deepEqual(await show({ ...args, checkpoint: missing }), [
+    `no checkpoint at ${missing}: a copy with it starts at its --start, skipping what the catalog already holds`,
+  ]);
+  assert.deepEqual(await show({ ...args, checkpoint: missing, json: true }), ["null"]);
 });

@@ -255,6 +255,26 @@ export class CatalogWriter {
     return first !== null && last !== null && first <= from ? last : from - 1;
   }
 
+  /** The contiguous run of recorded ledgers ("island") that contains `ledger`, or null. */
+  async islandAround(
+    datasetId: number,
+    ledger: number,
+  ): Promise<{ start: number; end: number } | null> {
+    const { rows } = await this.query(
+      `WITH r AS (
+         SELECT ledger_start, ledger_end,
+                CASE WHEN ledger_start = lag(ledger_end) OVER (ORDER BY ledger_start) + 1
+                     THEN 0 ELSE 1 END AS brk
+         FROM _meta_lineage WHERE dataset_id = $1
+       ), g AS (SELECT ledger_start, ledger_end, sum(brk) OVER (ORDER BY ledger_start) AS grp FROM r)
+       SELECT min(ledger_start) AS start, max(ledger_end) AS end FROM g
+       WHERE grp = (SELECT grp FROM g WHERE ledger_start <= $2 AND ledger_end >= $2)`,
+      [datasetId, ledger],
+    );
+    const r = rows[0] as { start: number | null; end: number | null };
+    return r.start === null || r.end === null ? null : { start: r.start, end: r.end };
+  }
+
   /** Lineage of a dataset in ledger order, optionally limited to rows overlapping [start, end]. */
   async listLineage(
     datasetId: number,
