@@ -63,6 +63,42 @@ export interface CopyResult {
   adopted: Range[];
   /** The run stopped early on a signal, after committing the partition in hand. */
   interrupted: boolean;
+  /** Where the run's time went (cheap counters, for the benchmark and for operators). */
+  stats: CopyStats;
+}
+
+/** Seconds are wall-clock; build times run in parallel with each other and with commits. */
+export interface CopyStats {
+  /** Wall time from the first build to the last commit. */
+  seconds: number;
+  partitions: number;
+  ledgers: number;
+  /** LedgerCloseMeta XDR bytes copied. */
+  xdrBytes: number;
+  /** Per step, summed over partitions: 1 build (lake read, decode, Parquet, sha256). */
+  buildSeconds: number;
+  /** 2 publish. */
+  publishSeconds: number;
+  /** 3 manifest. */
+  manifestSeconds: number;
+  /** 4 the catalog transaction. */
+  catalogSeconds: number;
+  /** 5 the checkpoint save. */
+  checkpointSeconds: number;
+}
+
+function emptyStats(): CopyStats {
+  return {
+    seconds: 0,
+    partitions: 0,
+    ledgers: 0,
+    xdrBytes: 0,
+    buildSeconds: 0,
+    publishSeconds: 0,
+    manifestSeconds: 0,
+    catalogSeconds: 0,
+    checkpointSeconds: 0,
+  };
 }
 
 interface Built {
@@ -75,6 +111,8 @@ interface Built {
   firstPreviousLedgerHash: string;
   lastLedgerHash: string;
   quality: Record<string, number>;
+  /** Wall time of the build. */
+  seconds: number;
 }
 
 interface Run {
@@ -203,17 +241,28 @@ async function execute(
       "copier",
       `range ${start}-${end} is already complete (${run.dataset.label}); nothing to do`,
     );
-    return { committed: [], adopted: [], interrupted: false };
+    return { committed: [], adopted: [], interrupted: false, stats: emptyStats() };
   }
-  if (coverage >= start || cp) {
-    if (coverage >= start) log.info("resume", `catalog holds ${start}-${coverage}`);
-    log.info("copier", `continuing from ledger ${work[0].start}`);
-  } else {
-    log.info("copier", `starting from ledger ${work[0].start}`);
+  // The catalog is the truth; it is only worth a line when the checkpoint does not already say it.
+  if (coverage >= start && coverage !== cp?.last_committed_ledger) {
+    log.info(
+      "resume",
+      `catalog holds ${start}-${coverage}${cp ? " (ahead of the checkpoint)" : ""}`,
+    );
   }
+  log.info(
+    "copier",
+    `${coverage >= start || cp ? "continuing" : "starting"} from ledger ${work[0].start}`,
+  );
   run.progress.begin(work.reduce((n, r) => n + r.end - r.start + 1, 0));
 
-  const result: CopyResult = { committed: [], adopted: [], interrupted: false };
+  const result: CopyResult = {
+    committed: [],
+    adopted: [],
+    interrupted: false,
+    stats: emptyStats(),
+  };
+  const t0 = performance.now();
   // Up to `concurrency` partitions are built at once; they are committed strictly in ledger order,
   // so the catalog only ever grows contiguously from the run's start.
   const stop = new AbortController();
@@ -254,6 +303,7 @@ async function execute(
       if (b) await rm(b.path, { force: true });
     }
     run.progress.end();
+    result.stats.seconds = (performance.now() - t0) / 1000;
   }
   result.interrupted = signal.aborted;
   if (!result.interrupted) log.info("copier", "complete");
@@ -290,6 +340,7 @@ async function storedRanges(run: Run, start: number, end: number): Promise<Range
 /** Step 1 of the commit protocol: the Parquet file and its sha256, built in a local temp file. */
 async function buildPartition(run: Run, range: Range, stop: AbortSignal): Promise<Built | null> {
   if (stop.aborted) return null;
+  const t0 = performance.now();
   const path = join(run.tmpDir, `part-${Deno.pid}-${range.start}-${range.end}.parquet`);
   const file = await PartitionFileWriter.create(path, {
     bronzeVersion: run.opts.versionLabel,
@@ -366,6 +417,7 @@ async function buildPartition(run: Run, range: Range, stop: AbortSignal): Promis
         operation_count: ops,
         xdr_bytes: xdrBytes,
       },
+      seconds: (performance.now() - t0) / 1000,
     };
   } catch (err) {
     await file.abort();
@@ -386,6 +438,14 @@ async function commitPartition(run: Run, built: Built, result: CopyResult): Prom
   const { range } = built;
   const key = partitionKey(run.dataset, range);
   const checksum = `sha256:${built.sha256}`;
+  const stats = result.stats;
+  let t = performance.now();
+  const lap = () => {
+    const now = performance.now();
+    const s = (now - t) / 1000;
+    t = now;
+    return s;
+  };
 
   const published = await publishPartition(run.storage, key, built.path, built.sha256);
   if (published === "adopted") {
@@ -396,6 +456,7 @@ async function commitPartition(run: Run, built: Built, result: CopyResult): Prom
     result.adopted.push(range);
   }
   await failpoint("after-publish");
+  stats.publishSeconds += lap();
 
   await writeManifest(run.storage, manifestKey(run.dataset, range), {
     partition: {
@@ -409,6 +470,7 @@ async function commitPartition(run: Run, built: Built, result: CopyResult): Prom
     created_at: new Date().toISOString(),
   });
   await failpoint("after-manifest");
+  stats.manifestSeconds += lap();
 
   const backfill = !run.backfillRecorded && range.end < run.highest;
   await run.writer.recordPartition({
@@ -443,6 +505,7 @@ async function commitPartition(run: Run, built: Built, result: CopyResult): Prom
     bytes: built.bytes,
   });
   await failpoint("after-catalog");
+  stats.catalogSeconds += lap();
 
   const last = coveredThrough(run.held, range.end);
   try {
@@ -465,6 +528,11 @@ async function commitPartition(run: Run, built: Built, result: CopyResult): Prom
     );
   }
   await failpoint("after-checkpoint");
+  stats.checkpointSeconds += lap();
+  stats.partitions++;
+  stats.ledgers += range.end - range.start + 1;
+  stats.xdrBytes += built.quality.xdr_bytes;
+  stats.buildSeconds += built.seconds;
 }
 
 function insertHeld(held: Range[], r: Range): void {
