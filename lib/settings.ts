@@ -29,6 +29,13 @@ export interface Settings {
   failOnGaps: boolean;
   dataset: string;
   status: boolean;
+  /** Optional filters of coverage/verify: the same flags as the copier's, without defaults. */
+  networkFilter?: Network;
+  eraFilter?: string;
+  versionFilter?: string;
+  datasetFilter?: string;
+  /** verify: storage root to read partitions from instead of each lineage row's storage_uri. */
+  storageRoot?: string;
 }
 
 type Key = keyof Settings;
@@ -202,6 +209,37 @@ export const SPECS: Record<Key, Spec> = {
     parse: bool,
     boolean: true,
     default: () => false,
+  },
+  networkFilter: {
+    flag: "--network",
+    env: "NETWORK",
+    help: "only datasets of this network: pubnet, testnet or futurenet (default: all)",
+    parse: oneOf(NETWORKS),
+  },
+  eraFilter: {
+    flag: "--era",
+    env: "ERA_ID",
+    help: "only datasets of this era label (default: all)",
+    parse: label,
+  },
+  versionFilter: {
+    flag: "--version-label",
+    env: "VERSION_LABEL",
+    help: "only datasets of this version label (default: all)",
+    parse: label,
+  },
+  datasetFilter: {
+    flag: "--dataset",
+    env: "DATASET",
+    help: "only this dataset name, e.g. ledgers_lcm_raw (default: all)",
+    parse: label,
+  },
+  storageRoot: {
+    flag: "--storage",
+    env: "STORAGE_URL",
+    help:
+      "read partitions under this root (path, file://, gs://, s3://) at each lineage row's storage_path (default: each row's storage_uri)",
+    parse: nonEmpty,
   },
 };
 
