@@ -356,6 +356,7 @@ async function buildPartition(run: Run, range: Range, stop: AbortSignal): Promis
   let xdrBytes = 0;
   let firstClose = 0;
   let lastClose = 0;
+  let lastTurn = performance.now();
   try {
     for await (const raw of run.lake.stream(range.start, range.end)) {
       const row = decodeLedger(raw.xdr, `${raw.key} (ledger ${raw.sequence})`);
@@ -378,6 +379,12 @@ async function buildPartition(run: Run, range: Range, stop: AbortSignal): Promis
       ops += row.operationCount;
       xdrBytes += row.xdrByteLength;
       run.progress.add(1, row.xdrByteLength);
+      // Prefetched batches resolve as microtasks, so this loop can run for seconds without the
+      // event loop seeing a signal or a timer: give it a turn now and then.
+      if (performance.now() - lastTurn > 50) {
+        await new Promise((r) => setTimeout(r, 0));
+        lastTurn = performance.now();
+      }
       if (stop.aborted) break;
     }
     if (first === null) {

@@ -1,0 +1,209 @@
+/**
+ * The seed's whole example session, end to end through the CLI: a first run of 1-30000, a run of
+ * 1-50000 interrupted with Ctrl+C in its last partition, the resume to 50000, and the seed's psql
+ * query listing every range with its checksum. Then the same, scaled down, on real testnet ledgers.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { copy, type CopyOptions } from "../lib/copier.ts";
+import { createLogger, memoryLogger } from "../lib/log.ts";
+import { catalogTarget } from "./support/catalogs.ts";
+import { runCli } from "./support/cli.ts";
+import { SAMPLES, SAMPLES_ABSENT, syntheticLake, tempDir } from "./support/lakes.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** Starts `bronze copy`, calling onLine for each stderr line as it arrives. */
+function spawnCopy(
+  env: Record<string, string>,
+  onLine: (line: string, child: Deno.ChildProcess) => void,
+) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "copy", "--concurrency", "1"],
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const done = (async () => {
+    let buffer = "";
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk;
+      let nl;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        lines.push(line);
+        onLine(line, child);
+      }
+    }
+    return { lines, status: await child.status };
+  })();
+  return done;
+}
+
+const SEED_QUERY = `SELECT ledger_start, ledger_end, checksum
+           FROM _meta_lineage l
+           JOIN _meta_datasets d ON l.dataset_id = d.id
+           WHERE d.dataset = 'ledgers_lcm_raw'
+           ORDER BY ledger_start`;
+
+Deno.test("the seed's example session: 1-30000, 1-50000 interrupted by SIGINT in its last partition, resume to 50000", async () => {
+  const source = await syntheticLake({
+    network: "testnet",
+    start: 1,
+    count: 50000,
+    lcmVersion: 2,
+    ledgerBytes: 1024,
+  });
+  await using target = await catalogTarget("postgres");
+  await using out = await tempDir();
+  const env = {
+    SOURCE_URL: source,
+    STORAGE_URL: out.path,
+    NETWORK: "testnet",
+    CATALOG_DSN: target.dsn!,
+    STATE_DIR: target.stateDir,
+  };
+
+  const first = await runCli(["copy"], { env: { ...env, LEDGER_START: "1", LEDGER_END: "30000" } });
+  assert.equal(first.code, 0, first.stderr);
+  assert.ok(
+    first.stderr.startsWith(
+      "[copier] starting from ledger 1\n[partition] committed range 1-10000\n",
+    ),
+  );
+
+  // Ctrl+C shortly after the last partition (40001-50000, about two seconds of work) began.
+  const second = await spawnCopy(
+    { ...env, LEDGER_START: "1", LEDGER_END: "50000" },
+    (line, child) => {
+      if (line === "[checkpoint] saved: last_committed=40000") {
+        setTimeout(
+          () => child.kill("SIGINT"),
+          300,
+        );
+      }
+    },
+  );
+  assert.equal(second.status.code, 130, second.lines.join("\n"));
+  const partial = /^\[partition\] committed range 40001-(\d+)$/.exec(
+    second.lines.filter((l) => l.startsWith("[partition]")).at(-1)!,
+  );
+  assert.ok(partial, second.lines.join("\n"));
+  const n = Number(partial[1]);
+  assert.ok(n > 40001 && n < 50000, `interrupted inside the last partition, at ${n}`);
+  assert.deepEqual(second.lines, [
+    "[resume] checkpoint found: last_committed=30000",
+    "[copier] continuing from ledger 30001",
+    "[partition] committed range 30001-40000",
+    "[checkpoint] saved: last_committed=40000",
+    "[copier] SIGINT received: committing the partition in hand (send again to abort at once)",
+    `[partition] committed range 40001-${n}`,
+    `[checkpoint] saved: last_committed=${n}`,
+    "[copier] stopped on SIGINT; run the same command again to resume",
+  ]);
+
+  const third = await runCli(["copy", "--concurrency", "1"], {
+    env: { ...env, LEDGER_START: "1", LEDGER_END: "50000" },
+  });
+  assert.equal(third.code, 0, third.stderr);
+  assert.equal(
+    third.stderr,
+    [
+      `[resume] checkpoint found: last_committed=${n}`,
+      `[copier] continuing from ledger ${n + 1}`,
+      `[partition] committed range ${n + 1}-50000`,
+      "[checkpoint] saved: last_committed=50000",
+      "[copier] complete",
+      "",
+    ].join("\n"),
+  );
+
+  const psql = new Deno.Command("psql", {
+    args: [target.dsn!, "-At", "-c", SEED_QUERY],
+    stdout: "piped",
+  }).outputSync();
+  const rows = new TextDecoder().decode(psql.stdout).trim().split("\n").map((l) => l.split("|"));
+  assert.deepEqual(rows.map(([s, e]) => `${s}-${e}`), [
+    "1-10000",
+    "10001-20000",
+    "20001-30000",
+    "30001-40000",
+    `40001-${n}`,
+    `${n + 1}-50000`,
+  ]);
+  for (const [, , checksum] of rows) assert.match(checksum, /^sha256:[0-9a-f]{64}$/);
+
+  const show = await runCli(["checkpoint", "show"], { env });
+  assert.match(show.stdout, /^catalog {16}holds 1-50000 contiguously: agrees$/m);
+});
+
+Deno.test({
+  name:
+    "the seed's session scaled down on the real testnet sample lake: first run, interrupted run, resume",
+  ignore: !!SAMPLES_ABSENT,
+  async fn() {
+    await using target = await catalogTarget("embedded");
+    await using out = await tempDir();
+    const opts = (end: number): CopyOptions => ({
+      source: join(SAMPLES, "testnet"),
+      storage: out.path,
+      start: 1410048,
+      end,
+      partitionSize: 50,
+      network: "testnet",
+      era: "pre_p23",
+      versionLabel: "v1",
+      copierId: "bronze-copier-001",
+      stateDir: target.stateDir,
+      checkpoint: join(target.stateDir, "checkpoint.json"),
+      concurrency: 1,
+      fillGaps: false,
+    });
+    const first = memoryLogger();
+    await copy(opts(1410200), first);
+    assert.deepEqual(first.lines.filter((l) => l.startsWith("[partition]")), [
+      "[partition] committed range 1410048-1410050",
+      "[partition] committed range 1410051-1410100",
+      "[partition] committed range 1410101-1410150",
+      "[partition] committed range 1410151-1410200",
+    ]);
+    // Interrupted right after 1410201-1410250 commits: the run stops there, as after Ctrl+C.
+    const abort = new AbortController();
+    const second: string[] = [];
+    const r = await copy(
+      opts(1410367),
+      createLogger("text", (l) => {
+        second.push(l);
+        if (l === "[partition] committed range 1410201-1410250") abort.abort();
+      }, false),
+      abort.signal,
+    );
+    assert.equal(r.interrupted, true);
+    assert.equal(second[0], "[resume] checkpoint found: last_committed=1410200");
+    assert.equal(second[1], "[copier] continuing from ledger 1410201");
+    const third = memoryLogger();
+    await copy(opts(1410367), third);
+    assert.deepEqual(third.lines, [
+      "[resume] checkpoint found: last_committed=1410250",
+      "[copier] continuing from ledger 1410251",
+      "[partition] committed range 1410251-1410300",
+      "[checkpoint] saved: last_committed=1410300",
+      "[partition] committed range 1410301-1410350",
+      "[checkpoint] saved: last_committed=1410350",
+      "[partition] committed range 1410351-1410367",
+      "[checkpoint] saved: last_committed=1410367",
+      "[copier] complete",
+    ]);
+    const c = await target.open();
+    try {
+      const { rows } = await c.pool.query(SEED_QUERY);
+      assert.equal(rows.length, 8);
+      assert.equal(rows[0].ledger_start, 1410048);
+      assert.equal(rows.at(-1).ledger_end, 1410367);
+    } finally {
+      await c.close();
+    }
+  },
+});
