@@ -6,6 +6,8 @@ import { gitSha, VERSION } from "./lib/version.ts";
 import { type Flags, type Settings, SPECS } from "./lib/settings.ts";
 import { MIGRATE_SETTINGS, migrateCommand, parseMigrateArgs } from "./lib/commands/migrate.ts";
 import { COPY_SETTINGS, copyCommand, parseCopyArgs } from "./lib/commands/copy.ts";
+import { COVERAGE_SETTINGS, coverageCommand, parseCoverageArgs } from "./lib/commands/coverage.ts";
+import { parseVerifyArgs, VERIFY_SETTINGS, verifyCommand } from "./lib/commands/verify.ts";
 
 /** Adds the flags of the given settings, with their environment variables in the help text. */
 function withOptions(cmd: Command, keys: readonly (keyof Settings)[]): Command {
@@ -41,6 +43,24 @@ export function buildProgram(): Command {
     COPY_SETTINGS,
   ).action(async (flags: Flags) => {
     exitCode = await copyCommand(parseCopyArgs(flags));
+  });
+
+  withOptions(
+    program.command("coverage").description(
+      "per dataset: ledgers held, partitions, rows, bytes and every gap (exit 3 on gaps with --fail-on-gaps)",
+    ),
+    COVERAGE_SETTINGS,
+  ).action(async (flags: Flags) => {
+    exitCode = await coverageCommand(parseCoverageArgs(flags));
+  });
+
+  withOptions(
+    program.command("verify").description(
+      "re-read stored partitions and check them against their lineage (exit 4 on any failure)",
+    ),
+    VERIFY_SETTINGS,
+  ).action(async (flags: Flags) => {
+    exitCode = await verifyCommand(parseVerifyArgs(flags));
   });
 
   return program;
