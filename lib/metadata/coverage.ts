@@ -55,18 +55,19 @@ ORDER BY d.network, d.era_id, d.version, d.dataset, d.domain, d.id`;
  * The lower bound on ledger_start is the start of the partition holding $5 (found by one index
  * probe), so a range deep inside a long dataset scans only the partitions it overlaps. The first
  * partition's lag defaults to $5 - 1, which turns missing ledgers at the front into a gap; the
- * last partition (lead is NULL) ending before $6 leaves a trailing gap; a dataset with no
- * partition in [$5, $6] is one gap.
+ * last ledger held (the last partition's end) short of $6 leaves a trailing gap; a dataset with
+ * no partition in [$5, $6] is one gap. (A lead() for the trailing gap would cost a second window
+ * function per row for what max(ledger_end) already says.)
  */
 export const COVERAGE_SQL = `
 SELECT d.id, d.domain, d.dataset, d.version, d.era_id, d.network,
        c.first_ledger, c.last_ledger, c.partitions, c.row_count, c.byte_size,
        coalesce(c.gap_starts, '{}') || CASE
-         WHEN c.trailing_gap IS NOT NULL THEN ARRAY[c.trailing_gap]
+         WHEN c.last_ledger < $6::bigint THEN ARRAY[c.last_ledger + 1]
          WHEN c.partitions = 0 AND $5::bigint <= $6::bigint THEN ARRAY[$5::bigint]
          ELSE '{}' END AS gap_starts,
        coalesce(c.gap_ends, '{}') || CASE
-         WHEN c.trailing_gap IS NOT NULL OR (c.partitions = 0 AND $5::bigint <= $6::bigint)
+         WHEN c.last_ledger < $6::bigint OR (c.partitions = 0 AND $5::bigint <= $6::bigint)
          THEN ARRAY[$6::bigint]
          ELSE '{}' END AS gap_ends
 FROM (${DATASETS_SQL}) d
@@ -77,13 +78,10 @@ CROSS JOIN LATERAL (
          coalesce(sum(s.ledger_end - s.ledger_start + 1), 0)::bigint AS row_count,
          coalesce(sum(s.byte_size), 0)::bigint AS byte_size,
          array_agg(s.prev_end + 1) FILTER (WHERE s.ledger_start > s.prev_end + 1) AS gap_starts,
-         array_agg(s.ledger_start - 1) FILTER (WHERE s.ledger_start > s.prev_end + 1) AS gap_ends,
-         max(s.ledger_end + 1) FILTER (WHERE s.next_start IS NULL AND s.ledger_end < $6::bigint)
-           AS trailing_gap
+         array_agg(s.ledger_start - 1) FILTER (WHERE s.ledger_start > s.prev_end + 1) AS gap_ends
   FROM (
     SELECT l.ledger_start, l.ledger_end, l.byte_size,
-           lag(l.ledger_end, 1, $5::bigint - 1) OVER w AS prev_end,
-           lead(l.ledger_start) OVER w AS next_start
+           lag(l.ledger_end, 1, $5::bigint - 1) OVER (ORDER BY l.ledger_start) AS prev_end
     FROM _meta_lineage l
     WHERE l.dataset_id = d.id
       AND l.ledger_start >= coalesce(
@@ -92,9 +90,9 @@ CROSS JOIN LATERAL (
             $5::bigint, 0)
       AND l.ledger_start <= coalesce($6::bigint, 9223372036854775807)
       AND l.ledger_end >= coalesce($5::bigint, 0)
-    WINDOW w AS (ORDER BY l.ledger_start)
   ) s
-) c`;
+) c
+ORDER BY d.network, d.era_id, d.version, d.dataset, d.domain, d.id`;
 
 type Queryable = Pick<pg.Pool, "query">;
 
