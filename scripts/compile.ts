@@ -16,10 +16,18 @@ const ROOT = join(dirname(fromFileUrl(import.meta.url)), "..");
 export async function compile(
   output = join(ROOT, "bronze"),
 ): Promise<{ ok: true } | { ok: false; reason: string }> {
-  await Deno.writeTextFile(
-    join(ROOT, "build_info.json"),
-    JSON.stringify({ gitSha: gitSha() }) + "\n",
-  );
+  // The binary has no repository beside it: its git sha travels in build_info.json, which exists
+  // only while compiling (left behind, it would give source runs a stale sha).
+  const info = join(ROOT, "build_info.json");
+  await Deno.writeTextFile(info, JSON.stringify({ gitSha: gitSha() }) + "\n");
+  try {
+    return await build(output);
+  } finally {
+    await Deno.remove(info).catch(() => {});
+  }
+}
+
+async function build(output: string): Promise<{ ok: true } | { ok: false; reason: string }> {
   const pgliteDist = dirname(fromFileUrl(import.meta.resolve("@electric-sql/pglite")));
   const args = [
     "compile",
