@@ -5,10 +5,14 @@
  * (`ifGenerationMatch`, 0 meaning "absent"), checked atomically by the server. Because they make
  * writes idempotent, the client library retries them; if a create succeeded but its response was
  * lost, the retry sees 412 and we report "exists" (the commit protocol then compares and adopts).
+ *
+ * The client library takes ~0.9 s to load, so it is imported on first use, not when this module
+ * loads: most runs never touch GCS. (A string-literal `import()` still gets bundled by `deno
+ * compile`.)
  */
 import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
-import { type File, Storage } from "@google-cloud/storage";
+import type { Bucket, File, Storage } from "@google-cloud/storage";
 import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
 import {
   NotFoundError,
@@ -46,12 +50,26 @@ export class GcsStore implements ObjectStore {
   readonly url: string;
   readonly bucket: string;
   readonly prefix: string;
-  readonly #storage: Storage;
+  readonly #options: GcsOptions;
+  /** The client, created (and its library loaded) on first use. */
+  #storage?: Promise<Storage>;
 
   constructor(url: string, options: GcsOptions = gcsOptionsFromEnv()) {
     ({ bucket: this.bucket, prefix: this.prefix } = parseBucketUrl(redactUrl(url), "gs"));
     this.url = redactUrl(url).replace(/\/+$/, "");
-    this.#storage = new Storage({ apiEndpoint: options.apiEndpoint, projectId: options.projectId });
+    this.#options = options;
+  }
+
+  #bucket(): Promise<Bucket> {
+    this.#storage ??= (async () => {
+      const { Storage } = await import("@google-cloud/storage");
+      const { apiEndpoint, projectId } = this.#options;
+      return new Storage({ apiEndpoint, projectId });
+    })().catch((e) => {
+      this.#storage = undefined; // let a later call try again
+      throw e;
+    });
+    return this.#storage.then((storage) => storage.bucket(this.bucket));
   }
 
   /** `gs://bucket/prefix/key`: how errors name the object. */
@@ -59,9 +77,10 @@ export class GcsStore implements ObjectStore {
     return `gs://${this.bucket}/${this.prefix}${key}`;
   }
 
-  #file(key: string, generation?: string): File {
-    return this.#storage.bucket(this.bucket).file(
-      this.prefix + checkKey(this.url, key),
+  async #file(key: string, generation?: string): Promise<File> {
+    const name = this.prefix + checkKey(this.url, key);
+    return (await this.#bucket()).file(
+      name,
       generation === undefined ? undefined : { generation: Number(generation) },
     );
   }
@@ -79,7 +98,7 @@ export class GcsStore implements ObjectStore {
       const info = await this.head(key);
       if (info === null) return null;
       try {
-        const [data] = await this.#file(key, info.version).download();
+        const [data] = await (await this.#file(key, info.version)).download();
         const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
         return { data: bytes, version: info.version };
       } catch (e) {
@@ -93,13 +112,13 @@ export class GcsStore implements ObjectStore {
     // Fail here, not mid-stream, when the object is missing.
     const info = await this.head(key);
     if (info === null) throw new NotFoundError(this.objectUrl(key));
-    const stream = this.#file(key, info.version).createReadStream();
+    const stream = (await this.#file(key, info.version)).createReadStream();
     return Readable.toWeb(stream) as ReadableStream<Uint8Array>;
   }
 
   async head(key: string): Promise<ObjectInfo | null> {
     try {
-      const [md] = await this.#file(key).getMetadata();
+      const [md] = await (await this.#file(key)).getMetadata();
       return { key, size: Number(md.size ?? 0), version: String(md.generation) };
     } catch (e) {
       if (code(e) === 404) return null;
@@ -131,14 +150,14 @@ export class GcsStore implements ObjectStore {
 
   /** Uploads under `ifGenerationMatch` and returns the new generation. */
   async #put(key: string, data: Uint8Array | { file: string }, ifGenerationMatch: number) {
-    const file = this.#file(key);
+    const file = await this.#file(key);
     const preconditionOpts = { ifGenerationMatch };
     const contentType = "application/octet-stream";
     if (data instanceof Uint8Array) {
       await file.save(data, { resumable: false, preconditionOpts, contentType });
     } else {
       const { size } = await stat(data.file);
-      await this.#storage.bucket(this.bucket).upload(data.file, {
+      await (await this.#bucket()).upload(data.file, {
         destination: file,
         resumable: size > RESUMABLE_ABOVE,
         preconditionOpts,
@@ -150,7 +169,7 @@ export class GcsStore implements ObjectStore {
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     checkPrefix(this.url, prefix);
-    const bucket = this.#storage.bucket(this.bucket);
+    const bucket = await this.#bucket();
     let pageToken: string | undefined;
     do {
       let files: File[], next: { pageToken?: string } | null;

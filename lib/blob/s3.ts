@@ -8,16 +8,13 @@
  * `{ file }` uploads are one streamed PutObject with a known Content-Length: nothing is held in
  * memory, and the object may be up to S3's single-PUT limit of 5 GiB (partitions are far smaller).
  * Multipart upload cannot be conditional on every S3-compatible service, hence not used.
+ *
+ * The SDK takes ~0.6 s to load, so it is imported on first use, not when this module loads: most
+ * runs never touch S3. (A string-literal `import()` still gets bundled by `deno compile`.)
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
 import {
   NotFoundError,
@@ -63,21 +60,35 @@ export class S3Store implements ObjectStore {
   readonly url: string;
   readonly bucket: string;
   readonly prefix: string;
-  readonly #client: S3Client;
+  readonly #options: S3Options;
+  /** The SDK and client, loaded and created on first use. */
+  #s3?: Promise<{ sdk: S3Sdk; client: S3Client }>;
 
   constructor(url: string, options: S3Options = s3OptionsFromEnv()) {
     ({ bucket: this.bucket, prefix: this.prefix } = parseBucketUrl(redactUrl(url), "s3"));
     this.url = redactUrl(url).replace(/\/+$/, "");
-    this.#client = new S3Client({
-      endpoint: options.endpoint,
-      region: options.region,
-      forcePathStyle: options.forcePathStyle,
-      credentials: options.credentials,
-      // The SDK's default CRC trailers make some S3-compatible servers store streamed bodies
-      // with the trailer mixed in; send and check checksums only where S3 requires them.
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-      logger: quietLogger,
+    this.#options = options;
+  }
+
+  #client(): Promise<{ sdk: S3Sdk; client: S3Client }> {
+    return this.#s3 ??= (async () => {
+      const sdk = await import("@aws-sdk/client-s3");
+      const options = this.#options;
+      const client = new sdk.S3Client({
+        endpoint: options.endpoint,
+        region: options.region,
+        forcePathStyle: options.forcePathStyle,
+        credentials: options.credentials,
+        // The SDK's default CRC trailers make some S3-compatible servers store streamed bodies
+        // with the trailer mixed in; send and check checksums only where S3 requires them.
+        requestChecksumCalculation: "WHEN_REQUIRED",
+        responseChecksumValidation: "WHEN_REQUIRED",
+        logger: quietLogger,
+      });
+      return { sdk, client };
+    })().catch((e) => {
+      this.#s3 = undefined; // let a later call try again
+      throw e;
     });
   }
 
@@ -98,9 +109,9 @@ export class S3Store implements ObjectStore {
 
   async getVersioned(key: string): Promise<VersionedObject | null> {
     try {
-      const out = await this.#client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.#key(key) }),
-      );
+      const Key = this.#key(key);
+      const { sdk, client } = await this.#client();
+      const out = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key }));
       return { data: await out.Body!.transformToByteArray(), version: out.ETag ?? "" };
     } catch (e) {
       if (isNotFound(e)) return null;
@@ -110,9 +121,9 @@ export class S3Store implements ObjectStore {
 
   async getStream(key: string): Promise<ReadableStream<Uint8Array>> {
     try {
-      const out = await this.#client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.#key(key) }),
-      );
+      const Key = this.#key(key);
+      const { sdk, client } = await this.#client();
+      const out = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key }));
       return out.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
     } catch (e) {
       if (isNotFound(e)) throw new NotFoundError(this.objectUrl(key));
@@ -122,9 +133,9 @@ export class S3Store implements ObjectStore {
 
   async head(key: string): Promise<ObjectInfo | null> {
     try {
-      const out = await this.#client.send(
-        new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(key) }),
-      );
+      const Key = this.#key(key);
+      const { sdk, client } = await this.#client();
+      const out = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key }));
       return { key, size: out.ContentLength ?? 0, version: out.ETag ?? "" };
     } catch (e) {
       if (isNotFound(e)) return null;
@@ -170,14 +181,15 @@ export class S3Store implements ObjectStore {
     condition: { IfNoneMatch: string } | { IfMatch: string },
   ) {
     const common = { Bucket: this.bucket, Key: this.#key(key), ...condition };
+    const { sdk, client } = await this.#client();
     if (data instanceof Uint8Array) {
-      return await this.#client.send(new PutObjectCommand({ ...common, Body: data }));
+      return await client.send(new sdk.PutObjectCommand({ ...common, Body: data }));
     }
     const { size } = await stat(data.file);
     const body = createReadStream(data.file);
     try {
-      return await this.#client.send(
-        new PutObjectCommand({ ...common, Body: body, ContentLength: size }),
+      return await client.send(
+        new sdk.PutObjectCommand({ ...common, Body: body, ContentLength: size }),
       );
     } finally {
       body.destroy();
@@ -190,8 +202,9 @@ export class S3Store implements ObjectStore {
     do {
       let out;
       try {
-        out = await this.#client.send(
-          new ListObjectsV2Command({
+        const { sdk, client } = await this.#client();
+        out = await client.send(
+          new sdk.ListObjectsV2Command({
             Bucket: this.bucket,
             Prefix: this.prefix + prefix,
             ContinuationToken: token,
@@ -207,11 +220,19 @@ export class S3Store implements ObjectStore {
     } while (token);
   }
 
-  close(): Promise<void> {
-    this.#client.destroy(); // closes the keep-alive sockets
-    return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#s3 === undefined) return; // never used: nothing to close, and no SDK to load
+    let client: S3Client;
+    try {
+      ({ client } = await this.#s3);
+    } catch {
+      return; // the SDK failed to load: no client was made
+    }
+    client.destroy(); // closes the keep-alive sockets
   }
 }
+
+type S3Sdk = typeof import("@aws-sdk/client-s3");
 
 /**
  * Given a logger, the SDK logs every failed command to it (404s of head() included), and without
