@@ -6,6 +6,11 @@ import { gitSha, VERSION } from "./lib/version.ts";
 import { type Flags, type Settings, SPECS } from "./lib/settings.ts";
 import { MIGRATE_SETTINGS, migrateCommand, parseMigrateArgs } from "./lib/commands/migrate.ts";
 import { COPY_SETTINGS, copyCommand, parseCopyArgs } from "./lib/commands/copy.ts";
+import {
+  CHECKPOINT_SHOW_SETTINGS,
+  checkpointShowCommand,
+  parseCheckpointShowArgs,
+} from "./lib/commands/checkpoint.ts";
 import { COVERAGE_SETTINGS, coverageCommand, parseCoverageArgs } from "./lib/commands/coverage.ts";
 import { parseVerifyArgs, VERIFY_SETTINGS, verifyCommand } from "./lib/commands/verify.ts";
 
@@ -61,6 +66,14 @@ export function buildProgram(): Command {
     VERIFY_SETTINGS,
   ).action(async (flags: Flags) => {
     exitCode = await verifyCommand(parseVerifyArgs(flags));
+  });
+
+  const checkpoint = program.command("checkpoint").description("inspect a copier's checkpoint");
+  withOptions(
+    checkpoint.command("show").description("print the checkpoint and the catalog's view beside it"),
+    CHECKPOINT_SHOW_SETTINGS,
+  ).action(async (flags: Flags) => {
+    await checkpointShowCommand(parseCheckpointShowArgs(flags));
   });
 
   return program;
