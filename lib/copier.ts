@@ -11,9 +11,10 @@ import type { Logger } from "./log.ts";
 import { openStore } from "./blob/mod.ts";
 import type { ObjectStore } from "./blob/store.ts";
 import { type Lake, openLake } from "./lake.ts";
-import { decodeLedger } from "./ledger.ts";
 import type { Network } from "./network.ts";
-import { PartitionFileWriter, SCHEMA_HASH } from "./parquet.ts";
+import { SCHEMA_HASH } from "./parquet.ts";
+import type { Built } from "./build.ts";
+import { BuildPool } from "./build_pool.ts";
 import {
   type DatasetKey,
   datasetPrefix,
@@ -99,20 +100,6 @@ function emptyStats(): CopyStats {
     catalogSeconds: 0,
     checkpointSeconds: 0,
   };
-}
-
-interface Built {
-  range: Range;
-  /** Fewer ledgers than planned were read: the run was interrupted. */
-  partial: boolean;
-  path: string;
-  sha256: string;
-  bytes: number;
-  firstPreviousLedgerHash: string;
-  lastLedgerHash: string;
-  quality: Record<string, number>;
-  /** Wall time of the build. */
-  seconds: number;
 }
 
 interface Run {
@@ -263,16 +250,26 @@ async function execute(
     stats: emptyStats(),
   };
   const t0 = performance.now();
-  // Up to `concurrency` partitions are built at once; they are committed strictly in ledger order,
-  // so the catalog only ever grows contiguously from the run's start.
-  const stop = new AbortController();
-  const onAbort = () => stop.abort();
+  // Up to `concurrency` partitions are built at once, each by a build worker (lib/build_pool.ts);
+  // they are committed here strictly in ledger order, so the catalog only ever grows contiguously
+  // from the run's start.
+  const pool = new BuildPool(
+    Math.min(opts.concurrency, work.length),
+    opts.source,
+    opts.network,
+    (ledgers, bytes) => run.progress.add(ledgers, bytes),
+  );
+  const meta = { bronzeVersion: opts.versionLabel, eraId: opts.era, network: opts.network };
+  const onAbort = () => pool.stop();
   signal.addEventListener("abort", onAbort);
+  if (signal.aborted) pool.stop();
   const inFlight: Promise<Built | null>[] = [];
   let next = 0;
   const launch = () => {
-    while (inFlight.length < opts.concurrency && next < work.length && !stop.signal.aborted) {
-      const p = buildPartition(run, work[next++], stop.signal);
+    while (inFlight.length < opts.concurrency && next < work.length && !pool.stopped) {
+      const range = work[next++];
+      const path = join(run.tmpDir, `part-${Deno.pid}-${range.start}-${range.end}.parquet`);
+      const p = pool.build(range, path, meta);
       p.catch(() => {}); // observed in order below; an early failure must not go unhandled
       inFlight.push(p);
     }
@@ -283,6 +280,12 @@ async function execute(
       const built = await inFlight.shift()!;
       if (built === null) break; // interrupted before its first ledger
       if (claim.lost) throw claim.lost;
+      if (built.chainBreaks) {
+        log.warn(
+          "partition",
+          `ledgers ${built.range.start}-${built.range.end}: ${built.chainBreaks} break(s) in the previous-ledger-hash chain`,
+        );
+      }
       try {
         await commitPartition(run, built, result);
       } finally {
@@ -296,12 +299,13 @@ async function execute(
     }
   } finally {
     signal.removeEventListener("abort", onAbort);
-    stop.abort();
+    pool.stop();
     // Builds started ahead of an error or a signal are discarded: they were never published.
     for (const p of inFlight) {
       const b = await p.catch(() => null);
       if (b) await rm(b.path, { force: true });
     }
+    pool.close();
     run.progress.end();
     result.stats.seconds = (performance.now() - t0) / 1000;
   }
@@ -335,101 +339,6 @@ async function storedRanges(run: Run, start: number, end: number): Promise<Range
     if (r && r.start >= start && r.end <= end) out.push(r);
   }
   return out;
-}
-
-/** Step 1 of the commit protocol: the Parquet file and its sha256, built in a local temp file. */
-async function buildPartition(run: Run, range: Range, stop: AbortSignal): Promise<Built | null> {
-  if (stop.aborted) return null;
-  const t0 = performance.now();
-  const path = join(run.tmpDir, `part-${Deno.pid}-${range.start}-${range.end}.parquet`);
-  const file = await PartitionFileWriter.create(path, {
-    bronzeVersion: run.opts.versionLabel,
-    eraId: run.opts.era,
-    network: run.opts.network,
-  });
-  let first: { prev: string } | null = null;
-  let lastSeq = range.start - 1;
-  let lastHash = "";
-  let chainBreaks = 0;
-  let txs = 0;
-  let ops = 0;
-  let xdrBytes = 0;
-  let firstClose = 0;
-  let lastClose = 0;
-  let lastTurn = performance.now();
-  try {
-    for await (const raw of run.lake.stream(range.start, range.end)) {
-      const row = decodeLedger(raw.xdr, `${raw.key} (ledger ${raw.sequence})`);
-      if (row.ledgerSequence !== raw.sequence) {
-        throw new BronzeError(
-          `${raw.key}: holds ledger ${row.ledgerSequence} where ledger ${raw.sequence} belongs`,
-        );
-      }
-      if (first === null) {
-        first = { prev: row.previousLedgerHash };
-        firstClose = row.closeTimeMs;
-      } else if (row.previousLedgerHash !== lastHash) {
-        chainBreaks++;
-      }
-      await file.write(row);
-      lastSeq = row.ledgerSequence;
-      lastHash = row.ledgerHash;
-      lastClose = row.closeTimeMs;
-      txs += row.txCount;
-      ops += row.operationCount;
-      xdrBytes += row.xdrByteLength;
-      run.progress.add(1, row.xdrByteLength);
-      // Prefetched batches resolve as microtasks, so this loop can run for seconds without the
-      // event loop seeing a signal or a timer: give it a turn now and then.
-      if (performance.now() - lastTurn > 50) {
-        await new Promise((r) => setTimeout(r, 0));
-        lastTurn = performance.now();
-      }
-      if (stop.aborted) break;
-    }
-    if (first === null) {
-      await file.abort();
-      return null;
-    }
-    const info = await file.finish();
-    const read = { start: range.start, end: lastSeq };
-    if (info.rows !== read.end - read.start + 1) {
-      throw new Error(
-        `partition ${read.start}-${read.end}: wrote ${info.rows} rows for ${
-          read.end - read.start + 1
-        } ledgers`,
-      );
-    }
-    if (chainBreaks) {
-      run.log.warn(
-        "partition",
-        `ledgers ${read.start}-${read.end}: ${chainBreaks} break(s) in the previous-ledger-hash chain`,
-      );
-    }
-    return {
-      range: read,
-      partial: read.end < range.end,
-      path,
-      sha256: info.sha256,
-      bytes: info.bytes,
-      firstPreviousLedgerHash: first.prev,
-      lastLedgerHash: lastHash,
-      quality: {
-        row_count: info.rows,
-        row_count_matches_range: 1,
-        chain_intact: chainBreaks === 0 ? 1 : 0,
-        first_close_time_ms: firstClose,
-        last_close_time_ms: lastClose,
-        tx_count: txs,
-        operation_count: ops,
-        xdr_bytes: xdrBytes,
-      },
-      seconds: (performance.now() - t0) / 1000,
-    };
-  } catch (err) {
-    await file.abort();
-    throw err;
-  }
 }
 
 /**

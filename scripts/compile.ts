@@ -1,6 +1,6 @@
 /**
  * `deno task compile`: builds the single `./bronze` binary with every run-time file inside it
- * (migrations, PGlite's wasm and data files, the build's git sha).
+ * (migrations, PGlite's wasm and data files, the build worker's module, the build's git sha).
  *
  * `deno compile` downloads its runtime (denort) from Deno's download host unless DENORT_BIN names
  * a local one; where neither works this stops with one line saying so (exit 3), which the binary
@@ -39,6 +39,9 @@ async function build(output: string): Promise<{ ok: true } | { ok: false; reason
     "migrations",
     "--include",
     "build_info.json",
+    // Loaded by `new Worker(...)`, not by an import: the module graph alone would miss it.
+    "--include",
+    "lib/build_worker.ts",
     "--include",
     relative(ROOT, pgliteDist),
     "main.ts",
@@ -58,6 +61,7 @@ async function build(output: string): Promise<{ ok: true } | { ok: false; reason
     stderr: "piped",
   }).output();
   if (result.success) return { ok: true };
+  // deno-lint-ignore no-control-regex
   const stderr = new TextDecoder().decode(result.stderr).replace(/\x1b\[[0-9;]*m/g, "");
   const lines = stderr.split("\n").map((l) => l.replace(/^\s*\d+:\s*/, "").trim()).filter(Boolean);
   const download = lines.find((l) => l.includes("denort") && /error sending request/.test(l));

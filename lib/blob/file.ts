@@ -86,11 +86,21 @@ export class FileStore implements ObjectStore {
     }
   }
 
+  /**
+   * A `{ file }` source on the same filesystem is installed by hard-linking it into place, after an
+   * fsync: atomic, zero-copy, and it fails instead of replacing. The file then *is* the object:
+   * the caller must not modify it afterwards (removing its name is fine). Elsewhere (another
+   * filesystem, no hard links) it is copied through a temp file like bytes are.
+   */
   async putIfAbsent(
     key: string,
     data: Uint8Array | { file: string },
   ): Promise<"created" | "exists"> {
     const path = this.path(key);
+    if (!(data instanceof Uint8Array)) {
+      const linked = await linkIfAbsent(data.file, path);
+      if (linked) return linked;
+    }
     return await withTemp(path, data, async (temp) => {
       try {
         await Deno.link(temp, path);
@@ -193,6 +203,26 @@ async function withTemp<T>(
   } finally {
     await Deno.remove(temp).catch(() => {}); // after link, or on error; gone already after rename
   }
+}
+
+/** put-if-absent by link(2) of a local file; null when linking is impossible here (EXDEV...). */
+async function linkIfAbsent(source: string, path: string): Promise<"created" | "exists" | null> {
+  const dir = dirname(path);
+  await Deno.mkdir(dir, { recursive: true });
+  const file = await Deno.open(source, { read: true });
+  try {
+    await file.sync(); // its bytes are durable before any name points at them
+  } finally {
+    file.close();
+  }
+  try {
+    await Deno.link(source, path);
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) return "exists";
+    return null; // another filesystem, or one without hard links: copy instead
+  }
+  await syncDir(dir);
+  return "created";
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -35,7 +35,8 @@ export interface ObjectStore {
   /**
    * Atomically create `key` with `data` (bytes, or the contents of a local file streamed from
    * `{ file: path }`) only if it does not exist. Returns "created", or "exists" when an object was
-   * already there (its bytes are NOT compared or replaced; the caller decides).
+   * already there (its bytes are NOT compared or replaced; the caller decides). A local store may
+   * hard-link `{ file: path }` into place: the caller must not modify that file afterwards.
    */
   putIfAbsent(key: string, data: Uint8Array | { file: string }): Promise<"created" | "exists">;
   /**

@@ -1,0 +1,424 @@
+/**
+ * `deno task bench`: bronze copy against the physical limit.
+ *
+ * For each profile (ledgers of about 2 KB, 200 KB and 1 MB) a synthetic lake is made once and
+ * cached under `.bench/lakes/`. On that lake, in one run:
+ *
+ *   baseline   the work no copier can avoid: read every object, zstd-decompress it, sha256 every
+ *              LedgerCloseMeta and zstd-compress the same bytes at the Parquet writer's level
+ *              (ZSTD_LEVEL), single-threaded, in the same runtime;
+ *   copy       `copy()` end to end with the embedded catalog at --concurrency 1, 2 and 4, and with
+ *              PostgreSQL (a scratch database on 127.0.0.1:5432, created and dropped);
+ *   memory     one 1 MB-ledger partition far larger than the row-group budget (peak RSS must not
+ *              grow with the partition).
+ *
+ * Every measurement runs in a fresh subprocess (this script with --child), which reports its own
+ * peak RSS (VmHWM) before it exits. Throughput is over the copy loop (CopyStats.seconds: first build
+ * to last commit); the end-to-end wall time (runtime start, catalog open, claims) is reported too.
+ * Writes `.bench/report.json` and prints a table.
+ *
+ *   deno task bench [--quick] [--scale 0.5] [--profiles 2k,200k,1m] [--no-postgres]
+ *                   [--concurrency 1,2,4] [--out .bench/report.json]
+ */
+import { createHash } from "node:crypto";
+import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { parseArgs } from "node:util";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { makeLake } from "./make-lake.ts";
+import { objectKey } from "../lib/lake.ts";
+import { ZSTD_LEVEL } from "../lib/parquet.ts";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const BENCH = join(ROOT, ".bench");
+/** hyparquet-writer's default page size, which bronze's writer keeps. */
+const PAGE = 1 << 20;
+const PG_ADMIN = Deno.env.get("BENCH_PG_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+interface Profile {
+  name: string;
+  ledgerBytes: number;
+  count: number;
+  /** Partition size of the throughput runs: several partitions, so workers have work to share. */
+  partitionSize: number;
+  /** Ledgers of the memory run (one partition of this many ledgers), 0 for none. */
+  memoryLedgers: number;
+}
+
+const PROFILES: Profile[] = [
+  { name: "2k", ledgerBytes: 2048, count: 20_000, partitionSize: 10_000, memoryLedgers: 0 },
+  { name: "200k", ledgerBytes: 200_000, count: 1_000, partitionSize: 125, memoryLedgers: 0 },
+  { name: "1m", ledgerBytes: 1_000_000, count: 300, partitionSize: 50, memoryLedgers: 300 },
+];
+
+interface Measure {
+  seconds: number;
+  /** Wall time of the whole subprocess, runtime start to exit. */
+  wallSeconds: number;
+  ledgers: number;
+  xdrBytes: number;
+  peakRssMb: number;
+  stats?: Record<string, number>;
+  /** sha256 over the stored partitions' checksums, in key order (determinism check). */
+  digest?: string;
+}
+
+function peakRssMb(): number {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+// ---- children -------------------------------------------------------------------------------
+
+/** The unavoidable work, single-threaded: read, decompress, sha256, compress. */
+async function baselineChild(lake: string, start: number, count: number): Promise<Measure> {
+  const config = JSON.parse(await Deno.readTextFile(join(lake, ".config.json")));
+  if (config.ledgersPerBatch !== 1) throw new Error("bench lakes hold one ledger per object");
+  const zstd = { params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } };
+  const t0 = performance.now();
+  let bytes = 0;
+  let sink = 0;
+  // The Parquet writer compresses xdr_bytes in pages of about PAGE bytes: so does the baseline.
+  let page: Uint8Array[] = [];
+  let pageBytes = 0;
+  const compressPage = () => {
+    const all = new Uint8Array(pageBytes);
+    let off = 0;
+    for (const p of page) {
+      all.set(p, off);
+      off += p.length;
+    }
+    sink ^= zstdCompressSync(all, zstd).length;
+    page = [];
+    pageBytes = 0;
+  };
+  for (let seq = start; seq < start + count; seq++) {
+    const data = zstdDecompressSync(await Deno.readFile(join(lake, objectKey(config, seq, "zst"))));
+    const lcm = data.subarray(12); // LedgerCloseMetaBatch: start, end, count, then the one LCM
+    sink ^= createHash("sha256").update(lcm).digest()[0];
+    page.push(lcm);
+    pageBytes += lcm.length;
+    if (pageBytes >= PAGE) compressPage();
+    bytes += lcm.length;
+  }
+  if (pageBytes) compressPage();
+  const seconds = (performance.now() - t0) / 1000;
+  if (sink === -1) console.error(sink); // keep the work observable
+  return { seconds, wallSeconds: 0, ledgers: count, xdrBytes: bytes, peakRssMb: peakRssMb() };
+}
+
+interface CopyChildArgs {
+  lake: string;
+  start: number;
+  end: number;
+  partitionSize: number;
+  concurrency: number;
+  catalog?: string;
+  work: string;
+}
+
+async function copyChild(a: CopyChildArgs): Promise<Measure> {
+  const { copy } = await import("../lib/copier.ts");
+  const { createLogger } = await import("../lib/log.ts");
+  const storage = join(a.work, "out");
+  const log = createLogger("text", () => {}, false);
+  const result = await copy({
+    source: a.lake,
+    storage,
+    start: a.start,
+    end: a.end,
+    partitionSize: a.partitionSize,
+    network: "testnet",
+    era: "bench",
+    versionLabel: "v1",
+    copierId: "bench",
+    catalog: a.catalog,
+    stateDir: join(a.work, "state"),
+    checkpoint: join(a.work, "state", "checkpoint.json"),
+    concurrency: a.concurrency,
+    fillGaps: false,
+  }, log);
+  const peak = peakRssMb();
+  const s = result.stats;
+  // The digest of what was stored, outside the timed loop.
+  const hash = createHash("sha256");
+  const files: string[] = [];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      const p = join(dir, e.name);
+      if (e.isDirectory) await walk(p);
+      else if (e.name.endsWith(".parquet")) files.push(p);
+    }
+  };
+  await walk(storage);
+  files.sort();
+  for (const f of files) {
+    const h = createHash("sha256");
+    for await (const chunk of (await Deno.open(f)).readable) h.update(chunk);
+    hash.update(`${f.slice(storage.length)} ${h.digest("hex")}\n`);
+  }
+  return {
+    seconds: s.seconds,
+    wallSeconds: 0,
+    ledgers: s.ledgers,
+    xdrBytes: s.xdrBytes,
+    peakRssMb: peak,
+    stats: { ...s },
+    digest: hash.digest("hex").slice(0, 16),
+  };
+}
+
+// ---- parent ---------------------------------------------------------------------------------
+
+async function child(args: string[]): Promise<Measure> {
+  const t0 = performance.now();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", fileURLToPath(import.meta.url), "--child", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const wall = (performance.now() - t0) / 1000;
+  const stdout = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(
+      `bench child ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}${stdout}`,
+    );
+  }
+  const m = JSON.parse(stdout.trim().split("\n").at(-1)!) as Measure;
+  m.wallSeconds = wall;
+  return m;
+}
+
+async function lakeFor(p: Profile, count: number): Promise<string> {
+  const dir = join(BENCH, "lakes", `${p.name}-${p.ledgerBytes}-${count}-v2`);
+  try {
+    await Deno.stat(join(dir, ".config.json"));
+    return dir;
+  } catch { /* make it */ }
+  const building = `${dir}.building-${Deno.pid}`;
+  await Deno.remove(building, { recursive: true }).catch(() => {});
+  const t0 = performance.now();
+  console.error(`[bench] making lake ${p.name}: ${count} ledgers of ~${p.ledgerBytes} bytes`);
+  await makeLake({
+    url: building,
+    network: "testnet",
+    start: 1,
+    count,
+    lcmVersion: 2,
+    ledgerBytes: p.ledgerBytes,
+  });
+  await Deno.rename(building, dir);
+  console.error(`[bench]   made in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+  return dir;
+}
+
+async function pgAvailable(): Promise<boolean> {
+  try {
+    const pg = (await import("pg")).default;
+    const c = new pg.Client({ connectionString: PG_ADMIN, connectionTimeoutMillis: 2000 });
+    await c.connect();
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function withScratchDb<T>(f: (dsn: string) => Promise<T>): Promise<T> {
+  const pg = (await import("pg")).default;
+  const name = `bronze_bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: PG_ADMIN });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  try {
+    const { migrate } = await import("../lib/metadata/migrate.ts");
+    const { openCatalog } = await import("../lib/metadata/catalog.ts");
+    const url = new URL(PG_ADMIN);
+    url.pathname = `/${name}`;
+    const catalog = await openCatalog({ dsn: url.toString(), stateDir: BENCH, log: () => {} });
+    try {
+      await migrate(catalog);
+    } finally {
+      await catalog.close();
+    }
+    return await f(url.toString());
+  } finally {
+    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  }
+}
+
+interface Row {
+  profile: string;
+  run: string;
+  measure: Measure;
+  /** Baseline throughput / this run's: 1 is the limit, 2 takes twice as long. */
+  timeVsBaseline: number;
+  /** This run's throughput as a fraction of the baseline's. */
+  ofBaseline: number;
+  /** Manifest + catalog + checkpoint (steps 3-5) over the partitions' build + commit time. */
+  commitShare?: number;
+}
+
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      scale: { type: "string", default: "1" },
+      profiles: { type: "string", default: PROFILES.map((p) => p.name).join(",") },
+      concurrency: { type: "string", default: "1,2,4" },
+      "no-postgres": { type: "boolean", default: false },
+      "no-memory": { type: "boolean", default: false },
+      out: { type: "string", default: join(BENCH, "report.json") },
+    },
+  });
+  const scale = (values.quick ? 0.1 : 1) * Number(values.scale);
+  if (!(scale > 0)) throw new Error(`--scale must be positive, got ${values.scale}`);
+  const wanted = values.profiles!.split(",");
+  const levels = values.concurrency!.split(",").map(Number);
+  const usePg = !values["no-postgres"] && await pgAvailable();
+  if (!values["no-postgres"] && !usePg) {
+    console.error(`[bench] PostgreSQL at ${PG_ADMIN} is not reachable: skipping its runs`);
+  }
+  await Deno.mkdir(BENCH, { recursive: true });
+  const rows: Row[] = [];
+  const add = (profile: string, run: string, m: Measure, base: Measure) => {
+    const rate = m.xdrBytes / m.seconds;
+    const baseRate = base.xdrBytes / base.seconds;
+    const s = m.stats;
+    const row: Row = {
+      profile,
+      run,
+      measure: m,
+      timeVsBaseline: baseRate / rate,
+      ofBaseline: rate / baseRate,
+    };
+    if (s) {
+      const commit = s.publishSeconds + s.manifestSeconds + s.catalogSeconds +
+        s.checkpointSeconds;
+      row.commitShare = (s.manifestSeconds + s.catalogSeconds + s.checkpointSeconds) /
+        (s.buildSeconds + commit);
+    }
+    rows.push(row);
+    console.error(
+      `[bench] ${profile} ${run}: ${(m.ledgers / m.seconds).toFixed(0)} ledgers/s, ${
+        (rate / 1e6).toFixed(1)
+      } MB/s, ${m.peakRssMb} MB peak, ${row.ofBaseline.toFixed(2)} of baseline`,
+    );
+  };
+
+  for (const p of PROFILES.filter((p) => wanted.includes(p.name))) {
+    const count = Math.max(p.partitionSize * 2, Math.round(p.count * scale));
+    const lake = await lakeFor(p, count);
+    const base = await child(["baseline", lake, "1", String(count)]);
+    add(p.name, "baseline", base, base);
+    const copyRun = async (run: string, a: Omit<CopyChildArgs, "lake" | "work" | "start">) => {
+      const work = await Deno.makeTempDir({ dir: BENCH, prefix: "run-" });
+      try {
+        const args: CopyChildArgs = { lake, work, start: 1, ...a };
+        add(p.name, run, await child(["copy", JSON.stringify(args)]), base);
+      } finally {
+        await Deno.remove(work, { recursive: true });
+      }
+    };
+    for (const c of levels) {
+      await copyRun(`embedded c=${c}`, {
+        end: count,
+        partitionSize: p.partitionSize,
+        concurrency: c,
+      });
+    }
+    if (usePg) {
+      for (const c of [levels[0], levels.at(-1)!]) {
+        await withScratchDb((dsn) =>
+          copyRun(`postgres c=${c}`, {
+            end: count,
+            partitionSize: p.partitionSize,
+            concurrency: c,
+            catalog: dsn,
+          })
+        );
+        if (levels.length === 1) break;
+      }
+    }
+    if (p.memoryLedgers && !values["no-memory"]) {
+      const n = Math.min(count, p.memoryLedgers);
+      await copyRun(`memory: 1 partition of ${n}, c=1`, {
+        end: n,
+        partitionSize: 10_000,
+        concurrency: 1,
+      });
+    }
+  }
+
+  const machine = {
+    nproc: navigator.hardwareConcurrency,
+    cpu: /model name\s*:\s*(.*)/.exec(await Deno.readTextFile("/proc/cpuinfo"))?.[1] ?? "?",
+    memTotalGb: Math.round(
+      Number(/MemTotal:\s+(\d+)/.exec(await Deno.readTextFile("/proc/meminfo"))?.[1] ?? 0) /
+        1024 / 1024,
+    ),
+    deno: Deno.version.deno,
+    date: new Date().toISOString(),
+  };
+  await Deno.writeTextFile(values.out!, JSON.stringify({ machine, scale, rows }, null, 2) + "\n");
+  console.log(table(rows));
+  console.log(
+    `\n${machine.nproc} cores, ${machine.cpu}, ${machine.memTotalGb} GB; report: ${values.out}`,
+  );
+}
+
+function table(rows: Row[]): string {
+  const head = [
+    "profile",
+    "run",
+    "ledgers",
+    "ledgers/s",
+    "MB/s",
+    "of baseline",
+    "time ratio",
+    "catalog+ckpt",
+    "peak RSS MB",
+    "e2e s",
+    "digest",
+  ];
+  const body = rows.map((r) => [
+    r.profile,
+    r.run,
+    String(r.measure.ledgers),
+    (r.measure.ledgers / r.measure.seconds).toFixed(0),
+    (r.measure.xdrBytes / r.measure.seconds / 1e6).toFixed(1),
+    r.ofBaseline.toFixed(2),
+    r.timeVsBaseline.toFixed(2),
+    r.commitShare === undefined ? "" : `${(100 * r.commitShare).toFixed(2)}%`,
+    String(r.measure.peakRssMb),
+    r.measure.wallSeconds.toFixed(1),
+    r.measure.digest ?? "",
+  ]);
+  const all = [head, ...body];
+  const widths = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...body.map(line)]
+    .join("\n");
+}
+
+if (import.meta.main) {
+  if (Deno.args[0] === "--child") {
+    const [, kind, ...rest] = Deno.args;
+    const m = kind === "baseline"
+      ? await baselineChild(rest[0], Number(rest[1]), Number(rest[2]))
+      : await copyChild(JSON.parse(rest[0]));
+    console.log(JSON.stringify(m));
+    Deno.exit(0); // PGlite and pg pools may hold the loop open
+  }
+  await main();
+}
