@@ -27,7 +27,6 @@ export interface Settings {
   json: boolean;
   fillGaps: boolean;
   failOnGaps: boolean;
-  dataset: string;
   status: boolean;
   /** Optional filters of coverage/verify: the same flags as the copier's, without defaults. */
   networkFilter?: Network;
@@ -195,13 +194,6 @@ export const SPECS: Record<Key, Spec> = {
     parse: bool,
     boolean: true,
     default: () => false,
-  },
-  dataset: {
-    flag: "--dataset",
-    env: "DATASET",
-    help: "dataset name",
-    parse: label,
-    default: () => "ledgers_lcm_raw",
   },
   status: {
     flag: "--status",
