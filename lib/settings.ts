@@ -77,6 +77,32 @@ const dsn = (raw: string): string | Invalid => {
   const problem = validateDsn(raw, "");
   return problem ? new Invalid(problem.trimStart()) : raw;
 };
+/** A local path, file://, gs://bucket[/prefix] or s3://bucket[/prefix]. */
+const storeUrl = (raw: string): string | Invalid => {
+  if (!raw.trim()) return new Invalid("must not be empty");
+  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/]*)/i.exec(raw);
+  if (!m) return raw;
+  const scheme = m[1].toLowerCase();
+  if (scheme === "file") return raw;
+  if (scheme !== "gs" && scheme !== "s3") {
+    return new Invalid(
+      `must be a local path, file://, gs://bucket[/prefix] or s3://bucket[/prefix], got "${raw}"`,
+    );
+  }
+  return m[2]
+    ? raw
+    : new Invalid(`names no bucket: "${raw}" (expected ${scheme}://bucket[/prefix])`);
+};
+/** Like storeUrl, but naming one object (the checkpoint file). */
+const objectUrl = (raw: string): string | Invalid => {
+  const url = storeUrl(raw);
+  if (url instanceof Invalid) return url;
+  return /^(gs|s3):\/\/[^/]+\/./i.test(raw) || !/^(gs|s3):\/\//i.test(raw)
+    ? (raw.endsWith("/") ? new Invalid(`must name a file, not a folder: "${raw}"`) : raw)
+    : new Invalid(
+      `must name an object, e.g. ${raw.slice(0, 5)}bucket/state/checkpoint.json, got "${raw}"`,
+    );
+};
 const UINT32_MAX = 0xffffffff;
 
 export const SPECS: Record<Key, Spec> = {
@@ -97,13 +123,13 @@ export const SPECS: Record<Key, Spec> = {
     flag: "--source",
     env: "SOURCE_URL",
     help: "Galexie data lake: a path, file://, gs:// or s3:// URL",
-    parse: nonEmpty,
+    parse: storeUrl,
   },
   storage: {
     flag: "--storage",
     env: "STORAGE_URL",
     help: "where partitions are written: a path, file://, gs:// or s3:// URL",
-    parse: nonEmpty,
+    parse: storeUrl,
     default: () => "./data",
   },
   start: {
@@ -157,7 +183,7 @@ export const SPECS: Record<Key, Spec> = {
     flag: "--checkpoint",
     env: "CHECKPOINT_URL",
     help: "checkpoint location: a path, gs:// or s3:// URL",
-    parse: nonEmpty,
+    parse: objectUrl,
     default: (s) => join(s.stateDir ?? "./state", "checkpoint.json"),
   },
   concurrency: {
@@ -231,7 +257,7 @@ export const SPECS: Record<Key, Spec> = {
     env: "STORAGE_URL",
     help:
       "read partitions under this root (path, file://, gs://, s3://) at each lineage row's storage_path (default: each row's storage_uri)",
-    parse: nonEmpty,
+    parse: storeUrl,
   },
 };
 
