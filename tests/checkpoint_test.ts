@@ -8,7 +8,8 @@ import { claimRange } from "../lib/metadata/claims.ts";
 import { checkpointShowCommand } from "../lib/commands/checkpoint.ts";
 import { type CatalogTarget, catalogTarget } from "./support/catalogs.ts";
 import { syntheticLake, tempDir } from "./support/lakes.ts";
-import { startGcsEmulator, startS3rver } from "./support/servers.ts";
+import { copyOptions, lineageRows } from "./support/copy.ts";
+import { s3Env, startGcsEmulator, startS3rver, withEnv } from "./support/servers.ts";
 import { startPreconditionServer } from "./support/precondition_server.ts";
 
 const CP: Checkpoint = {
@@ -20,27 +21,6 @@ const CP: Checkpoint = {
   last_committed_partition: { start: 59950000, end: 59959999, checksum: "sha256:abc123" },
   updated_at: "2025-01-15T10:30:00.000Z",
 };
-
-/** Runs fn with the object-store environment pointing at a test server, then restores it. */
-async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const old = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
-  for (const [k, v] of Object.entries(vars)) Deno.env.set(k, v);
-  try {
-    return await fn();
-  } finally {
-    for (const [k, v] of Object.entries(old)) {
-      v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-    }
-  }
-}
-
-const s3Env = (endpoint: string) => ({
-  AWS_ENDPOINT_URL_S3: endpoint,
-  S3_FORCE_PATH_STYLE: "true",
-  AWS_ACCESS_KEY_ID: "S3RVER",
-  AWS_SECRET_ACCESS_KEY: "S3RVER",
-  AWS_REGION: "us-east-1",
-});
 
 async function saveLoadRoundTrip(location: string) {
   const m = checkpointManager(location);
@@ -167,47 +147,21 @@ Deno.test("a corrupt or malformed checkpoint is an error naming the file, never 
 
 // ---- resume ----
 
-function options(
+/** The resume tests' copier, over ledgers 1-500 unless told otherwise. */
+const options = (
   target: CatalogTarget,
   source: string,
   storage: string,
   o: Partial<CopyOptions> = {},
-): CopyOptions {
-  return {
-    source,
-    storage,
-    partitionSize: 100,
-    network: "testnet",
-    era: "pre_p23",
-    versionLabel: "v1",
-    copierId: "bronze-copier-001",
-    catalog: target.dsn,
-    stateDir: target.stateDir,
-    checkpoint: join(target.stateDir, "checkpoint.json"),
-    concurrency: 2,
-    fillGaps: false,
-    start: 1,
-    end: 500,
-    ...o,
-  };
-}
+): CopyOptions =>
+  copyOptions(target, { source, storage, copierId: "bronze-copier-001", start: 1, end: 500, ...o });
 
 const lake500 = () =>
   syntheticLake({ network: "testnet", start: 1, count: 500, lcmVersion: 2, ledgerBytes: 2048 });
 
-async function lineage(target: CatalogTarget): Promise<string[]> {
-  const c = await target.open();
-  try {
-    const { rows } = await c.pool.query(
-      "SELECT ledger_start, ledger_end, checksum FROM _meta_lineage ORDER BY ledger_start",
-    );
-    return rows.map((r: Record<string, unknown>) =>
-      `${r.ledger_start}-${r.ledger_end} ${r.checksum}`
-    );
-  } finally {
-    await c.close();
-  }
-}
+/** "start-end checksum" of each lineage row. */
+const lineage = async (target: CatalogTarget): Promise<string[]> =>
+  (await lineageRows(target)).map((r) => `${r.ledger_start}-${r.ledger_end} ${r.checksum}`);
 
 Deno.test("TestCheckpoint_NoCheckpoint: the copier starts from the configured start", async () => {
   await using target = await catalogTarget("postgres");

@@ -13,7 +13,8 @@ import { checkpointManager } from "../lib/checkpoint/mod.ts";
 import { makeLake } from "../scripts/make-lake.ts";
 import { type CatalogTarget, catalogTarget } from "./support/catalogs.ts";
 import { syntheticLake, tempDir } from "./support/lakes.ts";
-import { startGcsEmulator, startS3rver } from "./support/servers.ts";
+import { copyOptions, lineageRows } from "./support/copy.ts";
+import { s3Env, startGcsEmulator, startS3rver, withEnv } from "./support/servers.ts";
 
 const LAKE = {
   network: "testnet",
@@ -30,41 +31,7 @@ function options(
   storage: string,
   checkpoint: string,
 ): CopyOptions {
-  return {
-    source,
-    storage,
-    start: 1,
-    end: 250,
-    partitionSize: 100,
-    network: "testnet",
-    era: "pre_p23",
-    versionLabel: "v1",
-    copierId: "cloud-copier",
-    catalog: target.dsn,
-    stateDir: target.stateDir,
-    checkpoint,
-    concurrency: 2,
-    fillGaps: false,
-  };
-}
-
-async function lineage(target: CatalogTarget) {
-  const c = await target.open();
-  try {
-    const { rows } = await c.pool.query(
-      "SELECT ledger_start, ledger_end, checksum, storage_path, storage_uri, byte_size FROM _meta_lineage ORDER BY ledger_start",
-    );
-    return rows as {
-      ledger_start: number;
-      ledger_end: number;
-      checksum: string;
-      storage_path: string;
-      storage_uri: string;
-      byte_size: number;
-    }[];
-  } finally {
-    await c.close();
-  }
+  return copyOptions(target, { source, storage, checkpoint, start: 1, end: 250 });
 }
 
 /** Checksums of the same lake copied to local disk: what every backend must reproduce. */
@@ -73,67 +40,60 @@ async function localChecksums(): Promise<string[]> {
   await using out = await tempDir();
   const source = await syntheticLake(LAKE);
   await copy(options(target, source, out.path, join(out.path, "cp.json")), memoryLogger());
-  return (await lineage(target)).map((r) => r.checksum);
+  return (await lineageRows(target)).map((r) => r.checksum);
 }
 
 Deno.test("s3:// lake to gs:// storage and gs:// lake to s3:// storage, checkpoints in buckets, byte-identical to a local copy", async () => {
   const expected = await localChecksums();
   const s3 = await startS3rver(["lake", "parts", "state"]);
   const gcs = await startGcsEmulator();
-  const env = {
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
-    S3_FORCE_PATH_STYLE: "true",
-    AWS_ACCESS_KEY_ID: "S3RVER",
-    AWS_SECRET_ACCESS_KEY: "S3RVER",
-    AWS_REGION: "us-east-1",
-    STORAGE_EMULATOR_HOST: gcs.host,
-  };
-  for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
+  const env = { ...s3Env(s3.endpoint), STORAGE_EMULATOR_HOST: gcs.host };
   try {
-    for (
-      const [lakeUrl, storageUrl, checkpointUrl] of [
-        ["s3://lake/galexie/testnet", "gs://parts/bronze", "s3://state/bronze/checkpoint.json"],
-        ["gs://lake/galexie/testnet", "s3://parts/bronze", "gs://state/bronze/checkpoint.json"],
-      ]
-    ) {
-      await makeLake({ ...LAKE, url: lakeUrl });
-      await using target = await catalogTarget("postgres");
-      const log = memoryLogger();
-      await copy(options(target, lakeUrl, storageUrl, checkpointUrl), log);
-      assert.deepEqual(log.lines.filter((l) => l.startsWith("[partition]")), [
-        "[partition] committed range 1-100",
-        "[partition] committed range 101-200",
-        "[partition] committed range 201-250",
-      ]);
-      const rows = await lineage(target);
-      assert.deepEqual(rows.map((r) => r.checksum), expected, `${lakeUrl} -> ${storageUrl}`);
-      const storage = openStore(storageUrl);
-      for (const r of rows) {
-        assert.equal(r.storage_uri, `${storageUrl}/${r.storage_path}`);
-        const stored = await hashObject(storage, r.storage_path);
-        assert.equal(`sha256:${stored.sha256}`, r.checksum);
-        assert.equal(stored.bytes, r.byte_size);
-        const manifest = JSON.parse(
-          new TextDecoder().decode(
-            await storage.get(r.storage_path.replace(/part-[^/]+$/, "_manifest.json")),
-          ),
+    await withEnv(env, async () => {
+      for (
+        const [lakeUrl, storageUrl, checkpointUrl] of [
+          ["s3://lake/galexie/testnet", "gs://parts/bronze", "s3://state/bronze/checkpoint.json"],
+          ["gs://lake/galexie/testnet", "s3://parts/bronze", "gs://state/bronze/checkpoint.json"],
+        ]
+      ) {
+        await makeLake({ ...LAKE, url: lakeUrl });
+        await using target = await catalogTarget("postgres");
+        const log = memoryLogger();
+        await copy(options(target, lakeUrl, storageUrl, checkpointUrl), log);
+        assert.deepEqual(log.lines.filter((l) => l.startsWith("[partition]")), [
+          "[partition] committed range 1-100",
+          "[partition] committed range 101-200",
+          "[partition] committed range 201-250",
+        ]);
+        const rows = await lineageRows(target);
+        assert.deepEqual(rows.map((r) => r.checksum), expected, `${lakeUrl} -> ${storageUrl}`);
+        const storage = openStore(storageUrl);
+        for (const r of rows) {
+          assert.equal(r.storage_uri, `${storageUrl}/${r.storage_path}`);
+          const stored = await hashObject(storage, r.storage_path);
+          assert.equal(`sha256:${stored.sha256}`, r.checksum);
+          assert.equal(stored.bytes, r.byte_size);
+          const manifest = JSON.parse(
+            new TextDecoder().decode(
+              await storage.get(r.storage_path.replace(/part-[^/]+$/, "_manifest.json")),
+            ),
+          );
+          assert.equal(manifest.table.checksum, r.checksum);
+        }
+        await storage.close?.();
+        const cp = await checkpointManager(checkpointUrl).load();
+        assert.equal(cp.last_committed_ledger, 250);
+        // A rerun finds everything in place and records nothing twice.
+        const again = memoryLogger();
+        await copy(options(target, lakeUrl, storageUrl, checkpointUrl), again);
+        assert.equal(
+          again.lines.at(-1),
+          "[copier] range 1-250 is already complete (bronze.ledgers_lcm_raw (testnet/pre_p23/v1)); nothing to do",
         );
-        assert.equal(manifest.table.checksum, r.checksum);
+        assert.equal((await lineageRows(target)).length, 3);
       }
-      await storage.close?.();
-      const cp = await checkpointManager(checkpointUrl).load();
-      assert.equal(cp.last_committed_ledger, 250);
-      // A rerun finds everything in place and records nothing twice.
-      const again = memoryLogger();
-      await copy(options(target, lakeUrl, storageUrl, checkpointUrl), again);
-      assert.equal(
-        again.lines.at(-1),
-        "[copier] range 1-250 is already complete (bronze.ledgers_lcm_raw (testnet/pre_p23/v1)); nothing to do",
-      );
-      assert.equal((await lineage(target)).length, 3);
-    }
+    });
   } finally {
-    for (const k of Object.keys(env)) Deno.env.delete(k);
     await gcs.stop();
     await s3.stop();
   }

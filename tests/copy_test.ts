@@ -4,7 +4,7 @@ import { cp, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { copy, type CopyOptions } from "../lib/copier.ts";
+import { copy } from "../lib/copier.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { openStore } from "../lib/blob/mod.ts";
 import { openLake } from "../lib/lake.ts";
@@ -12,51 +12,25 @@ import { decodeLedger } from "../lib/ledger.ts";
 import { readPartitionRows } from "../lib/parquet.ts";
 import { partitionKey } from "../lib/partition.ts";
 import { CatalogWriter } from "../lib/metadata/writer.ts";
-import { CATALOG_KINDS, type CatalogTarget, catalogTarget } from "./support/catalogs.ts";
+import { CATALOG_KINDS, catalogTarget } from "./support/catalogs.ts";
 import { SAMPLES, SAMPLES_ABSENT, syntheticLake, tempDir } from "./support/lakes.ts";
 import { runCli } from "./support/cli.ts";
+import { copyEnv, copyOptions, lineageRows, psqlLines, SEED_QUERY } from "./support/copy.ts";
 
-function options(
-  target: CatalogTarget,
-  storage: string,
-  o: Partial<CopyOptions> & Pick<CopyOptions, "source">,
-): CopyOptions {
-  return {
-    storage,
-    partitionSize: 100,
-    network: "testnet",
-    era: "pre_p23",
-    versionLabel: "v1",
-    copierId: "test-copier",
-    catalog: target.dsn,
-    stateDir: target.stateDir,
-    checkpoint: join(target.stateDir, "checkpoint.json"),
-    concurrency: 2,
-    fillGaps: false,
-    ...o,
-  };
-}
-
-async function lineage(target: CatalogTarget) {
-  const c = await target.open();
-  try {
-    const { rows } = await c.pool.query(
-      `SELECT l.ledger_start, l.ledger_end, l.row_count, l.checksum, l.storage_path, l.byte_size
-       FROM _meta_lineage l JOIN _meta_datasets d ON d.id = l.dataset_id
-       WHERE d.dataset = 'ledgers_lcm_raw' ORDER BY l.ledger_start`,
-    );
-    return rows as {
-      ledger_start: number;
-      ledger_end: number;
-      row_count: number;
-      checksum: string;
-      storage_path: string;
-      byte_size: number;
-    }[];
-  } finally {
-    await c.close();
-  }
-}
+const LAKE_450 = {
+  network: "testnet",
+  start: 1,
+  count: 450,
+  lcmVersion: 2,
+  ledgerBytes: 4096,
+} as const;
+const LAKE_300 = {
+  network: "testnet",
+  start: 1,
+  count: 300,
+  lcmVersion: 2,
+  ledgerBytes: 2048,
+} as const;
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
@@ -70,7 +44,7 @@ Deno.test({
     const source = join(SAMPLES, "testnet");
     const log = memoryLogger();
     const result = await copy(
-      options(target, out.path, { source, start: 1410048, end: 1410367 }),
+      copyOptions(target, { source, storage: out.path, start: 1410048, end: 1410367 }),
       log,
     );
     const expected = [[1410048, 1410100], [1410101, 1410200], [1410201, 1410300], [
@@ -78,7 +52,7 @@ Deno.test({
       1410367,
     ]];
     assert.deepEqual(result.committed.map((r) => [r.start, r.end]), expected);
-    const rows = await lineage(target);
+    const rows = await lineageRows(target);
     assert.deepEqual(
       rows.map((r) => [r.ledger_start, r.ledger_end, r.row_count]),
       expected.map(([s, e]) => [s, e, e - s + 1]),
@@ -144,8 +118,9 @@ Deno.test({
     await using target = await catalogTarget("embedded");
     await using out = await tempDir();
     await copy(
-      options(target, out.path, {
+      copyOptions(target, {
         source: join(SAMPLES, "pubnet"),
+        storage: out.path,
         network: "pubnet",
         start: 53312000,
         end: 53312000,
@@ -170,22 +145,16 @@ Deno.test({
 
 for (const kind of CATALOG_KINDS) {
   Deno.test(`determinism [${kind}]: two runs into separate storage and catalogs give the same sha256 for every partition`, async () => {
-    const source = await syntheticLake({
-      network: "testnet",
-      start: 1,
-      count: 450,
-      lcmVersion: 2,
-      ledgerBytes: 4096,
-    });
+    const source = await syntheticLake(LAKE_450);
     const checksums: string[][] = [];
     for (let i = 0; i < 2; i++) {
       await using target = await catalogTarget(kind);
       await using out = await tempDir();
       await copy(
-        options(target, out.path, { source, start: 1, end: 450, concurrency: i + 1 }),
+        copyOptions(target, { source, storage: out.path, start: 1, end: 450, concurrency: i + 1 }),
         memoryLogger(),
       );
-      const rows = await lineage(target);
+      const rows = await lineageRows(target);
       assert.deepEqual(rows.map((r) => r.ledger_end), [100, 200, 300, 400, 450]);
       for (const r of rows) {
         assert.equal(
@@ -200,16 +169,13 @@ for (const kind of CATALOG_KINDS) {
 }
 
 Deno.test("DuckDB reads a copied partition back with the right row count, types and an intact xdr_bytes", async () => {
-  const source = await syntheticLake({
-    network: "testnet",
-    start: 1,
-    count: 450,
-    lcmVersion: 2,
-    ledgerBytes: 4096,
-  });
+  const source = await syntheticLake(LAKE_450);
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
-  await copy(options(target, out.path, { source, start: 101, end: 200 }), memoryLogger());
+  await copy(
+    copyOptions(target, { source, storage: out.path, start: 101, end: 200 }),
+    memoryLogger(),
+  );
   const path = join(
     out.path,
     partitionKey({ network: "testnet", eraId: "pre_p23", version: "v1" }, { start: 101, end: 200 }),
@@ -248,13 +214,7 @@ async function damagedLake(
   dir: string,
   damage: (lakeDir: string) => Promise<string>,
 ): Promise<{ lake: string; key: string }> {
-  const base = await syntheticLake({
-    network: "testnet",
-    start: 1,
-    count: 300,
-    lcmVersion: 2,
-    ledgerBytes: 2048,
-  });
+  const base = await syntheticLake(LAKE_300);
   const lake = join(dir, "lake");
   await cp(base, lake, { recursive: true });
   return { lake, key: await damage(lake) };
@@ -313,8 +273,9 @@ for (const [what, damage, message] of BAD_INPUTS) {
     await assert.rejects(
       () =>
         copy(
-          options(target, join(dir.path, "out"), {
+          copyOptions(target, {
             source: lake,
+            storage: join(dir.path, "out"),
             start: 1,
             end: 300,
             concurrency: 1,
@@ -327,7 +288,7 @@ for (const [what, damage, message] of BAD_INPUTS) {
       },
     );
     // Partitions before the bad one are committed; the failing one and those after are not.
-    assert.deepEqual((await lineage(target)).map((r) => [r.ledger_start, r.ledger_end]), [
+    assert.deepEqual((await lineageRows(target)).map((r) => [r.ledger_start, r.ledger_end]), [
       [1, 100],
       [101, 200],
     ]);
@@ -335,19 +296,13 @@ for (const [what, damage, message] of BAD_INPUTS) {
 }
 
 Deno.test("a lake of another network is refused before any work, naming both passphrases", async () => {
-  const source = await syntheticLake({
-    network: "testnet",
-    start: 1,
-    count: 300,
-    lcmVersion: 2,
-    ledgerBytes: 2048,
-  });
+  const source = await syntheticLake(LAKE_300);
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
   await assert.rejects(
     () =>
       copy(
-        options(target, out.path, { source, start: 1, end: 100, network: "pubnet" }),
+        copyOptions(target, { source, storage: out.path, start: 1, end: 100, network: "pubnet" }),
         memoryLogger(),
       ),
     (err: Error) => {
@@ -358,17 +313,11 @@ Deno.test("a lake of another network is refused before any work, naming both pas
       return true;
     },
   );
-  assert.deepEqual(await lineage(target), []);
+  assert.deepEqual(await lineageRows(target), []);
 });
 
 Deno.test("a stored partition whose bytes differ from what this run produces is refused, named, and left alone", async () => {
-  const source = await syntheticLake({
-    network: "testnet",
-    start: 1,
-    count: 300,
-    lcmVersion: 2,
-    ledgerBytes: 2048,
-  });
+  const source = await syntheticLake(LAKE_300);
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
   const key = partitionKey({ network: "testnet", eraId: "pre_p23", version: "v1" }, {
@@ -380,7 +329,7 @@ Deno.test("a stored partition whose bytes differ from what this run produces is 
   await assert.rejects(
     () =>
       copy(
-        options(target, out.path, { source, start: 1, end: 300, concurrency: 1 }),
+        copyOptions(target, { source, storage: out.path, start: 1, end: 300, concurrency: 1 }),
         memoryLogger(),
       ),
     (err: Error) => {
@@ -396,7 +345,7 @@ Deno.test("a stored partition whose bytes differ from what this run produces is 
     },
   );
   assert.equal(await readFile(join(out.path, key), "utf8"), "not the partition");
-  assert.deepEqual((await lineage(target)).map((r) => r.ledger_end), [100]);
+  assert.deepEqual((await lineageRows(target)).map((r) => r.ledger_end), [100]);
 });
 
 Deno.test("the copied range is the range read: the row count always equals the ledgers in the lineage range", async () => {
@@ -409,8 +358,11 @@ Deno.test("the copied range is the range read: the row count always equals the l
   });
   await using target = await catalogTarget("embedded");
   await using out = await tempDir();
-  await copy(options(target, out.path, { source, start: 37, end: 263 }), memoryLogger());
-  const rows = await lineage(target);
+  await copy(
+    copyOptions(target, { source, storage: out.path, start: 37, end: 263 }),
+    memoryLogger(),
+  );
+  const rows = await lineageRows(target);
   assert.deepEqual(rows.map((r) => [r.ledger_start, r.ledger_end]), [[37, 100], [101, 200], [
     201,
     263,
@@ -473,15 +425,7 @@ Deno.test("seed example, first run: LEDGER_START=1 LEDGER_END=30000 on a synthet
   });
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
-  const env = {
-    LEDGER_START: "1",
-    LEDGER_END: "30000",
-    SOURCE_URL: source,
-    STORAGE_URL: out.path,
-    NETWORK: "testnet",
-    CATALOG_DSN: target.dsn!,
-    STATE_DIR: target.stateDir,
-  };
+  const env = { ...copyEnv(target, source, out.path), LEDGER_START: "1", LEDGER_END: "30000" };
   const r = await runCli(["copy"], { env });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(
@@ -498,16 +442,7 @@ Deno.test("seed example, first run: LEDGER_START=1 LEDGER_END=30000 on a synthet
       "",
     ].join("\n"),
   );
-  const psql = new Deno.Command("psql", {
-    args: [
-      target.dsn!,
-      "-At",
-      "-c",
-      "SELECT ledger_start, ledger_end, checksum FROM _meta_lineage l JOIN _meta_datasets d ON l.dataset_id = d.id WHERE d.dataset = 'ledgers_lcm_raw' ORDER BY ledger_start",
-    ],
-    stdout: "piped",
-  }).outputSync();
-  const lines = new TextDecoder().decode(psql.stdout).trim().split("\n");
+  const lines = psqlLines(target.dsn!, SEED_QUERY);
   assert.equal(lines.length, 3);
   assert.match(lines[0], /^1\|10000\|sha256:[0-9a-f]{64}$/);
   assert.match(lines[1], /^10001\|20000\|sha256:[0-9a-f]{64}$/);

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { copy, type CopyOptions } from "../lib/copier.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { coverageCommand, EXIT_GAPS, parseCoverageArgs } from "../lib/commands/coverage.ts";
@@ -14,30 +13,10 @@ import { SCHEMA_HASH } from "../lib/parquet.ts";
 import type { Range } from "../lib/partition.ts";
 import { type CatalogTarget, catalogTarget, withCatalog } from "./support/catalogs.ts";
 import { syntheticLake, tempDir } from "./support/lakes.ts";
+import { copyOptions } from "./support/copy.ts";
 
 const LAKE = { network: "testnet", start: 1, count: 1000, lcmVersion: 2 } as const;
 const LABEL = "bronze.ledgers_lcm_raw (testnet/pre_p23/v1)";
-
-function options(
-  target: CatalogTarget,
-  storage: string,
-  o: Partial<CopyOptions> & Pick<CopyOptions, "source">,
-): CopyOptions {
-  return {
-    storage,
-    partitionSize: 100,
-    network: "testnet",
-    era: "pre_p23",
-    versionLabel: "v1",
-    copierId: "coverage-test",
-    catalog: target.dsn,
-    stateDir: target.stateDir,
-    checkpoint: join(target.stateDir, "checkpoint.json"),
-    concurrency: 2,
-    fillGaps: false,
-    ...o,
-  };
-}
 
 async function coverage(
   target: CatalogTarget,
@@ -90,9 +69,12 @@ Deno.test("coverage (postgres): gaps at the start, middle and end; --fill-gaps c
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
   const log = memoryLogger();
+  // Every run is the one copier that the backfill record names.
+  const options = (o: Partial<CopyOptions>) =>
+    copyOptions(target, { source, storage: out.path, copierId: "coverage-test", ...o });
   // Holes: 1-150 (before a partial first partition), 301-400, 501-700, and 901-1000 at the end.
   for (const [start, end] of [[151, 300], [401, 500], [701, 900]]) {
-    await copy(options(target, out.path, { source, start, end }), log);
+    await copy(options({ start, end }), log);
   }
   assert.deepEqual(await changes(target), [], "copies that only extend the top are no backfill");
 
@@ -124,13 +106,13 @@ Deno.test("coverage (postgres): gaps at the start, middle and end; --fill-gaps c
   assert.deepEqual([none.firstLedger, none.partitions, ranges(none.gaps)], [null, 0, [[1, 50]]]);
 
   // The trailing hole, copied as a plain range: still no backfill.
-  const tail = await copy(options(target, out.path, { source, start: 901, end: 1000 }), log);
+  const tail = await copy(options({ start: 901, end: 1000 }), log);
   assert.deepEqual(ranges(tail.committed), [[901, 1000]]);
   assert.deepEqual(await changes(target), []);
 
   // --fill-gaps without a range: the holes between lowest and highest, nothing else.
   const before = await coverage(target);
-  const inside = await copy(options(target, out.path, { source, fillGaps: true }), log);
+  const inside = await copy(options({ fillGaps: true }), log);
   assert.deepEqual(ranges(inside.committed), onGrid(before[0].gaps));
   assert.deepEqual(ranges(inside.committed), [[301, 400], [501, 600], [601, 700]]);
   assert.deepEqual(ranges(inside.adopted), []);
@@ -145,10 +127,7 @@ Deno.test("coverage (postgres): gaps at the start, middle and end; --fill-gaps c
   // --fill-gaps over 1-1000: exactly the leading gap coverage reports, cut on the grid.
   const lead = await coverage(target, { start: 1, end: 1000 });
   assert.deepEqual(ranges(lead[0].gaps), [[1, 150]]);
-  const front = await copy(
-    options(target, out.path, { source, fillGaps: true, start: 1, end: 1000 }),
-    log,
-  );
+  const front = await copy(options({ fillGaps: true, start: 1, end: 1000 }), log);
   assert.deepEqual(ranges(front.committed), onGrid(lead[0].gaps));
   assert.deepEqual(ranges(front.committed), [[1, 100], [101, 150]]);
   ch = await changes(target);
@@ -162,10 +141,7 @@ Deno.test("coverage (postgres): gaps at the start, middle and end; --fill-gaps c
     [],
   ]);
   // Nothing left to fill: a rerun copies nothing and records no change.
-  const again = await copy(
-    options(target, out.path, { source, fillGaps: true, start: 1, end: 1000 }),
-    log,
-  );
+  const again = await copy(options({ fillGaps: true, start: 1, end: 1000 }), log);
   assert.deepEqual(again.committed, []);
   assert.equal((await changes(target)).length, 2);
 
@@ -205,7 +181,7 @@ Deno.test("coverage (embedded): gaps at the start, middle and end; --fill-gaps c
   await using out = await tempDir();
   const log = memoryLogger();
   for (const [start, end] of [[151, 300], [701, 900]]) {
-    await copy(options(target, out.path, { source, start, end }), log);
+    await copy(copyOptions(target, { source, storage: out.path, start, end }), log);
   }
   const c = await target.open();
   let gaps: Range[];
@@ -225,7 +201,7 @@ Deno.test("coverage (embedded): gaps at the start, middle and end; --fill-gaps c
     await c.close();
   }
   const filled = await copy(
-    options(target, out.path, { source, fillGaps: true, start: 1, end: 1000 }),
+    copyOptions(target, { source, storage: out.path, fillGaps: true, start: 1, end: 1000 }),
     log,
   );
   assert.deepEqual(ranges(filled.committed), onGrid(gaps));
@@ -249,7 +225,7 @@ Deno.test("bronze coverage: table, --json, filters, --fail-on-gaps exits 3 only 
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
   for (const [start, end] of [[101, 200], [401, 500]]) {
-    await copy(options(target, out.path, { source, start, end }), memoryLogger());
+    await copy(copyOptions(target, { source, storage: out.path, start, end }), memoryLogger());
   }
   const run = async (flags: Record<string, string | boolean>) => {
     const lines: string[] = [];
@@ -358,7 +334,10 @@ Deno.test("copy records schema_change when the dataset was registered with anoth
   } finally {
     await c.close();
   }
-  await copy(options(target, out.path, { source, start: 1, end: 100 }), memoryLogger());
+  await copy(
+    copyOptions(target, { source, storage: out.path, start: 1, end: 100 }),
+    memoryLogger(),
+  );
   const expected = [{
     change_type: "schema_change",
     old_version: "0".repeat(32),
@@ -366,7 +345,10 @@ Deno.test("copy records schema_change when the dataset was registered with anoth
   }];
   const q = `SELECT change_type, old_version, new_version FROM _meta_changes ORDER BY id`;
   assert.deepEqual(await sql(target, q), expected);
-  await copy(options(target, out.path, { source, start: 101, end: 200 }), memoryLogger());
+  await copy(
+    copyOptions(target, { source, storage: out.path, start: 101, end: 200 }),
+    memoryLogger(),
+  );
   assert.deepEqual(await sql(target, q), expected);
 });
 

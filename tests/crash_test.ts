@@ -8,13 +8,14 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { copy, type CopyOptions } from "../lib/copier.ts";
+import { copy } from "../lib/copier.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { openStore } from "../lib/blob/mod.ts";
 import { checkpointManager, ErrNoCheckpoint } from "../lib/checkpoint/mod.ts";
 import { rangeOfKey } from "../lib/partition.ts";
 import { type CatalogTarget, catalogTarget } from "./support/catalogs.ts";
 import { syntheticLake, tempDir } from "./support/lakes.ts";
+import { copyEnv, copyOptions, lineageRows } from "./support/copy.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const START = 1;
@@ -30,16 +31,12 @@ const lake = () =>
     seed: 7,
   });
 
-function copyEnv(target: CatalogTarget, source: string, storage: string): Record<string, string> {
+function runEnv(target: CatalogTarget, source: string, storage: string): Record<string, string> {
   return {
-    SOURCE_URL: source,
-    STORAGE_URL: storage,
-    NETWORK: "testnet",
+    ...copyEnv(target, source, storage),
     LEDGER_START: String(START),
     LEDGER_END: String(END),
     PARTITION_SIZE: String(SIZE),
-    CATALOG_DSN: target.dsn!,
-    STATE_DIR: target.stateDir,
   };
 }
 
@@ -62,19 +59,11 @@ async function finish(
 type Lineage = { range: string; checksum: string; path: string }[];
 
 async function lineage(target: CatalogTarget): Promise<Lineage> {
-  const c = await target.open();
-  try {
-    const { rows } = await c.pool.query(
-      "SELECT ledger_start, ledger_end, checksum, storage_path FROM _meta_lineage ORDER BY ledger_start",
-    );
-    return rows.map((r: Record<string, string | number>) => ({
-      range: `${r.ledger_start}-${r.ledger_end}`,
-      checksum: String(r.checksum),
-      path: String(r.storage_path),
-    }));
-  } finally {
-    await c.close();
-  }
+  return (await lineageRows(target)).map((r) => ({
+    range: `${r.ledger_start}-${r.ledger_end}`,
+    checksum: r.checksum,
+    path: r.storage_path,
+  }));
 }
 
 /** design.md's invariants, "at every instant, whatever is killed when". */
@@ -132,22 +121,16 @@ async function cleanLineage(source: string): Promise<Lineage> {
   if (reference) return reference;
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
-  const opts: CopyOptions = {
+  // The CLI's defaults, as the killed runs have them.
+  const opts = copyOptions(target, {
     source,
     storage: out.path,
     start: START,
     end: END,
     partitionSize: SIZE,
-    network: "testnet",
     era: "default",
-    versionLabel: "v1",
     copierId: "bronze-copier",
-    catalog: target.dsn,
-    stateDir: target.stateDir,
-    checkpoint: join(target.stateDir, "checkpoint.json"),
-    concurrency: 2,
-    fillGaps: false,
-  };
+  });
   await copy(opts, memoryLogger());
   reference = await lineage(target);
   assert.equal(reference.length, END / SIZE);
@@ -173,7 +156,7 @@ for (const step of ["after-publish", "after-manifest", "after-catalog", "after-c
     const source = await lake();
     await using target = await catalogTarget("postgres");
     await using out = await tempDir();
-    const env = copyEnv(target, source, out.path);
+    const env = runEnv(target, source, out.path);
     const killed = await finish(spawn({ ...env, BRONZE_FAILPOINT: `${step}:3` }));
     assert.equal(killed.status.signal, "SIGKILL", killed.stderr);
     await assertInvariants(target, out.path, `killed ${step}`);
@@ -201,7 +184,7 @@ Deno.test("50 SIGKILLs in a row at random moments: after each the invariants hol
     rounds++;
     await using target = await catalogTarget("postgres");
     await using out = await tempDir();
-    const env = copyEnv(target, source, out.path);
+    const env = runEnv(target, source, out.path);
     for (;;) {
       const child = spawn(env);
       const delay = 300 + random() * 2500;

@@ -1,21 +1,11 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { openStore } from "../lib/blob/mod.ts";
 import { type Lake, type LakeConfig, objectKey, openLake, type RawLedger } from "../lib/lake.ts";
 import { decodeLedger } from "../lib/ledger.ts";
 import type { Network } from "../lib/network.ts";
 import { makeLake, type MakeLakeOptions, syntheticLedgers } from "../scripts/make-lake.ts";
-
-const SAMPLES = fileURLToPath(new URL("../../shared/stellar-samples/", import.meta.url));
-const haveSamples = (() => {
-  try {
-    return Deno.statSync(SAMPLES).isDirectory;
-  } catch {
-    console.log(`real-sample tests skipped: ${SAMPLES} is absent`);
-    return false;
-  }
-})();
+import { SAMPLES, SAMPLES_ABSENT } from "./support/lakes.ts";
 
 const tempDirs: string[] = [];
 globalThis.addEventListener("unload", () => {
@@ -78,7 +68,7 @@ Deno.test("SEP-54 keys: prefix, partition folder, batch range", () => {
 
 Deno.test({
   name: "real lakes: keyFor names the sample objects; both extensions are found",
-  ignore: !haveSamples,
+  ignore: !!SAMPLES_ABSENT,
   fn: async () => {
     const testnet = await openLake(openStore(`${SAMPLES}testnet`), "testnet");
     assert.equal(testnet.keyFor(1410048), "FFEA83FF--1408000-1471999/FFEA7BFF--1410048.xdr.zst");

@@ -1,22 +1,12 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { xdr } from "@stellar/stellar-sdk";
 import { openStore } from "../lib/blob/mod.ts";
 import { openLake } from "../lib/lake.ts";
 import { decodeLedger, type LedgerRow } from "../lib/ledger.ts";
 import type { Network } from "../lib/network.ts";
 import { syntheticLedgers } from "../scripts/make-lake.ts";
-
-const SAMPLES = fileURLToPath(new URL("../../shared/stellar-samples/", import.meta.url));
-const haveSamples = (() => {
-  try {
-    return Deno.statSync(SAMPLES).isDirectory;
-  } catch {
-    console.log(`real-sample tests skipped: ${SAMPLES} is absent`);
-    return false;
-  }
-})();
+import { SAMPLES, SAMPLES_ABSENT } from "./support/lakes.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
@@ -88,7 +78,7 @@ async function lakeRows(network: Network, start: number, end: number): Promise<L
 
 Deno.test({
   name: "real testnet v0 run 1410048-1410367: every column equals the SDK's, hash chain holds",
-  ignore: !haveSamples,
+  ignore: !!SAMPLES_ABSENT,
   fn: async () => {
     const rows = await lakeRows("testnet", 1410048, 1410367);
     for (let i = 1; i < rows.length; i++) {
@@ -105,7 +95,7 @@ Deno.test({
 
 Deno.test({
   name: "real testnet 997-999 (LedgerCloseMeta v1, protocol 20)",
-  ignore: !haveSamples,
+  ignore: !!SAMPLES_ABSENT,
   fn: async () => {
     const rows = await lakeRows("testnet", 997, 999);
     assert.deepEqual(rows.map((r) => r.protocolVersion), [20, 20, 20]);
@@ -115,7 +105,7 @@ Deno.test({
 
 Deno.test({
   name: "real pubnet sparse ledgers (.xdr.zstd, up to ~1 MB) and 53312000 with 163 txs",
-  ignore: !haveSamples,
+  ignore: !!SAMPLES_ABSENT,
   fn: async () => {
     for (const seq of [6154623, 16154623, 26154623, 36154623, 46154623]) {
       await lakeRows("pubnet", seq, seq);
@@ -187,7 +177,7 @@ Deno.test("decodeLedger: corrupt XDR is a one-line BronzeError naming the source
 
 Deno.test({
   name: "decodeLedger speed (informational)",
-  ignore: !haveSamples,
+  ignore: !!SAMPLES_ABSENT,
   fn: async () => {
     const lake = await openLake(openStore(`${SAMPLES}pubnet`), "pubnet");
     let big: Uint8Array | undefined;

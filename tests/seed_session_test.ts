@@ -10,6 +10,7 @@ import { createLogger, memoryLogger } from "../lib/log.ts";
 import { catalogTarget } from "./support/catalogs.ts";
 import { runCli } from "./support/cli.ts";
 import { SAMPLES, SAMPLES_ABSENT, syntheticLake, tempDir } from "./support/lakes.ts";
+import { copyEnv, copyOptions, lineageRows, psqlLines, SEED_QUERY } from "./support/copy.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -42,12 +43,6 @@ function spawnCopy(
   return done;
 }
 
-const SEED_QUERY = `SELECT ledger_start, ledger_end, checksum
-           FROM _meta_lineage l
-           JOIN _meta_datasets d ON l.dataset_id = d.id
-           WHERE d.dataset = 'ledgers_lcm_raw'
-           ORDER BY ledger_start`;
-
 Deno.test("the seed's example session: 1-30000, 1-50000 interrupted by SIGINT in its last partition, resume to 50000", async () => {
   const source = await syntheticLake({
     network: "testnet",
@@ -58,13 +53,7 @@ Deno.test("the seed's example session: 1-30000, 1-50000 interrupted by SIGINT in
   });
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
-  const env = {
-    SOURCE_URL: source,
-    STORAGE_URL: out.path,
-    NETWORK: "testnet",
-    CATALOG_DSN: target.dsn!,
-    STATE_DIR: target.stateDir,
-  };
+  const env = copyEnv(target, source, out.path);
 
   const first = await runCli(["copy"], { env: { ...env, LEDGER_START: "1", LEDGER_END: "30000" } });
   assert.equal(first.code, 0, first.stderr);
@@ -120,11 +109,7 @@ Deno.test("the seed's example session: 1-30000, 1-50000 interrupted by SIGINT in
     ].join("\n"),
   );
 
-  const psql = new Deno.Command("psql", {
-    args: [target.dsn!, "-At", "-c", SEED_QUERY],
-    stdout: "piped",
-  }).outputSync();
-  const rows = new TextDecoder().decode(psql.stdout).trim().split("\n").map((l) => l.split("|"));
+  const rows = psqlLines(target.dsn!, SEED_QUERY).map((l) => l.split("|"));
   assert.deepEqual(rows.map(([s, e]) => `${s}-${e}`), [
     "1-10000",
     "10001-20000",
@@ -146,21 +131,16 @@ Deno.test({
   async fn() {
     await using target = await catalogTarget("embedded");
     await using out = await tempDir();
-    const opts = (end: number): CopyOptions => ({
-      source: join(SAMPLES, "testnet"),
-      storage: out.path,
-      start: 1410048,
-      end,
-      partitionSize: 50,
-      network: "testnet",
-      era: "pre_p23",
-      versionLabel: "v1",
-      copierId: "bronze-copier-001",
-      stateDir: target.stateDir,
-      checkpoint: join(target.stateDir, "checkpoint.json"),
-      concurrency: 1,
-      fillGaps: false,
-    });
+    const opts = (end: number): CopyOptions =>
+      copyOptions(target, {
+        source: join(SAMPLES, "testnet"),
+        storage: out.path,
+        start: 1410048,
+        end,
+        partitionSize: 50,
+        copierId: "bronze-copier-001",
+        concurrency: 1,
+      });
     const first = memoryLogger();
     await copy(opts(1410200), first);
     assert.deepEqual(first.lines.filter((l) => l.startsWith("[partition]")), [
@@ -196,14 +176,9 @@ Deno.test({
       "[checkpoint] saved: last_committed=1410367",
       "[copier] complete",
     ]);
-    const c = await target.open();
-    try {
-      const { rows } = await c.pool.query(SEED_QUERY);
-      assert.equal(rows.length, 8);
-      assert.equal(rows[0].ledger_start, 1410048);
-      assert.equal(rows.at(-1).ledger_end, 1410367);
-    } finally {
-      await c.close();
-    }
+    const rows = await lineageRows(target);
+    assert.equal(rows.length, 8);
+    assert.equal(rows[0].ledger_start, 1410048);
+    assert.equal(rows.at(-1)!.ledger_end, 1410367);
   },
 });

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parquetMetadataAsync } from "hyparquet";
-import { copy, type CopyOptions } from "../lib/copier.ts";
+import { copy } from "../lib/copier.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { decodeLedger } from "../lib/ledger.ts";
 import { PartitionFileWriter } from "../lib/parquet.ts";
@@ -15,30 +15,10 @@ import { syntheticLedgers } from "../scripts/make-lake.ts";
 import { CATALOG_KINDS, type CatalogTarget, catalogTarget } from "./support/catalogs.ts";
 import { SAMPLES, SAMPLES_ABSENT, syntheticLake, tempDir } from "./support/lakes.ts";
 import { runCli } from "./support/cli.ts";
+import { copyOptions } from "./support/copy.ts";
 
 const LAKE = { network: "testnet", start: 1, count: 1000, lcmVersion: 2 } as const;
 const DS = { network: "testnet", eraId: "pre_p23", version: "v1" };
-
-function options(
-  target: CatalogTarget,
-  storage: string,
-  o: Partial<CopyOptions> & Pick<CopyOptions, "source">,
-): CopyOptions {
-  return {
-    storage,
-    partitionSize: 100,
-    network: "testnet",
-    era: "pre_p23",
-    versionLabel: "v1",
-    copierId: "verify-test",
-    catalog: target.dsn,
-    stateDir: target.stateDir,
-    checkpoint: join(target.stateDir, "checkpoint.json"),
-    concurrency: 2,
-    fillGaps: false,
-    ...o,
-  };
-}
 
 const vopts = (target: CatalogTarget, o: Partial<VerifyOptions> = {}): VerifyOptions => ({
   catalog: target.dsn,
@@ -87,7 +67,10 @@ for (const kind of CATALOG_KINDS) {
     const source = await syntheticLake(LAKE);
     await using target = await catalogTarget(kind);
     await using out = await tempDir();
-    await copy(options(target, out.path, { source, start: 1, end: 300 }), memoryLogger());
+    await copy(
+      copyOptions(target, { source, storage: out.path, start: 1, end: 300 }),
+      memoryLogger(),
+    );
 
     const clean = await verify(vopts(target), memoryLogger());
     assert.deepEqual(
@@ -177,7 +160,10 @@ Deno.test("verify: a lineage row whose checksum disagrees with the stored file f
   const source = await syntheticLake(LAKE);
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
-  await copy(options(target, out.path, { source, start: 1, end: 100 }), memoryLogger());
+  await copy(
+    copyOptions(target, { source, storage: out.path, start: 1, end: 100 }),
+    memoryLogger(),
+  );
   const [good] = await lineage(target);
   // Lineage is immutable, so the disagreeing row is a second dataset's record of the same file.
   const c = await target.open();
@@ -214,9 +200,18 @@ Deno.test("verify: a hash chain broken across a partition boundary names the lat
   const lakeB = await syntheticLake({ ...LAKE, start: 101, count: 100, seed: 2 });
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
-  await copy(options(target, out.path, { source: lakeA, start: 1, end: 100 }), memoryLogger());
-  await copy(options(target, out.path, { source: lakeB, start: 101, end: 200 }), memoryLogger());
-  await copy(options(target, out.path, { source: lakeA, start: 201, end: 300 }), memoryLogger());
+  await copy(
+    copyOptions(target, { source: lakeA, storage: out.path, start: 1, end: 100 }),
+    memoryLogger(),
+  );
+  await copy(
+    copyOptions(target, { source: lakeB, storage: out.path, start: 101, end: 200 }),
+    memoryLogger(),
+  );
+  await copy(
+    copyOptions(target, { source: lakeA, storage: out.path, start: 201, end: 300 }),
+    memoryLogger(),
+  );
   const rows = await lineage(target);
   const r = await verify(vopts(target), memoryLogger());
   // 101-200 does not link to 1-100, and 201-300 (lake A again) does not link to 101-200 (lake B).
@@ -255,7 +250,7 @@ Deno.test("verify: --storage reads each partition at its storage_path under anot
   await using out = await tempDir();
   const first = join(out.path, "first");
   const moved = join(out.path, "moved");
-  await copy(options(target, first, { source, start: 1, end: 200 }), memoryLogger());
+  await copy(copyOptions(target, { source, storage: first, start: 1, end: 200 }), memoryLogger());
   await rename(first, moved);
   const lost = await verify(vopts(target), memoryLogger());
   assert.deepEqual(lost.failures.map((f) => f.check), ["missing", "missing"]);
@@ -277,7 +272,7 @@ Deno.test({
     await using target = await catalogTarget("postgres");
     await using out = await tempDir();
     await copy(
-      options(target, out.path, { source, start: 1410048, end: 1410367 }),
+      copyOptions(target, { source, storage: out.path, start: 1410048, end: 1410367 }),
       memoryLogger(),
     );
     const r = await verify(vopts(target), memoryLogger());

@@ -20,6 +20,28 @@ export interface RunningGcs {
   stop(): Promise<void>;
 }
 
+/** The environment that points the S3 client at an s3rver (or s3rver-like) endpoint. */
+export const s3Env = (endpoint: string): Record<string, string> => ({
+  AWS_ENDPOINT_URL_S3: endpoint,
+  S3_FORCE_PATH_STYLE: "true",
+  AWS_ACCESS_KEY_ID: "S3RVER",
+  AWS_SECRET_ACCESS_KEY: "S3RVER",
+  AWS_REGION: "us-east-1",
+});
+
+/** Runs fn with the object-store environment pointing at a test server, then restores it. */
+export async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const old = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
+  for (const [k, v] of Object.entries(vars)) Deno.env.set(k, v);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(old)) {
+      v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    }
+  }
+}
+
 /** s3rver with `buckets` created at start. */
 export async function startS3rver(buckets: string[] = ["bronze-test"]): Promise<RunningS3> {
   await setupTestServers();

@@ -1,0 +1,88 @@
+import { join } from "node:path";
+import type { CopyOptions } from "../../lib/copier.ts";
+import type { CatalogTarget } from "./catalogs.ts";
+
+/**
+ * What the copy tests share: the copier's options against a test catalog, the lineage it records,
+ * and the environment and query of the seed's CLI session.
+ */
+
+/**
+ * Options for copy() into `target`: 100-ledger partitions of testnet/pre_p23/v1, the checkpoint
+ * in the target's state dir, two builders, no gap filling. `o` overrides any of them.
+ */
+export function copyOptions(
+  target: CatalogTarget,
+  o: Partial<CopyOptions> & Pick<CopyOptions, "source" | "storage">,
+): CopyOptions {
+  return {
+    partitionSize: 100,
+    network: "testnet",
+    era: "pre_p23",
+    versionLabel: "v1",
+    copierId: "test-copier",
+    catalog: target.dsn,
+    stateDir: target.stateDir,
+    checkpoint: join(target.stateDir, "checkpoint.json"),
+    concurrency: 2,
+    fillGaps: false,
+    ...o,
+  };
+}
+
+export interface LineageRecord {
+  ledger_start: number;
+  ledger_end: number;
+  row_count: number;
+  checksum: string;
+  storage_path: string;
+  storage_uri: string;
+  byte_size: number;
+}
+
+/** The ledgers_lcm_raw lineage rows of the target's catalog, by ledger_start. */
+export async function lineageRows(target: CatalogTarget): Promise<LineageRecord[]> {
+  const c = await target.open();
+  try {
+    const { rows } = await c.pool.query<LineageRecord>(
+      `SELECT l.ledger_start, l.ledger_end, l.row_count, l.checksum, l.storage_path, l.storage_uri,
+              l.byte_size
+       FROM _meta_lineage l JOIN _meta_datasets d ON d.id = l.dataset_id
+       WHERE d.dataset = 'ledgers_lcm_raw' ORDER BY l.ledger_start`,
+    );
+    return rows;
+  } finally {
+    await c.close();
+  }
+}
+
+/** The environment of `bronze copy` from `source` to `storage` on testnet, into `target`. */
+export function copyEnv(
+  target: CatalogTarget,
+  source: string,
+  storage: string,
+): Record<string, string> {
+  return {
+    SOURCE_URL: source,
+    STORAGE_URL: storage,
+    NETWORK: "testnet",
+    CATALOG_DSN: target.dsn!,
+    STATE_DIR: target.stateDir,
+  };
+}
+
+/** The seed's psql query: every range with its checksum. */
+export const SEED_QUERY = `SELECT ledger_start, ledger_end, checksum
+           FROM _meta_lineage l
+           JOIN _meta_datasets d ON l.dataset_id = d.id
+           WHERE d.dataset = 'ledgers_lcm_raw'
+           ORDER BY ledger_start`;
+
+/** Runs `psql -At -c query` against dsn: its output lines (fields separated by `|`). */
+export function psqlLines(dsn: string, query: string): string[] {
+  const out = new Deno.Command("psql", {
+    args: [dsn, "-At", "-c", query],
+    stdout: "piped",
+  }).outputSync();
+  return new TextDecoder().decode(out.stdout).trim().split("\n");
+}
