@@ -39,6 +39,7 @@ import {
 } from "./checkpoint/mod.ts";
 import { gitSha, PRODUCER } from "./version.ts";
 import { failpoint } from "./failpoint.ts";
+import { processAlive } from "./process.ts";
 import { Progress } from "./progress.ts";
 
 export interface CopyOptions {
@@ -474,13 +475,8 @@ function coveredThrough(held: readonly Range[], ledger: number): number {
 async function removeStaleTempFiles(tmpDir: string): Promise<void> {
   for (const name of await readdir(tmpDir).catch(() => [] as string[])) {
     const pid = Number(/^part-(\d+)-/.exec(name)?.[1]);
-    if (!pid || pid === Deno.pid) continue;
-    let alive = true;
-    try {
-      Deno.statSync(`/proc/${pid}`);
-    } catch {
-      alive = false;
+    if (pid && pid !== Deno.pid && !processAlive(pid)) {
+      await rm(join(tmpDir, name), { force: true });
     }
-    if (!alive) await rm(join(tmpDir, name), { force: true });
   }
 }

@@ -12,6 +12,8 @@ CREATE TABLE _meta_copier_claims (
     ledger_end      BIGINT NOT NULL,
     host            TEXT,
     pid             INTEGER,
+    -- The claiming session, so a claim of a copier known dead can be ended at once.
+    backend_pid     INTEGER,
     claimed_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT _meta_copier_claims_range_valid CHECK (ledger_end >= ledger_start),
     CONSTRAINT _meta_copier_claims_no_overlap EXCLUDE USING gist (

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { hostname } from "node:os";
+import { processAlive } from "../process.ts";
 import { BronzeError } from "../errors.ts";
 import { type Catalog, catalogError } from "./catalog.ts";
 
@@ -14,6 +15,61 @@ import { type Catalog, catalogError } from "./catalog.ts";
 const CLAIM_LOCK_CLASS = 0x62726f6e; // "bron"
 
 export class RangeClaimedError extends BronzeError {}
+
+const CLAIM_WAIT_MS = 5_000;
+
+type Conflict = { error: RangeClaimedError; deadBackend?: number };
+
+/** One attempt, in one transaction: sweep dead claims, refuse an overlap, or claim. */
+async function tryClaim(
+  client: pg.PoolClient,
+  dataset: { id: number; label: string },
+  copierId: string,
+  start: number,
+  end: number,
+): Promise<number | Conflict> {
+  await client.query("BEGIN");
+  try {
+    await client.query("SELECT pg_advisory_xact_lock($1, 0)", [CLAIM_LOCK_CLASS]);
+    await client.query(
+      `DELETE FROM _meta_copier_claims c
+       WHERE NOT EXISTS (
+         SELECT 1 FROM pg_locks l
+         WHERE l.locktype = 'advisory' AND l.granted
+           AND l.classid::bigint = $1 AND l.objid::bigint = c.id AND l.objsubid = 2)`,
+      [CLAIM_LOCK_CLASS],
+    );
+    const overlapping = await client.query(
+      `SELECT copier_id, ledger_start, ledger_end, host, pid, backend_pid, claimed_at
+       FROM _meta_copier_claims
+       WHERE dataset_id = $1 AND ledger_start <= $3 AND ledger_end >= $2 ORDER BY ledger_start LIMIT 1`,
+      [dataset.id, start, end],
+    );
+    if (overlapping.rows.length) {
+      await client.query("ROLLBACK");
+      const o = overlapping.rows[0];
+      const error = new RangeClaimedError(
+        `range ${start}-${end} of ${dataset.label} overlaps ${o.ledger_start}-${o.ledger_end}, ` +
+          `being copied by copier ${o.copier_id} (host ${o.host}, pid ${o.pid}, since ` +
+          `${(o.claimed_at as Date).toISOString()}); give each copier a disjoint range`,
+      );
+      const dead = o.host === hostname() && o.pid !== Deno.pid && !processAlive(o.pid);
+      return { error, deadBackend: dead && o.backend_pid ? o.backend_pid : undefined };
+    }
+    const { rows } = await client.query<{ id: number }>(
+      `INSERT INTO _meta_copier_claims (dataset_id, copier_id, ledger_start, ledger_end, host, pid, backend_pid)
+       VALUES ($1, $2, $3, $4, $5, $6, pg_backend_pid()) RETURNING id`,
+      [dataset.id, copierId, start, end, hostname(), Deno.pid],
+    );
+    // Session-level: outlives this transaction, dies with the connection.
+    await client.query("SELECT pg_advisory_lock($1, $2)", [CLAIM_LOCK_CLASS, rows[0].id]);
+    await client.query("COMMIT");
+    return rows[0].id;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  }
+}
 
 export interface Claim {
   readonly id: number;
@@ -45,42 +101,32 @@ export async function claimRange(
       `lost the claim on ledgers ${start}-${end} of ${dataset.label}: the catalog connection failed (${err.message})`,
     );
   });
+  // Notice a vanished peer (a VM that lost power) within about a minute, not the kernel's two
+  // hours: until the server drops that session, its claim stands.
+  await client.query(
+    "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3",
+  )
+    .catch(() => {});
   let id: number;
   try {
-    await client.query("BEGIN");
-    await client.query("SELECT pg_advisory_xact_lock($1, 0)", [CLAIM_LOCK_CLASS]);
-    await client.query(
-      `DELETE FROM _meta_copier_claims c
-       WHERE NOT EXISTS (
-         SELECT 1 FROM pg_locks l
-         WHERE l.locktype = 'advisory' AND l.granted
-           AND l.classid::bigint = $1 AND l.objid::bigint = c.id AND l.objsubid = 2)`,
-      [CLAIM_LOCK_CLASS],
-    );
-    const overlapping = await client.query(
-      `SELECT copier_id, ledger_start, ledger_end, host, pid, claimed_at FROM _meta_copier_claims
-       WHERE dataset_id = $1 AND ledger_start <= $3 AND ledger_end >= $2 ORDER BY ledger_start LIMIT 1`,
-      [dataset.id, start, end],
-    );
-    if (overlapping.rows.length) {
-      const o = overlapping.rows[0];
-      throw new RangeClaimedError(
-        `range ${start}-${end} of ${dataset.label} overlaps ${o.ledger_start}-${o.ledger_end}, ` +
-          `being copied by copier ${o.copier_id} (host ${o.host}, pid ${o.pid}, since ` +
-          `${(o.claimed_at as Date).toISOString()}); give each copier a disjoint range`,
-      );
+    // A copier killed a moment ago may still hold its session for a few hundred milliseconds;
+    // one on this host whose process is gone is ended at once.
+    const deadline = Date.now() + CLAIM_WAIT_MS;
+    for (;;) {
+      const outcome = await tryClaim(client, dataset, copierId, start, end);
+      if (typeof outcome === "number") {
+        id = outcome;
+        break;
+      }
+      if (Date.now() > deadline) throw outcome.error;
+      if (outcome.deadBackend !== undefined) {
+        await client.query("SELECT pg_terminate_backend($1) WHERE $1 <> pg_backend_pid()", [
+          outcome.deadBackend,
+        ]);
+      }
+      await new Promise((r) => setTimeout(r, 200));
     }
-    const { rows } = await client.query<{ id: number }>(
-      `INSERT INTO _meta_copier_claims (dataset_id, copier_id, ledger_start, ledger_end, host, pid)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-      [dataset.id, copierId, start, end, hostname(), Deno.pid],
-    );
-    id = rows[0].id;
-    // Session-level: outlives this transaction, dies with the connection.
-    await client.query("SELECT pg_advisory_lock($1, $2)", [CLAIM_LOCK_CLASS, id]);
-    await client.query("COMMIT");
   } catch (err) {
-    await client.query("ROLLBACK").catch(() => {});
     client.release();
     if (err instanceof BronzeError) throw err;
     throw catalogError(err, catalog.label);
