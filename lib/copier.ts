@@ -56,6 +56,8 @@ export interface CopyOptions {
   stateDir: string;
   checkpoint: string;
   concurrency: number;
+  /** Seconds between plain progress lines when not on a terminal; 0 or absent: none. */
+  progressInterval?: number;
   fillGaps: boolean;
 }
 
@@ -169,7 +171,7 @@ export async function copy(
         held: [],
         highest: 0,
         backfillRecorded: false,
-        progress: new Progress(log),
+        progress: new Progress(log, opts.progressInterval ?? 0),
       };
       return await execute(run, start, end, signal, claim);
     } finally {

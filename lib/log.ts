@@ -1,12 +1,14 @@
 /**
  * Log lines on stderr: the seed's `[tag] message` in text mode, one JSON object per line in json
- * mode. Progress goes through `progress()`: a live, rewritten line on a terminal, nothing
- * otherwise (plain log lines already say what was committed).
+ * mode. `progress()` draws a live, rewritten line, only on a terminal (`live`); elsewhere progress
+ * is reported as ordinary, periodic `[progress]` lines (see Progress).
  */
 export interface Logger {
   info(tag: string, message: string, fields?: Record<string, unknown>): void;
   warn(tag: string, message: string, fields?: Record<string, unknown>): void;
   progress(text: string): void;
+  /** A live line can be drawn (text on a terminal). */
+  readonly live: boolean;
 }
 
 export function createLogger(
@@ -34,6 +36,7 @@ export function createLogger(
     }
   };
   return {
+    live: isTerminal && format === "text",
     info: (tag, message, fields) => emit("info", tag, message, fields),
     warn: (tag, message, fields) => emit("warn", tag, message, fields),
     progress(text) {

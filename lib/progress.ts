@@ -1,27 +1,42 @@
 import type { Logger } from "./log.ts";
 
-/** Throughput and ETA of a run, shown as a live line on a terminal (the logger decides). */
+/**
+ * Throughput and ETA of a run: a live line on a terminal, redrawn a few times a second; elsewhere
+ * (a log file, a pipe, json mode) a plain `[progress]` line every `plainEverySeconds` (0: none).
+ */
 export class Progress {
   #total = 0;
   #ledgers = 0;
   #bytes = 0;
   #startedAt = 0;
   #lastDraw = 0;
+  #lastPlain = 0;
 
-  constructor(private readonly log: Logger) {}
+  constructor(private readonly log: Logger, private readonly plainEverySeconds = 0) {}
 
   begin(totalLedgers: number): void {
     this.#total = totalLedgers;
     this.#startedAt = performance.now();
+    this.#lastPlain = this.#startedAt;
   }
 
   add(ledgers: number, bytes: number): void {
     this.#ledgers += ledgers;
     this.#bytes += bytes;
     const now = performance.now();
-    if (now - this.#lastDraw < 250) return;
-    this.#lastDraw = now;
-    this.log.progress(this.line(now));
+    if (this.log.live) {
+      if (now - this.#lastDraw < 250) return;
+      this.#lastDraw = now;
+      this.log.progress(this.line(now));
+    } else if (
+      this.plainEverySeconds > 0 && now - this.#lastPlain >= this.plainEverySeconds * 1000
+    ) {
+      this.#lastPlain = now;
+      this.log.info("progress", this.line(now).slice("[progress] ".length), {
+        ledgers: this.#ledgers,
+        total: this.#total,
+      });
+    }
   }
 
   line(now = performance.now()): string {

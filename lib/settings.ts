@@ -23,6 +23,7 @@ export interface Settings {
   copierId: string;
   checkpoint: string;
   concurrency: number;
+  progressInterval: number;
   logFormat: "text" | "json";
   json: boolean;
   fillGaps: boolean;
@@ -192,6 +193,13 @@ export const SPECS: Record<Key, Spec> = {
     help: "ledger decode/encode workers",
     parse: intIn(1, 64),
     default: () => 2,
+  },
+  progressInterval: {
+    flag: "--progress-interval",
+    env: "PROGRESS_INTERVAL",
+    help: "seconds between progress lines when stderr is not a terminal (0: none)",
+    parse: intIn(0, 86_400),
+    default: () => 30,
   },
   logFormat: {
     flag: "--log-format",

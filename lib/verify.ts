@@ -44,6 +44,8 @@ export interface VerifyOptions {
   datasetFilter?: string;
   start?: number;
   end?: number;
+  /** Seconds between plain progress lines when not on a terminal; 0 or absent: none. */
+  progressInterval?: number;
 }
 
 export type CheckName =
@@ -122,7 +124,7 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
     return s;
   };
   const tmpDir = join(opts.stateDir, "tmp");
-  const progress = new Progress(log);
+  const progress = new Progress(log, opts.progressInterval ?? 0);
   try {
     await prepareSchema(catalog, (l) => log.info("catalog", l.replace(/^\[catalog\] /, "")));
     const writer = new CatalogWriter(catalog);

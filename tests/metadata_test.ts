@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { CATALOG_KINDS, createTestDatabase, withCatalog } from "./support/catalogs.ts";
 import { runCli } from "./support/cli.ts";
 import { openCatalog } from "../lib/metadata/catalog.ts";
-import { migrate, migrationStatus, requireSchema } from "../lib/metadata/migrate.ts";
+import {
+  migrate,
+  MIGRATIONS_DIR,
+  migrationStatus,
+  requireSchema,
+} from "../lib/metadata/migrate.ts";
 import {
   CatalogWriter,
   type DatasetInfo,
@@ -43,6 +48,12 @@ function partition(datasetId: number, start: number, end: number): PartitionReco
 }
 
 const LABEL = "bronze.ledgers_lcm_raw (pubnet/pre_p23/v1)";
+
+/** The migrations this build ships, in order (from the folder, so a new one needs no test edit). */
+const SHIPPED = [...Deno.readDirSync(MIGRATIONS_DIR)].map((e) => e.name).filter((n) =>
+  n.endsWith(".sql")
+)
+  .map((n) => n.slice(0, -4)).sort();
 
 for (const kind of CATALOG_KINDS) {
   Deno.test(`TestCatalogWriter_EnsureDataset [${kind}]: creates on first call, returns the id on the second`, async () => {
@@ -243,7 +254,8 @@ Deno.test("an external catalog is never migrated implicitly: requireSchema says 
     await assert.rejects(() => requireSchema(c), (err: Error) => {
       assert.equal(
         err.message,
-        `catalog ${db.dsn} is not migrated (1 pending: 001_meta_catalog); run \`bronze migrate\` against it first`,
+        `catalog ${db.dsn} is not migrated (${SHIPPED.length} pending: ${SHIPPED.join(", ")}); ` +
+          "run `bronze migrate` against it first",
       );
       return true;
     });
@@ -268,14 +280,15 @@ Deno.test("bronze migrate end to end: applies, then says there is nothing to app
     assert.equal(first.code, 0, first.stderr);
     assert.equal(
       first.stdout,
-      `applied 001_meta_catalog\ncatalog ${db.dsn}: 1 migration applied\n`,
+      SHIPPED.map((m) => `applied ${m}\n`).join("") +
+        `catalog ${db.dsn}: ${SHIPPED.length} migrations applied\n`,
     );
     const second = await runCli(["migrate"], { env: { CATALOG_DSN: db.dsn } });
     assert.equal(second.code, 0, second.stderr);
     assert.equal(second.stdout, `catalog ${db.dsn} is up to date: no migrations to apply\n`);
     const status = await runCli(["migrate", "--status", "--json", "--catalog", db.dsn]);
     const report = JSON.parse(status.stdout);
-    assert.equal(report.migrations[0].name, "001_meta_catalog");
+    assert.deepEqual(report.migrations.map((m: { name: string }) => m.name), SHIPPED);
     assert.ok(report.migrations[0].appliedAt);
     const psql = new Deno.Command("psql", {
       args: [db.dsn, "-c", "\\d _meta_lineage"],

@@ -20,8 +20,8 @@ async function runAndSignal(env: Record<string, string>, signals: Deno.Signal[],
   let text = "";
   for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
     text += chunk;
-    if (text.includes("[copier] starting from ledger 1\n") && signals.length) {
-      await new Promise((r) => setTimeout(r, 500)); // well inside the one big partition
+    // The first progress line with ledgers read: the signal lands inside the one big partition.
+    if (/^\[progress\] [1-9]\d*\/50000 ledgers/m.test(text) && signals.length) {
       for (const s of signals.splice(0)) {
         child.kill(s);
         await new Promise((r) => setTimeout(r, gapMs));
@@ -50,6 +50,7 @@ async function setup() {
     LEDGER_END: "50000",
     PARTITION_SIZE: "50000",
     CONCURRENCY: "1",
+    PROGRESS_INTERVAL: "1",
     CATALOG_DSN: target.dsn!,
     STATE_DIR: target.stateDir,
   };
@@ -72,6 +73,11 @@ Deno.test("SIGTERM commits the partition in hand, saves the checkpoint and exits
     /\[copier\] SIGTERM received: committing the partition in hand \(send again to abort at once\)\n/,
   );
   assert.match(r.stderr, /\[copier\] stopped on SIGTERM; run the same command again to resume\n$/);
+  // Not a terminal: progress came as plain lines.
+  assert.match(
+    r.stderr,
+    /^\[progress\] \d+\/50000 ledgers \(\d+\.\d%\)  \d+ ledgers\/s  \d+\.\d MB\/s  ETA \S+$/m,
+  );
   const resumed = await runCli(["copy"], { env });
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(

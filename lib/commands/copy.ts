@@ -16,6 +16,7 @@ export const COPY_SETTINGS = [
   "stateDir",
   "checkpoint",
   "concurrency",
+  "progressInterval",
   "logFormat",
   "fillGaps",
 ] as const;

@@ -15,6 +15,7 @@ export const VERIFY_SETTINGS = [
   "end",
   "json",
   "logFormat",
+  "progressInterval",
 ] as const;
 
 /** `bronze verify` exits with this code when any partition fails a check. */
