@@ -76,7 +76,7 @@ Deno.test("SIGTERM commits the partition in hand, saves the checkpoint and exits
   // Not a terminal: progress came as plain lines.
   assert.match(
     r.stderr,
-    /^\[progress\] \d+\/50000 ledgers \(\d+\.\d%\)  \d+ ledgers\/s  \d+\.\d MB\/s  ETA \S+$/m,
+    /^\[progress\] \d+\/50000 ledgers \(\d+\.\d%\) {2}\d+ ledgers\/s {2}\d+\.\d MB\/s {2}ETA \S+$/m,
   );
   const resumed = await runCli(["copy"], { env });
   assert.equal(resumed.code, 0, resumed.stderr);
