@@ -218,10 +218,15 @@ async function execute(
   run.held = lineage.filter((r) => r.ledgerEnd >= start && r.ledgerStart <= end)
     .map((r) => ({ start: r.ledgerStart, end: r.ledgerEnd }));
   const coverage = await run.writer.contiguousCoverage(run.dataset.id, start);
-  if (cp && cp.last_committed_ledger > coverage && cp.last_committed_ledger >= start) {
+  // A checkpoint may come from a run with another --start; it only contradicts the catalog when
+  // the catalog holds no lineage at the ledger it names.
+  if (
+    cp && cp.last_committed_ledger >= start && cp.last_committed_ledger > coverage &&
+    !(await run.writer.islandAround(run.dataset.id, cp.last_committed_ledger))
+  ) {
     log.warn(
       "resume",
-      `checkpoint says ledgers through ${cp.last_committed_ledger} are committed, but the catalog holds ${start}-${coverage} contiguously; trusting the catalog`,
+      `checkpoint says ledger ${cp.last_committed_ledger} is committed, but the catalog holds no lineage at it; trusting the catalog`,
     );
   }
   const stored = await storedRanges(run, start, end);
@@ -235,10 +240,8 @@ async function execute(
   }
   // The catalog is the truth; it is only worth a line when the checkpoint does not already say it.
   if (coverage >= start && coverage !== cp?.last_committed_ledger) {
-    log.info(
-      "resume",
-      `catalog holds ${start}-${coverage}${cp ? " (ahead of the checkpoint)" : ""}`,
-    );
+    const ahead = cp && coverage > cp.last_committed_ledger ? " (ahead of the checkpoint)" : "";
+    log.info("resume", `catalog holds ${start}-${coverage}${ahead}`);
   }
   log.info(
     "copier",

@@ -235,6 +235,31 @@ Deno.test("a checkpoint that lags the catalog (crash between catalog commit and 
   assert.deepEqual(r.committed.map((x) => x.start), [301, 401]);
 });
 
+Deno.test("a checkpoint ahead of the catalog is warned about and the catalog is trusted; one of an earlier range is not", async () => {
+  await using target = await catalogTarget("postgres");
+  await using out = await tempDir();
+  const source = await lake500();
+  await copy(options(target, source, out.path, { start: 101, end: 300 }), memoryLogger());
+  const path = join(target.stateDir, "checkpoint.json");
+  const cp = JSON.parse(await readFile(path, "utf8"));
+
+  // Its own earlier run started at 101: a run from 1 sees ledger 300 held, so no contradiction.
+  const earlier = memoryLogger();
+  await copy(options(target, source, out.path, { start: 1, end: 100 }), earlier);
+  assert.ok(!earlier.lines.some((l) => l.startsWith("[warn]")), earlier.lines.join("\n"));
+
+  await writeFile(path, JSON.stringify({ ...cp, last_committed_ledger: 450 }));
+  const log = memoryLogger();
+  const r = await copy(options(target, source, out.path), log);
+  assert.deepEqual(log.lines.slice(0, 4), [
+    "[resume] checkpoint found: last_committed=450",
+    "[warn] resume: checkpoint says ledger 450 is committed, but the catalog holds no lineage at it; trusting the catalog",
+    "[resume] catalog holds 1-300",
+    "[copier] continuing from ledger 301",
+  ]);
+  assert.deepEqual(r.committed.map((x) => x.start), [301, 401]);
+});
+
 Deno.test("a checkpoint of another copier or dataset is refused, showing both sides", async () => {
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
@@ -309,8 +334,9 @@ Deno.test("an interrupt mid-run commits the partition in hand; the next run comp
   const source = await lake500();
   const controller = new AbortController();
   const lines: string[] = [];
-  // The first item (101-200) is half the length of the second (201-400), built alongside it: when
-  // the first commits, the second is about half read, and the interrupt lands in its middle.
+  // The first item (101-200) is half the length of the second (201-400), built alongside it by
+  // another worker: when the first commits, the second is usually about half read. (On a loaded
+  // machine its worker may not have read a ledger yet; then there is nothing in hand to commit.)
   const log = createLogger("text", (line) => {
     lines.push(line);
     if (line === "[partition] committed range 101-200") controller.abort();
@@ -318,11 +344,13 @@ Deno.test("an interrupt mid-run commits the partition in hand; the next run comp
   const opts = { partitionSize: 200, concurrency: 2, start: 101, end: 500 };
   const r = await copy(options(target, source, out.path, opts), log, controller.signal);
   assert.equal(r.interrupted, true);
-  assert.equal(r.committed.length, 2, lines.join("\n"));
   assert.deepEqual(r.committed[0], { start: 101, end: 200 });
-  const held = r.committed[1];
-  assert.equal(held.start, 201);
-  assert.ok(held.end <= 400);
+  assert.ok(r.committed.length <= 2, lines.join("\n"));
+  const held = r.committed.at(-1)!;
+  if (r.committed.length === 2) {
+    assert.equal(held.start, 201);
+    assert.ok(held.end <= 400);
+  }
   assert.ok(!lines.includes("[copier] complete"));
 
   const resumed = memoryLogger();

@@ -25,8 +25,10 @@ export class FileStore implements ObjectStore {
   readonly root: string;
 
   constructor(url: string) {
-    this.url = url;
     this.root = resolve(url.startsWith("file://") ? fileURLToPath(url) : url);
+    // Absolute, so a storage_uri recorded from `--storage data` still finds the file from
+    // another working directory.
+    this.url = url.startsWith("file://") ? url : this.root;
   }
 
   /** The local path of `key`; it names the object in error messages. */
