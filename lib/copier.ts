@@ -285,6 +285,9 @@ async function execute(
     while (inFlight.length) {
       const built = await inFlight.shift()!;
       if (built === null) break; // interrupted before its first ledger
+      // Its worker is free: the next build runs while this one is committed, so the commit's
+      // fsyncs and catalog round trips stay off the critical path.
+      launch();
       if (claim.lost) throw claim.lost;
       if (built.chainBreaks) {
         log.warn(
@@ -301,7 +304,6 @@ async function execute(
       // order is the partition in hand and is committed; a partial one ends the run (anything
       // after it would leave a gap).
       if (built.partial) break;
-      launch();
     }
   } finally {
     signal.removeEventListener("abort", onAbort);
