@@ -26,8 +26,7 @@ import {
   TABLE,
 } from "./partition.ts";
 import { objectUrl, publishPartition, writeManifest } from "./storage.ts";
-import { openCatalog } from "./metadata/catalog.ts";
-import { prepareSchema } from "./metadata/migrate.ts";
+import { openReadyCatalog } from "./metadata/migrate.ts";
 import { CatalogWriter, datasetLabel } from "./metadata/writer.ts";
 import { type Claim, claimRange } from "./metadata/claims.ts";
 import {
@@ -127,16 +126,56 @@ export async function copy(
   log: Logger,
   signal: AbortSignal = new AbortController().signal,
 ): Promise<CopyResult> {
-  const lake = await openLake(openStore(opts.source), opts.network);
+  const lakeStore = openStore(opts.source);
   const storage = openStore(opts.storage);
+  try {
+    return await copyWith(opts, log, signal, lakeStore, storage);
+  } finally {
+    await lakeStore.close?.();
+    await storage.close?.();
+  }
+}
+
+async function copyWith(
+  opts: CopyOptions,
+  log: Logger,
+  signal: AbortSignal,
+  lakeStore: ObjectStore,
+  storage: ObjectStore,
+): Promise<CopyResult> {
+  const lake = await openLake(lakeStore, opts.network);
   const checkpoint = checkpointManager(opts.checkpoint);
-  const catalog = await openCatalog({
+  const progress = new Progress(log, opts.progressInterval ?? 0);
+  const pool = new BuildPool(
+    opts.concurrency,
+    opts.source,
+    opts.network,
+    (n, b) => progress.add(n, b),
+  );
+  pool.warm();
+  try {
+    return await copyWithPool(opts, log, signal, lake, storage, checkpoint, progress, pool);
+  } finally {
+    pool.close();
+  }
+}
+
+async function copyWithPool(
+  opts: CopyOptions,
+  log: Logger,
+  signal: AbortSignal,
+  lake: Lake,
+  storage: ObjectStore,
+  checkpoint: Manager,
+  progress: Progress,
+  pool: BuildPool,
+): Promise<CopyResult> {
+  const catalog = await openReadyCatalog({
     dsn: opts.catalog,
     stateDir: opts.stateDir,
-    log: (l) => log.info("catalog", l.replace(/^\[catalog\] /, "")),
+    log: (m) => log.info("catalog", m),
   });
   try {
-    await prepareSchema(catalog, (l) => log.info("catalog", l.replace(/^\[catalog\] /, "")));
     const writer = new CatalogWriter(catalog);
     const key: DatasetKey = { network: opts.network, eraId: opts.era, version: opts.versionLabel };
     const info = {
@@ -171,9 +210,9 @@ export async function copy(
         held: [],
         highest: 0,
         backfillRecorded: false,
-        progress: new Progress(log, opts.progressInterval ?? 0),
+        progress,
       };
-      return await execute(run, start, end, signal, claim);
+      return await execute(run, start, end, signal, claim, pool);
     } finally {
       await claim.release();
     }
@@ -210,6 +249,7 @@ async function execute(
   end: number,
   signal: AbortSignal,
   claim: Claim,
+  pool: BuildPool,
 ): Promise<CopyResult> {
   const { log, opts } = run;
   const cp = await loadCheckpoint(run);
@@ -259,12 +299,6 @@ async function execute(
   // Up to `concurrency` partitions are built at once, each by a build worker (lib/build_pool.ts);
   // they are committed here strictly in ledger order, so the catalog only ever grows contiguously
   // from the run's start.
-  const pool = new BuildPool(
-    Math.min(opts.concurrency, work.length),
-    opts.source,
-    opts.network,
-    (ledgers, bytes) => run.progress.add(ledgers, bytes),
-  );
   const meta = { bronzeVersion: opts.versionLabel, eraId: opts.era, network: opts.network };
   const onAbort = () => pool.stop();
   signal.addEventListener("abort", onAbort);
@@ -313,7 +347,6 @@ async function execute(
       const b = await p.catch(() => null);
       if (b) await rm(b.path, { force: true });
     }
-    pool.close();
     run.progress.end();
     result.stats.seconds = (performance.now() - t0) / 1000;
   }

@@ -26,9 +26,8 @@ import type { Logger } from "./log.ts";
 import { openStore } from "./blob/mod.ts";
 import type { ObjectStore } from "./blob/store.ts";
 import { FileStore } from "./blob/file.ts";
-import { openCatalog } from "./metadata/catalog.ts";
 import { findDatasets } from "./metadata/coverage.ts";
-import { prepareSchema } from "./metadata/migrate.ts";
+import { openReadyCatalog } from "./metadata/migrate.ts";
 import { CatalogWriter, type LineageRow } from "./metadata/writer.ts";
 import type { Network } from "./network.ts";
 import { Progress } from "./progress.ts";
@@ -102,10 +101,10 @@ interface CheckRow {
 }
 
 export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyResult> {
-  const catalog = await openCatalog({
+  const catalog = await openReadyCatalog({
     dsn: opts.catalog,
     stateDir: opts.stateDir,
-    log: (l) => log.info("catalog", l.replace(/^\[catalog\] /, "")),
+    log: (m) => log.info("catalog", m),
   });
   const started = performance.now();
   const result: VerifyResult = {
@@ -126,7 +125,6 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
   const tmpDir = join(opts.stateDir, "tmp");
   const progress = new Progress(log, opts.progressInterval ?? 0);
   try {
-    await prepareSchema(catalog, (l) => log.info("catalog", l.replace(/^\[catalog\] /, "")));
     const writer = new CatalogWriter(catalog);
     const datasets = await findDatasets(catalog.pool, {
       network: opts.networkFilter,

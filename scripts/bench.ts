@@ -50,8 +50,8 @@ interface Profile {
 
 const PROFILES: Profile[] = [
   { name: "2k", ledgerBytes: 2048, count: 20_000, partitionSize: 10_000, memoryLedgers: 0 },
-  { name: "200k", ledgerBytes: 200_000, count: 1_000, partitionSize: 125, memoryLedgers: 0 },
-  { name: "1m", ledgerBytes: 1_000_000, count: 300, partitionSize: 50, memoryLedgers: 300 },
+  { name: "200k", ledgerBytes: 200_000, count: 2_500, partitionSize: 250, memoryLedgers: 0 },
+  { name: "1m", ledgerBytes: 1_000_000, count: 600, partitionSize: 150, memoryLedgers: 300 },
 ];
 
 interface Measure {

@@ -1,7 +1,6 @@
 import { type Checkpoint, checkpointManager, ErrNoCheckpoint } from "../checkpoint/mod.ts";
 import { BronzeError } from "../errors.ts";
-import { openCatalog } from "../metadata/catalog.ts";
-import { prepareSchema } from "../metadata/migrate.ts";
+import { openReadyCatalog } from "../metadata/migrate.ts";
 import { CatalogWriter } from "../metadata/writer.ts";
 import { TABLE } from "../partition.ts";
 import { type Flags, resolveSettings } from "../settings.ts";
@@ -61,12 +60,11 @@ export async function checkpointShowCommand(
 async function catalogView(args: CheckpointShowArgs, cp: Checkpoint): Promise<string> {
   let catalog;
   try {
-    catalog = await openCatalog({ dsn: args.catalog, stateDir: args.stateDir });
+    catalog = await openReadyCatalog({ dsn: args.catalog, stateDir: args.stateDir });
   } catch (err) {
     return `unavailable: ${(err as Error).message}`;
   }
   try {
-    await prepareSchema(catalog, () => {});
     const { rows } = await catalog.pool.query<{ id: number }>(
       `SELECT id FROM _meta_datasets
        WHERE domain = 'bronze' AND dataset = $1 AND version = $2 AND era_id = $3 AND network = $4`,

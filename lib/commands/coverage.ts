@@ -1,6 +1,5 @@
-import { openCatalog } from "../metadata/catalog.ts";
 import { type DatasetCoverage, queryCoverage } from "../metadata/coverage.ts";
-import { prepareSchema } from "../metadata/migrate.ts";
+import { openReadyCatalog } from "../metadata/migrate.ts";
 import type { Network } from "../network.ts";
 import { type Flags, resolveSettings } from "../settings.ts";
 
@@ -75,9 +74,12 @@ export async function coverageReport(
   opts: Omit<CoverageOptions, "json" | "failOnGaps">,
   err: (line: string) => void = console.error,
 ): Promise<CoverageReport> {
-  const catalog = await openCatalog({ dsn: opts.catalog, stateDir: opts.stateDir, log: err });
+  const catalog = await openReadyCatalog({
+    dsn: opts.catalog,
+    stateDir: opts.stateDir,
+    log: (m) => err(`[catalog] ${m}`),
+  });
   try {
-    await prepareSchema(catalog, err);
     const datasets = await queryCoverage(catalog.pool, {
       network: opts.networkFilter,
       eraId: opts.eraFilter,

@@ -27,7 +27,11 @@ export async function migrateCommand(
   out: (line: string) => void = console.log,
   err: (line: string) => void = console.error,
 ): Promise<void> {
-  const catalog = await openCatalog({ dsn: opts.catalog, stateDir: opts.stateDir, log: err });
+  const catalog = await openCatalog({
+    dsn: opts.catalog,
+    stateDir: opts.stateDir,
+    log: (m) => err(`[catalog] ${m}`),
+  });
   try {
     if (opts.status) {
       const states = await migrationStatus(catalog);

@@ -36,7 +36,7 @@ export async function startEmbeddedCatalog(
   try {
     const fresh = !(await exists(join(dataDir, "PG_VERSION")));
     if (fresh) {
-      log(`[catalog] creating embedded catalog at ${dataDir} (first use takes a few seconds)`);
+      log(`creating embedded catalog at ${dataDir} (first use takes a few seconds)`);
     }
     db = await PGlite.create({ dataDir, extensions: { btree_gist } });
     // More than one connection: node-pg-migrate and the copier each hold one while the pool

@@ -1,7 +1,7 @@
 import { runner } from "node-pg-migrate";
 import { fileURLToPath } from "node:url";
 import { BronzeError } from "../errors.ts";
-import { type Catalog, catalogError } from "./catalog.ts";
+import { type Catalog, catalogError, type CatalogOptions, openCatalog } from "./catalog.ts";
 
 /** Shipped with the binary (`deno compile --include migrations`). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url));
@@ -82,5 +82,17 @@ async function shippedMigrations(): Promise<string[]> {
  */
 export async function prepareSchema(catalog: Catalog, log: (line: string) => void): Promise<void> {
   if (!catalog.embedded) return await requireSchema(catalog);
-  for (const name of await migrate(catalog)) log(`[catalog] applied migration ${name}`);
+  for (const name of await migrate(catalog)) log(`applied migration ${name}`);
+}
+
+/** openCatalog, then prepareSchema: the catalog every command but `migrate` works on. */
+export async function openReadyCatalog(opts: CatalogOptions): Promise<Catalog> {
+  const catalog = await openCatalog(opts);
+  try {
+    await prepareSchema(catalog, opts.log ?? (() => {}));
+    return catalog;
+  } catch (err) {
+    await catalog.close();
+    throw err;
+  }
 }
