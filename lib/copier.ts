@@ -126,23 +126,12 @@ export async function copy(
   log: Logger,
   signal: AbortSignal = new AbortController().signal,
 ): Promise<CopyResult> {
+  // Everything opened here is closed in reverse order, however the run ends.
+  await using stack = new AsyncDisposableStack();
   const lakeStore = openStore(opts.source);
+  stack.defer(async () => await lakeStore.close?.());
   const storage = openStore(opts.storage);
-  try {
-    return await copyWith(opts, log, signal, lakeStore, storage);
-  } finally {
-    await lakeStore.close?.();
-    await storage.close?.();
-  }
-}
-
-async function copyWith(
-  opts: CopyOptions,
-  log: Logger,
-  signal: AbortSignal,
-  lakeStore: ObjectStore,
-  storage: ObjectStore,
-): Promise<CopyResult> {
+  stack.defer(async () => await storage.close?.());
   const lake = await openLake(lakeStore, opts.network);
   const checkpoint = checkpointManager(opts.checkpoint);
   const progress = new Progress(log, opts.progressInterval ?? 0);
@@ -152,73 +141,53 @@ async function copyWith(
     opts.network,
     (n, b) => progress.add(n, b),
   );
-  pool.warm();
-  try {
-    return await copyWithPool(opts, log, signal, lake, storage, checkpoint, progress, pool);
-  } finally {
-    pool.close();
-  }
-}
+  stack.defer(() => pool.close());
+  pool.warm(); // the workers load their modules while the catalog opens
 
-async function copyWithPool(
-  opts: CopyOptions,
-  log: Logger,
-  signal: AbortSignal,
-  lake: Lake,
-  storage: ObjectStore,
-  checkpoint: Manager,
-  progress: Progress,
-  pool: BuildPool,
-): Promise<CopyResult> {
   const catalog = await openReadyCatalog({
     dsn: opts.catalog,
     stateDir: opts.stateDir,
     log: (m) => log.info("catalog", m),
   });
-  try {
-    const writer = new CatalogWriter(catalog);
-    const key: DatasetKey = { network: opts.network, eraId: opts.era, version: opts.versionLabel };
-    const info = {
-      domain: "bronze",
-      dataset: TABLE,
-      version: opts.versionLabel,
-      eraId: opts.era,
-      network: opts.network,
-    };
-    const id = await writer.ensureDataset({
-      ...info,
-      schemaHash: SCHEMA_HASH,
-      description:
-        "Stellar LedgerCloseMeta, one row per ledger, copied verbatim from a Galexie data lake",
-    });
-    const dataset = { ...key, id, label: datasetLabel(info) };
-    const { start, end } = await resolveRange(opts, writer, id);
-    const claim = await claimRange(catalog, dataset, opts.copierId, start, end);
-    try {
-      const tmpDir = join(opts.stateDir, "tmp");
-      await mkdir(tmpDir, { recursive: true });
-      await removeStaleTempFiles(tmpDir);
-      const run: Run = {
-        opts: { ...opts, start, end },
-        log,
-        lake,
-        storage,
-        writer,
-        dataset,
-        checkpoint,
-        tmpDir,
-        held: [],
-        highest: 0,
-        backfillRecorded: false,
-        progress,
-      };
-      return await execute(run, start, end, signal, claim, pool);
-    } finally {
-      await claim.release();
-    }
-  } finally {
-    await catalog.close();
-  }
+  stack.defer(() => catalog.close());
+  const writer = new CatalogWriter(catalog);
+  const key: DatasetKey = { network: opts.network, eraId: opts.era, version: opts.versionLabel };
+  const info = {
+    domain: "bronze",
+    dataset: TABLE,
+    version: opts.versionLabel,
+    eraId: opts.era,
+    network: opts.network,
+  };
+  const id = await writer.ensureDataset({
+    ...info,
+    schemaHash: SCHEMA_HASH,
+    description:
+      "Stellar LedgerCloseMeta, one row per ledger, copied verbatim from a Galexie data lake",
+  });
+  const dataset = { ...key, id, label: datasetLabel(info) };
+  const { start, end } = await resolveRange(opts, writer, id);
+  const claim = await claimRange(catalog, dataset, opts.copierId, start, end);
+  stack.defer(() => claim.release());
+
+  const tmpDir = join(opts.stateDir, "tmp");
+  await mkdir(tmpDir, { recursive: true });
+  await removeStaleTempFiles(tmpDir);
+  const run: Run = {
+    opts: { ...opts, start, end },
+    log,
+    lake,
+    storage,
+    writer,
+    dataset,
+    checkpoint,
+    tmpDir,
+    held: [],
+    highest: 0,
+    backfillRecorded: false,
+    progress,
+  };
+  return await execute(run, start, end, signal, claim, pool);
 }
 
 /** --fill-gaps without a range means: between the dataset's lowest and highest recorded ledger. */
@@ -350,7 +319,9 @@ async function execute(
     run.progress.end();
     result.stats.seconds = (performance.now() - t0) / 1000;
   }
-  result.interrupted = signal.aborted;
+  // An interrupt that came after the last build finished stopped nothing.
+  const last = result.committed.at(-1);
+  result.interrupted = signal.aborted && !(last && last.end === work[work.length - 1].end);
   if (!result.interrupted) log.info("copier", "complete");
   return result;
 }
