@@ -16,7 +16,7 @@ const CLAIM_LOCK_CLASS = 0x62726f6e; // "bron"
 
 export class RangeClaimedError extends BronzeError {}
 
-const CLAIM_WAIT_MS = 5_000;
+const CLAIM_WAIT_MS = 10_000;
 
 type Conflict = { error: RangeClaimedError; deadBackend?: number };
 
