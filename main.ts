@@ -19,7 +19,10 @@ function withOptions(cmd: Command, keys: readonly (keyof Settings)[]): Command {
   for (const key of keys) {
     const spec = SPECS[key];
     const flag = spec.boolean ? spec.flag : `${spec.flag} <value>`;
-    cmd.addOption(new Option(flag, spec.help + (spec.env ? ` [env: ${spec.env}]` : "")));
+    // Defaults are applied by resolveSettings (after the environment), so they are only shown.
+    const fallback = key === "checkpoint" ? "<state-dir>/checkpoint.json" : spec.default?.({});
+    const shown = spec.boolean || fallback === undefined ? "" : ` (default: ${fallback})`;
+    cmd.addOption(new Option(flag, spec.help + shown + (spec.env ? ` [env: ${spec.env}]` : "")));
   }
   return cmd;
 }

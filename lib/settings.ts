@@ -190,7 +190,7 @@ export const SPECS: Record<Key, Spec> = {
   concurrency: {
     flag: "--concurrency",
     env: "CONCURRENCY",
-    help: "ledger decode/encode workers",
+    help: "partitions built at once, each by a worker thread",
     parse: intIn(1, 64),
     default: () => 2,
   },
