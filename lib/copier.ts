@@ -25,7 +25,8 @@ import {
   rangeOfKey,
   TABLE,
 } from "./partition.ts";
-import { objectUrl, publishPartition, writeManifest } from "./storage.ts";
+import { publishPartition, writeManifest } from "./storage.ts";
+import { objectUrl } from "./blob/keys.ts";
 import { openReadyCatalog } from "./metadata/migrate.ts";
 import { CatalogWriter, datasetLabel } from "./metadata/writer.ts";
 import { type Claim, claimRange } from "./metadata/claims.ts";

@@ -8,6 +8,7 @@ import { BronzeError } from "./errors.ts";
 import { lcmExtent } from "./ledger.ts";
 import { type Network, passphraseOf } from "./network.ts";
 import { NotFoundError, type ObjectStore } from "./blob/store.ts";
+import { objectUrl } from "./blob/keys.ts";
 import { readU32, XdrCorruptError } from "./xdr_skip.ts";
 
 export interface LakeConfig {
@@ -48,10 +49,6 @@ const EXTENSIONS = ["zst", "zstd"] as const;
 type Ext = typeof EXTENSIONS[number];
 
 const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
-
-function joinUrl(root: string, key: string): string {
-  return `${root.replace(/\/+$/, "")}/${key}`;
-}
 
 function parseConfig(bytes: Uint8Array, where: string): LakeConfig {
   let json: unknown;
@@ -102,7 +99,7 @@ export function objectKey(config: LakeConfig, batchStart: number, ext: Ext): str
 }
 
 export async function openLake(store: ObjectStore, network: Network): Promise<Lake> {
-  const where = joinUrl(store.url, CONFIG_KEY);
+  const where = objectUrl(store, CONFIG_KEY);
   let bytes: Uint8Array;
   try {
     bytes = await store.get(CONFIG_KEY);
@@ -187,7 +184,7 @@ class GalexieLake implements Lake {
       signal?.throwIfAborted();
     }
     // A batch holding a sub-range of its key (only a lake's first should) must not hide a gap.
-    if (expect <= end) throw this.#gap(expect, joinUrl(this.url, this.keyFor(expect)));
+    if (expect <= end) throw this.#gap(expect, objectUrl(this.store, this.keyFor(expect)));
   }
 
   #gap(seq: number, url: string): BronzeError {
@@ -203,7 +200,7 @@ class GalexieLake implements Lake {
       try {
         const data = await this.store.get(key);
         this.#ext = ext;
-        return [joinUrl(this.url, key), data];
+        return [objectUrl(this.store, key), data];
       } catch (e) {
         if (!(e instanceof NotFoundError)) throw e;
       }

@@ -283,14 +283,19 @@ export class PartitionFileWriter {
   }
 }
 
+/** hyparquet read options for partition files: our codec, and xdr_bytes kept as bytes. */
+export const READ_OPTIONS = {
+  compressors: { ZSTD: (input: Uint8Array) => zstdDecompressSync(input) },
+  utf8: false, // xdr_bytes stays bytes; STRING columns are still decoded
+} as const;
+
 /** Reads every row of a partition file (for verification and tests; loads the whole file). */
 export async function readPartitionRows(source: string | Uint8Array): Promise<PartitionRow[]> {
   const bytes = typeof source === "string" ? await Deno.readFile(source) : source;
   const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   const rows = await parquetReadObjects({
     file: file as ArrayBuffer,
-    compressors: { ZSTD: (input: Uint8Array) => zstdDecompressSync(input) },
-    utf8: false, // xdr_bytes stays bytes; STRING columns are still decoded
+    ...READ_OPTIONS,
   });
   return rows as unknown as PartitionRow[];
 }

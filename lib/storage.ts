@@ -6,10 +6,7 @@
 import { createHash } from "node:crypto";
 import { BronzeError } from "./errors.ts";
 import type { ObjectStore } from "./blob/store.ts";
-
-export function objectUrl(store: ObjectStore, key: string): string {
-  return `${store.url.replace(/\/+$/, "")}/${key}`;
-}
+import { objectUrl } from "./blob/keys.ts";
 
 export class StoredPartitionMismatchError extends BronzeError {
   constructor(readonly url: string, readonly stored: string, readonly produced: string) {
@@ -20,16 +17,29 @@ export class StoredPartitionMismatchError extends BronzeError {
   }
 }
 
-/** sha256 (hex) of a stored object, streamed: partition files can be gigabytes. */
+/**
+ * sha256 (hex) and size of a stored object, streamed: partition files can be gigabytes. With
+ * `copyTo`, the bytes are also written to that new local file on the way (verify reads it back).
+ */
 export async function hashObject(
   store: ObjectStore,
   key: string,
+  copyTo: string | null = null,
 ): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash("sha256");
   let bytes = 0;
-  for await (const chunk of await store.getStream(key)) {
-    hash.update(chunk);
-    bytes += chunk.length;
+  const file = copyTo ? await Deno.open(copyTo, { write: true, createNew: true }) : null;
+  try {
+    for await (const chunk of await store.getStream(key)) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (file) {
+        let written = 0;
+        while (written < chunk.length) written += await file.write(chunk.subarray(written));
+      }
+    }
+  } finally {
+    file?.close();
   }
   return { sha256: hash.digest("hex"), bytes };
 }

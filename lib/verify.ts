@@ -12,10 +12,8 @@
  * at a time through positional reads.
  */
 import { createHash } from "node:crypto";
-import { open } from "node:fs/promises";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { zstdDecompressSync } from "node:zlib";
 import {
   type AsyncBuffer,
   type FileMetaData,
@@ -23,7 +21,7 @@ import {
   parquetReadObjects,
 } from "hyparquet";
 import type { Logger } from "./log.ts";
-import { openStore } from "./blob/mod.ts";
+import { objectUrl, openStore } from "./blob/mod.ts";
 import type { ObjectStore } from "./blob/store.ts";
 import { FileStore } from "./blob/file.ts";
 import { findDatasets } from "./metadata/coverage.ts";
@@ -31,6 +29,8 @@ import { openReadyCatalog } from "./metadata/migrate.ts";
 import { CatalogWriter, type LineageRow } from "./metadata/writer.ts";
 import type { Network } from "./network.ts";
 import { Progress } from "./progress.ts";
+import { hashObject } from "./storage.ts";
+import { READ_OPTIONS } from "./parquet.ts";
 
 export interface VerifyOptions {
   catalog?: string;
@@ -150,7 +150,7 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
         : null;
       for (const row of rows) {
         const { store, key } = locate(row, opts.storageRoot, storeFor);
-        const uri = objectUrlOf(store, key);
+        const uri = objectUrl(store, key);
         const failures: VerifyFailure[] = [];
         const fail = (check: CheckName, ledger: number | null, what: string) => {
           failures.push({
@@ -237,10 +237,6 @@ function locate(
   return { store: storeFor(uri.slice(0, cut)), key: uri.slice(cut + 1) };
 }
 
-function objectUrlOf(store: ObjectStore, key: string): string {
-  return `${store.url.replace(/\/+$/, "")}/${key}`;
-}
-
 /** Runs every file check of one partition; returns the bytes read. */
 async function checkPartition(
   row: LineageRow,
@@ -259,7 +255,7 @@ async function checkPartition(
   const local = store instanceof FileStore ? store.path(key) : null;
   const path = local ?? join(tmpDir, `verify-${Deno.pid}-${row.id}-${crypto.randomUUID()}.parquet`);
   try {
-    const { sha256, bytes } = await hashTo(store, key, local ? null : path);
+    const { sha256, bytes } = await hashObject(store, key, local ? null : path);
     progress.add(0, bytes);
     if (bytes !== row.byteSize) {
       fail("size", null, `file is ${bytes} bytes, lineage records ${row.byteSize}`);
@@ -272,30 +268,6 @@ async function checkPartition(
   } finally {
     if (!local) await rm(path, { force: true });
   }
-}
-
-/** sha256 and size of an object, streamed; with `copyTo`, the bytes are also written there. */
-async function hashTo(
-  store: ObjectStore,
-  key: string,
-  copyTo: string | null,
-): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  const file = copyTo ? await Deno.open(copyTo, { write: true, createNew: true }) : null;
-  try {
-    for await (const chunk of await store.getStream(key)) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      if (file) {
-        let written = 0;
-        while (written < chunk.length) written += await file.write(chunk.subarray(written));
-      }
-    }
-  } finally {
-    file?.close();
-  }
-  return { sha256: hash.digest("hex"), bytes };
 }
 
 async function checkRows(
@@ -427,8 +399,7 @@ export async function* rowGroups(
       rowStart,
       rowEnd: rowStart + n,
       columns: COLUMNS,
-      compressors: { ZSTD: (input: Uint8Array) => zstdDecompressSync(input) },
-      utf8: false, // xdr_bytes stays bytes; STRING columns are still decoded
+      ...READ_OPTIONS,
     });
     rowStart += n;
     yield rows as unknown as CheckRow[];

@@ -35,6 +35,11 @@ export function checkPrefix(storeUrl: string, prefix: string): string {
   return prefix;
 }
 
+/** The printable URL of `key` in a store: its root URL and the key, joined by one '/'. */
+export function objectUrl(store: { readonly url: string }, key: string): string {
+  return `${store.url.replace(/\/+$/, "")}/${key}`;
+}
+
 /** Removes user:password from a URL so it can be printed; non-URLs (bare paths) pass through. */
 export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1");

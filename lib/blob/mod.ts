@@ -6,7 +6,7 @@ import { redactUrl } from "./keys.ts";
 import { S3Store } from "./s3.ts";
 import type { ObjectStore } from "./store.ts";
 
-export { joinKey, redactUrl } from "./keys.ts";
+export { joinKey, objectUrl, redactUrl } from "./keys.ts";
 export {
   NotFoundError,
   type ObjectInfo,

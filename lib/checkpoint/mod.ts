@@ -12,7 +12,7 @@ import { BronzeError } from "../errors.ts";
 import { openStore } from "../blob/mod.ts";
 import type { ObjectStore } from "../blob/store.ts";
 import { PreconditionFailedError } from "../blob/store.ts";
-import { objectUrl } from "../storage.ts";
+import { objectUrl } from "../blob/keys.ts";
 
 export interface PartitionInfo {
   start: number;
