@@ -1,4 +1,3 @@
-import { BronzeError } from "../errors.ts";
 
 /** The DSN with its password (if any) replaced by `***`, safe to print anywhere. */
 export function redactDsn(dsn: string): string {
@@ -51,9 +50,4 @@ export function validateDsn(dsn: string, source: string): string | undefined {
   }
   if (!url.hostname) return `${source} has no host: ${redactDsn(dsn)}`;
   return undefined;
-}
-
-export function assertDsn(dsn: string, source: string): void {
-  const problem = validateDsn(dsn, source);
-  if (problem) throw new BronzeError(problem, 2);
 }
