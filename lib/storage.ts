@@ -55,6 +55,9 @@ export async function publishPartition(
   localFile: string,
   sha256: string,
 ): Promise<"created" | "adopted"> {
+  // The HEAD first is for S3-compatible stores that ignore If-None-Match (s3rver, some older
+  // gateways): there a conditional PUT would silently replace different bytes. The conditional
+  // create still settles a race between two writers where it is enforced.
   if (await store.head(key) === null) {
     if (await store.putIfAbsent(key, { file: localFile }) === "created") return "created";
   }
