@@ -1,4 +1,3 @@
-
 /** The DSN with its password (if any) replaced by `***`, safe to print anywhere. */
 export function redactDsn(dsn: string): string {
   try {
