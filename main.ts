@@ -4,15 +4,19 @@ import { Command, CommanderError, Option } from "commander";
 import { BronzeError } from "./lib/errors.ts";
 import { gitSha, VERSION } from "./lib/version.ts";
 import { type Flags, type Settings, SPECS } from "./lib/settings.ts";
-import { MIGRATE_SETTINGS, migrateCommand, parseMigrateArgs } from "./lib/commands/migrate.ts";
-import { COPY_SETTINGS, copyCommand, parseCopyArgs } from "./lib/commands/copy.ts";
+import { MIGRATE_SETTINGS, migrateCommand, parseMigrateArgs } from "./lib/cli/commands/migrate.ts";
+import { COPY_SETTINGS, copyCommand, parseCopyArgs } from "./lib/cli/commands/copy.ts";
 import {
   CHECKPOINT_SHOW_SETTINGS,
   checkpointShowCommand,
   parseCheckpointShowArgs,
-} from "./lib/commands/checkpoint.ts";
-import { COVERAGE_SETTINGS, coverageCommand, parseCoverageArgs } from "./lib/commands/coverage.ts";
-import { parseVerifyArgs, VERIFY_SETTINGS, verifyCommand } from "./lib/commands/verify.ts";
+} from "./lib/cli/commands/checkpoint.ts";
+import {
+  COVERAGE_SETTINGS,
+  coverageCommand,
+  parseCoverageArgs,
+} from "./lib/cli/commands/coverage.ts";
+import { parseVerifyArgs, VERIFY_SETTINGS, verifyCommand } from "./lib/cli/commands/verify.ts";
 
 /** Adds the flags of the given settings, with their environment variables in the help text. */
 function withOptions(cmd: Command, keys: readonly (keyof Settings)[]): Command {

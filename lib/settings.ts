@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { validateDsn } from "./metadata/dsn.ts";
-import { type Network, NETWORKS } from "./network.ts";
+import { type Network, NETWORKS } from "./source/network.ts";
 
 /**
  * Every setting of every command, validated in one place. A setting comes from its flag, else its

@@ -29,8 +29,8 @@ import { cp } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeLake } from "./make-lake.ts";
-import { objectKey } from "../lib/lake.ts";
-import { ZSTD_LEVEL } from "../lib/parquet.ts";
+import { objectKey } from "../lib/source/lake.ts";
+import { ZSTD_LEVEL } from "../lib/table/parquet.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BENCH = join(ROOT, ".bench");
@@ -138,7 +138,7 @@ interface CopyChildArgs {
 }
 
 async function copyChild(a: CopyChildArgs): Promise<Measure> {
-  const { copy } = await import("../lib/copier.ts");
+  const { copy } = await import("../lib/copy/run.ts");
   const { createLogger } = await import("../lib/log.ts");
   const storage = join(a.work, "out");
   const log = createLogger("text", () => {}, false);
@@ -185,7 +185,7 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
   }
   if (!s.xdrBytes) {
     for (const f of files) {
-      const { readPartitionRows } = await import("../lib/parquet.ts");
+      const { readPartitionRows } = await import("../lib/table/parquet.ts");
       for (const r of await readPartitionRows(f)) s.xdrBytes += r.xdr_byte_length;
     }
   }

@@ -41,7 +41,7 @@ async function build(output: string): Promise<{ ok: true } | { ok: false; reason
     "build_info.json",
     // Loaded by `new Worker(...)`, not by an import: the module graph alone would miss it.
     "--include",
-    "lib/build_worker.ts",
+    "lib/copy/_worker.ts",
     "--include",
     relative(ROOT, pgliteDist),
     "main.ts",

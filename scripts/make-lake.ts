@@ -18,8 +18,8 @@ import { xdr } from "@stellar/stellar-sdk";
 import type { ObjectStore } from "../lib/blob/store.ts";
 import { FileStore } from "../lib/blob/file.ts";
 import { dirname } from "node:path";
-import { CONFIG_KEY, type LakeConfig, objectKey } from "../lib/lake.ts";
-import { type Network, parseNetwork, passphraseOf } from "../lib/network.ts";
+import { CONFIG_KEY, type LakeConfig, objectKey } from "../lib/source/lake.ts";
+import { type Network, parseNetwork, passphraseOf } from "../lib/source/network.ts";
 
 export interface MakeLakeOptions {
   /** Where to write: an open store, or a URL/path for openStore. */

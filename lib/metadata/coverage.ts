@@ -7,7 +7,7 @@
  * so a million lineage rows need no sort and no heap visit.
  */
 import type pg from "pg";
-import type { Range } from "../partition.ts";
+import type { Range } from "../table/layout.ts";
 import { datasetLabel } from "./writer.ts";
 
 export interface CoverageFilter {

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import type { CopyOptions } from "../../lib/copier.ts";
+import type { CopyOptions } from "../../lib/copy/run.ts";
 import type { CatalogTarget } from "./catalogs.ts";
 
 /**

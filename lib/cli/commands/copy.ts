@@ -1,0 +1,75 @@
+import { copy, type CopyOptions, type CopyResult } from "../../copy/run.ts";
+import { createLogger, type Logger } from "../../log.ts";
+import { type Flags, resolveSettings } from "../../settings.ts";
+
+export const COPY_SETTINGS = [
+  "source",
+  "storage",
+  "start",
+  "end",
+  "partitionSize",
+  "network",
+  "era",
+  "versionLabel",
+  "copierId",
+  "catalog",
+  "stateDir",
+  "checkpoint",
+  "concurrency",
+  "progressInterval",
+  "logFormat",
+  "fillGaps",
+] as const;
+
+export type CopyArgs = CopyOptions & { logFormat: "text" | "json" };
+
+export function parseCopyArgs(flags: Flags, env?: (n: string) => string | undefined): CopyArgs {
+  // A plain copy needs its range; --fill-gaps defaults to the dataset's recorded extent.
+  const required = flags.fillGaps === true
+    ? ["source"] as const
+    : ["source", "start", "end"] as const;
+  return resolveSettings(COPY_SETTINGS, flags, env, required) as CopyArgs;
+}
+
+/** Exit code of an interrupted run, as a shell reports death by that signal. */
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+/**
+ * `bronze copy`. The first SIGINT/SIGTERM stops reading, commits the partial partition in hand,
+ * saves the checkpoint and exits 130/143; a second one exits at once (the commit protocol keeps
+ * even that safe).
+ */
+export async function copyCommand(
+  args: CopyArgs,
+  log: Logger = createLogger(args.logFormat),
+): Promise<number> {
+  const controller = new AbortController();
+  let received: string | undefined;
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
+    const handler = () => {
+      if (received) {
+        log.warn("copier", `second ${sig}: aborting now`);
+        Deno.exit(SIGNAL_EXIT[sig]);
+      }
+      received = sig;
+      log.info(
+        "copier",
+        `${sig} received: committing the partition in hand (send again to abort at once)`,
+      );
+      controller.abort();
+    };
+    Deno.addSignalListener(sig, handler);
+    return [sig, handler] as const;
+  });
+  let result: CopyResult;
+  try {
+    result = await copy(args, log, controller.signal);
+  } finally {
+    for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
+  }
+  if (result.interrupted) {
+    log.info("copier", `stopped on ${received}; run the same command again to resume`);
+    return SIGNAL_EXIT[received ?? "SIGINT"];
+  }
+  return 0;
+}

@@ -1,0 +1,68 @@
+import { openCatalog } from "../../metadata/catalog.ts";
+import { migrate, migrationStatus } from "../../metadata/migrate.ts";
+import { type Flags, resolveSettings } from "../../settings.ts";
+
+export const MIGRATE_SETTINGS = ["catalog", "stateDir", "status", "json"] as const;
+
+export interface MigrateOptions {
+  catalog?: string;
+  stateDir: string;
+  status: boolean;
+  json: boolean;
+}
+
+export function parseMigrateArgs(
+  flags: Flags,
+  env?: (n: string) => string | undefined,
+): MigrateOptions {
+  return resolveSettings(MIGRATE_SETTINGS, flags, env);
+}
+
+/**
+ * `bronze migrate`: applies pending migrations (or, with --status, lists them). Writes the report
+ * to `out`; progress notes go to `err`.
+ */
+export async function migrateCommand(
+  opts: MigrateOptions,
+  out: (line: string) => void = console.log,
+  err: (line: string) => void = console.error,
+): Promise<void> {
+  const catalog = await openCatalog({
+    dsn: opts.catalog,
+    stateDir: opts.stateDir,
+    log: (m) => err(`[catalog] ${m}`),
+  });
+  try {
+    if (opts.status) {
+      const states = await migrationStatus(catalog);
+      if (opts.json) {
+        out(JSON.stringify({ catalog: catalog.label, migrations: states }));
+        return;
+      }
+      out(`catalog: ${catalog.label}`);
+      for (const s of states) {
+        out(
+          `${s.appliedAt ? "applied" : "pending"}  ${s.name}${
+            s.appliedAt ? `  ${s.appliedAt.toISOString()}` : ""
+          }`,
+        );
+      }
+      return;
+    }
+    const applied = await migrate(catalog);
+    if (opts.json) {
+      out(JSON.stringify({ catalog: catalog.label, applied }));
+    } else if (applied.length === 0) {
+      out(`catalog ${catalog.label} is up to date: no migrations to apply`);
+    } else {
+      for (const name of applied) out(`applied ${name}`);
+      out(
+        `catalog ${catalog.label}: ${applied.length} migration${
+          applied.length === 1 ? "" : "s"
+        } applied`,
+      );
+    }
+  } finally {
+    await catalog.close();
+  }
+}

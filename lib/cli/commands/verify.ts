@@ -1,0 +1,78 @@
+import { createLogger, type Logger } from "../../log.ts";
+import { type Flags, resolveSettings } from "../../settings.ts";
+import { verify, type VerifyOptions, type VerifyResult } from "../../verify/verify.ts";
+import { formatBytes } from "./coverage.ts";
+
+export const VERIFY_SETTINGS = [
+  "catalog",
+  "stateDir",
+  "storageRoot",
+  "networkFilter",
+  "eraFilter",
+  "versionFilter",
+  "datasetFilter",
+  "start",
+  "end",
+  "json",
+  "logFormat",
+  "progressInterval",
+] as const;
+
+/** `bronze verify` exits with this code when any partition fails a check. */
+export const EXIT_VERIFY_FAILED = 4;
+
+export type VerifyArgs = VerifyOptions & { json: boolean; logFormat: "text" | "json" };
+
+export function parseVerifyArgs(flags: Flags, env?: (n: string) => string | undefined): VerifyArgs {
+  return resolveSettings(VERIFY_SETTINGS, flags, env) as VerifyArgs;
+}
+
+/**
+ * `bronze verify`: re-reads every selected partition and checks it against its lineage row.
+ * Failures go to stderr as they are found and are summed up on stdout (or one JSON object with
+ * --json). Returns 0, or EXIT_VERIFY_FAILED when any check failed.
+ */
+export async function verifyCommand(
+  args: VerifyArgs,
+  out: (line: string) => void = console.log,
+  log: Logger = createLogger(args.logFormat),
+): Promise<number> {
+  const r = await verify(args, log);
+  if (args.json) out(JSON.stringify(toJson(r)));
+  else for (const line of formatVerify(r)) out(line);
+  return r.failed > 0 ? EXIT_VERIFY_FAILED : 0;
+}
+
+function toJson(r: VerifyResult) {
+  return {
+    ok: r.failed === 0,
+    partitions: r.partitions,
+    passed: r.passed,
+    failed: r.failed,
+    ledgers: r.ledgers,
+    bytes: r.bytes,
+    seconds: Number(r.seconds.toFixed(3)),
+    failures: r.failures.map((f) => ({
+      dataset: f.dataset,
+      lineage_id: f.lineageId,
+      partition: { start: f.start, end: f.end },
+      uri: f.uri,
+      ledger: f.ledger,
+      check: f.check,
+      message: f.message,
+    })),
+  };
+}
+
+export function formatVerify(r: VerifyResult): string[] {
+  const rate = r.seconds > 0 ? r.bytes / r.seconds / 1e6 : 0;
+  const lines = [
+    `verified ${r.partitions} partition${r.partitions === 1 ? "" : "s"} (${r.ledgers} ledgers, ${
+      formatBytes(r.bytes)
+    }) in ${r.seconds.toFixed(1)}s (${
+      rate.toFixed(1)
+    } MB/s): ${r.passed} passed, ${r.failed} failed`,
+  ];
+  for (const f of r.failures) lines.push(`FAIL [${f.check}] ${f.message}`);
+  return lines;
+}

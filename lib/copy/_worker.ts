@@ -1,0 +1,64 @@
+/// <reference no-default-lib="true" />
+/// <reference lib="deno.worker" />
+/**
+ * A build worker: builds partition files (lib/build.ts) off the main thread, one at a time, and
+ * reports progress, its result or its error by message. The interrupt is a shared flag the main
+ * thread sets; the build stops after the ledger in hand and finishes the partial file.
+ */
+import "../quiet.ts"; // first, as in main.ts: no deprecation warnings from dependencies
+import { openStore } from "../blob/mod.ts";
+import { type Lake, openLake } from "../source/lake.ts";
+import { buildPartitionFile } from "./build.ts";
+import type { BuildRequest, WorkerReply } from "./pool.ts";
+
+let lake: { key: string; lake: Promise<Lake> } | undefined;
+const PROGRESS_EVERY_MS = 100;
+
+function post(msg: WorkerReply): void {
+  self.postMessage(msg);
+}
+
+self.onmessage = async (e: MessageEvent<BuildRequest>) => {
+  const req = e.data;
+  const stop = new Int32Array(req.stop);
+  let ledgers = 0;
+  let bytes = 0;
+  let last = performance.now();
+  const flush = () => {
+    if (ledgers) post({ type: "progress", ledgers, bytes });
+    ledgers = bytes = 0;
+  };
+  try {
+    const key = `${req.network} ${req.source}`;
+    if (lake?.key !== key) {
+      lake = { key, lake: openLake(openStore(req.source), req.network) };
+    }
+    const built = await buildPartitionFile(await lake.lake, req.range, req.path, req.meta, {
+      stopped: () => Atomics.load(stop, 0) !== 0,
+      progress(n, b) {
+        ledgers += n;
+        bytes += b;
+        const now = performance.now();
+        if (now - last >= PROGRESS_EVERY_MS) {
+          last = now;
+          flush();
+        }
+      },
+    });
+    flush();
+    post({ type: "done", id: req.id, built });
+  } catch (err) {
+    flush();
+    const e = err as Error & { exitCode?: number };
+    post({
+      type: "failed",
+      id: req.id,
+      error: {
+        name: e?.name ?? "Error",
+        message: e?.message ?? String(err),
+        stack: e?.stack,
+        exitCode: typeof e?.exitCode === "number" ? e.exitCode : undefined,
+      },
+    });
+  }
+};

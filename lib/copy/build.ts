@@ -1,0 +1,121 @@
+/**
+ * Step 1 of the commit protocol: one partition's Parquet file and its sha256, built from the lake
+ * in a local temp file. Runs inside a build worker (lib/copy/_worker.ts), so partitions are built in
+ * parallel while the main thread commits them in ledger order; it streams (memory is bounded by
+ * the row-group budget and the lake's prefetch, never by the partition's size).
+ */
+import { BronzeError } from "../errors.ts";
+import type { Lake } from "../source/lake.ts";
+import { decodeLedger } from "../source/ledger.ts";
+import { PartitionFileWriter, type PartitionMeta } from "../table/parquet.ts";
+import type { Range } from "../table/layout.ts";
+
+export interface Built {
+  range: Range;
+  /** Fewer ledgers than planned were read: the run was interrupted. */
+  partial: boolean;
+  path: string;
+  sha256: string;
+  bytes: number;
+  firstPreviousLedgerHash: string;
+  lastLedgerHash: string;
+  /** Breaks in the previous-ledger-hash chain within the partition (logged by the caller). */
+  chainBreaks: number;
+  quality: Record<string, number>;
+  /** Wall time of the build, seconds. */
+  seconds: number;
+}
+
+export interface BuildHooks {
+  /** True once the run is interrupted: the build stops after the ledger in hand. */
+  stopped(): boolean;
+  /** Called for each ledger written, with its XDR size. */
+  progress(ledgers: number, bytes: number): void;
+}
+
+/**
+ * Builds `range` into `path`. Returns null when stopped before the first ledger (no file is
+ * left), a `partial` result when stopped after some.
+ */
+export async function buildPartitionFile(
+  lake: Lake,
+  range: Range,
+  path: string,
+  meta: PartitionMeta,
+  hooks: BuildHooks,
+): Promise<Built | null> {
+  if (hooks.stopped()) return null;
+  const t0 = performance.now();
+  const file = await PartitionFileWriter.create(path, meta);
+  let first: { prev: string } | null = null;
+  let lastSeq = range.start - 1;
+  let lastHash = "";
+  let chainBreaks = 0;
+  let txs = 0;
+  let ops = 0;
+  let xdrBytes = 0;
+  let firstClose = 0;
+  let lastClose = 0;
+  try {
+    for await (const raw of lake.stream(range.start, range.end)) {
+      const row = decodeLedger(raw.xdr, `${raw.key} (ledger ${raw.sequence})`);
+      if (row.ledgerSequence !== raw.sequence) {
+        throw new BronzeError(
+          `${raw.key}: holds ledger ${row.ledgerSequence} where ledger ${raw.sequence} belongs`,
+        );
+      }
+      if (first === null) {
+        first = { prev: row.previousLedgerHash };
+        firstClose = row.closeTimeMs;
+      } else if (row.previousLedgerHash !== lastHash) {
+        chainBreaks++;
+      }
+      await file.write(row);
+      lastSeq = row.ledgerSequence;
+      lastHash = row.ledgerHash;
+      lastClose = row.closeTimeMs;
+      txs += row.txCount;
+      ops += row.operationCount;
+      xdrBytes += row.xdrByteLength;
+      hooks.progress(1, row.xdrByteLength);
+      if (hooks.stopped()) break;
+    }
+    if (first === null) {
+      await file.abort();
+      return null;
+    }
+    const info = await file.finish();
+    const read = { start: range.start, end: lastSeq };
+    if (info.rows !== read.end - read.start + 1) {
+      throw new Error(
+        `partition ${read.start}-${read.end}: wrote ${info.rows} rows for ${
+          read.end - read.start + 1
+        } ledgers`,
+      );
+    }
+    return {
+      range: read,
+      partial: read.end < range.end,
+      path,
+      sha256: info.sha256,
+      bytes: info.bytes,
+      firstPreviousLedgerHash: first.prev,
+      lastLedgerHash: lastHash,
+      chainBreaks,
+      quality: {
+        row_count: info.rows,
+        row_count_matches_range: 1,
+        chain_intact: chainBreaks === 0 ? 1 : 0,
+        first_close_time_ms: firstClose,
+        last_close_time_ms: lastClose,
+        tx_count: txs,
+        operation_count: ops,
+        xdr_bytes: xdrBytes,
+      },
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } catch (err) {
+    await file.abort();
+    throw err;
+  }
+}

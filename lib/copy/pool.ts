@@ -1,0 +1,164 @@
+/**
+ * Build workers: partitions are built (lake read, decode, Parquet, sha256) in Web Workers, so a
+ * copy uses every core while the main thread commits finished partitions strictly in ledger order.
+ * Each worker builds one partition at a time; requests beyond the free workers wait in a queue.
+ */
+import { BronzeError } from "../errors.ts";
+import type { Built } from "./build.ts";
+import type { Network } from "../source/network.ts";
+import type { PartitionMeta } from "../table/parquet.ts";
+import type { Range } from "../table/layout.ts";
+
+export interface BuildRequest {
+  id: number;
+  source: string;
+  network: Network;
+  range: Range;
+  path: string;
+  meta: PartitionMeta;
+  /** Int32 flag set to 1 by the main thread on interrupt. */
+  stop: SharedArrayBuffer;
+}
+
+export type WorkerReply =
+  | { type: "progress"; ledgers: number; bytes: number }
+  | { type: "done"; id: number; built: Built | null }
+  | {
+    type: "failed";
+    id: number;
+    error: { name: string; message: string; stack?: string; exitCode?: number };
+  };
+
+interface Task {
+  req: BuildRequest;
+  resolve(b: Built | null): void;
+  reject(e: unknown): void;
+}
+
+interface Slot {
+  worker: Worker;
+  task?: Task;
+}
+
+export const WORKER_URL = new URL("./_worker.ts", import.meta.url);
+
+export class BuildPool {
+  readonly #size: number;
+  readonly #slots: Slot[] = [];
+  readonly #queue: Task[] = [];
+  readonly #stop = new SharedArrayBuffer(4);
+  #nextId = 0;
+  #closed = false;
+
+  constructor(
+    size: number,
+    private readonly source: string,
+    private readonly network: Network,
+    private readonly onProgress: (ledgers: number, bytes: number) => void,
+  ) {
+    this.#size = Math.max(1, size);
+  }
+
+  /**
+   * Starts every worker now, so that loading their modules (the XDR schemas above all) overlaps
+   * the main thread's catalog and planning work instead of delaying the first build.
+   */
+  warm(): void {
+    while (!this.#closed && this.#slots.length < this.#size) this.#spawn();
+  }
+
+  /** Builds `range` into `path` on a free worker; null if stopped before its first ledger. */
+  build(range: Range, path: string, meta: PartitionMeta): Promise<Built | null> {
+    if (this.stopped) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const req: BuildRequest = {
+        id: this.#nextId++,
+        source: this.source,
+        network: this.network,
+        range,
+        path,
+        meta,
+        stop: this.#stop,
+      };
+      this.#queue.push({ req, resolve, reject });
+      this.#dispatch();
+    });
+  }
+
+  get stopped(): boolean {
+    return Atomics.load(new Int32Array(this.#stop), 0) !== 0;
+  }
+
+  /** The interrupt: running builds stop after the ledger in hand; queued ones resolve null. */
+  stop(): void {
+    Atomics.store(new Int32Array(this.#stop), 0, 1);
+    for (const t of this.#queue.splice(0)) t.resolve(null);
+  }
+
+  /** Stops and terminates every worker; builds still running are rejected. */
+  close(): void {
+    this.stop();
+    this.#closed = true;
+    for (const slot of this.#slots.splice(0)) {
+      slot.worker.terminate();
+      slot.task?.reject(new Error("build pool closed"));
+    }
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length && !this.#closed) {
+      let slot = this.#slots.find((s) => !s.task);
+      if (!slot) {
+        if (this.#slots.length >= this.#size) return;
+        slot = this.#spawn();
+      }
+      const task = this.#queue.shift()!;
+      if (this.stopped) {
+        task.resolve(null);
+        continue;
+      }
+      slot.task = task;
+      slot.worker.postMessage(task.req);
+    }
+  }
+
+  #spawn(): Slot {
+    const worker = new Worker(WORKER_URL.href, { type: "module" });
+    const slot: Slot = { worker };
+    worker.onmessage = (e: MessageEvent<WorkerReply>) => {
+      const msg = e.data;
+      if (msg.type === "progress") {
+        this.onProgress(msg.ledgers, msg.bytes);
+        return;
+      }
+      const task = slot.task;
+      if (!task || task.req.id !== msg.id) return;
+      slot.task = undefined;
+      if (msg.type === "done") task.resolve(msg.built);
+      else task.reject(revive(msg.error));
+      this.#dispatch();
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      // An uncaught error kills the worker's usefulness: fail its task, replace it on demand.
+      e.preventDefault();
+      const i = this.#slots.indexOf(slot);
+      if (i >= 0) this.#slots.splice(i, 1);
+      worker.terminate();
+      slot.task?.reject(new Error(`build worker failed: ${e.message}`));
+      slot.task = undefined;
+      this.#dispatch();
+    };
+    this.#slots.push(slot);
+    return slot;
+  }
+}
+
+/** The worker's error, as the same class of error on this side (BronzeErrors reach the user). */
+function revive(e: { name: string; message: string; stack?: string; exitCode?: number }): Error {
+  const err = e.exitCode !== undefined
+    ? new BronzeError(e.message, e.exitCode)
+    : new Error(e.message);
+  err.name = e.name;
+  if (e.stack) err.stack = e.stack;
+  return err;
+}

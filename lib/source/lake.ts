@@ -1,0 +1,275 @@
+/**
+ * Reads ledgers out of a Galexie data lake (SEP-54): `.config.json`, the object-key grid, zstd
+ * batches of LedgerCloseMetaBatch XDR. Yields each ledger's exact LedgerCloseMeta bytes in
+ * sequence; decoding the row is lib/ledger.ts's job.
+ */
+import { zstdDecompressSync } from "node:zlib";
+import { BronzeError } from "../errors.ts";
+import { lcmExtent } from "./ledger.ts";
+import { type Network, passphraseOf } from "./network.ts";
+import { NotFoundError, type ObjectStore } from "../blob/store.ts";
+import { objectUrl } from "../blob/keys.ts";
+import { readU32, XdrCorruptError } from "./xdr_skip.ts";
+
+export interface LakeConfig {
+  networkPassphrase: string;
+  version: string;
+  compression: "zstd";
+  ledgersPerBatch: number;
+  batchesPerPartition: number;
+}
+
+export interface RawLedger {
+  sequence: number;
+  /** Printable URL of the object the ledger came from. */
+  key: string;
+  /** The exact LedgerCloseMeta XDR as found in the batch (a view into the decompressed batch). */
+  xdr: Uint8Array;
+}
+
+export interface StreamOptions {
+  /** Objects fetched ahead of the consumer (default 8). */
+  prefetch?: number;
+  signal?: AbortSignal;
+}
+
+export interface Lake {
+  readonly url: string;
+  readonly network: Network;
+  readonly config: LakeConfig;
+  /** Key (relative to the lake root) of the object holding `seq`, with the preferred extension. */
+  keyFor(seq: number): string;
+  /** Ledgers `start..end` (inclusive), strictly in sequence. */
+  stream(start: number, end: number, opts?: StreamOptions): AsyncIterable<RawLedger>;
+}
+
+export const CONFIG_KEY = ".config.json";
+export const DEFAULT_PREFETCH = 8;
+const EXTENSIONS = ["zst", "zstd"] as const;
+type Ext = typeof EXTENSIONS[number];
+
+const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
+
+function parseConfig(bytes: Uint8Array, where: string): LakeConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new BronzeError(`${where}: not valid JSON (${oneLine((e as Error).message)})`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new BronzeError(`${where}: expected a JSON object`);
+  }
+  const o = json as Record<string, unknown>;
+  const bad = (field: string, want: string) =>
+    new BronzeError(`${where}: field ${field} must be ${want}, got ${JSON.stringify(o[field])}`);
+  if (typeof o.networkPassphrase !== "string" || !o.networkPassphrase) {
+    throw bad("networkPassphrase", "a non-empty string");
+  }
+  if (o.compression !== "zstd") throw bad("compression", `"zstd"`);
+  for (const f of ["ledgersPerBatch", "batchesPerPartition"]) {
+    const v = o[f];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw bad(f, "a positive integer");
+  }
+  if (o.version !== undefined && typeof o.version !== "string") throw bad("version", "a string");
+  return {
+    networkPassphrase: o.networkPassphrase,
+    version: (o.version as string | undefined) ?? "",
+    compression: "zstd",
+    ledgersPerBatch: o.ledgersPerBatch as number,
+    batchesPerPartition: o.batchesPerPartition as number,
+  };
+}
+
+/** SEP-54 hex prefix: 0xFFFFFFFF - n, upper case, 8 digits (newest sorts first). */
+function prefix(n: number): string {
+  return (0xFFFFFFFF - n).toString(16).toUpperCase().padStart(8, "0");
+}
+
+/** The object key for the batch starting at `batchStart`, per SEP-54. */
+export function objectKey(config: LakeConfig, batchStart: number, ext: Ext): string {
+  const lpb = config.ledgersPerBatch;
+  const file = lpb > 1
+    ? `${prefix(batchStart)}--${batchStart}-${batchStart + lpb - 1}.xdr.${ext}`
+    : `${prefix(batchStart)}--${batchStart}.xdr.${ext}`;
+  if (config.batchesPerPartition === 1) return file;
+  const size = lpb * config.batchesPerPartition;
+  const pstart = Math.floor(batchStart / size) * size;
+  return `${prefix(pstart)}--${pstart}-${pstart + size - 1}/${file}`;
+}
+
+export async function openLake(store: ObjectStore, network: Network): Promise<Lake> {
+  const where = objectUrl(store, CONFIG_KEY);
+  let bytes: Uint8Array;
+  try {
+    bytes = await store.get(CONFIG_KEY);
+  } catch (e) {
+    if (e instanceof NotFoundError) {
+      throw new BronzeError(`${where}: not found (is ${store.url} a Galexie data lake?)`);
+    }
+    throw e;
+  }
+  const config = parseConfig(bytes, where);
+  const expected = passphraseOf(network);
+  if (config.networkPassphrase !== expected) {
+    throw new BronzeError(
+      `lake ${store.url} is for network passphrase "${config.networkPassphrase}", ` +
+        `but ${network} is "${expected}"`,
+    );
+  }
+  return new GalexieLake(store, network, config);
+}
+
+interface Batch {
+  url: string;
+  /** Decompressed batch; ledgers are views into it. */
+  data: Uint8Array;
+  /** [sequence, start, end] of each LedgerCloseMeta in `data`. */
+  ledgers: Array<[number, number, number]>;
+}
+
+class GalexieLake implements Lake {
+  readonly url: string;
+  // Real lakes mix .zst and .zstd; whichever worked last is tried first.
+  #ext: Ext = "zst";
+
+  constructor(
+    private readonly store: ObjectStore,
+    readonly network: Network,
+    readonly config: LakeConfig,
+  ) {
+    this.url = store.url;
+  }
+
+  keyFor(seq: number): string {
+    return objectKey(this.config, this.#batchStart(seq), this.#ext);
+  }
+
+  #batchStart(seq: number): number {
+    const lpb = this.config.ledgersPerBatch;
+    return Math.floor(seq / lpb) * lpb;
+  }
+
+  async *stream(start: number, end: number, opts: StreamOptions = {}): AsyncIterable<RawLedger> {
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start) {
+      throw new BronzeError(`lake ${this.url}: bad ledger range ${start}-${end}`);
+    }
+    const prefetch = Math.max(1, opts.prefetch ?? DEFAULT_PREFETCH);
+    const signal = opts.signal;
+    const lpb = this.config.ledgersPerBatch;
+    let next = this.#batchStart(start);
+    const queue: Promise<Batch>[] = [];
+    const fill = () => {
+      while (queue.length < prefetch && next <= end) {
+        const firstWanted = Math.max(next, start);
+        const p = this.#fetch(next, firstWanted);
+        // Prefetched batches may fail before they are awaited (or never be, after a break).
+        p.catch(() => {});
+        queue.push(p);
+        next += lpb;
+      }
+    };
+    fill();
+    let expect = start;
+    while (queue.length) {
+      signal?.throwIfAborted();
+      const batch = await queue.shift()!;
+      fill();
+      for (const [seq, from, to] of batch.ledgers) {
+        if (seq < start || seq > end) continue;
+        if (seq !== expect) throw this.#gap(expect, batch.url);
+        yield { sequence: seq, key: batch.url, xdr: batch.data.subarray(from, to) };
+        expect++;
+      }
+      signal?.throwIfAborted();
+    }
+    // A batch holding a sub-range of its key (only a lake's first should) must not hide a gap.
+    if (expect <= end) throw this.#gap(expect, objectUrl(this.store, this.keyFor(expect)));
+  }
+
+  #gap(seq: number, url: string): BronzeError {
+    return new BronzeError(
+      `ledger ${seq} is missing from lake ${this.url}: ${url} does not hold it`,
+    );
+  }
+
+  async #get(batchStart: number, firstWanted: number): Promise<[string, Uint8Array]> {
+    const order: Ext[] = this.#ext === "zst" ? ["zst", "zstd"] : ["zstd", "zst"];
+    for (const ext of order) {
+      const key = objectKey(this.config, batchStart, ext);
+      try {
+        const data = await this.store.get(key);
+        this.#ext = ext;
+        return [objectUrl(this.store, key), data];
+      } catch (e) {
+        if (!(e instanceof NotFoundError)) throw e;
+      }
+    }
+    const [a, b] = order.map((ext) => objectKey(this.config, batchStart, ext));
+    throw new BronzeError(
+      `ledger ${firstWanted} is missing from lake ${this.url}: neither ${a} nor ${b} exists`,
+    );
+  }
+
+  async #fetch(batchStart: number, firstWanted: number): Promise<Batch> {
+    const [url, compressed] = await this.#get(batchStart, firstWanted);
+    let data: Uint8Array;
+    try {
+      const out = zstdDecompressSync(compressed);
+      data = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    } catch (e) {
+      throw new BronzeError(
+        `${url}: corrupt zstd (ledger ${firstWanted}): ${oneLine((e as Error).message)}`,
+      );
+    }
+    const ledgers = this.#split(url, data, batchStart, firstWanted);
+    return { url, data, ledgers };
+  }
+
+  /** Extents of each LedgerCloseMeta in a LedgerCloseMetaBatch, checked against the key. */
+  #split(url: string, data: Uint8Array, batchStart: number, firstWanted: number) {
+    const keyEnd = batchStart + this.config.ledgersPerBatch - 1;
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    let seq = firstWanted;
+    const ledgers: Array<[number, number, number]> = [];
+    try {
+      const first = readU32(view, 0);
+      const last = readU32(view, 4);
+      const count = readU32(view, 8);
+      // Galexie may start a lake's first batch mid-grid, so a batch may hold a sub-range.
+      if (first < batchStart || last > keyEnd || last < first) {
+        throw new BronzeError(
+          `${url}: batch holds ledgers ${first}-${last}, but its key says ${batchStart}-${keyEnd}` +
+            ` (ledger ${firstWanted})`,
+        );
+      }
+      if (count !== last - first + 1) {
+        throw new BronzeError(
+          `${url}: batch ${first}-${last} should hold ${last - first + 1} ledgers but holds ` +
+            `${count} (ledger ${firstWanted})`,
+        );
+      }
+      let off = 12;
+      for (let i = 0; i < count; i++) {
+        seq = first + i;
+        const { end, ledgerSeq } = lcmExtent(view, off);
+        if (ledgerSeq !== seq) {
+          throw new BronzeError(
+            `${url}: LedgerCloseMeta #${i} has ledgerSeq ${ledgerSeq}, expected ledger ${seq}`,
+          );
+        }
+        ledgers.push([seq, off, end]);
+        off = end;
+      }
+      if (off !== data.byteLength) {
+        throw new XdrCorruptError(`${data.byteLength - off} trailing byte(s)`, off);
+      }
+    } catch (e) {
+      if (e instanceof XdrCorruptError || e instanceof RangeError) {
+        throw new BronzeError(`${url}: corrupt XDR (ledger ${seq}): ${oneLine(e.message)}`);
+      }
+      throw e;
+    }
+    return ledgers;
+  }
+}

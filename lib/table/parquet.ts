@@ -1,0 +1,301 @@
+/**
+ * The `ledgers_lcm_raw` Parquet file: schema, a streaming writer and a reader for verification.
+ *
+ * Determinism is the point: the same ledgers must give byte-identical files on any machine, so the
+ * file carries no wall-clock value, a fixed `created_by`, a fixed zstd level, and row-group
+ * boundaries that depend only on the rows.
+ */
+import { createHash, type Hash } from "node:crypto";
+import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { ByteWriter, type ColumnSource, ParquetWriter } from "hyparquet-writer";
+import { parquetReadObjects, type SchemaElement } from "hyparquet";
+import type { LedgerRow } from "../source/ledger.ts";
+
+/** zstd level for every page; the benchmark compresses at the same level. */
+export const ZSTD_LEVEL = 3;
+export const CREATED_BY = "bronze ledgers_lcm_raw";
+export const TABLE = "ledgers_lcm_raw";
+/** Row-group budget in LedgerCloseMeta XDR bytes: bounds the writer's memory. */
+export const DEFAULT_ROW_GROUP_BYTES = 64 * 1024 * 1024;
+/** Row cap per row group, so tiny ledgers do not pile up millions of JS objects. */
+export const DEFAULT_ROW_GROUP_ROWS = 100_000;
+
+export interface PartitionMeta {
+  bronzeVersion: string;
+  eraId: string;
+  network: string;
+}
+
+export interface PartitionFileInfo {
+  /** Plain lowercase hex sha256 of the file's bytes; callers add any "sha256:" prefix. */
+  sha256: string;
+  bytes: number;
+  rows: number;
+}
+
+/** A row as read back from a partition file (hyparquet's JS types). */
+export interface PartitionRow {
+  ledger_sequence: bigint;
+  ledger_hash: string;
+  previous_ledger_hash: string;
+  close_time: Date;
+  protocol_version: number;
+  total_coins: bigint;
+  fee_pool: bigint;
+  tx_set_hash: string;
+  tx_count: number;
+  operation_count: number;
+  xdr_bytes: Uint8Array;
+  xdr_byte_length: number;
+  xdr_sha256: string;
+  bronze_version: string;
+  era_id: string;
+  network: string;
+}
+
+const REQUIRED = "REQUIRED" as const;
+const int64 = (name: string): SchemaElement => ({ name, type: "INT64", repetition_type: REQUIRED });
+const int32 = (name: string): SchemaElement => ({ name, type: "INT32", repetition_type: REQUIRED });
+const string = (name: string): SchemaElement => ({
+  name,
+  type: "BYTE_ARRAY",
+  converted_type: "UTF8",
+  logical_type: { type: "STRING" },
+  repetition_type: REQUIRED,
+});
+
+const COLUMNS: SchemaElement[] = [
+  int64("ledger_sequence"),
+  string("ledger_hash"),
+  string("previous_ledger_hash"),
+  {
+    name: "close_time",
+    type: "INT64",
+    converted_type: "TIMESTAMP_MILLIS",
+    logical_type: { type: "TIMESTAMP", isAdjustedToUTC: true, unit: "MILLIS" },
+    repetition_type: REQUIRED,
+  },
+  int32("protocol_version"),
+  int64("total_coins"),
+  int64("fee_pool"),
+  string("tx_set_hash"),
+  int32("tx_count"),
+  int32("operation_count"),
+  { name: "xdr_bytes", type: "BYTE_ARRAY", repetition_type: REQUIRED },
+  int32("xdr_byte_length"),
+  string("xdr_sha256"),
+  string("bronze_version"),
+  string("era_id"),
+  string("network"),
+];
+
+const SCHEMA: SchemaElement[] = [{ name: "schema", num_children: COLUMNS.length }, ...COLUMNS];
+
+/** Column names in file order. */
+export const COLUMN_NAMES: readonly string[] = COLUMNS.map((c) => c.name);
+
+/**
+ * sha256 of a canonical description of the schema (name, physical type, annotations, in order):
+ * registered with the dataset so a schema change can never pass for the same dataset.
+ */
+export const SCHEMA_HASH: string = createHash("sha256")
+  .update(JSON.stringify({
+    table: TABLE,
+    columns: COLUMNS.map((c) => [c.name, c.type, c.converted_type ?? null, c.logical_type ?? null]),
+  }))
+  .digest("hex");
+
+const compressZstd = (input: Uint8Array): Uint8Array =>
+  zstdCompressSync(input, { params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
+
+// Unique per row (hashes, XDR): dictionary sampling can only lose, and hashing megabytes of XDR
+// to find that out is slow. Statistics on raw XDR are meaningless.
+const PLAIN = new Set([
+  "ledger_hash",
+  "previous_ledger_hash",
+  "tx_set_hash",
+  "xdr_bytes",
+  "xdr_sha256",
+]);
+
+// hyparquet-writer encodes every page into a fresh ByteWriter that starts at 1 KiB and doubles:
+// each ~1 MiB page of XDR is copied about ten times on its way to zstd (a tenth of a build's CPU
+// in profiles). Growing straight to 1 MiB makes that one copy at most. The bytes written are the
+// same; only the scratch buffers differ. (The package is pinned at 0.17.0; re-check on upgrade.)
+const MIN_GROWTH = 1 << 20;
+ByteWriter.prototype.ensure = function (this: ByteWriter, size: number): void {
+  if (this.index + size <= this.buffer.byteLength) return;
+  const grown = new ArrayBuffer(
+    Math.max(this.buffer.byteLength * 2, this.index + size, MIN_GROWTH),
+  );
+  new Uint8Array(grown).set(new Uint8Array(this.buffer, 0, this.index));
+  this.buffer = grown;
+  this.view = new DataView(grown);
+};
+
+/**
+ * hyparquet-writer's ByteWriter that, after each row group, hashes and appends its buffer to the
+ * file and starts over, so at most one encoded row group is held in memory.
+ */
+class FileSink extends ByteWriter {
+  readonly hash: Hash = createHash("sha256");
+
+  constructor(private readonly file: Deno.FsFile) {
+    super(1 << 20);
+  }
+
+  async flush(): Promise<void> {
+    const chunk = new Uint8Array(this.buffer, 0, this.index);
+    this.hash.update(chunk);
+    let written = 0;
+    while (written < chunk.length) written += await this.file.write(chunk.subarray(written));
+    this.index = 0;
+  }
+
+  override async finish(): Promise<void> {
+    await this.flush();
+    await this.file.syncData();
+  }
+}
+
+export class PartitionFileWriter {
+  #rows: LedgerRow[] = [];
+  #groupBytes = 0;
+  #total = 0;
+  #lastSeq = -1;
+  #done = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly meta: PartitionMeta,
+    private readonly file: Deno.FsFile,
+    private readonly sink: FileSink,
+    private readonly pq: ParquetWriter,
+    private readonly rowGroupBytes: number,
+    private readonly rowGroupRows: number,
+  ) {}
+
+  /** Creates (or truncates) `path`. */
+  static async create(
+    path: string,
+    meta: PartitionMeta,
+    opts: { rowGroupBytes?: number; rowGroupRows?: number } = {},
+  ): Promise<PartitionFileWriter> {
+    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+    const sink = new FileSink(file);
+    const pq = new ParquetWriter({
+      writer: sink,
+      schema: SCHEMA,
+      codec: "ZSTD",
+      compressors: { ZSTD: compressZstd },
+      createdBy: CREATED_BY,
+    });
+    return new PartitionFileWriter(
+      path,
+      meta,
+      file,
+      sink,
+      pq,
+      opts.rowGroupBytes ?? DEFAULT_ROW_GROUP_BYTES,
+      opts.rowGroupRows ?? DEFAULT_ROW_GROUP_ROWS,
+    );
+  }
+
+  /** Appends one ledger; rows must arrive in strictly increasing ledger_sequence. */
+  async write(row: LedgerRow): Promise<void> {
+    if (this.#done) throw new Error(`${this.path}: write after finish/abort`);
+    if (row.ledgerSequence <= this.#lastSeq) {
+      throw new Error(
+        `${this.path}: ledger ${row.ledgerSequence} written after ledger ${this.#lastSeq}`,
+      );
+    }
+    this.#lastSeq = row.ledgerSequence;
+    this.#rows.push(row);
+    this.#groupBytes += row.xdrByteLength;
+    if (this.#groupBytes >= this.rowGroupBytes || this.#rows.length >= this.rowGroupRows) {
+      await this.#flushGroup();
+    }
+  }
+
+  async #flushGroup(): Promise<void> {
+    const rows = this.#rows;
+    if (!rows.length) return;
+    this.#rows = [];
+    this.#groupBytes = 0;
+    this.#total += rows.length;
+    await this.pq.write({ columnData: this.#columns(rows), rowGroupSize: rows.length });
+  }
+
+  #columns(rows: LedgerRow[]): ColumnSource[] {
+    const n = rows.length;
+    const col = <T>(f: (r: LedgerRow) => T) => rows.map(f);
+    const i32 = (f: (r: LedgerRow) => number) => Int32Array.from(rows, f);
+    const i64 = (f: (r: LedgerRow) => bigint) => BigInt64Array.from(rows, f);
+    const data: Record<string, ColumnSource["data"]> = {
+      ledger_sequence: i64((r) => BigInt(r.ledgerSequence)),
+      ledger_hash: col((r) => r.ledgerHash),
+      previous_ledger_hash: col((r) => r.previousLedgerHash),
+      close_time: i64((r) => BigInt(r.closeTimeMs)),
+      protocol_version: i32((r) => r.protocolVersion),
+      total_coins: i64((r) => r.totalCoins),
+      fee_pool: i64((r) => r.feePool),
+      tx_set_hash: col((r) => r.txSetHash),
+      tx_count: i32((r) => r.txCount),
+      operation_count: i32((r) => r.operationCount),
+      xdr_bytes: col((r) => r.xdr),
+      xdr_byte_length: i32((r) => r.xdrByteLength),
+      xdr_sha256: col((r) => r.xdrSha256),
+      bronze_version: new Array(n).fill(this.meta.bronzeVersion),
+      era_id: new Array(n).fill(this.meta.eraId),
+      network: new Array(n).fill(this.meta.network),
+    };
+    return COLUMN_NAMES.map((name) =>
+      PLAIN.has(name)
+        ? { name, data: data[name], encoding: "PLAIN", statistics: name !== "xdr_bytes" }
+        : { name, data: data[name] }
+    );
+  }
+
+  /** Writes the last row group and the footer, closes the file. */
+  async finish(): Promise<PartitionFileInfo> {
+    if (this.#done) throw new Error(`${this.path}: finish after finish/abort`);
+    try {
+      await this.#flushGroup();
+      await this.pq.finish();
+    } catch (e) {
+      await this.abort();
+      throw e;
+    }
+    this.#done = true;
+    this.file.close();
+    return { sha256: this.sink.hash.digest("hex"), bytes: this.sink.offset, rows: this.#total };
+  }
+
+  /** Drops the partial file. */
+  async abort(): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    this.#rows = [];
+    try {
+      this.file.close();
+    } catch { /* already closed */ }
+    await Deno.remove(this.path).catch(() => {});
+  }
+}
+
+/** hyparquet read options for partition files: our codec, and xdr_bytes kept as bytes. */
+export const READ_OPTIONS = {
+  compressors: { ZSTD: (input: Uint8Array) => zstdDecompressSync(input) },
+  utf8: false, // xdr_bytes stays bytes; STRING columns are still decoded
+} as const;
+
+/** Reads every row of a partition file (for verification and tests; loads the whole file). */
+export async function readPartitionRows(source: string | Uint8Array): Promise<PartitionRow[]> {
+  const bytes = typeof source === "string" ? await Deno.readFile(source) : source;
+  const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  const rows = await parquetReadObjects({
+    file: file as ArrayBuffer,
+    ...READ_OPTIONS,
+  });
+  return rows as unknown as PartitionRow[];
+}

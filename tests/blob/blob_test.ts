@@ -1,0 +1,360 @@
+/**
+ * One conformance suite for every ObjectStore backend: the local file store, s3:// against s3rver
+ * and gs:// against firebase-tools' Cloud Storage emulator. Write preconditions (put-if-absent
+ * refusing, stale versions rejected) are tested against the file store and, for s3:// and gs://,
+ * against tests/support/precondition_server.ts, because neither emulator enforces them.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { BronzeError } from "../../lib/errors.ts";
+import { FileStore } from "../../lib/blob/file.ts";
+import { gcsOptionsFromEnv, GcsStore } from "../../lib/blob/gcs.ts";
+import { joinKey, openStore, redactUrl } from "../../lib/blob/mod.ts";
+import { s3OptionsFromEnv, S3Store } from "../../lib/blob/s3.ts";
+import { NotFoundError, type ObjectStore, PreconditionFailedError } from "../../lib/blob/store.ts";
+import { startPreconditionServer } from "../support/precondition_server.ts";
+import { startGcsEmulator, startS3rver } from "../support/servers.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+/** How a backend names an object in its errors. */
+type Named = ObjectStore & { objectUrl(key: string): string };
+
+function fileStore(root: string): Named {
+  const store = new FileStore(root);
+  return Object.assign(store, { objectUrl: (key: string) => store.path(key) });
+}
+
+function s3Store(endpoint: string, url = "s3://bronze-test/run") {
+  return new S3Store(
+    url,
+    s3OptionsFromEnv({
+      AWS_ENDPOINT_URL_S3: endpoint,
+      S3_FORCE_PATH_STYLE: "true",
+      AWS_ACCESS_KEY_ID: "S3RVER", // s3rver's own; neither server checks signatures
+      AWS_SECRET_ACCESS_KEY: "S3RVER",
+    }),
+  );
+}
+
+function gcsStore(host: string) {
+  return new GcsStore("gs://bronze-test/run", gcsOptionsFromEnv({ STORAGE_EMULATOR_HOST: host }));
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+async function listKeys(store: ObjectStore, prefix: string): Promise<string[]> {
+  return (await Array.fromAsync(store.list(prefix))).map((o) => o.key);
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** A file of `size` pseudo-random bytes (incompressible, so nothing can cheat on content). */
+async function bigFile(dir: string, size: number): Promise<string> {
+  const path = `${dir}/big.bin`;
+  const data = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+  await Deno.writeFile(path, data);
+  return path;
+}
+
+/** Everything an emulator can check: reads, writes that create, listing, streaming, misses. */
+async function conformance(t: Deno.TestContext, store: Named) {
+  await t.step("putIfAbsent creates; get, getVersioned, getStream, head agree", async () => {
+    assert.equal(await store.putIfAbsent("a/one.txt", enc("one")), "created");
+    assert.equal(dec(await store.get("a/one.txt")), "one");
+    const versioned = await store.getVersioned("a/one.txt");
+    assert.equal(dec(versioned!.data), "one");
+    const head = await store.head("a/one.txt");
+    assert.deepEqual(head, { key: "a/one.txt", size: 3, version: versioned!.version });
+    assert.notEqual(head!.version, "");
+    assert.equal(dec(await readAll(await store.getStream("a/one.txt"))), "one");
+  });
+
+  await t.step("missing objects: NotFoundError naming the object, or null", async () => {
+    const url = store.objectUrl("a/missing.txt");
+    await assert.rejects(store.get("a/missing.txt"), (e) => {
+      assert.ok(e instanceof NotFoundError && e instanceof BronzeError);
+      assert.equal(e.message, `object not found: ${url}`);
+      return true;
+    });
+    await assert.rejects(store.getStream("a/missing.txt"), NotFoundError);
+    assert.equal(await store.head("a/missing.txt"), null);
+    assert.equal(await store.getVersioned("a/missing.txt"), null);
+  });
+
+  await t.step("a 20 MB { file } upload is streamed and round-trips byte-exact", async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = await bigFile(dir, 20 << 20);
+      const want = sha256(await Deno.readFile(path));
+      assert.equal(await store.putIfAbsent("big/part.parquet", { file: path }), "created");
+      assert.equal((await store.head("big/part.parquet"))!.size, 20 << 20);
+      assert.equal(sha256(await readAll(await store.getStream("big/part.parquet"))), want);
+      assert.equal(sha256(await store.get("big/part.parquet")), want);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  await t.step("keys that could escape the root are refused", async () => {
+    for (const key of ["../x", "/abs", "a//b", "a/./b", ""]) {
+      await assert.rejects(store.get(key), (e) => {
+        assert.ok(e instanceof BronzeError);
+        assert.equal(
+          e.message,
+          `invalid object key ${JSON.stringify(key)} in ${store.url}: keys are relative, ` +
+            `'/'-separated, with no empty, "." or ".." segments`,
+        );
+        return true;
+      });
+    }
+  });
+}
+
+/**
+ * Listing. `ordered` is false for s3rver, which returns keys in its own folder-walk order
+ * ("l/a/x" before "l/a-b/x"), not S3's byte order; there only membership is checked.
+ */
+async function listing(t: Deno.TestContext, store: Named, ordered = true) {
+  await t.step(`list: ${ordered ? "lexicographic, " : ""}prefix may end mid-name`, async () => {
+    // Written out of order; '-' < '/' < '0' catches a naive per-folder walk.
+    for (const key of ["l/b/c/d", "l/ab", "l/a0", "l/a/x", "l/a-b/x", "l/.config.json"]) {
+      assert.equal(await store.putIfAbsent(key, enc(key)), "created");
+    }
+    const check = async (prefix: string, want: string[]) => {
+      const got = await listKeys(store, prefix);
+      assert.deepEqual(ordered ? got : got.toSorted(), want, `list(${JSON.stringify(prefix)})`);
+    };
+    const all = ["l/.config.json", "l/a-b/x", "l/a/x", "l/a0", "l/ab", "l/b/c/d"];
+    await check("l/", all);
+    await check("l", all);
+    await check("l/a", ["l/a-b/x", "l/a/x", "l/a0", "l/ab"]);
+    await check("l/a/", ["l/a/x"]);
+    await check("l/b/c/d", ["l/b/c/d"]);
+    await check("nothing/", []);
+    for await (const info of store.list("l/")) assert.deepEqual(await store.head(info.key), info);
+    assert.ok((await listKeys(store, "")).includes("l/ab"));
+  });
+}
+
+/** Write preconditions: only meaningful where the server enforces them. */
+async function preconditions(t: Deno.TestContext, store: Named) {
+  await t.step("putIfAbsent refuses an existing key and keeps the original bytes", async () => {
+    assert.equal(await store.putIfAbsent("p/part", enc("original")), "created");
+    assert.equal(await store.putIfAbsent("p/part", enc("impostor")), "exists");
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeFile(`${dir}/f`, enc("from a file"));
+      assert.equal(await store.putIfAbsent("p/part", { file: `${dir}/f` }), "exists");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+    assert.equal(dec(await store.get("p/part")), "original");
+  });
+
+  await t.step("putIfVersion: current version wins, stale version is refused", async () => {
+    const v1 = await store.putIfVersion("p/checkpoint.json", enc("v1"), null);
+    assert.equal((await store.head("p/checkpoint.json"))!.version, v1);
+    const url = store.objectUrl("p/checkpoint.json");
+    await assert.rejects(store.putIfVersion("p/checkpoint.json", enc("again"), null), (e) => {
+      assert.ok(e instanceof PreconditionFailedError);
+      assert.equal(e.message, `${url} was changed by another writer (precondition failed)`);
+      return true;
+    });
+
+    const v2 = await store.putIfVersion("p/checkpoint.json", enc("v2"), v1);
+    assert.notEqual(v2, v1);
+    assert.deepEqual(await store.getVersioned("p/checkpoint.json"), {
+      data: enc("v2"),
+      version: v2,
+    });
+    await assert.rejects(
+      store.putIfVersion("p/checkpoint.json", enc("stale"), v1),
+      PreconditionFailedError,
+    );
+    assert.equal(dec(await store.get("p/checkpoint.json")), "v2");
+    const v3 = await store.putIfVersion("p/checkpoint.json", enc("v3"), v2);
+    assert.equal((await store.getVersioned("p/checkpoint.json"))!.version, v3);
+  });
+}
+
+Deno.test("file store: conformance and preconditions", async (t) => {
+  const root = await Deno.makeTempDir();
+  try {
+    const store = fileStore(`${root}/lake`);
+    await conformance(t, store);
+    await listing(t, store);
+    await preconditions(t, store);
+
+    await t.step("file:// URLs and relative paths resolve to the same objects", async () => {
+      assert.equal(dec(await new FileStore(`file://${root}/lake`).get("a/one.txt")), "one");
+      assert.equal(new FileStore("rel/dir").root, `${Deno.cwd()}/rel/dir`);
+    });
+
+    await t.step("a failed write leaves no temp file behind", async () => {
+      await assert.rejects(store.putIfAbsent("t/x", { file: `${root}/no-such-file` }));
+      assert.deepEqual([...Deno.readDirSync(`${root}/lake/t`)], []);
+      const leftovers: string[] = [];
+      const walk = (dir: string) => {
+        for (const e of Deno.readDirSync(dir)) {
+          if (e.isDirectory) walk(`${dir}/${e.name}`);
+          else if (e.name.includes(".tmp-")) leftovers.push(`${dir}/${e.name}`);
+        }
+      };
+      walk(root);
+      assert.deepEqual(leftovers, []);
+    });
+
+    await t.step("a temp file left by a crash is not listed", async () => {
+      await Deno.writeFile(`${root}/lake/l/.ab.tmp-0123456789abcdef`, enc("partial"));
+      assert.deepEqual(await listKeys(store, "l/a"), ["l/a-b/x", "l/a/x", "l/a0", "l/ab"]);
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "s3 store against s3rver: conformance",
+  async fn(t) {
+    const server = await startS3rver(["bronze-test"]);
+    const store = s3Store(server.endpoint);
+    try {
+      await conformance(t, store);
+      await listing(t, store, false);
+
+      await t.step("list pages through more than 1000 keys", async () => {
+        const keys = Array.from({ length: 1005 }, (_, i) => `many/${String(i).padStart(4, "0")}`);
+        for (let i = 0; i < keys.length; i += 50) {
+          await Promise.all(keys.slice(i, i + 50).map((k) => store.putIfAbsent(k, enc(k))));
+        }
+        assert.deepEqual(await listKeys(store, "many/"), keys);
+      });
+
+      await t.step("other errors name the s3:// URL", async () => {
+        const missing = s3Store(server.endpoint, "s3://no-such-bucket/x");
+        try {
+          await assert.rejects(missing.get("k"), (e) => {
+            assert.ok(e instanceof BronzeError && !(e instanceof NotFoundError));
+            assert.match(
+              e.message,
+              /^s3 GetObject s3:\/\/no-such-bucket\/x\/k failed: NoSuchBucket/,
+            );
+            return true;
+          });
+        } finally {
+          await missing.close();
+        }
+      });
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "gs store against the firebase-tools storage emulator: conformance",
+  async fn(t) {
+    const server = await startGcsEmulator();
+    try {
+      await conformance(t, gcsStore(server.host));
+      await listing(t, gcsStore(server.host));
+    } finally {
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  // Our precondition server, not an emulator: s3rver ignores If-None-Match / If-Match.
+  name: "s3 store preconditions (against tests/support/precondition_server.ts)",
+  async fn(t) {
+    const server = await startPreconditionServer();
+    const store = s3Store(server.endpoint);
+    try {
+      await preconditions(t, store);
+      await listing(t, store);
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  // Our precondition server, not an emulator: the GCS emulator ignores ifGenerationMatch.
+  name: "gs store preconditions (against tests/support/precondition_server.ts)",
+  async fn(t) {
+    const server = await startPreconditionServer();
+    try {
+      await preconditions(t, gcsStore(server.endpoint));
+      await listing(t, gcsStore(server.endpoint));
+    } finally {
+      await server.stop();
+    }
+  },
+});
+
+Deno.test("openStore dispatches on the scheme and refuses others", () => {
+  assert.ok(openStore("/tmp/lake") instanceof FileStore);
+  assert.ok(openStore("file:///tmp/lake") instanceof FileStore);
+  assert.ok(openStore("./data") instanceof FileStore);
+  const gs = openStore("gs://bucket/some/prefix/");
+  assert.ok(gs instanceof GcsStore);
+  assert.equal(gs.url, "gs://bucket/some/prefix");
+  assert.equal(gs.prefix, "some/prefix/");
+  const s3 = openStore("s3://bucket");
+  assert.ok(s3 instanceof S3Store);
+  assert.equal(s3.objectUrl("a/b"), "s3://bucket/a/b");
+  for (const url of ["http://example.com/x", "az://c/x", ""]) {
+    assert.throws(() => openStore(url), {
+      name: "BronzeError",
+      message: `unsupported storage URL ${
+        JSON.stringify(url)
+      }: use a local path, file://, gs://bucket[/prefix] or s3://bucket[/prefix]`,
+    });
+  }
+  assert.throws(() => openStore("s3://"), {
+    message: "invalid s3:// URL s3://: expected s3://bucket[/prefix]",
+  });
+});
+
+Deno.test("environment configuration and helpers", () => {
+  assert.deepEqual(s3OptionsFromEnv({}), {
+    endpoint: undefined,
+    region: "us-east-1",
+    forcePathStyle: false,
+  });
+  assert.deepEqual(
+    s3OptionsFromEnv({
+      AWS_ENDPOINT_URL: "http://generic",
+      AWS_ENDPOINT_URL_S3: "https://s3.example",
+      AWS_REGION: "auto",
+      S3_FORCE_PATH_STYLE: "1",
+      AWS_ACCESS_KEY_ID: "id",
+      AWS_SECRET_ACCESS_KEY: "secret",
+    }),
+    {
+      endpoint: "https://s3.example",
+      region: "auto",
+      forcePathStyle: true,
+      credentials: { accessKeyId: "id", secretAccessKey: "secret" },
+    },
+  );
+  assert.equal(s3OptionsFromEnv({ AWS_ENDPOINT_URL: "http://generic" }).endpoint, "http://generic");
+  assert.deepEqual(gcsOptionsFromEnv({}), { apiEndpoint: undefined, projectId: undefined });
+  assert.deepEqual(gcsOptionsFromEnv({ STORAGE_EMULATOR_HOST: "http://127.0.0.1:9" }), {
+    apiEndpoint: "http://127.0.0.1:9",
+    projectId: "bronze-test",
+  });
+  assert.equal(joinKey("a/", "/b", "", "c/d"), "a/b/c/d");
+  assert.equal(redactUrl("s3://key:secret@bucket/x"), "s3://bucket/x");
+  assert.equal(openStore("s3://key:secret@bucket/x").url, "s3://bucket/x");
+});

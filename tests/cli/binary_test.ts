@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { compile } from "../../scripts/compile.ts";
+import { VERSION } from "../../lib/version.ts";
+
+// The single binary is built once for this file. Building needs deno's runtime (denort): where it
+// cannot be had (no DENORT_BIN, no route to Deno's download host) these tests are skipped and the
+// reason is printed, never silently passed.
+const dir = await Deno.makeTempDir({ prefix: "bronze-bin-" });
+const binary = join(dir, "bronze");
+const build = await compile(binary);
+const skip = build.ok ? false : build.reason;
+if (skip) console.log(`SKIPPED compiled-binary tests: ${skip}`);
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+async function run(args: string[], cwd = dir) {
+  const out = await new Deno.Command(binary, { args, cwd, stdout: "piped", stderr: "piped" })
+    .output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test({
+  name: "compiled binary: --version prints the producer version and git sha",
+  ignore: !!skip,
+  async fn() {
+    const r = await run(["--version"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      new RegExp(`^bronze ${VERSION.replaceAll(".", "\\.")} \\(git [0-9a-f]{40}\\)\\n$`),
+    );
+  },
+});
+
+Deno.test({
+  name: "compiled binary: migrate on an embedded catalog in a temp dir, with no PostgreSQL",
+  ignore: !!skip,
+  async fn() {
+    const r = await run(["migrate", "--state-dir", join(dir, "state")]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /applied 001_meta_catalog/);
+    const again = await run(["migrate", "--state-dir", join(dir, "state")]);
+    assert.match(again.stdout, /no migrations to apply/);
+  },
+});

@@ -1,0 +1,353 @@
+import assert from "node:assert/strict";
+import { CATALOG_KINDS, createTestDatabase, withCatalog } from "../support/catalogs.ts";
+import { runCli } from "../support/cli.ts";
+import { openCatalog } from "../../lib/metadata/catalog.ts";
+import {
+  migrate,
+  MIGRATIONS_DIR,
+  migrationStatus,
+  requireSchema,
+} from "../../lib/metadata/migrate.ts";
+import {
+  CatalogWriter,
+  type DatasetInfo,
+  DuplicatePartitionError,
+  OverlappingPartitionError,
+  type PartitionRecord,
+} from "../../lib/metadata/writer.ts";
+
+const DATASET: DatasetInfo = {
+  domain: "bronze",
+  dataset: "ledgers_lcm_raw",
+  version: "v1",
+  eraId: "pre_p23",
+  network: "pubnet",
+  schemaHash: "a".repeat(64),
+};
+
+function partition(datasetId: number, start: number, end: number): PartitionRecord {
+  return {
+    datasetId,
+    ledgerStart: start,
+    ledgerEnd: end,
+    rowCount: end - start + 1,
+    byteSize: 1234,
+    checksum: `sha256:${start.toString(16).padStart(64, "0")}`,
+    storagePath:
+      `pubnet/pre_p23/v1/ledgers_lcm_raw/range=${start}-${end}/part-${start}-${end}.parquet`,
+    storageUri:
+      `file:///data/pubnet/pre_p23/v1/ledgers_lcm_raw/range=${start}-${end}/part-${start}-${end}.parquet`,
+    firstPreviousLedgerHash: "0".repeat(64),
+    lastLedgerHash: "f".repeat(64),
+    producerVersion: "bronze@0.1.0",
+    producerGitSha: "deadbeef",
+    sourceType: "archive",
+    sourceLocation: "gs://lake/ledgers",
+    quality: { row_count_matches_range: 1, tx_count: 7 },
+  };
+}
+
+const LABEL = "bronze.ledgers_lcm_raw (pubnet/pre_p23/v1)";
+
+/** The migrations this build ships, in order (from the folder, so a new one needs no test edit). */
+const SHIPPED = [...Deno.readDirSync(MIGRATIONS_DIR)].map((e) => e.name).filter((n) =>
+  n.endsWith(".sql")
+)
+  .map((n) => n.slice(0, -4)).sort();
+
+for (const kind of CATALOG_KINDS) {
+  Deno.test(`TestCatalogWriter_EnsureDataset [${kind}]: creates on first call, returns the id on the second`, async () => {
+    await withCatalog(kind, async (catalog) => {
+      const w = new CatalogWriter(catalog);
+      const id = await w.ensureDataset(DATASET);
+      assert.equal(await w.ensureDataset(DATASET), id);
+      const other = await w.ensureDataset({ ...DATASET, network: "testnet" });
+      assert.notEqual(other, id);
+      const { rows } = await catalog.pool.query("SELECT count(*)::int AS n FROM _meta_datasets");
+      assert.equal(rows[0].n, 2);
+      const changes = await catalog.pool.query("SELECT count(*)::int AS n FROM _meta_changes");
+      assert.equal(changes.rows[0].n, 0, "no change row while the schema hash is unchanged");
+    });
+  });
+
+  Deno.test(`EnsureDataset [${kind}]: a changed schema hash is stored and recorded as a schema_change`, async () => {
+    await withCatalog(kind, async (catalog) => {
+      const w = new CatalogWriter(catalog);
+      const id = await w.ensureDataset(DATASET);
+      assert.equal(await w.ensureDataset({ ...DATASET, schemaHash: "b".repeat(64) }), id);
+      const { rows } = await catalog.pool.query(
+        "SELECT change_type, old_version, new_version FROM _meta_changes WHERE dataset_id = $1",
+        [id],
+      );
+      assert.deepEqual(rows, [{
+        change_type: "schema_change",
+        old_version: "a".repeat(32),
+        new_version: "b".repeat(32),
+      }]);
+    });
+  });
+
+  Deno.test(`TestCatalogWriter_RecordPartition [${kind}]: inserts the lineage row and its quality rows`, async () => {
+    await withCatalog(kind, async (catalog) => {
+      const w = new CatalogWriter(catalog);
+      const id = await w.ensureDataset(DATASET);
+      const rec = partition(id, 1, 10000);
+      const lineageId = await w.recordPartition(rec);
+      const found = await w.findPartition(id, 1, 10000);
+      assert.ok(found);
+      assert.equal(found.id, lineageId);
+      const { quality: _, ...expected } = rec;
+      assert.deepEqual({ ...found, id: 0, createdAt: null }, {
+        ...expected,
+        id: 0,
+        createdAt: null,
+      });
+      assert.ok(found.createdAt instanceof Date);
+      const q = await catalog.pool.query(
+        "SELECT metric_name, metric_value FROM _meta_quality WHERE lineage_id = $1 ORDER BY metric_name",
+        [lineageId],
+      );
+      assert.deepEqual(q.rows, [
+        { metric_name: "row_count_matches_range", metric_value: 1 },
+        { metric_name: "tx_count", metric_value: 7 },
+      ]);
+    });
+  });
+
+  Deno.test(`TestCatalogWriter_DuplicatePartition [${kind}]: a range recorded twice is a typed error`, async () => {
+    await withCatalog(kind, async (catalog) => {
+      const w = new CatalogWriter(catalog);
+      const id = await w.ensureDataset(DATASET);
+      const lineageId = await w.recordPartition(partition(id, 1, 10000));
+      await assert.rejects(() => w.recordPartition(partition(id, 1, 10000)), (err) => {
+        assert.ok(err instanceof DuplicatePartitionError);
+        assert.equal(
+          err.message,
+          `partition 1-10000 of ${LABEL} is already recorded (lineage id ${lineageId}, sha256:${
+            "1".padStart(64, "0")
+          })`,
+        );
+        return true;
+      });
+      const { rows } = await catalog.pool.query("SELECT count(*)::int AS n FROM _meta_lineage");
+      assert.equal(rows[0].n, 1);
+    });
+  });
+
+  Deno.test(`overlapping range [${kind}]: rejected by the database, typed error names both ranges`, async () => {
+    await withCatalog(kind, async (catalog) => {
+      const w = new CatalogWriter(catalog);
+      const id = await w.ensureDataset(DATASET);
+      const first = await w.recordPartition(partition(id, 1, 10000));
+      await assert.rejects(() => w.recordPartition(partition(id, 5001, 15000)), (err) => {
+        assert.ok(err instanceof OverlappingPartitionError);
+        assert.equal(
+          err.message,
+          `partition 5001-15000 of ${LABEL} overlaps recorded partition 1-10000 (lineage id ${first})`,
+        );
+        return true;
+      });
+      // The constraint lives in the database, not only in the writer.
+      await assert.rejects(
+        () =>
+          catalog.pool.query(
+            `INSERT INTO _meta_lineage (dataset_id, ledger_start, ledger_end, row_count, byte_size, checksum,
+               storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash, producer_version)
+             VALUES ($1, 10000, 10001, 2, 1, 'c', 'p', 'u', 'h', 'h', 'v')`,
+            [id],
+          ),
+        (err: { code?: string }) => err.code === "23P01",
+      );
+      // Another dataset may hold the same ledgers.
+      const other = await w.ensureDataset({ ...DATASET, eraId: "p23" });
+      await w.recordPartition(partition(other, 1, 10000));
+    });
+  });
+
+  Deno.test(`lineage rows are immutable [${kind}]: UPDATE, DELETE and TRUNCATE are rejected`, async () => {
+    await withCatalog(kind, async (catalog) => {
+      const w = new CatalogWriter(catalog);
+      const id = await w.ensureDataset(DATASET);
+      await w.recordPartition(partition(id, 1, 100));
+      for (
+        const sql of [
+          "UPDATE _meta_lineage SET checksum = 'x'",
+          "DELETE FROM _meta_lineage",
+          "TRUNCATE _meta_lineage CASCADE",
+        ]
+      ) {
+        const op = sql.split(" ")[0];
+        await assert.rejects(() => catalog.pool.query(sql), (err: Error) => {
+          assert.equal(err.message, `_meta_lineage is append-only: ${op} is not allowed`);
+          return true;
+        });
+      }
+      const found = await w.findPartition(id, 1, 100);
+      assert.equal(found?.checksum, partition(id, 1, 100).checksum);
+    });
+  });
+
+  Deno.test(`contiguous coverage and lineage listing [${kind}]`, async () => {
+    await withCatalog(kind, async (catalog) => {
+      const w = new CatalogWriter(catalog);
+      const id = await w.ensureDataset(DATASET);
+      assert.equal(await w.contiguousCoverage(id, 1), 0);
+      for (const [s, e] of [[1, 100], [101, 200], [301, 400]]) {
+        await w.recordPartition(partition(id, s, e));
+      }
+      assert.equal(await w.contiguousCoverage(id, 1), 200);
+      assert.equal(await w.contiguousCoverage(id, 50), 200);
+      assert.equal(await w.contiguousCoverage(id, 201), 200);
+      assert.equal(await w.contiguousCoverage(id, 301), 400);
+      assert.equal(await w.contiguousCoverage(id, 401), 400);
+      assert.deepEqual((await w.listLineage(id)).map((r) => [r.ledgerStart, r.ledgerEnd]), [
+        [1, 100],
+        [101, 200],
+        [301, 400],
+      ]);
+      assert.deepEqual(
+        (await w.listLineage(id, { start: 150, end: 350 })).map((r) => r.ledgerStart),
+        [101, 301],
+      );
+      const cov = await catalog.pool.query(
+        "SELECT ledger_start, ledger_end, partitions FROM _meta_coverage ORDER BY ledger_start",
+      );
+      assert.deepEqual(cov.rows, [{ ledger_start: 1, ledger_end: 200, partitions: 2 }, {
+        ledger_start: 301,
+        ledger_end: 400,
+        partitions: 1,
+      }]);
+    });
+  });
+
+  Deno.test(`migrate is idempotent [${kind}]`, async () => {
+    await withCatalog(kind, async (catalog) => {
+      assert.deepEqual(await migrate(catalog), []);
+      const states = await migrationStatus(catalog);
+      assert.ok(states.length >= 1);
+      assert.ok(states.every((s) => s.appliedAt instanceof Date));
+    });
+  });
+}
+
+Deno.test("two concurrent migrates on one PostgreSQL database: one applies, the other waits and applies nothing", async () => {
+  const db = await createTestDatabase();
+  const a = await openCatalog({ dsn: db.dsn, stateDir: "unused" });
+  const b = await openCatalog({ dsn: db.dsn, stateDir: "unused" });
+  try {
+    const results = await Promise.all([migrate(a), migrate(b)]);
+    const applied = results.map((r) => r.length).sort();
+    assert.equal(applied[0], 0);
+    assert.ok(applied[1] >= 1);
+    await requireSchema(a);
+  } finally {
+    await a.close();
+    await b.close();
+    await db.drop();
+  }
+});
+
+Deno.test("an external catalog is never migrated implicitly: requireSchema says to run bronze migrate", async () => {
+  const db = await createTestDatabase();
+  const c = await openCatalog({ dsn: db.dsn, stateDir: "unused" });
+  try {
+    await assert.rejects(() => requireSchema(c), (err: Error) => {
+      assert.equal(
+        err.message,
+        `catalog ${db.dsn} is not migrated (${SHIPPED.length} pending: ${SHIPPED.join(", ")}); ` +
+          "run `bronze migrate` against it first",
+      );
+      return true;
+    });
+    const w = new CatalogWriter(c);
+    await assert.rejects(() => w.ensureDataset(DATASET), (err: Error) => {
+      assert.equal(
+        err.message,
+        `catalog ${db.dsn} has no _meta_* schema; run \`bronze migrate\` against it first`,
+      );
+      return true;
+    });
+  } finally {
+    await c.close();
+    await db.drop();
+  }
+});
+
+Deno.test("bronze migrate end to end: applies, then says there is nothing to apply, then --status lists", async () => {
+  const db = await createTestDatabase();
+  try {
+    const first = await runCli(["migrate", "--catalog", db.dsn]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(
+      first.stdout,
+      SHIPPED.map((m) => `applied ${m}\n`).join("") +
+        `catalog ${db.dsn}: ${SHIPPED.length} migrations applied\n`,
+    );
+    const second = await runCli(["migrate"], { env: { CATALOG_DSN: db.dsn } });
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.stdout, `catalog ${db.dsn} is up to date: no migrations to apply\n`);
+    const status = await runCli(["migrate", "--status", "--json", "--catalog", db.dsn]);
+    const report = JSON.parse(status.stdout);
+    assert.deepEqual(report.migrations.map((m: { name: string }) => m.name), SHIPPED);
+    assert.ok(report.migrations[0].appliedAt);
+    const psql = new Deno.Command("psql", {
+      args: [db.dsn, "-c", "\\d _meta_lineage"],
+      stdout: "piped",
+    }).outputSync();
+    const d = new TextDecoder().decode(psql.stdout);
+    assert.match(d, /_meta_lineage_no_overlap" EXCLUDE USING gist/);
+    assert.match(d, /last_ledger_hash/);
+  } finally {
+    await db.drop();
+  }
+});
+
+Deno.test("a DSN's password is never printed: unreachable server, missing database, malformed URL", async () => {
+  const secret = "S3cr3t-pw";
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [
+      ["migrate", "--catalog", `postgres://bronze:${secret}@127.0.0.1:1/db`],
+      {},
+      /^bronze: cannot reach catalog postgres:\/\/bronze:\*\*\*@127\.0\.0\.1:1\/db: connection refused/,
+    ],
+    [
+      ["migrate"],
+      { CATALOG_DSN: `postgres://postgres:${secret}@127.0.0.1:5432/bronze_no_such_db` },
+      /^bronze: catalog postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:5432\/bronze_no_such_db: database "bronze_no_such_db" does not exist; create it first/,
+    ],
+    [
+      ["migrate", "--catalog", `mysql://bronze:${secret}@host/db`],
+      {},
+      /^bronze: --catalog must be a postgres:\/\/ or postgresql:\/\/ URL \(value not shown: it may contain a password\)$/m,
+    ],
+    [
+      ["migrate", "--status"],
+      { CATALOG_DSN: `bronze:${secret}@host` },
+      /^bronze: CATALOG_DSN must be a postgres:\/\/ or postgresql:\/\/ URL/,
+    ],
+    [
+      ["migrate"],
+      { CATALOG_DSN: `host=db password=${secret}` },
+      /^bronze: CATALOG_DSN is not a valid URL; expected postgres:\/\/user:password@host:5432\/database/,
+    ],
+  ];
+  for (const [args, env, expected] of cases) {
+    const r = await runCli(args, { env });
+    assert.notEqual(r.code, 0);
+    assert.ok(
+      !r.stdout.includes(secret) && !r.stderr.includes(secret),
+      `password leaked: ${r.stderr}`,
+    );
+    assert.match(r.stderr, expected);
+    assert.equal(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
+  }
+});
+
+Deno.test("an unreachable catalog gives one line naming it and what to do", async () => {
+  const r = await runCli(["migrate", "--catalog", "postgres://postgres@127.0.0.1:1/postgres"]);
+  assert.equal(r.code, 1);
+  assert.equal(
+    r.stderr,
+    "bronze: cannot reach catalog postgres://postgres@127.0.0.1:1/postgres: connection refused; is PostgreSQL running there? (set --catalog or CATALOG_DSN, or omit both for the embedded catalog)\n",
+  );
+});
