@@ -6,12 +6,11 @@
  * thread sets; the build stops after the ledger in hand and finishes the partial file.
  */
 import "../quiet.ts"; // first, as in main.ts: no deprecation warnings from dependencies
-import { openStore } from "../blob/mod.ts";
-import { type Lake, openLake } from "../source/lake.ts";
+import { type LedgerSource, openSource } from "../source/mod.ts";
 import { buildPartitionFile } from "./build.ts";
 import type { BuildRequest, WorkerReply } from "./pool.ts";
 
-let lake: { key: string; lake: Promise<Lake> } | undefined;
+let source: { key: string; source: Promise<LedgerSource> } | undefined;
 const PROGRESS_EVERY_MS = 100;
 
 function post(msg: WorkerReply): void {
@@ -30,10 +29,10 @@ self.onmessage = async (e: MessageEvent<BuildRequest>) => {
   };
   try {
     const key = `${req.network} ${req.source}`;
-    if (lake?.key !== key) {
-      lake = { key, lake: openLake(openStore(req.source), req.network) };
+    if (source?.key !== key) {
+      source = { key, source: openSource(req.source, req.network) };
     }
-    const built = await buildPartitionFile(await lake.lake, req.range, req.path, req.meta, {
+    const built = await buildPartitionFile(await source.source, req.range, req.path, req.meta, {
       stopped: () => Atomics.load(stop, 0) !== 0,
       progress(n, b) {
         ledgers += n;

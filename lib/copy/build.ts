@@ -5,7 +5,7 @@
  * the row-group budget and the lake's prefetch, never by the partition's size).
  */
 import { BronzeError } from "../errors.ts";
-import type { Lake } from "../source/lake.ts";
+import type { LedgerSource } from "../source/source.ts";
 import { decodeLedger } from "../source/ledger.ts";
 import { PartitionFileWriter, type PartitionMeta } from "../table/parquet.ts";
 import type { Range } from "../table/layout.ts";
@@ -38,7 +38,7 @@ export interface BuildHooks {
  * left), a `partial` result when stopped after some.
  */
 export async function buildPartitionFile(
-  lake: Lake,
+  source: LedgerSource,
   range: Range,
   path: string,
   meta: PartitionMeta,
@@ -57,7 +57,7 @@ export async function buildPartitionFile(
   let firstClose = 0;
   let lastClose = 0;
   try {
-    for await (const raw of lake.stream(range.start, range.end)) {
+    for await (const raw of source.stream(range.start, range.end)) {
       const row = decodeLedger(raw.xdr, `${raw.key} (ledger ${raw.sequence})`);
       if (row.ledgerSequence !== raw.sequence) {
         throw new BronzeError(

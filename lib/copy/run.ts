@@ -10,7 +10,7 @@ import { BronzeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { openStore } from "../blob/mod.ts";
 import type { ObjectStore } from "../blob/store.ts";
-import { type Lake, openLake } from "../source/lake.ts";
+import { type LedgerSource, openSource } from "../source/mod.ts";
 import type { Network } from "../source/network.ts";
 import { SCHEMA_HASH } from "../table/parquet.ts";
 import type { Built } from "./build.ts";
@@ -108,7 +108,7 @@ function emptyStats(): CopyStats {
 interface Run {
   opts: CopyOptions;
   log: Logger;
-  lake: Lake;
+  lake: LedgerSource;
   storage: ObjectStore;
   writer: CatalogWriter;
   dataset: DatasetKey & { id: number; label: string };
@@ -129,11 +129,10 @@ export async function copy(
 ): Promise<CopyResult> {
   // Everything opened here is closed in reverse order, however the run ends.
   await using stack = new AsyncDisposableStack();
-  const lakeStore = openStore(opts.source);
-  stack.defer(async () => await lakeStore.close?.());
   const storage = openStore(opts.storage);
   stack.defer(async () => await storage.close?.());
-  const lake = await openLake(lakeStore, opts.network);
+  const lake = await openSource(opts.source, opts.network);
+  stack.defer(async () => await lake.close?.());
   const checkpoint = checkpointManager(opts.checkpoint);
   const progress = new Progress(log, opts.progressInterval ?? 0);
   const pool = new BuildPool(
@@ -415,7 +414,7 @@ async function commitPartition(run: Run, built: Built, result: CopyResult): Prom
     lastLedgerHash: built.lastLedgerHash,
     producerVersion: PRODUCER,
     producerGitSha: gitSha(),
-    sourceType: "archive",
+    sourceType: run.lake.type,
     sourceLocation: run.lake.url,
     quality: built.quality,
     change: backfill

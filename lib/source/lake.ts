@@ -10,6 +10,7 @@ import { type Network, passphraseOf } from "./network.ts";
 import { NotFoundError, type ObjectStore } from "../blob/store.ts";
 import { objectUrl } from "../blob/keys.ts";
 import { readU32, XdrCorruptError } from "./xdr_skip.ts";
+import type { LedgerSource, RawLedger, StreamOptions } from "./source.ts";
 
 export interface LakeConfig {
   networkPassphrase: string;
@@ -19,28 +20,13 @@ export interface LakeConfig {
   batchesPerPartition: number;
 }
 
-export interface RawLedger {
-  sequence: number;
-  /** Printable URL of the object the ledger came from. */
-  key: string;
-  /** The exact LedgerCloseMeta XDR as found in the batch (a view into the decompressed batch). */
-  xdr: Uint8Array;
-}
+export type { RawLedger, StreamOptions };
 
-export interface StreamOptions {
-  /** Objects fetched ahead of the consumer (default 8). */
-  prefetch?: number;
-  signal?: AbortSignal;
-}
-
-export interface Lake {
-  readonly url: string;
-  readonly network: Network;
+export interface Lake extends LedgerSource {
+  readonly type: "archive";
   readonly config: LakeConfig;
   /** Key (relative to the lake root) of the object holding `seq`, with the preferred extension. */
   keyFor(seq: number): string;
-  /** Ledgers `start..end` (inclusive), strictly in sequence. */
-  stream(start: number, end: number, opts?: StreamOptions): AsyncIterable<RawLedger>;
 }
 
 export const CONFIG_KEY = ".config.json";
@@ -130,6 +116,7 @@ interface Batch {
 
 class GalexieLake implements Lake {
   readonly url: string;
+  readonly type = "archive";
   // Real lakes mix .zst and .zstd; whichever worked last is tried first.
   #ext: Ext = "zst";
 
@@ -139,6 +126,17 @@ class GalexieLake implements Lake {
     readonly config: LakeConfig,
   ) {
     this.url = store.url;
+  }
+
+  /** Closes the store the lake was opened on (its SDK client, for gs:// and s3://). */
+  async close(): Promise<void> {
+    await this.store.close?.();
+  }
+
+  head(): Promise<number> {
+    return Promise.reject(
+      new BronzeError(`lake ${this.url}: finding the head is not supported yet`),
+    );
   }
 
   keyFor(seq: number): string {

@@ -1,0 +1,35 @@
+/**
+ * What a copy reads ledgers from: a Galexie data lake (lake.ts) or, for recent ledgers, a Stellar
+ * RPC node. Both yield each ledger's exact LedgerCloseMeta XDR in sequence; the same ledgers from
+ * either give the same Parquet bytes.
+ */
+import type { Network } from "./network.ts";
+
+export interface RawLedger {
+  sequence: number;
+  /** Printable location the ledger came from (object URL, or endpoint and ledger). */
+  key: string;
+  /** The exact LedgerCloseMeta XDR (may be a view into a larger buffer). */
+  xdr: Uint8Array;
+}
+
+export interface StreamOptions {
+  /** Objects or pages fetched ahead of the consumer. */
+  prefetch?: number;
+  signal?: AbortSignal;
+}
+
+/** Lineage `source_type`: history from a lake, or recent ledgers from a live RPC node. */
+export type SourceType = "archive" | "live";
+
+export interface LedgerSource {
+  /** Printable URL, without credentials. */
+  readonly url: string;
+  readonly network: Network;
+  readonly type: SourceType;
+  /** Ledgers `start..end` (inclusive), strictly in sequence; a missing one is an error. */
+  stream(start: number, end: number, opts?: StreamOptions): AsyncIterable<RawLedger>;
+  /** The newest ledger the source holds now. */
+  head(): Promise<number>;
+  close?(): Promise<void>;
+}
