@@ -1,15 +1,27 @@
 /**
- * Crash injection for the kill-anywhere tests. With BRONZE_FAILPOINT=<name>:<n> the process
- * SIGKILLs itself the n-th time it reaches failpoint <name> — no cleanup, no finally blocks, the
- * same as a power cut at that instant. Unset (always, outside tests) it costs one Map lookup.
+ * Crash and pause injection for the tests: BRONZE_FAILPOINT=<name>:<n>[:pause]. Unset (always,
+ * outside tests) it costs one comparison.
+ *
+ * - kill (the default): the process SIGKILLs itself the n-th time it reaches failpoint <name> —
+ *   no cleanup, no finally blocks, the same as a power cut at that instant.
+ * - pause: the n-th time, it prints `[failpoint] paused at <name>:<n>` on stderr and waits until
+ *   `resume()` says go (the run was interrupted), or forever when there is none. A test then acts
+ *   (sends a signal) with the process at a known point instead of after a guessed delay.
+ *
+ * Counts are per thread: a build worker counts its own `build-ledger` passes.
  */
-const spec = /^([a-z-]+):(\d+)$/.exec(Deno.env.get("BRONZE_FAILPOINT") ?? "");
+const spec = /^([a-z-]+):(\d+)(?::(kill|pause))?$/.exec(Deno.env.get("BRONZE_FAILPOINT") ?? "");
 let remaining = spec ? Number(spec[2]) : 0;
 
-export function failpoint(name: string): Promise<void> {
-  if (spec && spec[1] === name && --remaining === 0) {
+export function failpoint(name: string, resume?: () => boolean): Promise<void> {
+  if (!spec || spec[1] !== name || --remaining !== 0) return Promise.resolve();
+  if (spec[3] !== "pause") {
     Deno.kill(Deno.pid, "SIGKILL");
     return new Promise(() => {}); // never resumes: the signal is on its way
   }
-  return Promise.resolve();
+  console.error(`[failpoint] paused at ${name}:${spec[2]}`);
+  return new Promise((done) => {
+    const poll = () => (resume?.() ? done() : setTimeout(poll, 10));
+    poll();
+  });
 }

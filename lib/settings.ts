@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { parseStoreUrl, splitObjectUrl } from "./blob/url.ts";
 import { ConfigError } from "./errors.ts";
 import { validateDsn } from "./metadata/dsn.ts";
 import { type Network, NETWORKS } from "./source/network.ts";
@@ -80,29 +81,13 @@ const dsn = (raw: string): string | Invalid => {
 };
 /** A local path, file://, gs://bucket[/prefix] or s3://bucket[/prefix]. */
 const storeUrl = (raw: string): string | Invalid => {
-  if (!raw.trim()) return new Invalid("must not be empty");
-  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/]*)/i.exec(raw);
-  if (!m) return raw;
-  const scheme = m[1].toLowerCase();
-  if (scheme === "file") return raw;
-  if (scheme !== "gs" && scheme !== "s3") {
-    return new Invalid(
-      `must be a local path, file://, gs://bucket[/prefix] or s3://bucket[/prefix], got "${raw}"`,
-    );
-  }
-  return m[2]
-    ? raw
-    : new Invalid(`names no bucket: "${raw}" (expected ${scheme}://bucket[/prefix])`);
+  const parsed = parseStoreUrl(raw);
+  return "problem" in parsed ? new Invalid(parsed.problem) : raw;
 };
 /** Like storeUrl, but naming one object (the checkpoint file). */
 const objectUrl = (raw: string): string | Invalid => {
-  const url = storeUrl(raw);
-  if (url instanceof Invalid) return url;
-  return /^(gs|s3):\/\/[^/]+\/./i.test(raw) || !/^(gs|s3):\/\//i.test(raw)
-    ? (raw.endsWith("/") ? new Invalid(`must name a file, not a folder: "${raw}"`) : raw)
-    : new Invalid(
-      `must name an object, e.g. ${raw.slice(0, 5)}bucket/state/checkpoint.json, got "${raw}"`,
-    );
+  const split = splitObjectUrl(raw);
+  return "problem" in split ? new Invalid(split.problem) : raw;
 };
 const UINT32_MAX = 0xffffffff;
 
@@ -269,7 +254,68 @@ export const SPECS: Record<Key, Spec> = {
   },
 };
 
-/** Settings each command reads; a command rejects the rest (commander rejects unknown flags). */
+/**
+ * The settings each command reads, in help order; a command rejects the rest (commander rejects
+ * unknown flags). Each command's options type is derived from its list (SettingsOf).
+ */
+export const COMMAND_SETTINGS = {
+  migrate: ["catalog", "stateDir", "status", "json"],
+  copy: [
+    "source",
+    "storage",
+    "start",
+    "end",
+    "partitionSize",
+    "network",
+    "era",
+    "versionLabel",
+    "copierId",
+    "catalog",
+    "stateDir",
+    "checkpoint",
+    "concurrency",
+    "progressInterval",
+    "logFormat",
+    "fillGaps",
+  ],
+  coverage: [
+    "catalog",
+    "stateDir",
+    "networkFilter",
+    "eraFilter",
+    "versionFilter",
+    "datasetFilter",
+    "start",
+    "end",
+    "json",
+    "failOnGaps",
+  ],
+  verify: [
+    "catalog",
+    "stateDir",
+    "storageRoot",
+    "networkFilter",
+    "eraFilter",
+    "versionFilter",
+    "datasetFilter",
+    "start",
+    "end",
+    "json",
+    "logFormat",
+    "progressInterval",
+  ],
+  checkpointShow: ["checkpoint", "stateDir", "catalog", "json"],
+} as const satisfies Record<string, readonly Key[]>;
+
+export type CommandName = keyof typeof COMMAND_SETTINGS;
+
+/** The options of one command: exactly the settings it reads, with their types. */
+export type SettingsOf<C extends CommandName> = Pick<
+  Settings,
+  (typeof COMMAND_SETTINGS)[C][number]
+>;
+
+/** Flag values as commander parsed them, keyed by its camelCase option names. */
 export type Flags = Record<string, string | boolean | undefined>;
 
 /** commander's camelCase option name for a spec's flag ("--state-dir" -> "stateDir"). */
@@ -279,14 +325,17 @@ export function optionName(key: Key): string {
 
 /**
  * Resolves the given keys from flags (by commander's option names), then the environment, then
- * defaults. `required` keys must end up set. Throws one ConfigError listing every problem.
+ * defaults. `required` keys must end up set, and are typed so; `requiredNow` must end up set too,
+ * but only in this invocation (copy's range, unless --fill-gaps), so their type stays optional.
+ * Throws one ConfigError listing every problem.
  */
-export function resolveSettings<K extends Key>(
+export function resolveSettings<K extends Key, R extends K = never>(
   keys: readonly K[],
   flags: Flags,
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),
-  required: readonly K[] = [],
-): Pick<Settings, K> {
+  required: readonly R[] = [],
+  requiredNow: readonly K[] = [],
+): Pick<Settings, K> & Required<Pick<Settings, R>> {
   const problems: string[] = [];
   const out: Partial<Settings> = {};
   // Defaults may depend on other settings (checkpoint on stateDir): resolve those first.
@@ -307,7 +356,9 @@ export function resolveSettings<K extends Key>(
     const name = spec.env ? `${spec.flag} (${spec.env})` : spec.flag;
     if (raw === undefined) {
       if (spec.default) (out as Record<string, unknown>)[key] = spec.default(out);
-      else if (required.includes(key)) problems.push(`${name} is required`);
+      else if ((required as readonly K[]).includes(key) || requiredNow.includes(key)) {
+        problems.push(`${name} is required`);
+      }
       continue;
     }
     const parsed = spec.parse(raw);
@@ -319,5 +370,5 @@ export function resolveSettings<K extends Key>(
     problems.push(`--end (LEDGER_END) ${s.end} is before --start (LEDGER_START) ${s.start}`);
   }
   if (problems.length) throw new ConfigError(problems);
-  return out as Pick<Settings, K>;
+  return out as Pick<Settings, K> & Required<Pick<Settings, R>>;
 }

@@ -10,6 +10,7 @@
  * never reads it). --full-schema loads under the migrated schema untouched, to show the plan is
  * the same with it. The database is dropped at the end.
  */
+import { dbOf } from "../lib/metadata/_db.ts";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { openCatalog } from "../lib/metadata/catalog.ts";
@@ -35,7 +36,7 @@ url.pathname = `/${name}`;
 const catalog = await openCatalog({ dsn: url.toString(), stateDir: "./state" });
 try {
   await migrate(catalog);
-  const db = await catalog.pool.connect();
+  const db = await dbOf(catalog).pool.connect();
   try {
     const { rows: ds } = await db.query(
       `INSERT INTO _meta_datasets (domain, dataset, version, era_id, network, schema_hash)
@@ -78,7 +79,7 @@ try {
       let gaps = 0;
       for (let i = 0; i < Number(values.runs); i++) {
         t = performance.now();
-        const r = await queryCoverage(db, filter);
+        const r = await queryCoverage(catalog, filter);
         times.push(performance.now() - t);
         gaps = r.reduce((n, d) => n + d.gaps.length, 0);
       }

@@ -30,7 +30,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeLake } from "./make-lake.ts";
 import { objectKey } from "../lib/source/lake.ts";
-import { ZSTD_LEVEL } from "../lib/table/parquet.ts";
+import { ZSTD_LEVEL } from "../lib/table/schema.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BENCH = join(ROOT, ".bench");
@@ -158,6 +158,7 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
     stateDir: join(a.work, "state"),
     checkpoint: join(a.work, "state", "checkpoint.json"),
     concurrency: a.concurrency,
+    progressInterval: 0,
     fillGaps: false,
   }, log);
   const peak = peakRssMb();
@@ -185,7 +186,7 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
   }
   if (!s.xdrBytes) {
     for (const f of files) {
-      const { readPartitionRows } = await import("../lib/table/parquet.ts");
+      const { readPartitionRows } = await import("../lib/table/reader.ts");
       for (const r of await readPartitionRows(f)) s.xdrBytes += r.xdr_byte_length;
     }
   }

@@ -7,7 +7,7 @@
  * The lake is the real testnet sample in ../shared/stellar-samples when it is there (third-party
  * data, never copied into this repository), otherwise a synthetic one generated into ./state.
  */
-import { main } from "../main.ts";
+import { run as main } from "../lib/cli/program.ts";
 import { makeLake } from "./make-lake.ts";
 
 const real = new URL("../../shared/stellar-samples/testnet", import.meta.url).pathname;

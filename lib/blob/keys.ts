@@ -1,5 +1,8 @@
 /** Key and URL helpers shared by every ObjectStore backend. */
 import { BronzeError } from "../errors.ts";
+import { parseStoreUrl, redactUrl } from "./url.ts";
+
+export { redactUrl };
 
 /**
  * Joins key parts with '/', dropping empty parts and stray slashes at the joins, so
@@ -40,24 +43,18 @@ export function objectUrl(store: { readonly url: string }, key: string): string 
   return `${store.url.replace(/\/+$/, "")}/${key}`;
 }
 
-/** Removes user:password from a URL so it can be printed; non-URLs (bare paths) pass through. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1");
-}
-
 /** Splits `scheme://bucket/prefix` into the bucket and a prefix that is "" or ends in '/'. */
 export function parseBucketUrl(
   url: string,
   scheme: "gs" | "s3",
 ): { bucket: string; prefix: string } {
-  const m = new RegExp(`^${scheme}://([^/]+)(?:/(.*))?$`).exec(url);
-  if (!m || m[1] === "") {
+  const parsed = parseStoreUrl(url);
+  if ("problem" in parsed || parsed.scheme !== scheme) {
     throw new BronzeError(
       `invalid ${scheme}:// URL ${redactUrl(url)}: expected ${scheme}://bucket[/prefix]`,
     );
   }
-  const prefix = joinKey(m[2] ?? "");
-  return { bucket: m[1], prefix: prefix === "" ? "" : prefix + "/" };
+  return { bucket: parsed.bucket, prefix: parsed.prefix };
 }
 
 /**

@@ -2,11 +2,13 @@
 import { BronzeError } from "../errors.ts";
 import { FileStore } from "./file.ts";
 import { GcsStore } from "./gcs.ts";
-import { redactUrl } from "./keys.ts";
+import { parseStoreUrl, redactUrl, schemeOf } from "./url.ts";
 import { S3Store } from "./s3.ts";
 import type { ObjectStore } from "./store.ts";
 
-export { joinKey, objectUrl, redactUrl } from "./keys.ts";
+export { joinKey, objectUrl } from "./keys.ts";
+export { hashObject } from "./hash.ts";
+export { parseStoreUrl, redactUrl, schemeOf, splitObjectUrl, type StoreUrl } from "./url.ts";
 export {
   NotFoundError,
   type ObjectInfo,
@@ -17,19 +19,22 @@ export {
 
 /** Cloud stores take their endpoint and credentials from the environment (see s3.ts, gcs.ts). */
 export function openStore(url: string): ObjectStore {
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
-  switch (scheme) {
-    case undefined:
+  const parsed = parseStoreUrl(url);
+  if ("problem" in parsed) {
+    const scheme = schemeOf(url);
+    throw new BronzeError(
+      scheme === "gs" || scheme === "s3"
+        ? `invalid ${scheme}:// URL ${redactUrl(url)}: expected ${scheme}://bucket[/prefix]`
+        : `unsupported storage URL ${JSON.stringify(redactUrl(url))}: ` +
+          `use a local path, file://, gs://bucket[/prefix] or s3://bucket[/prefix]`,
+    );
+  }
+  switch (parsed.scheme) {
     case "file":
-      if (url === "") break;
       return new FileStore(url);
     case "gs":
       return new GcsStore(url);
     case "s3":
       return new S3Store(url);
   }
-  throw new BronzeError(
-    `unsupported storage URL ${JSON.stringify(redactUrl(url))}: ` +
-      `use a local path, file://, gs://bucket[/prefix] or s3://bucket[/prefix]`,
-  );
 }

@@ -7,12 +7,15 @@
  * written with a precondition on the version last seen, so two writers cannot silently clobber
  * each other.
  */
-import { basename, dirname } from "node:path";
 import { BronzeError } from "../errors.ts";
-import { openStore } from "../blob/mod.ts";
-import type { ObjectStore } from "../blob/store.ts";
-import { PreconditionFailedError } from "../blob/store.ts";
-import { objectUrl } from "../blob/keys.ts";
+import {
+  type ObjectStore,
+  objectUrl,
+  openStore,
+  PreconditionFailedError,
+  schemeOf,
+  splitObjectUrl,
+} from "../blob/mod.ts";
 
 export interface PartitionInfo {
   start: number;
@@ -51,26 +54,18 @@ export interface Manager {
 
 /** A manager for a local path, file://, gs:// or s3:// URL naming the checkpoint object. */
 export function checkpointManager(location: string): Manager {
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location)?.[1]?.toLowerCase();
+  const scheme = schemeOf(location);
   if (scheme && !["file", "gs", "s3"].includes(scheme)) {
     throw new CheckpointError(
       `checkpoint location ${location}: unsupported scheme ${scheme}:// (use a path, gs:// or s3://)`,
       2,
     );
   }
-  const path = scheme === "file" ? location.slice("file://".length) : location;
-  const isBucket = scheme === "gs" || scheme === "s3";
-  const name = isBucket ? location.slice(location.lastIndexOf("/") + 1) : basename(path);
-  const root = isBucket ? location.slice(0, location.lastIndexOf("/")) : dirname(path);
-  if (!name || (isBucket && root.length <= `${scheme}://`.length)) {
-    throw new CheckpointError(
-      `checkpoint location ${location} must name an object, e.g. ${scheme ?? "."}${
-        scheme ? "://bucket/state" : "/state"
-      }/checkpoint.json`,
-      2,
-    );
+  const split = splitObjectUrl(location);
+  if ("problem" in split) {
+    throw new CheckpointError(`checkpoint location ${split.problem}`, 2);
   }
-  return new ObjectCheckpoint(openStore(root), name);
+  return new ObjectCheckpoint(openStore(split.root), split.name);
 }
 
 class ObjectCheckpoint implements Manager {

@@ -8,7 +8,7 @@
 import "../quiet.ts"; // first, as in main.ts: no deprecation warnings from dependencies
 import { type LedgerSource, openSource } from "../source/mod.ts";
 import { buildPartitionFile } from "./build.ts";
-import type { BuildRequest, WorkerReply } from "./pool.ts";
+import { type BuildRequest, toWire, type WorkerReply } from "./_protocol.ts";
 
 let source: { key: string; source: Promise<LedgerSource> } | undefined;
 const PROGRESS_EVERY_MS = 100;
@@ -48,16 +48,6 @@ self.onmessage = async (e: MessageEvent<BuildRequest>) => {
     post({ type: "done", id: req.id, built });
   } catch (err) {
     flush();
-    const e = err as Error & { exitCode?: number };
-    post({
-      type: "failed",
-      id: req.id,
-      error: {
-        name: e?.name ?? "Error",
-        message: e?.message ?? String(err),
-        stack: e?.stack,
-        exitCode: typeof e?.exitCode === "number" ? e.exitCode : undefined,
-      },
-    });
+    post({ type: "failed", id: req.id, error: toWire(err) });
   }
 };

@@ -7,8 +7,10 @@
 import { BronzeError } from "../errors.ts";
 import type { LedgerSource } from "../source/source.ts";
 import { decodeLedger } from "../source/ledger.ts";
-import { PartitionFileWriter, type PartitionMeta } from "../table/parquet.ts";
-import type { Range } from "../table/layout.ts";
+import { PartitionFileWriter } from "../table/writer.ts";
+import type { PartitionMeta } from "../table/schema.ts";
+import type { Range } from "../table/grid.ts";
+import { failpoint } from "../failpoint.ts";
 
 export interface Built {
   range: Range;
@@ -78,6 +80,7 @@ export async function buildPartitionFile(
       ops += row.operationCount;
       xdrBytes += row.xdrByteLength;
       hooks.progress(1, row.xdrByteLength);
+      await failpoint("build-ledger", hooks.stopped);
       if (hooks.stopped()) break;
     }
     if (first === null) {

@@ -3,31 +3,11 @@
  * copy uses every core while the main thread commits finished partitions strictly in ledger order.
  * Each worker builds one partition at a time; requests beyond the free workers wait in a queue.
  */
-import { BronzeError } from "../errors.ts";
 import type { Built } from "./build.ts";
 import type { Network } from "../source/network.ts";
-import type { PartitionMeta } from "../table/parquet.ts";
-import type { Range } from "../table/layout.ts";
-
-export interface BuildRequest {
-  id: number;
-  source: string;
-  network: Network;
-  range: Range;
-  path: string;
-  meta: PartitionMeta;
-  /** Int32 flag set to 1 by the main thread on interrupt. */
-  stop: SharedArrayBuffer;
-}
-
-export type WorkerReply =
-  | { type: "progress"; ledgers: number; bytes: number }
-  | { type: "done"; id: number; built: Built | null }
-  | {
-    type: "failed";
-    id: number;
-    error: { name: string; message: string; stack?: string; exitCode?: number };
-  };
+import type { PartitionMeta } from "../table/schema.ts";
+import type { Range } from "../table/grid.ts";
+import { type BuildRequest, fromWire, type WorkerReply } from "./_protocol.ts";
 
 interface Task {
   req: BuildRequest;
@@ -40,7 +20,7 @@ interface Slot {
   task?: Task;
 }
 
-export const WORKER_URL = new URL("./_worker.ts", import.meta.url);
+const WORKER_URL = new URL("./_worker.ts", import.meta.url);
 
 export class BuildPool {
   readonly #size: number;
@@ -135,7 +115,7 @@ export class BuildPool {
       if (!task || task.req.id !== msg.id) return;
       slot.task = undefined;
       if (msg.type === "done") task.resolve(msg.built);
-      else task.reject(revive(msg.error));
+      else task.reject(fromWire(msg.error));
       this.#dispatch();
     };
     worker.onerror = (e: ErrorEvent) => {
@@ -151,14 +131,4 @@ export class BuildPool {
     this.#slots.push(slot);
     return slot;
   }
-}
-
-/** The worker's error, as the same class of error on this side (BronzeErrors reach the user). */
-function revive(e: { name: string; message: string; stack?: string; exitCode?: number }): Error {
-  const err = e.exitCode !== undefined
-    ? new BronzeError(e.message, e.exitCode)
-    : new Error(e.message);
-  err.name = e.name;
-  if (e.stack) err.stack = e.stack;
-  return err;
 }

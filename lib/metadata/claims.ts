@@ -2,7 +2,8 @@ import type pg from "pg";
 import { hostname } from "node:os";
 import { processAlive } from "../process.ts";
 import { BronzeError } from "../errors.ts";
-import { type Catalog, catalogError } from "./catalog.ts";
+import { dbOf } from "./_db.ts";
+import type { Catalog } from "./catalog.ts";
 
 /**
  * Range claims of running copiers (migration 002). A claim lives as long as the session that holds
@@ -36,6 +37,7 @@ async function tryClaim(
        WHERE NOT EXISTS (
          SELECT 1 FROM pg_locks l
          WHERE l.locktype = 'advisory' AND l.granted
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND l.classid::bigint = $1 AND l.objid::bigint = c.id AND l.objsubid = 2)`,
       [CLAIM_LOCK_CLASS],
     );
@@ -88,12 +90,8 @@ export async function claimRange(
   start: number,
   end: number,
 ): Promise<Claim> {
-  let client: pg.PoolClient;
-  try {
-    client = await catalog.pool.connect();
-  } catch (err) {
-    throw catalogError(err, catalog.label);
-  }
+  const db = dbOf(catalog);
+  const client = await db.connect();
   let lost: BronzeError | undefined;
   // A checked-out client whose server goes away emits 'error'; unheard, it would kill the process.
   client.on("error", (err: Error) => {
@@ -128,8 +126,7 @@ export async function claimRange(
     }
   } catch (err) {
     client.release();
-    if (err instanceof BronzeError) throw err;
-    throw catalogError(err, catalog.label);
+    throw db.error(err);
   }
   let released = false;
   return {

@@ -1,23 +1,42 @@
 /**
- * Coverage queries: which ledgers each dataset holds, and every gap, computed in SQL.
- *
- * One pass per dataset: an index-only scan of `_meta_lineage_coverage` (migration 003) in
- * ledger_start order feeds `lag(ledger_end)`; a partition whose start is not the previous end + 1
- * has a gap before it. Rows, bytes, partitions and the gap list are aggregated in the same pass,
- * so a million lineage rows need no sort and no heap visit.
+ * Which ledgers each dataset holds, and where the gaps are. Every caller reads the one
+ * gaps-and-islands definition in the catalog, `_meta_islands(dataset, from, to)` (migration 004;
+ * the `_meta_coverage` view psql users read is built on it too): `bronze coverage`, where a run
+ * may resume (contiguous coverage from its start) and `checkpoint show` (the island holding the
+ * checkpoint's ledger). Gaps are what lies between islands.
  */
-import type pg from "pg";
-import type { Range } from "../table/layout.ts";
+import { gaps, type Range } from "../table/grid.ts";
+import { dbOf, type Row } from "./_db.ts";
+import type { Catalog } from "./catalog.ts";
 import { datasetLabel } from "./writer.ts";
 
-export interface CoverageFilter {
+export interface DatasetFilter {
   network?: string;
   eraId?: string;
   version?: string;
   dataset?: string;
+}
+
+export interface CoverageFilter extends DatasetFilter {
   /** With a bound, ledgers missing between it and the nearest partition count as a gap. */
   start?: number;
   end?: number;
+}
+
+export interface DatasetRef {
+  id: number;
+  domain: string;
+  dataset: string;
+  network: string;
+  eraId: string;
+  version: string;
+  label: string;
+}
+
+export interface Island extends Range {
+  partitions: number;
+  rows: number;
+  bytes: number;
 }
 
 export interface DatasetCoverage {
@@ -39,8 +58,8 @@ export interface DatasetCoverage {
   missingLedgers: number;
 }
 
-/** The datasets matching the filter (domain, dataset, network, era, version), in a stable order. */
-export const DATASETS_SQL = `
+/** The datasets matching the filter, in a stable order. $1..$4: network, era, version, dataset. */
+const DATASETS_SQL = `
 SELECT d.id, d.domain, d.dataset, d.version, d.era_id, d.network
 FROM _meta_datasets d
 WHERE ($1::text IS NULL OR d.network = $1)
@@ -49,52 +68,13 @@ WHERE ($1::text IS NULL OR d.network = $1)
   AND ($4::text IS NULL OR d.dataset = $4)
 ORDER BY d.network, d.era_id, d.version, d.dataset, d.domain, d.id`;
 
-/**
- * $1..$4: network, era, version, dataset filters (NULL = any); $5, $6: start, end (NULL = open).
- *
- * The lower bound on ledger_start is the start of the partition holding $5 (found by one index
- * probe), so a range deep inside a long dataset scans only the partitions it overlaps. The first
- * partition's lag defaults to $5 - 1, which turns missing ledgers at the front into a gap; the
- * last ledger held (the last partition's end) short of $6 leaves a trailing gap; a dataset with
- * no partition in [$5, $6] is one gap. (A lead() for the trailing gap would cost a second window
- * function per row for what max(ledger_end) already says.)
- */
+/** Every island of every dataset matching $1..$4 that overlaps [$5, $6] (NULL: open). */
 export const COVERAGE_SQL = `
 SELECT d.id, d.domain, d.dataset, d.version, d.era_id, d.network,
-       c.first_ledger, c.last_ledger, c.partitions, c.row_count, c.byte_size,
-       coalesce(c.gap_starts, '{}') || CASE
-         WHEN c.last_ledger < $6::bigint THEN ARRAY[c.last_ledger + 1]
-         WHEN c.partitions = 0 AND $5::bigint <= $6::bigint THEN ARRAY[$5::bigint]
-         ELSE '{}' END AS gap_starts,
-       coalesce(c.gap_ends, '{}') || CASE
-         WHEN c.last_ledger < $6::bigint OR (c.partitions = 0 AND $5::bigint <= $6::bigint)
-         THEN ARRAY[$6::bigint]
-         ELSE '{}' END AS gap_ends
+       i.ledger_start, i.ledger_end, i.partitions, i.row_count, i.byte_size
 FROM (${DATASETS_SQL}) d
-CROSS JOIN LATERAL (
-  SELECT min(s.ledger_start) AS first_ledger,
-         max(s.ledger_end) AS last_ledger,
-         count(*)::int AS partitions,
-         coalesce(sum(s.ledger_end - s.ledger_start + 1), 0)::bigint AS row_count,
-         coalesce(sum(s.byte_size), 0)::bigint AS byte_size,
-         array_agg(s.prev_end + 1) FILTER (WHERE s.ledger_start > s.prev_end + 1) AS gap_starts,
-         array_agg(s.ledger_start - 1) FILTER (WHERE s.ledger_start > s.prev_end + 1) AS gap_ends
-  FROM (
-    SELECT l.ledger_start, l.ledger_end, l.byte_size,
-           lag(l.ledger_end, 1, $5::bigint - 1) OVER (ORDER BY l.ledger_start) AS prev_end
-    FROM _meta_lineage l
-    WHERE l.dataset_id = d.id
-      AND l.ledger_start >= coalesce(
-            (SELECT max(m.ledger_start) FROM _meta_lineage m
-             WHERE m.dataset_id = d.id AND m.ledger_start <= $5::bigint),
-            $5::bigint, 0)
-      AND l.ledger_start <= coalesce($6::bigint, 9223372036854775807)
-      AND l.ledger_end >= coalesce($5::bigint, 0)
-  ) s
-) c
-ORDER BY d.network, d.era_id, d.version, d.dataset, d.domain, d.id`;
-
-type Queryable = Pick<pg.Pool, "query">;
+LEFT JOIN LATERAL _meta_islands(d.id, $5::bigint, $6::bigint) i ON true
+ORDER BY d.network, d.era_id, d.version, d.dataset, d.domain, d.id, i.ledger_start`;
 
 export function coverageParams(f: CoverageFilter): unknown[] {
   return [
@@ -107,65 +87,116 @@ export function coverageParams(f: CoverageFilter): unknown[] {
   ];
 }
 
-export async function queryCoverage(
-  db: Queryable,
-  filter: CoverageFilter,
-): Promise<DatasetCoverage[]> {
-  const { rows } = await db.query(COVERAGE_SQL, coverageParams(filter));
-  return rows.map((r: Record<string, unknown>) => {
-    const first = r.first_ledger as number | null;
-    const last = r.last_ledger as number | null;
-    // array_agg follows the window's ledger order; sort anyway, it costs nothing.
-    const starts = (r.gap_starts as (number | string)[]).map(Number);
-    const ends = (r.gap_ends as (number | string)[]).map(Number);
-    const gaps: Range[] = starts.map((s, i) => ({ start: s, end: ends[i] }));
-    gaps.sort((a, b) => a.start - b.start);
-    const info = {
-      domain: r.domain as string,
-      dataset: r.dataset as string,
-      version: r.version as string,
-      eraId: r.era_id as string,
-      network: r.network as string,
-    };
-    return {
-      datasetId: r.id as number,
-      ...info,
-      label: datasetLabel(info),
-      firstLedger: first,
-      lastLedger: last,
-      partitions: r.partitions as number,
-      rows: Number(r.row_count),
-      bytes: Number(r.byte_size),
-      gaps,
-      missingLedgers: gaps.reduce((n, g) => n + g.end - g.start + 1, 0),
-    };
-  });
+function datasetRef(r: Row): DatasetRef {
+  const info = {
+    domain: r.domain as string,
+    dataset: r.dataset as string,
+    version: r.version as string,
+    eraId: r.era_id as string,
+    network: r.network as string,
+  };
+  return { id: r.id as number, ...info, label: datasetLabel(info) };
 }
 
-/** The datasets matching the filter (no lineage read). */
-export async function findDatasets(
-  db: Queryable,
+function island(r: Row): Island {
+  return {
+    start: r.ledger_start as number,
+    end: r.ledger_end as number,
+    partitions: r.partitions as number,
+    rows: r.row_count as number,
+    bytes: r.byte_size as number,
+  };
+}
+
+export async function queryCoverage(
+  catalog: Catalog,
   filter: CoverageFilter,
-): Promise<
-  {
-    id: number;
-    domain: string;
-    dataset: string;
-    version: string;
-    eraId: string;
-    network: string;
-    label: string;
-  }[]
-> {
-  const { rows } = await db.query(DATASETS_SQL, coverageParams(filter).slice(0, 4));
-  return rows.map((r: Record<string, unknown>) => {
-    const info = {
-      domain: r.domain as string,
-      dataset: r.dataset as string,
-      version: r.version as string,
-      eraId: r.era_id as string,
-      network: r.network as string,
-    };
-    return { id: r.id as number, ...info, label: datasetLabel(info) };
-  });
+): Promise<DatasetCoverage[]> {
+  const rows = await dbOf(catalog).query(COVERAGE_SQL, coverageParams(filter));
+  const out: DatasetCoverage[] = [];
+  // One row per island, datasets in order; a dataset without any island has one row of NULLs.
+  let ds: DatasetRef | undefined;
+  let held: Island[] = [];
+  for (const r of rows) {
+    if (ds?.id !== r.id) {
+      if (ds) out.push(summarize(ds, held, filter));
+      ds = datasetRef(r);
+      held = [];
+    }
+    if (r.ledger_start !== null) held.push(island(r));
+  }
+  if (ds) out.push(summarize(ds, held, filter));
+  return out;
+}
+
+/** A dataset's totals and gaps from its islands (in ledger order) overlapping the filter's range. */
+function summarize(ds: DatasetRef, islands: Island[], f: CoverageFilter): DatasetCoverage {
+  const first = islands.length ? islands[0].start : null;
+  const last = islands.length ? islands[islands.length - 1].end : null;
+  const from = f.start ?? first;
+  const to = f.end ?? last;
+  const holes = from !== null && to !== null && from <= to
+    ? gaps({ start: from, end: to }, islands)
+    : [];
+  return {
+    datasetId: ds.id,
+    domain: ds.domain,
+    dataset: ds.dataset,
+    network: ds.network,
+    eraId: ds.eraId,
+    version: ds.version,
+    label: ds.label,
+    firstLedger: first,
+    lastLedger: last,
+    partitions: islands.reduce((n, i) => n + i.partitions, 0),
+    rows: islands.reduce((n, i) => n + i.rows, 0),
+    bytes: islands.reduce((n, i) => n + i.bytes, 0),
+    gaps: holes,
+    missingLedgers: holes.reduce((n, g) => n + g.end - g.start + 1, 0),
+  };
+}
+
+/** The datasets matching the filter (domain, dataset, network, era, version), in a stable order. */
+export async function findDatasets(catalog: Catalog, filter: DatasetFilter): Promise<DatasetRef[]> {
+  const rows = await dbOf(catalog).query(DATASETS_SQL, coverageParams(filter).slice(0, 4));
+  return rows.map(datasetRef);
+}
+
+/** The islands of one dataset overlapping [from, to] (undefined: open), in ledger order. */
+export async function islands(
+  catalog: Catalog,
+  datasetId: number,
+  from?: number,
+  to?: number,
+): Promise<Island[]> {
+  const rows = await dbOf(catalog).query(
+    `SELECT * FROM _meta_islands($1, $2::bigint, $3::bigint)`,
+    [datasetId, from ?? null, to ?? null],
+  );
+  return rows.map(island);
+}
+
+/**
+ * The last ledger L such that every ledger of [from, L] is recorded, or from - 1 when `from`
+ * itself is not. This, not the checkpoint, is the truth about where a run may resume.
+ */
+export async function contiguousCoverage(
+  catalog: Catalog,
+  datasetId: number,
+  from: number,
+): Promise<number> {
+  const [first] = await islands(catalog, datasetId, from);
+  return first && first.start <= from ? first.end : from - 1;
+}
+
+/** The contiguous run of recorded ledgers ("island") that contains `ledger`, or null. */
+export async function islandAround(
+  catalog: Catalog,
+  datasetId: number,
+  ledger: number,
+): Promise<Range | null> {
+  const found = (await islands(catalog, datasetId)).find((i) =>
+    i.start <= ledger && i.end >= ledger
+  );
+  return found ? { start: found.start, end: found.end } : null;
 }

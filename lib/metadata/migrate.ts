@@ -1,7 +1,8 @@
 import { runner } from "node-pg-migrate";
 import { fileURLToPath } from "node:url";
 import { BronzeError } from "../errors.ts";
-import { type Catalog, catalogError, type CatalogOptions, openCatalog } from "./catalog.ts";
+import { dbOf, NotMigratedError } from "./_db.ts";
+import { type Catalog, type CatalogOptions, openCatalog } from "./catalog.ts";
 
 /** Shipped with the binary (`deno compile --include migrations`). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url));
@@ -18,7 +19,8 @@ export interface MigrationState {
  * apply. Returns the names applied (empty when the schema was already current).
  */
 export async function migrate(catalog: Catalog): Promise<string[]> {
-  const client = await catalog.pool.connect();
+  const db = dbOf(catalog);
+  const client = await db.connect();
   try {
     const applied = await runner({
       dbClient: client,
@@ -33,7 +35,7 @@ export async function migrate(catalog: Catalog): Promise<string[]> {
     });
     return applied.map((m) => m.name);
   } catch (err) {
-    throw catalogError(err, catalog.label);
+    throw db.error(err);
   } finally {
     client.release();
   }
@@ -44,12 +46,12 @@ export async function migrationStatus(catalog: Catalog): Promise<MigrationState[
   const shipped = await shippedMigrations();
   const applied = new Map<string, Date>();
   try {
-    const { rows } = await catalog.pool.query<{ name: string; run_on: Date }>(
+    const rows = await dbOf(catalog).query<{ name: string; run_on: Date }>(
       `SELECT name, run_on FROM ${MIGRATIONS_TABLE} ORDER BY run_on, id`,
     );
     for (const r of rows) applied.set(r.name, r.run_on);
   } catch (err) {
-    if ((err as { code?: string }).code !== "42P01") throw catalogError(err, catalog.label);
+    if (!(err instanceof NotMigratedError)) throw err;
   }
   return shipped.map((name) => ({ name, appliedAt: applied.get(name) ?? null }));
 }

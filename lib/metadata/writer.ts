@@ -1,6 +1,6 @@
-import type pg from "pg";
 import { BronzeError } from "../errors.ts";
-import { type Catalog, catalogError } from "./catalog.ts";
+import { ConstraintError, type Db, dbOf, type Row } from "./_db.ts";
+import type { Catalog } from "./catalog.ts";
 
 /** The seed's Writer: dataset registry and partition lineage, raw parameterized SQL. */
 
@@ -73,7 +73,7 @@ const LINEAGE_COLUMNS = `id, dataset_id, ledger_start, ledger_end, row_count, by
   storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash, producer_version,
   producer_git_sha, source_type, source_location, created_at`;
 
-function toLineage(r: Record<string, unknown>): LineageRow {
+function toLineage(r: Row): LineageRow {
   return {
     id: r.id as number,
     datasetId: r.dataset_id as number,
@@ -101,14 +101,18 @@ export function datasetLabel(
 }
 
 export class CatalogWriter {
-  constructor(readonly catalog: Catalog) {}
+  readonly #db: Db;
+
+  constructor(readonly catalog: Catalog) {
+    this.#db = dbOf(catalog);
+  }
 
   /**
    * Registers the dataset or returns the id it already has. When the Parquet schema hash changed
    * since registration, the new hash is stored and a schema_change row records the old and new.
    */
   async ensureDataset(ds: DatasetInfo): Promise<number> {
-    return await this.transaction(async (c) => {
+    return await this.#db.transaction(async (c) => {
       const inserted = await c.query<{ id: number }>(
         `INSERT INTO _meta_datasets (domain, dataset, version, era_id, network, schema_hash, description)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -124,8 +128,8 @@ export class CatalogWriter {
           ds.description ?? null,
         ],
       );
-      if (inserted.rows.length === 1) return inserted.rows[0].id;
-      const { rows } = await c.query<{ id: number; schema_hash: string | null }>(
+      if (inserted.length === 1) return inserted[0].id;
+      const rows = await c.query<{ id: number; schema_hash: string | null }>(
         `SELECT id, schema_hash FROM _meta_datasets
          WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5
          FOR UPDATE`,
@@ -159,8 +163,8 @@ export class CatalogWriter {
    */
   async recordPartition(rec: PartitionRecord): Promise<number> {
     try {
-      return await this.transaction(async (c) => {
-        const { rows } = await c.query<{ id: number }>(
+      return await this.#db.transaction(async (c) => {
+        const rows = await c.query<{ id: number }>(
           `INSERT INTO _meta_lineage (dataset_id, ledger_start, ledger_end, row_count, byte_size,
              checksum, storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash,
              producer_version, producer_git_sha, source_type, source_location)
@@ -201,9 +205,8 @@ export class CatalogWriter {
         return id;
       });
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === "23505" || code === "23P01") {
-        const label = await this.datasetLabelOf(rec.datasetId);
+      if (err instanceof ConstraintError) {
+        const label = await this.#datasetLabelOf(rec.datasetId);
         const existing = await this.findOverlapping(rec.datasetId, rec.ledgerStart, rec.ledgerEnd);
         const same = existing.find((r) =>
           r.ledgerStart === rec.ledgerStart && r.ledgerEnd === rec.ledgerEnd
@@ -217,7 +220,7 @@ export class CatalogWriter {
 
   /** The lineage row of exactly this range, or null. */
   async findPartition(datasetId: number, start: number, end: number): Promise<LineageRow | null> {
-    const { rows } = await this.query(
+    const rows = await this.#db.query(
       `SELECT ${LINEAGE_COLUMNS} FROM _meta_lineage
        WHERE dataset_id = $1 AND ledger_start = $2 AND ledger_end = $3`,
       [datasetId, start, end],
@@ -227,7 +230,7 @@ export class CatalogWriter {
 
   /** Lineage rows sharing at least one ledger with [start, end], in ledger order. */
   async findOverlapping(datasetId: number, start: number, end: number): Promise<LineageRow[]> {
-    const { rows } = await this.query(
+    const rows = await this.#db.query(
       `SELECT ${LINEAGE_COLUMNS} FROM _meta_lineage
        WHERE dataset_id = $1 AND ledger_start <= $3 AND ledger_end >= $2
        ORDER BY ledger_start`,
@@ -236,51 +239,12 @@ export class CatalogWriter {
     return rows.map(toLineage);
   }
 
-  /**
-   * The last ledger L such that every ledger of [from, L] is recorded, or from - 1 when `from`
-   * itself is not. This, not the checkpoint, is the truth about where a run may resume.
-   */
-  async contiguousCoverage(datasetId: number, from: number): Promise<number> {
-    const { rows } = await this.query(
-      `WITH r AS (
-         SELECT ledger_start, ledger_end,
-                CASE WHEN ledger_start = lag(ledger_end) OVER (ORDER BY ledger_start) + 1
-                     THEN 0 ELSE 1 END AS brk
-         FROM _meta_lineage WHERE dataset_id = $1 AND ledger_end >= $2
-       ), g AS (SELECT ledger_start, ledger_end, sum(brk) OVER (ORDER BY ledger_start) AS grp FROM r)
-       SELECT min(ledger_start) AS first, max(ledger_end) AS last FROM g WHERE grp = 1`,
-      [datasetId, from],
-    );
-    const { first, last } = rows[0] as { first: number | null; last: number | null };
-    return first !== null && last !== null && first <= from ? last : from - 1;
-  }
-
-  /** The contiguous run of recorded ledgers ("island") that contains `ledger`, or null. */
-  async islandAround(
-    datasetId: number,
-    ledger: number,
-  ): Promise<{ start: number; end: number } | null> {
-    const { rows } = await this.query(
-      `WITH r AS (
-         SELECT ledger_start, ledger_end,
-                CASE WHEN ledger_start = lag(ledger_end) OVER (ORDER BY ledger_start) + 1
-                     THEN 0 ELSE 1 END AS brk
-         FROM _meta_lineage WHERE dataset_id = $1
-       ), g AS (SELECT ledger_start, ledger_end, sum(brk) OVER (ORDER BY ledger_start) AS grp FROM r)
-       SELECT min(ledger_start) AS start, max(ledger_end) AS end FROM g
-       WHERE grp = (SELECT grp FROM g WHERE ledger_start <= $2 AND ledger_end >= $2)`,
-      [datasetId, ledger],
-    );
-    const r = rows[0] as { start: number | null; end: number | null };
-    return r.start === null || r.end === null ? null : { start: r.start, end: r.end };
-  }
-
   /** Lineage of a dataset in ledger order, optionally limited to rows overlapping [start, end]. */
   async listLineage(
     datasetId: number,
     range?: { start?: number; end?: number },
   ): Promise<LineageRow[]> {
-    const { rows } = await this.query(
+    const rows = await this.#db.query(
       `SELECT ${LINEAGE_COLUMNS} FROM _meta_lineage
        WHERE dataset_id = $1 AND ledger_end >= $2 AND ledger_start <= $3
        ORDER BY ledger_start`,
@@ -289,12 +253,33 @@ export class CatalogWriter {
     return rows.map(toLineage);
   }
 
+  /** The id and label of a registered dataset, or null. */
+  async findDataset(
+    ds: Pick<DatasetInfo, "domain" | "dataset" | "version" | "eraId" | "network">,
+  ): Promise<{ id: number; label: string } | null> {
+    const rows = await this.#db.query<{ id: number }>(
+      `SELECT id FROM _meta_datasets
+       WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5`,
+      [ds.domain, ds.dataset, ds.version, ds.eraId, ds.network],
+    );
+    return rows.length ? { id: rows[0].id, label: datasetLabel(ds) } : null;
+  }
+
+  /** Quality rows of one verification: verify_passed (1/0) and verify_failures (count). */
+  async recordVerification(lineageId: number, failures: number): Promise<void> {
+    await this.#db.query(
+      `INSERT INTO _meta_quality (lineage_id, metric_name, metric_value)
+       VALUES ($1, 'verify_passed', $2), ($1, 'verify_failures', $3)`,
+      [lineageId, failures === 0 ? 1 : 0, failures],
+    );
+  }
+
   async close(): Promise<void> {
     await this.catalog.close();
   }
 
-  private async datasetLabelOf(id: number): Promise<string> {
-    const { rows } = await this.query(
+  async #datasetLabelOf(id: number): Promise<string> {
+    const rows = await this.#db.query(
       `SELECT domain, dataset, version, era_id, network FROM _meta_datasets WHERE id = $1`,
       [id],
     );
@@ -307,47 +292,5 @@ export class CatalogWriter {
       eraId: r.era_id,
       network: r.network,
     });
-  }
-
-  private async query(
-    sql: string,
-    params: unknown[],
-  ): Promise<pg.QueryResult<Record<string, unknown>>> {
-    try {
-      return await this.catalog.pool.query(sql, params);
-    } catch (err) {
-      throw this.translate(err);
-    }
-  }
-
-  private async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.catalog.pool.connect();
-    } catch (err) {
-      throw this.translate(err);
-    }
-    try {
-      await client.query("BEGIN");
-      const result = await fn(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => {});
-      const code = (err as { code?: string }).code;
-      if (code === "23505" || code === "23P01") throw err;
-      throw this.translate(err);
-    } finally {
-      client.release();
-    }
-  }
-
-  private translate(err: unknown): BronzeError {
-    if ((err as { code?: string }).code === "42P01") {
-      return new BronzeError(
-        `catalog ${this.catalog.label} has no _meta_* schema; run \`bronze migrate\` against it first`,
-      );
-    }
-    return catalogError(err, this.catalog.label);
   }
 }

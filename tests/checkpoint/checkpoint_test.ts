@@ -10,7 +10,7 @@ import { copy, type CopyOptions } from "../../lib/copy/run.ts";
 import { createLogger, type Logger, memoryLogger } from "../../lib/log.ts";
 import { claimRange } from "../../lib/metadata/claims.ts";
 import { checkpointShowCommand } from "../../lib/cli/commands/checkpoint.ts";
-import { type CatalogTarget, catalogTarget } from "../support/catalogs.ts";
+import { type CatalogTarget, catalogTarget, poolOf } from "../support/catalogs.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { copyOptions, lineageRows } from "../support/copy.ts";
 import { s3Env, startGcsEmulator, startS3rver, withEnv } from "../support/servers.ts";
@@ -395,7 +395,7 @@ Deno.test("two copiers on overlapping ranges: the second is refused at start, na
       }),
       memoryLogger(),
     );
-    const { rows } = await c.pool.query("SELECT id FROM _meta_datasets");
+    const { rows } = await poolOf(c).query("SELECT id FROM _meta_datasets");
     const holder = await claimRange(c, { id: rows[0].id, label: "x" }, "vm-1", 1, 300);
     try {
       await assert.rejects(
@@ -442,21 +442,21 @@ Deno.test("a crashed copier's claim never blocks: its connection dies, the next 
   await copy(options(target, source, out.path, { end: 100 }), memoryLogger());
   const c = await target.open();
   try {
-    const { rows } = await c.pool.query("SELECT id FROM _meta_datasets");
+    const { rows } = await poolOf(c).query("SELECT id FROM _meta_datasets");
     const stale = await claimRange(c, { id: rows[0].id, label: "x" }, "vm-dead", 1, 500);
     // Kill the claiming session the way a crash would (the claim row stays behind).
-    await c.pool.query(
+    await poolOf(c).query(
       "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = $1 AND objsubid = 2",
       [stale.id],
     );
     assert.equal(
-      (await c.pool.query("SELECT count(*)::int AS n FROM _meta_copier_claims")).rows[0].n,
+      (await poolOf(c).query("SELECT count(*)::int AS n FROM _meta_copier_claims")).rows[0].n,
       1,
     );
     const r = await copy(options(target, source, out.path, { end: 500 }), memoryLogger());
     assert.deepEqual(r.committed.map((x) => x.end), [200, 300, 400, 500]);
     assert.equal(
-      (await c.pool.query("SELECT count(*)::int AS n FROM _meta_copier_claims")).rows[0].n,
+      (await poolOf(c).query("SELECT count(*)::int AS n FROM _meta_copier_claims")).rows[0].n,
       0,
     );
     await stale.release();

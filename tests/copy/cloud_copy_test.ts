@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { copy, type CopyOptions } from "../../lib/copy/run.ts";
 import { memoryLogger } from "../../lib/log.ts";
 import { openStore } from "../../lib/blob/mod.ts";
-import { hashObject } from "../../lib/copy/publish.ts";
+import { hashObject } from "../../lib/blob/mod.ts";
 import { checkpointManager } from "../../lib/checkpoint/checkpoint.ts";
 import { makeLake } from "../../scripts/make-lake.ts";
 import { type CatalogTarget, catalogTarget } from "../support/catalogs.ts";

@@ -9,10 +9,10 @@ import { memoryLogger } from "../../lib/log.ts";
 import { openStore } from "../../lib/blob/mod.ts";
 import { openLake } from "../../lib/source/lake.ts";
 import { decodeLedger } from "../../lib/source/ledger.ts";
-import { readPartitionRows } from "../../lib/table/parquet.ts";
+import { readPartitionRows } from "../../lib/table/reader.ts";
 import { partitionKey } from "../../lib/table/layout.ts";
 import { CatalogWriter } from "../../lib/metadata/writer.ts";
-import { CATALOG_KINDS, catalogTarget } from "../support/catalogs.ts";
+import { CATALOG_KINDS, catalogTarget, poolOf } from "../support/catalogs.ts";
 import { SAMPLES, SAMPLES_ABSENT, syntheticLake, tempDir } from "../support/lakes.ts";
 import { runCli } from "../support/cli.ts";
 import { copyEnv, copyOptions, lineageRows, psqlLines, SEED_QUERY } from "../support/copy.ts";
@@ -376,7 +376,7 @@ Deno.test("the copied range is the range read: the row count always equals the l
   const c = await target.open();
   try {
     const w = new CatalogWriter(c);
-    const [ds] = (await c.pool.query("SELECT id, schema_hash FROM _meta_datasets")).rows;
+    const [ds] = (await poolOf(c).query("SELECT id, schema_hash FROM _meta_datasets")).rows;
     assert.match(ds.schema_hash, /^[0-9a-f]{64}$/);
     const l = await w.findPartition(ds.id, 101, 200);
     assert.equal(l?.sourceType, "archive");

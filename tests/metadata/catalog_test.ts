@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { CATALOG_KINDS, createTestDatabase, withCatalog } from "../support/catalogs.ts";
+import { CATALOG_KINDS, createTestDatabase, poolOf, withCatalog } from "../support/catalogs.ts";
 import { runCli } from "../support/cli.ts";
 import { openCatalog } from "../../lib/metadata/catalog.ts";
+import { contiguousCoverage } from "../../lib/metadata/coverage.ts";
 import {
   migrate,
   MIGRATIONS_DIR,
@@ -63,9 +64,9 @@ for (const kind of CATALOG_KINDS) {
       assert.equal(await w.ensureDataset(DATASET), id);
       const other = await w.ensureDataset({ ...DATASET, network: "testnet" });
       assert.notEqual(other, id);
-      const { rows } = await catalog.pool.query("SELECT count(*)::int AS n FROM _meta_datasets");
+      const { rows } = await poolOf(catalog).query("SELECT count(*)::int AS n FROM _meta_datasets");
       assert.equal(rows[0].n, 2);
-      const changes = await catalog.pool.query("SELECT count(*)::int AS n FROM _meta_changes");
+      const changes = await poolOf(catalog).query("SELECT count(*)::int AS n FROM _meta_changes");
       assert.equal(changes.rows[0].n, 0, "no change row while the schema hash is unchanged");
     });
   });
@@ -75,7 +76,7 @@ for (const kind of CATALOG_KINDS) {
       const w = new CatalogWriter(catalog);
       const id = await w.ensureDataset(DATASET);
       assert.equal(await w.ensureDataset({ ...DATASET, schemaHash: "b".repeat(64) }), id);
-      const { rows } = await catalog.pool.query(
+      const { rows } = await poolOf(catalog).query(
         "SELECT change_type, old_version, new_version FROM _meta_changes WHERE dataset_id = $1",
         [id],
       );
@@ -103,7 +104,7 @@ for (const kind of CATALOG_KINDS) {
         createdAt: null,
       });
       assert.ok(found.createdAt instanceof Date);
-      const q = await catalog.pool.query(
+      const q = await poolOf(catalog).query(
         "SELECT metric_name, metric_value FROM _meta_quality WHERE lineage_id = $1 ORDER BY metric_name",
         [lineageId],
       );
@@ -129,7 +130,7 @@ for (const kind of CATALOG_KINDS) {
         );
         return true;
       });
-      const { rows } = await catalog.pool.query("SELECT count(*)::int AS n FROM _meta_lineage");
+      const { rows } = await poolOf(catalog).query("SELECT count(*)::int AS n FROM _meta_lineage");
       assert.equal(rows[0].n, 1);
     });
   });
@@ -150,7 +151,7 @@ for (const kind of CATALOG_KINDS) {
       // The constraint lives in the database, not only in the writer.
       await assert.rejects(
         () =>
-          catalog.pool.query(
+          poolOf(catalog).query(
             `INSERT INTO _meta_lineage (dataset_id, ledger_start, ledger_end, row_count, byte_size, checksum,
                storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash, producer_version)
              VALUES ($1, 10000, 10001, 2, 1, 'c', 'p', 'u', 'h', 'h', 'v')`,
@@ -177,7 +178,7 @@ for (const kind of CATALOG_KINDS) {
         ]
       ) {
         const op = sql.split(" ")[0];
-        await assert.rejects(() => catalog.pool.query(sql), (err: Error) => {
+        await assert.rejects(() => poolOf(catalog).query(sql), (err: Error) => {
           assert.equal(err.message, `_meta_lineage is append-only: ${op} is not allowed`);
           return true;
         });
@@ -191,15 +192,15 @@ for (const kind of CATALOG_KINDS) {
     await withCatalog(kind, async (catalog) => {
       const w = new CatalogWriter(catalog);
       const id = await w.ensureDataset(DATASET);
-      assert.equal(await w.contiguousCoverage(id, 1), 0);
+      assert.equal(await contiguousCoverage(catalog, id, 1), 0);
       for (const [s, e] of [[1, 100], [101, 200], [301, 400]]) {
         await w.recordPartition(partition(id, s, e));
       }
-      assert.equal(await w.contiguousCoverage(id, 1), 200);
-      assert.equal(await w.contiguousCoverage(id, 50), 200);
-      assert.equal(await w.contiguousCoverage(id, 201), 200);
-      assert.equal(await w.contiguousCoverage(id, 301), 400);
-      assert.equal(await w.contiguousCoverage(id, 401), 400);
+      assert.equal(await contiguousCoverage(catalog, id, 1), 200);
+      assert.equal(await contiguousCoverage(catalog, id, 50), 200);
+      assert.equal(await contiguousCoverage(catalog, id, 201), 200);
+      assert.equal(await contiguousCoverage(catalog, id, 301), 400);
+      assert.equal(await contiguousCoverage(catalog, id, 401), 400);
       assert.deepEqual((await w.listLineage(id)).map((r) => [r.ledgerStart, r.ledgerEnd]), [
         [1, 100],
         [101, 200],
@@ -209,7 +210,7 @@ for (const kind of CATALOG_KINDS) {
         (await w.listLineage(id, { start: 150, end: 350 })).map((r) => r.ledgerStart),
         [101, 301],
       );
-      const cov = await catalog.pool.query(
+      const cov = await poolOf(catalog).query(
         "SELECT ledger_start, ledger_end, partitions FROM _meta_coverage ORDER BY ledger_start",
       );
       assert.deepEqual(cov.rows, [{ ledger_start: 1, ledger_end: 200, partitions: 2 }, {

@@ -9,9 +9,9 @@ import {
   queryCoverage,
 } from "../../lib/metadata/coverage.ts";
 import { CatalogWriter } from "../../lib/metadata/writer.ts";
-import { SCHEMA_HASH } from "../../lib/table/parquet.ts";
-import type { Range } from "../../lib/table/layout.ts";
-import { type CatalogTarget, catalogTarget, withCatalog } from "../support/catalogs.ts";
+import { SCHEMA_HASH } from "../../lib/table/schema.ts";
+import type { Range } from "../../lib/table/grid.ts";
+import { type CatalogTarget, catalogTarget, poolOf, withCatalog } from "../support/catalogs.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { copyOptions } from "../support/copy.ts";
 
@@ -24,7 +24,7 @@ async function coverage(
 ): Promise<DatasetCoverage[]> {
   const c = await target.open();
   try {
-    return await queryCoverage(c.pool, { ...range });
+    return await queryCoverage(c, { ...range });
   } finally {
     await c.close();
   }
@@ -37,7 +37,7 @@ async function sql<T = Record<string, unknown>>(
 ): Promise<T[]> {
   const c = await target.open();
   try {
-    return (await c.pool.query(text, params)).rows as T[];
+    return (await poolOf(c).query(text, params)).rows as T[];
   } finally {
     await c.close();
   }
@@ -186,7 +186,7 @@ Deno.test("coverage (embedded): gaps at the start, middle and end; --fill-gaps c
   const c = await target.open();
   let gaps: Range[];
   try {
-    const [all] = await queryCoverage(c.pool, { start: 1, end: 1000 });
+    const [all] = await queryCoverage(c, { start: 1, end: 1000 });
     assert.deepEqual([all.label, all.firstLedger, all.lastLedger, all.partitions, all.rows], [
       LABEL,
       151,
@@ -196,7 +196,7 @@ Deno.test("coverage (embedded): gaps at the start, middle and end; --fill-gaps c
     ]);
     assert.deepEqual(ranges(all.gaps), [[1, 150], [301, 700], [901, 1000]]);
     gaps = all.gaps;
-    assert.deepEqual((await c.pool.query(`SELECT * FROM _meta_changes`)).rows, []);
+    assert.deepEqual((await poolOf(c).query(`SELECT * FROM _meta_changes`)).rows, []);
   } finally {
     await c.close();
   }
@@ -207,11 +207,11 @@ Deno.test("coverage (embedded): gaps at the start, middle and end; --fill-gaps c
   assert.deepEqual(ranges(filled.committed), onGrid(gaps));
   const d = await target.open();
   try {
-    const [done] = await queryCoverage(d.pool, { start: 1, end: 1000 });
+    const [done] = await queryCoverage(d, { start: 1, end: 1000 });
     assert.deepEqual([done.partitions, done.rows, done.gaps], [11, 1000, []]);
-    const ch = await d.pool.query(`SELECT change_type FROM _meta_changes`);
+    const ch = await poolOf(d).query(`SELECT change_type FROM _meta_changes`);
     assert.deepEqual(ch.rows, [{ change_type: "backfill" }]);
-    const q = await d.pool.query(
+    const q = await poolOf(d).query(
       `SELECT count(DISTINCT lineage_id)::int AS l, count(*)::int AS n FROM _meta_quality`,
     );
     assert.deepEqual(q.rows, [{ l: 11, n: 11 * 8 }]);
@@ -301,7 +301,7 @@ Deno.test("schema_change is recorded when the Parquet schema hash changes, and n
     const id = await w.ensureDataset(ds);
     assert.equal(await w.ensureDataset(ds), id);
     const rows = async () =>
-      (await catalog.pool.query(
+      (await poolOf(catalog).query(
         `SELECT change_type, old_version, new_version, description FROM _meta_changes ORDER BY id`,
       )).rows;
     assert.deepEqual(await rows(), [], "same hash: no change");
@@ -354,7 +354,7 @@ Deno.test("copy records schema_change when the dataset was registered with anoth
 
 Deno.test("coverage of 1,000,000 lineage rows is planned as an index scan, never a seq scan", async () => {
   await withCatalog("postgres", async (catalog) => {
-    const db = await catalog.pool.connect();
+    const db = await poolOf(catalog).connect();
     try {
       const { rows: ds } = await db.query<{ id: number }>(
         `INSERT INTO _meta_datasets (domain, dataset, version, era_id, network, schema_hash)
@@ -413,13 +413,13 @@ Deno.test("coverage of 1,000,000 lineage rows is planned as an index scan, never
         );
       }
       const t0 = performance.now();
-      const [big] = await queryCoverage(db, { network: "pubnet" });
+      const [big] = await queryCoverage(catalog, { network: "pubnet" });
       const ms = performance.now() - t0;
       console.log(`coverage of ${big.partitions} lineage rows: ${ms.toFixed(0)} ms`);
       assert.equal(big.partitions, 999_000);
       assert.equal(big.gaps.length, 999);
       assert.deepEqual(big.gaps[0], { start: 9991, end: 10000 });
-      const [window] = await queryCoverage(db, {
+      const [window] = await queryCoverage(catalog, {
         network: "pubnet",
         start: 5_000_001,
         end: 5_100_000,

@@ -174,20 +174,3 @@ Deno.test("decodeLedger: corrupt XDR is a one-line BronzeError naming the source
       "LedgerCloseMeta: corrupt LedgerCloseMeta XDR: unknown LedgerCloseMeta version 9 at byte 0",
   });
 });
-
-Deno.test({
-  name: "decodeLedger speed (informational)",
-  ignore: !!SAMPLES_ABSENT,
-  fn: async () => {
-    const lake = await openLake(openStore(`${SAMPLES}pubnet`), "pubnet");
-    let big: Uint8Array | undefined;
-    for await (const l of lake.stream(46154623, 46154623)) big = l.xdr;
-    const t = performance.now();
-    const n = 50;
-    for (let i = 0; i < n; i++) decodeLedger(big!);
-    const ms = (performance.now() - t) / n;
-    console.log(
-      `decodeLedger: ${ms.toFixed(2)} ms per ${(big!.length / 1e6).toFixed(2)} MB ledger`,
-    );
-  },
-});

@@ -3,6 +3,7 @@ import { cp, mkdtemp, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Catalog, openCatalog } from "../../lib/metadata/catalog.ts";
+import { dbOf } from "../../lib/metadata/_db.ts";
 import { migrate } from "../../lib/metadata/migrate.ts";
 
 /**
@@ -127,4 +128,12 @@ export async function catalogTarget(kind: CatalogKind): Promise<CatalogTarget> {
       await rm(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The pg pool behind a catalog, for tests that inspect it with SQL of their own (lib code never
+ * does: SQL lives in lib/metadata/ alone).
+ */
+export function poolOf(catalog: Catalog): pg.Pool {
+  return dbOf(catalog).pool;
 }

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { poolOf } from "./catalogs.ts";
 import type { CopyOptions } from "../../lib/copy/run.ts";
 import type { CatalogTarget } from "./catalogs.ts";
 
@@ -25,6 +26,7 @@ export function copyOptions(
     stateDir: target.stateDir,
     checkpoint: join(target.stateDir, "checkpoint.json"),
     concurrency: 2,
+    progressInterval: 0,
     fillGaps: false,
     ...o,
   };
@@ -44,7 +46,7 @@ export interface LineageRecord {
 export async function lineageRows(target: CatalogTarget): Promise<LineageRecord[]> {
   const c = await target.open();
   try {
-    const { rows } = await c.pool.query<LineageRecord>(
+    const { rows } = await poolOf(c).query<LineageRecord>(
       `SELECT l.ledger_start, l.ledger_end, l.row_count, l.checksum, l.storage_path, l.storage_uri,
               l.byte_size
        FROM _meta_lineage l JOIN _meta_datasets d ON d.id = l.dataset_id

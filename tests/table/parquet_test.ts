@@ -3,13 +3,9 @@ import { createHash } from "node:crypto";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { parquetMetadata } from "hyparquet";
 import { decodeLedger, type LedgerRow } from "../../lib/source/ledger.ts";
-import {
-  COLUMN_NAMES,
-  CREATED_BY,
-  PartitionFileWriter,
-  readPartitionRows,
-  SCHEMA_HASH,
-} from "../../lib/table/parquet.ts";
+import { COLUMN_NAMES, CREATED_BY, SCHEMA_HASH } from "../../lib/table/schema.ts";
+import { PartitionFileWriter } from "../../lib/table/writer.ts";
+import { readPartitionRows } from "../../lib/table/reader.ts";
 import { syntheticLedgers } from "../../scripts/make-lake.ts";
 
 const META = { bronzeVersion: "0.1.0-test", eraId: "era-1", network: "testnet" };
@@ -179,18 +175,4 @@ Deno.test("rows out of order are refused; abort removes the partial file", async
   await assert.rejects(w.write(data[0]), /ledger 1000 written after ledger 1001/);
   await w.abort();
   await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
-});
-
-Deno.test("parquet write speed (informational)", async () => {
-  const data = rows(40, 250_000);
-  const mb = data.reduce((n, r) => n + r.xdrByteLength, 0) / 1e6;
-  const t = performance.now();
-  const info = await write(await tempFile("speed.parquet"), data);
-  const s = (performance.now() - t) / 1000;
-  console.log(
-    `parquet: ${mb.toFixed(1)} MB of XDR in ${(s * 1000).toFixed(0)} ms = ${
-      (mb / s).toFixed(0)
-    } MB/s, ` +
-      `file ${(info.bytes / 1e6).toFixed(1)} MB`,
-  );
 });

@@ -1,22 +1,18 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { open, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parquetMetadataAsync } from "hyparquet";
 import { copy } from "../../lib/copy/run.ts";
 import { memoryLogger } from "../../lib/log.ts";
-import { decodeLedger } from "../../lib/source/ledger.ts";
-import { PartitionFileWriter } from "../../lib/table/parquet.ts";
 import { partitionKey } from "../../lib/table/layout.ts";
 import { CatalogWriter, type LineageRow } from "../../lib/metadata/writer.ts";
-import { fileBuffer, rowGroups, verify, type VerifyOptions } from "../../lib/verify/verify.ts";
+import { verify, type VerifyOptions } from "../../lib/verify/verify.ts";
 import {
   EXIT_VERIFY_FAILED,
   parseVerifyArgs,
   verifyCommand,
 } from "../../lib/cli/commands/verify.ts";
-import { syntheticLedgers } from "../../scripts/make-lake.ts";
-import { CATALOG_KINDS, type CatalogTarget, catalogTarget } from "../support/catalogs.ts";
+import { CATALOG_KINDS, type CatalogTarget, catalogTarget, poolOf } from "../support/catalogs.ts";
 import { SAMPLES, SAMPLES_ABSENT, syntheticLake, tempDir } from "../support/lakes.ts";
 import { runCli } from "../support/cli.ts";
 import { copyOptions } from "../support/copy.ts";
@@ -27,13 +23,14 @@ const DS = { network: "testnet", eraId: "pre_p23", version: "v1" };
 const vopts = (target: CatalogTarget, o: Partial<VerifyOptions> = {}): VerifyOptions => ({
   catalog: target.dsn,
   stateDir: target.stateDir,
+  progressInterval: 0,
   ...o,
 });
 
 async function lineage(target: CatalogTarget, version = "v1"): Promise<LineageRow[]> {
   const c = await target.open();
   try {
-    const { rows } = await c.pool.query<{ id: number }>(
+    const { rows } = await poolOf(c).query<{ id: number }>(
       `SELECT id FROM _meta_datasets WHERE version = $1`,
       [version],
     );
@@ -47,7 +44,7 @@ async function lineage(target: CatalogTarget, version = "v1"): Promise<LineageRo
 async function verifyQuality(target: CatalogTarget): Promise<string[]> {
   const c = await target.open();
   try {
-    const { rows } = await c.pool.query<{ r: string }>(
+    const { rows } = await poolOf(c).query<{ r: string }>(
       `SELECT l.ledger_start || '-' || l.ledger_end || ' ' || q.metric_name || '=' || q.metric_value AS r
        FROM _meta_quality q JOIN _meta_lineage l ON l.id = q.lineage_id
        WHERE q.metric_name LIKE 'verify%' ORDER BY q.id`,
@@ -282,37 +279,6 @@ Deno.test({
     const r = await verify(vopts(target), memoryLogger());
     assert.deepEqual([r.partitions, r.passed, r.failed, r.ledgers, r.failures], [4, 4, 0, 320, []]);
   },
-});
-
-Deno.test("rowGroups reads a multi-group partition one row group at a time", async () => {
-  await using dir = await tempDir();
-  const path = join(dir.path, "p.parquet");
-  const w = await PartitionFileWriter.create(path, {
-    bronzeVersion: "v1",
-    eraId: "e",
-    network: "testnet",
-  }, { rowGroupRows: 25 });
-  for (const l of syntheticLedgers({ start: 1, count: 100, lcmVersion: 2, ledgerBytes: 2048 })) {
-    await w.write(decodeLedger(l.xdr));
-  }
-  await w.finish();
-  const fh = await open(path, "r");
-  try {
-    const file = await fileBuffer(fh);
-    const metadata = await parquetMetadataAsync(file);
-    const groups: number[][] = [];
-    for await (const g of rowGroups(file, metadata)) {
-      groups.push([
-        g.length,
-        Number(g[0].ledger_sequence),
-        Number(g[g.length - 1].ledger_sequence),
-      ]);
-      for (const row of g) assert.equal(sha256(row.xdr_bytes), row.xdr_sha256);
-    }
-    assert.deepEqual(groups, [[25, 1, 25], [25, 26, 50], [25, 51, 75], [25, 76, 100]]);
-  } finally {
-    await fh.close();
-  }
 });
 
 Deno.test("done-when, end to end through the CLI: coverage shows each hole, --fill-gaps closes them, --fail-on-gaps exits 0, verify passes; a flipped byte fails verify naming its partition", async () => {

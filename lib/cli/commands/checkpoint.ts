@@ -4,35 +4,30 @@ import {
   ErrNoCheckpoint,
 } from "../../checkpoint/checkpoint.ts";
 import { BronzeError } from "../../errors.ts";
+import { islandAround } from "../../metadata/coverage.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { CatalogWriter } from "../../metadata/writer.ts";
-import { TABLE } from "../../table/layout.ts";
-import { type Flags, resolveSettings } from "../../settings.ts";
+import { TABLE } from "../../table/schema.ts";
+import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
 
-export const CHECKPOINT_SHOW_SETTINGS = ["checkpoint", "stateDir", "catalog", "json"] as const;
-
-export type CheckpointShowArgs = {
-  checkpoint: string;
-  stateDir: string;
-  catalog?: string;
-  json: boolean;
-};
+export type CheckpointShowArgs = SettingsOf<"checkpointShow">;
 
 export function parseCheckpointShowArgs(
   flags: Flags,
   env?: (n: string) => string | undefined,
 ): CheckpointShowArgs {
-  return resolveSettings(CHECKPOINT_SHOW_SETTINGS, flags, env);
+  return resolveSettings(COMMAND_SETTINGS.checkpointShow, flags, env);
 }
 
 /**
  * `bronze checkpoint show`: the checkpoint, and the catalog's view beside it. The catalog is the
- * truth; a checkpoint lagging it is normal after a crash between commit and save.
+ * truth; a checkpoint lagging it is normal after a crash between commit and save. Returns the
+ * exit code.
  */
 export async function checkpointShowCommand(
   args: CheckpointShowArgs,
   out: (line: string) => void = console.log,
-): Promise<void> {
+): Promise<number> {
   const manager = checkpointManager(args.checkpoint);
   let cp: Checkpoint;
   try {
@@ -43,11 +38,11 @@ export async function checkpointShowCommand(
     else {out(
         `no checkpoint at ${manager.location}: a copy with it starts at its --start, skipping what the catalog already holds`,
       );}
-    return;
+    return 0;
   }
   if (args.json) {
     out(JSON.stringify(cp, null, 2));
-    return;
+    return 0;
   }
   const view = await catalogView(args, cp);
   const p = cp.last_committed_partition;
@@ -59,6 +54,7 @@ export async function checkpointShowCommand(
   out(`last partition         ${p ? `${p.start}-${p.end}  ${p.checksum}` : "(none)"}`);
   out(`saved at               ${cp.updated_at}`);
   out(`catalog                ${view}`);
+  return 0;
 }
 
 async function catalogView(args: CheckpointShowArgs, cp: Checkpoint): Promise<string> {
@@ -69,18 +65,20 @@ async function catalogView(args: CheckpointShowArgs, cp: Checkpoint): Promise<st
     return `unavailable: ${(err as Error).message}`;
   }
   try {
-    const { rows } = await catalog.pool.query<{ id: number }>(
-      `SELECT id FROM _meta_datasets
-       WHERE domain = 'bronze' AND dataset = $1 AND version = $2 AND era_id = $3 AND network = $4`,
-      [TABLE, cp.version_label, cp.era_id, cp.network],
-    );
-    if (!rows.length) {
+    const writer = new CatalogWriter(catalog);
+    const dataset = await writer.findDataset({
+      domain: "bronze",
+      dataset: TABLE,
+      version: cp.version_label,
+      eraId: cp.era_id,
+      network: cp.network,
+    });
+    if (!dataset) {
       return `${catalog.label} has no such dataset: it does not agree with the checkpoint`;
     }
-    const writer = new CatalogWriter(catalog);
-    const id = rows[0].id;
+    const id = dataset.id;
     const last = cp.last_committed_ledger;
-    const island = await writer.islandAround(id, last);
+    const island = await islandAround(catalog, id, last);
     const p = cp.last_committed_partition;
     const row = p ? await writer.findPartition(id, p.start, p.end) : null;
     const parts: string[] = [];

@@ -1,34 +1,13 @@
 import { copy, type CopyOptions, type CopyResult } from "../../copy/run.ts";
 import { createLogger, type Logger } from "../../log.ts";
-import { type Flags, resolveSettings } from "../../settings.ts";
+import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
 
-export const COPY_SETTINGS = [
-  "source",
-  "storage",
-  "start",
-  "end",
-  "partitionSize",
-  "network",
-  "era",
-  "versionLabel",
-  "copierId",
-  "catalog",
-  "stateDir",
-  "checkpoint",
-  "concurrency",
-  "progressInterval",
-  "logFormat",
-  "fillGaps",
-] as const;
-
-export type CopyArgs = CopyOptions & { logFormat: "text" | "json" };
+export type CopyArgs = SettingsOf<"copy"> & CopyOptions;
 
 export function parseCopyArgs(flags: Flags, env?: (n: string) => string | undefined): CopyArgs {
   // A plain copy needs its range; --fill-gaps defaults to the dataset's recorded extent.
-  const required = flags.fillGaps === true
-    ? ["source"] as const
-    : ["source", "start", "end"] as const;
-  return resolveSettings(COPY_SETTINGS, flags, env, required) as CopyArgs;
+  const range = flags.fillGaps === true ? [] : ["start", "end"] as const;
+  return resolveSettings(COMMAND_SETTINGS.copy, flags, env, ["source"], range);
 }
 
 /** Exit code of an interrupted run, as a shell reports death by that signal. */

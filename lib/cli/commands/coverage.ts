@@ -1,42 +1,18 @@
 import { type DatasetCoverage, queryCoverage } from "../../metadata/coverage.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
-import type { Network } from "../../source/network.ts";
-import { type Flags, resolveSettings } from "../../settings.ts";
-
-export const COVERAGE_SETTINGS = [
-  "catalog",
-  "stateDir",
-  "networkFilter",
-  "eraFilter",
-  "versionFilter",
-  "datasetFilter",
-  "start",
-  "end",
-  "json",
-  "failOnGaps",
-] as const;
+import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
+import { formatBytes } from "../format.ts";
 
 /** `bronze coverage --fail-on-gaps` exits with this code when any dataset has a gap. */
 export const EXIT_GAPS = 3;
 
-export interface CoverageOptions {
-  catalog?: string;
-  stateDir: string;
-  networkFilter?: Network;
-  eraFilter?: string;
-  versionFilter?: string;
-  datasetFilter?: string;
-  start?: number;
-  end?: number;
-  json: boolean;
-  failOnGaps: boolean;
-}
+export type CoverageOptions = SettingsOf<"coverage">;
 
 export function parseCoverageArgs(
   flags: Flags,
   env?: (n: string) => string | undefined,
 ): CoverageOptions {
-  return resolveSettings(COVERAGE_SETTINGS, flags, env);
+  return resolveSettings(COMMAND_SETTINGS.coverage, flags, env);
 }
 
 export interface CoverageReport {
@@ -80,7 +56,7 @@ export async function coverageReport(
     log: (m) => err(`[catalog] ${m}`),
   });
   try {
-    const datasets = await queryCoverage(catalog.pool, {
+    const datasets = await queryCoverage(catalog, {
       network: opts.networkFilter,
       eraId: opts.eraFilter,
       version: opts.versionFilter,
@@ -118,17 +94,6 @@ function toJson(r: CoverageReport) {
       gaps: d.gaps.map((g) => ({ start: g.start, end: g.end, ledgers: g.end - g.start + 1 })),
     })),
   };
-}
-
-export function formatBytes(n: number): string {
-  const units = ["B", "KB", "MB", "GB", "TB", "PB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
 }
 
 /** A table of datasets, then each gap on its own line under a "gaps of" header. */

@@ -1,32 +1,25 @@
 import { openCatalog } from "../../metadata/catalog.ts";
 import { migrate, migrationStatus } from "../../metadata/migrate.ts";
-import { type Flags, resolveSettings } from "../../settings.ts";
+import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
 
-export const MIGRATE_SETTINGS = ["catalog", "stateDir", "status", "json"] as const;
-
-export interface MigrateOptions {
-  catalog?: string;
-  stateDir: string;
-  status: boolean;
-  json: boolean;
-}
+export type MigrateOptions = SettingsOf<"migrate">;
 
 export function parseMigrateArgs(
   flags: Flags,
   env?: (n: string) => string | undefined,
 ): MigrateOptions {
-  return resolveSettings(MIGRATE_SETTINGS, flags, env);
+  return resolveSettings(COMMAND_SETTINGS.migrate, flags, env);
 }
 
 /**
  * `bronze migrate`: applies pending migrations (or, with --status, lists them). Writes the report
- * to `out`; progress notes go to `err`.
+ * to `out`; progress notes go to `err`. Returns the exit code.
  */
 export async function migrateCommand(
   opts: MigrateOptions,
   out: (line: string) => void = console.log,
   err: (line: string) => void = console.error,
-): Promise<void> {
+): Promise<number> {
   const catalog = await openCatalog({
     dsn: opts.catalog,
     stateDir: opts.stateDir,
@@ -37,7 +30,7 @@ export async function migrateCommand(
       const states = await migrationStatus(catalog);
       if (opts.json) {
         out(JSON.stringify({ catalog: catalog.label, migrations: states }));
-        return;
+        return 0;
       }
       out(`catalog: ${catalog.label}`);
       for (const s of states) {
@@ -47,7 +40,7 @@ export async function migrateCommand(
           }`,
         );
       }
-      return;
+      return 0;
     }
     const applied = await migrate(catalog);
     if (opts.json) {
@@ -62,6 +55,7 @@ export async function migrateCommand(
         } applied`,
       );
     }
+    return 0;
   } finally {
     await catalog.close();
   }

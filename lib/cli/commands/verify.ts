@@ -1,30 +1,15 @@
 import { createLogger, type Logger } from "../../log.ts";
-import { type Flags, resolveSettings } from "../../settings.ts";
-import { verify, type VerifyOptions, type VerifyResult } from "../../verify/verify.ts";
-import { formatBytes } from "./coverage.ts";
-
-export const VERIFY_SETTINGS = [
-  "catalog",
-  "stateDir",
-  "storageRoot",
-  "networkFilter",
-  "eraFilter",
-  "versionFilter",
-  "datasetFilter",
-  "start",
-  "end",
-  "json",
-  "logFormat",
-  "progressInterval",
-] as const;
+import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
+import { verify, type VerifyResult } from "../../verify/verify.ts";
+import { formatBytes } from "../format.ts";
 
 /** `bronze verify` exits with this code when any partition fails a check. */
 export const EXIT_VERIFY_FAILED = 4;
 
-export type VerifyArgs = VerifyOptions & { json: boolean; logFormat: "text" | "json" };
+export type VerifyArgs = SettingsOf<"verify">;
 
 export function parseVerifyArgs(flags: Flags, env?: (n: string) => string | undefined): VerifyArgs {
-  return resolveSettings(VERIFY_SETTINGS, flags, env) as VerifyArgs;
+  return resolveSettings(COMMAND_SETTINGS.verify, flags, env);
 }
 
 /**

@@ -1,30 +1,18 @@
 /**
- * The `ledgers_lcm_raw` Parquet file: schema, a streaming writer and a reader for verification.
- *
- * Determinism is the point: the same ledgers must give byte-identical files on any machine, so the
- * file carries no wall-clock value, a fixed `created_by`, a fixed zstd level, and row-group
- * boundaries that depend only on the rows.
+ * The `ledgers_lcm_raw` Parquet writer: streams rows into a local file one row group at a time,
+ * hashing the bytes as they are written, so memory is bounded by the row-group budget and the
+ * file's sha256 is known the moment it is finished.
  */
 import { createHash, type Hash } from "node:crypto";
-import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { constants, zstdCompressSync } from "node:zlib";
 import { ByteWriter, type ColumnSource, ParquetWriter } from "hyparquet-writer";
-import { parquetReadObjects, type SchemaElement } from "hyparquet";
 import type { LedgerRow } from "../source/ledger.ts";
+import { COLUMN_NAMES, CREATED_BY, type PartitionMeta, SCHEMA, ZSTD_LEVEL } from "./schema.ts";
 
-/** zstd level for every page; the benchmark compresses at the same level. */
-export const ZSTD_LEVEL = 3;
-export const CREATED_BY = "bronze ledgers_lcm_raw";
-export const TABLE = "ledgers_lcm_raw";
 /** Row-group budget in LedgerCloseMeta XDR bytes: bounds the writer's memory. */
 export const DEFAULT_ROW_GROUP_BYTES = 64 * 1024 * 1024;
 /** Row cap per row group, so tiny ledgers do not pile up millions of JS objects. */
 export const DEFAULT_ROW_GROUP_ROWS = 100_000;
-
-export interface PartitionMeta {
-  bronzeVersion: string;
-  eraId: string;
-  network: string;
-}
 
 export interface PartitionFileInfo {
   /** Plain lowercase hex sha256 of the file's bytes; callers add any "sha256:" prefix. */
@@ -32,78 +20,6 @@ export interface PartitionFileInfo {
   bytes: number;
   rows: number;
 }
-
-/** A row as read back from a partition file (hyparquet's JS types). */
-export interface PartitionRow {
-  ledger_sequence: bigint;
-  ledger_hash: string;
-  previous_ledger_hash: string;
-  close_time: Date;
-  protocol_version: number;
-  total_coins: bigint;
-  fee_pool: bigint;
-  tx_set_hash: string;
-  tx_count: number;
-  operation_count: number;
-  xdr_bytes: Uint8Array;
-  xdr_byte_length: number;
-  xdr_sha256: string;
-  bronze_version: string;
-  era_id: string;
-  network: string;
-}
-
-const REQUIRED = "REQUIRED" as const;
-const int64 = (name: string): SchemaElement => ({ name, type: "INT64", repetition_type: REQUIRED });
-const int32 = (name: string): SchemaElement => ({ name, type: "INT32", repetition_type: REQUIRED });
-const string = (name: string): SchemaElement => ({
-  name,
-  type: "BYTE_ARRAY",
-  converted_type: "UTF8",
-  logical_type: { type: "STRING" },
-  repetition_type: REQUIRED,
-});
-
-const COLUMNS: SchemaElement[] = [
-  int64("ledger_sequence"),
-  string("ledger_hash"),
-  string("previous_ledger_hash"),
-  {
-    name: "close_time",
-    type: "INT64",
-    converted_type: "TIMESTAMP_MILLIS",
-    logical_type: { type: "TIMESTAMP", isAdjustedToUTC: true, unit: "MILLIS" },
-    repetition_type: REQUIRED,
-  },
-  int32("protocol_version"),
-  int64("total_coins"),
-  int64("fee_pool"),
-  string("tx_set_hash"),
-  int32("tx_count"),
-  int32("operation_count"),
-  { name: "xdr_bytes", type: "BYTE_ARRAY", repetition_type: REQUIRED },
-  int32("xdr_byte_length"),
-  string("xdr_sha256"),
-  string("bronze_version"),
-  string("era_id"),
-  string("network"),
-];
-
-const SCHEMA: SchemaElement[] = [{ name: "schema", num_children: COLUMNS.length }, ...COLUMNS];
-
-/** Column names in file order. */
-export const COLUMN_NAMES: readonly string[] = COLUMNS.map((c) => c.name);
-
-/**
- * sha256 of a canonical description of the schema (name, physical type, annotations, in order):
- * registered with the dataset so a schema change can never pass for the same dataset.
- */
-export const SCHEMA_HASH: string = createHash("sha256")
-  .update(JSON.stringify({
-    table: TABLE,
-    columns: COLUMNS.map((c) => [c.name, c.type, c.converted_type ?? null, c.logical_type ?? null]),
-  }))
-  .digest("hex");
 
 const compressZstd = (input: Uint8Array): Uint8Array =>
   zstdCompressSync(input, { params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
@@ -281,21 +197,4 @@ export class PartitionFileWriter {
     } catch { /* already closed */ }
     await Deno.remove(this.path).catch(() => {});
   }
-}
-
-/** hyparquet read options for partition files: our codec, and xdr_bytes kept as bytes. */
-export const READ_OPTIONS = {
-  compressors: { ZSTD: (input: Uint8Array) => zstdDecompressSync(input) },
-  utf8: false, // xdr_bytes stays bytes; STRING columns are still decoded
-} as const;
-
-/** Reads every row of a partition file (for verification and tests; loads the whole file). */
-export async function readPartitionRows(source: string | Uint8Array): Promise<PartitionRow[]> {
-  const bytes = typeof source === "string" ? await Deno.readFile(source) : source;
-  const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  const rows = await parquetReadObjects({
-    file: file as ArrayBuffer,
-    ...READ_OPTIONS,
-  });
-  return rows as unknown as PartitionRow[];
 }

@@ -1,0 +1,98 @@
+/**
+ * The command line: commander wiring from each command's settings list to its plain function.
+ * `run(args)` returns the process's exit code; nothing here keeps state between runs.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { BronzeError } from "../errors.ts";
+import { gitSha, VERSION } from "../version.ts";
+import { COMMAND_SETTINGS, type CommandName, type Flags, SPECS } from "../settings.ts";
+import { migrateCommand, parseMigrateArgs } from "./commands/migrate.ts";
+import { copyCommand, parseCopyArgs } from "./commands/copy.ts";
+import { checkpointShowCommand, parseCheckpointShowArgs } from "./commands/checkpoint.ts";
+import { coverageCommand, parseCoverageArgs } from "./commands/coverage.ts";
+import { parseVerifyArgs, verifyCommand } from "./commands/verify.ts";
+
+/** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
+export const EXIT_INTERNAL = 70;
+
+/** Adds a command's flags, with their defaults and environment variables in the help text. */
+function withOptions(cmd: Command, name: CommandName): Command {
+  for (const key of COMMAND_SETTINGS[name]) {
+    const spec = SPECS[key];
+    const flag = spec.boolean ? spec.flag : `${spec.flag} <value>`;
+    // Defaults are applied by resolveSettings (after the environment), so they are only shown.
+    const fallback = key === "checkpoint" ? "<state-dir>/checkpoint.json" : spec.default?.({});
+    const shown = spec.boolean || fallback === undefined ? "" : ` (default: ${fallback})`;
+    cmd.addOption(new Option(flag, spec.help + shown + (spec.env ? ` [env: ${spec.env}]` : "")));
+  }
+  return cmd;
+}
+
+/** The program; each command's action hands its exit code to `exit`. */
+export function buildProgram(exit: (code: number) => void): Command {
+  const program = new Command("bronze")
+    .description(
+      "Copy Stellar ledger history from a Galexie data lake into deterministic Parquet, with lineage and checkpoints",
+    )
+    .version(`bronze ${VERSION} (git ${gitSha() ?? "unknown"})`, "-V, --version")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
+
+  withOptions(
+    program.command("migrate").description("apply the _meta_* catalog schema (idempotent)"),
+    "migrate",
+  ).action(async (flags: Flags) => exit(await migrateCommand(parseMigrateArgs(flags))));
+
+  withOptions(
+    program.command("copy").description(
+      "copy a ledger range from a Galexie lake into Parquet partitions, resumably",
+    ),
+    "copy",
+  ).action(async (flags: Flags) => exit(await copyCommand(parseCopyArgs(flags))));
+
+  withOptions(
+    program.command("coverage").description(
+      "per dataset: ledgers held, partitions, rows, bytes and every gap (exit 3 on gaps with --fail-on-gaps)",
+    ),
+    "coverage",
+  ).action(async (flags: Flags) => exit(await coverageCommand(parseCoverageArgs(flags))));
+
+  withOptions(
+    program.command("verify").description(
+      "re-read stored partitions and check them against their lineage (exit 4 on any failure)",
+    ),
+    "verify",
+  ).action(async (flags: Flags) => exit(await verifyCommand(parseVerifyArgs(flags))));
+
+  const checkpoint = program.command("checkpoint").description("inspect a copier's checkpoint");
+  withOptions(
+    checkpoint.command("show").description("print the checkpoint and the catalog's view beside it"),
+    "checkpointShow",
+  ).action(async (flags: Flags) =>
+    exit(await checkpointShowCommand(parseCheckpointShowArgs(flags)))
+  );
+
+  return program;
+}
+
+/** Runs the command line `args` (without the program name); returns the exit code. */
+export async function run(args: string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((c) => code = c);
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; usage errors were already printed by commander.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof BronzeError) {
+      console.error(`bronze: ${err.message}`);
+      return err.exitCode;
+    }
+    console.error("bronze: internal error:", err);
+    return EXIT_INTERNAL;
+  }
+}

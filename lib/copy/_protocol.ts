@@ -1,0 +1,50 @@
+/** The messages between the build pool (pool.ts) and its workers (_worker.ts). */
+import { BronzeError } from "../errors.ts";
+import type { Range } from "../table/grid.ts";
+import type { PartitionMeta } from "../table/schema.ts";
+import type { Network } from "../source/network.ts";
+import type { Built } from "./build.ts";
+
+export interface BuildRequest {
+  id: number;
+  source: string;
+  network: Network;
+  range: Range;
+  path: string;
+  meta: PartitionMeta;
+  /** Int32 flag set to 1 by the main thread on interrupt. */
+  stop: SharedArrayBuffer;
+}
+
+interface WireError {
+  name: string;
+  message: string;
+  stack?: string;
+  exitCode?: number;
+}
+
+export type WorkerReply =
+  | { type: "progress"; ledgers: number; bytes: number }
+  | { type: "done"; id: number; built: Built | null }
+  | { type: "failed"; id: number; error: WireError };
+
+/** An error as it crosses to the main thread (structured clone keeps no class). */
+export function toWire(err: unknown): WireError {
+  const e = err as Error & { exitCode?: number };
+  return {
+    name: e?.name ?? "Error",
+    message: e?.message ?? String(err),
+    stack: e?.stack,
+    exitCode: typeof e?.exitCode === "number" ? e.exitCode : undefined,
+  };
+}
+
+/** The worker's error, as the same class of error on this side (BronzeErrors reach the user). */
+export function fromWire(e: WireError): Error {
+  const err = e.exitCode !== undefined
+    ? new BronzeError(e.message, e.exitCode)
+    : new Error(e.message);
+  err.name = e.name;
+  if (e.stack) err.stack = e.stack;
+  return err;
+}

@@ -1,0 +1,162 @@
+/**
+ * Steps 2-5 of the commit protocol (design.md), in this order and no other:
+ *   2. publish the file only if absent (adopt an identical one, refuse a different one);
+ *   3. write _manifest.json;
+ *   4. ONE catalog transaction: lineage row + quality rows. This is the commit point;
+ *   5. save the checkpoint; a failure here is loud but does not fail the partition.
+ * A crash between any two steps leaves state the next run completes: a stored file without a
+ * lineage row is adopted (its bytes are re-derived and compared), never duplicated or lost.
+ */
+import type { Logger } from "../log.ts";
+import { failpoint } from "../failpoint.ts";
+import { type ObjectStore, objectUrl } from "../blob/mod.ts";
+import type { Manager } from "../checkpoint/checkpoint.ts";
+import type { CatalogWriter } from "../metadata/writer.ts";
+import type { SourceType } from "../source/source.ts";
+import type { Range } from "../table/grid.ts";
+import { type DatasetKey, manifestKey, partitionKey } from "../table/layout.ts";
+import { TABLE } from "../table/schema.ts";
+import { gitSha, PRODUCER } from "../version.ts";
+import type { Built } from "./build.ts";
+import { publishPartition, writeManifest } from "./publish.ts";
+
+/** A registered dataset: where it is stored and its catalog id. */
+export interface Dataset extends DatasetKey {
+  id: number;
+  label: string;
+}
+
+/** The points between steps where the kill-anywhere tests crash a commit. */
+export type CommitStep = "after-publish" | "after-manifest" | "after-catalog" | "after-checkpoint";
+
+export interface CommitterDeps {
+  storage: ObjectStore;
+  writer: CatalogWriter;
+  checkpoint: Manager;
+  dataset: Dataset;
+  copierId: string;
+  source: { type: SourceType; url: string };
+  log: Logger;
+  /** Runs between steps: the crash failpoints, unless a test injects its own. */
+  between?: (step: CommitStep) => Promise<void>;
+}
+
+export interface CommitRequest {
+  built: Built;
+  /** The checkpoint's last_committed_ledger once this partition is in the catalog. */
+  checkpointLedger: number;
+  /** A _meta_changes row written in the commit transaction (a backfill). */
+  change?: { type: string; description: string };
+}
+
+export interface Committed {
+  range: Range;
+  checksum: string;
+  lineageId: number;
+  /** Storage already held these exact bytes (a run died between publish and catalog commit). */
+  adopted: boolean;
+  /** Wall time of steps 2-5. */
+  seconds: { publish: number; manifest: number; catalog: number; checkpoint: number };
+}
+
+export class Committer {
+  readonly #between: (step: CommitStep) => Promise<void>;
+
+  constructor(private readonly deps: CommitterDeps) {
+    this.#between = deps.between ?? ((step) => failpoint(step));
+  }
+
+  async commit({ built, checkpointLedger, change }: CommitRequest): Promise<Committed> {
+    const { storage, writer, checkpoint, dataset, copierId, log } = this.deps;
+    const { range } = built;
+    const key = partitionKey(dataset, range);
+    const url = objectUrl(storage, key);
+    const checksum = `sha256:${built.sha256}`;
+    const lap = stopwatch();
+
+    const adopted = await publishPartition(storage, key, built.path, built.sha256) === "adopted";
+    if (adopted) log.info("storage", `adopted ${url}: already stored with the same sha256`);
+    await this.#between("after-publish");
+    const publish = lap();
+
+    await writeManifest(storage, manifestKey(dataset, range), {
+      partition: {
+        start: range.start,
+        end: range.end,
+        table: TABLE,
+        file: key.slice(key.lastIndexOf("/") + 1),
+      },
+      table: { checksum, rows: range.end - range.start + 1, bytes: built.bytes },
+      producer: { version: PRODUCER, git_sha: gitSha() },
+      created_at: new Date().toISOString(),
+    });
+    await this.#between("after-manifest");
+    const manifest = lap();
+
+    const lineageId = await writer.recordPartition({
+      datasetId: dataset.id,
+      ledgerStart: range.start,
+      ledgerEnd: range.end,
+      rowCount: range.end - range.start + 1,
+      byteSize: built.bytes,
+      checksum,
+      storagePath: key,
+      storageUri: url,
+      firstPreviousLedgerHash: built.firstPreviousLedgerHash,
+      lastLedgerHash: built.lastLedgerHash,
+      producerVersion: PRODUCER,
+      producerGitSha: gitSha(),
+      sourceType: this.deps.source.type,
+      sourceLocation: this.deps.source.url,
+      quality: built.quality,
+      change,
+    });
+    log.info("partition", `committed range ${range.start}-${range.end}`, {
+      start: range.start,
+      end: range.end,
+      checksum,
+      bytes: built.bytes,
+    });
+    await this.#between("after-catalog");
+    const catalog = lap();
+
+    try {
+      await checkpoint.save({
+        copier_id: copierId,
+        network: dataset.network,
+        era_id: dataset.eraId,
+        version_label: dataset.version,
+        last_committed_ledger: checkpointLedger,
+        last_committed_partition: { start: range.start, end: range.end, checksum },
+        updated_at: new Date().toISOString(),
+      });
+      log.info("checkpoint", `saved: last_committed=${checkpointLedger}`);
+    } catch (err) {
+      log.warn(
+        "checkpoint",
+        `save to ${checkpoint.location} failed (the partition is committed; the catalog is the truth): ${
+          (err as Error).message
+        }`,
+      );
+    }
+    await this.#between("after-checkpoint");
+    return {
+      range,
+      checksum,
+      lineageId,
+      adopted,
+      seconds: { publish, manifest, catalog, checkpoint: lap() },
+    };
+  }
+}
+
+/** Seconds since the last call (or since it was made). */
+function stopwatch(): () => number {
+  let t = performance.now();
+  return () => {
+    const now = performance.now();
+    const s = (now - t) / 1000;
+    t = now;
+    return s;
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * Where a run's time went: cheap counters, for the benchmark and for operators. Seconds are
+ * wall-clock; build times run in parallel with each other and with commits.
+ */
+import type { Committed } from "./commit.ts";
+import type { Built } from "./build.ts";
+
+export interface CopyStats {
+  /** Wall time from the first build to the last commit. */
+  seconds: number;
+  partitions: number;
+  ledgers: number;
+  /** LedgerCloseMeta XDR bytes copied. */
+  xdrBytes: number;
+  /** Per step, summed over partitions: 1 build (source read, decode, Parquet, sha256). */
+  buildSeconds: number;
+  /** 2 publish. */
+  publishSeconds: number;
+  /** 3 manifest. */
+  manifestSeconds: number;
+  /** 4 the catalog transaction. */
+  catalogSeconds: number;
+  /** 5 the checkpoint save. */
+  checkpointSeconds: number;
+}
+
+export function emptyStats(): CopyStats {
+  return {
+    seconds: 0,
+    partitions: 0,
+    ledgers: 0,
+    xdrBytes: 0,
+    buildSeconds: 0,
+    publishSeconds: 0,
+    manifestSeconds: 0,
+    catalogSeconds: 0,
+    checkpointSeconds: 0,
+  };
+}
+
+export function addCommit(stats: CopyStats, built: Built, c: Committed): void {
+  stats.partitions++;
+  stats.ledgers += c.range.end - c.range.start + 1;
+  stats.xdrBytes += built.quality.xdr_bytes;
+  stats.buildSeconds += built.seconds;
+  stats.publishSeconds += c.seconds.publish;
+  stats.manifestSeconds += c.seconds.manifest;
+  stats.catalogSeconds += c.seconds.catalog;
+  stats.checkpointSeconds += c.seconds.checkpoint;
+}

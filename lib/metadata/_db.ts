@@ -1,0 +1,157 @@
+/**
+ * The catalog's connection pool and the one place PostgreSQL errors become bronze's errors.
+ * Private to lib/metadata/: every other wing talks to the catalog through the functions of this
+ * folder, never through SQL of its own.
+ */
+import pg from "pg";
+import { BronzeError } from "../errors.ts";
+import { scrubSecret } from "./dsn.ts";
+
+export type Row = Record<string, unknown>;
+
+/** A connection inside a transaction: queries only, COMMIT/ROLLBACK are the Db's. */
+export interface Tx {
+  query<R extends Row = Row>(sql: string, params?: unknown[]): Promise<R[]>;
+}
+
+/**
+ * A unique or exclusion constraint refused a write (23505, 23P01). The writer turns it into the
+ * typed error that names the rows in the way (DuplicatePartitionError, ...).
+ */
+export class ConstraintError extends BronzeError {
+  constructor(readonly code: string, readonly constraint: string | undefined, message: string) {
+    super(message);
+  }
+}
+
+/** The catalog has no _meta_* schema, or an older one than this binary (42P01, 42883, 42703). */
+export class NotMigratedError extends BronzeError {}
+
+/** The catalog is a read-only standby, or read-only by configuration (25006). */
+export class ReadOnlyCatalogError extends BronzeError {}
+
+// BIGINT comes back from pg as a string; ledger numbers and sizes fit a double exactly.
+const types = {
+  getTypeParser(oid: number, format?: string) {
+    if (oid === 20) return (v: string) => Number(v);
+    // deno-lint-ignore no-explicit-any
+    return (pg.types.getTypeParser as any)(oid, format);
+  },
+};
+
+export class Db {
+  readonly #pool: pg.Pool;
+
+  constructor(connectionString: string, readonly label: string, private readonly dsn?: string) {
+    this.#pool = new pg.Pool({ connectionString, max: 8, connectionTimeoutMillis: 10_000, types });
+    // An idle client that loses its server emits 'error' on the pool; without a listener that
+    // would crash the process instead of failing the next query with a clear message.
+    this.#pool.on("error", () => {});
+  }
+
+  async query<R extends Row = Row>(sql: string, params: unknown[] = []): Promise<R[]> {
+    try {
+      return (await this.#pool.query<R>(sql, params)).rows;
+    } catch (err) {
+      throw this.error(err);
+    }
+  }
+
+  /** Runs `fn` in one transaction: committed if it returns, rolled back if it throws. */
+  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const client = await this.connect();
+    try {
+      await client.query("BEGIN");
+      const result = await fn({
+        query: async <R extends Row>(sql: string, params: unknown[] = []) =>
+          (await client.query<R>(sql, params)).rows,
+      });
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw this.error(err);
+    } finally {
+      client.release();
+    }
+  }
+
+  /** A dedicated connection (claims hold session locks on one); the caller releases it. */
+  async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.#pool.connect();
+    } catch (err) {
+      throw this.error(err);
+    }
+  }
+
+  /** The pg pool itself: for tests that inspect the catalog with SQL of their own. */
+  get pool(): pg.Pool {
+    return this.#pool;
+  }
+
+  async end(): Promise<void> {
+    await this.#pool.end();
+  }
+
+  /** The one line a PostgreSQL or connection error becomes: it names the catalog, never a password. */
+  error(err: unknown): BronzeError {
+    if (err instanceof BronzeError) return err;
+    const e = err as {
+      code?: string;
+      constraint?: string;
+      message?: string;
+      errors?: { code?: string }[];
+    };
+    const code = e.code ?? e.errors?.[0]?.code;
+    const raw = scrubSecret(String(e.message ?? err), this.dsn);
+    const label = this.label;
+    const say = (m: string) => scrubSecret(m, this.dsn);
+    switch (code) {
+      case "23505":
+      case "23P01":
+        return new ConstraintError(code, e.constraint, say(`catalog ${label}: ${raw}`));
+      case "42P01":
+        return new NotMigratedError(
+          `catalog ${label} has no _meta_* schema; run \`bronze migrate\` against it first`,
+        );
+      case "25006":
+        return new ReadOnlyCatalogError(say(`catalog ${label} is read-only: ${raw}`));
+      case "ECONNREFUSED":
+        return new BronzeError(say(
+          `cannot reach catalog ${label}: connection refused; is PostgreSQL running there? ` +
+            `(set --catalog or CATALOG_DSN, or omit both for the embedded catalog)`,
+        ));
+      case "ENOTFOUND":
+      case "EAI_AGAIN":
+        return new BronzeError(say(`cannot reach catalog ${label}: host not found`));
+      case "ETIMEDOUT":
+        return new BronzeError(say(`cannot reach catalog ${label}: connection timed out`));
+      case "28P01":
+      case "28000":
+        return new BronzeError(
+          say(`catalog ${label} refused the login: ${raw}; check the user and password in the DSN`),
+        );
+      case "3D000":
+        return new BronzeError(
+          say(`catalog ${label}: ${raw}; create it first (createdb) or fix the DSN`),
+        );
+      default:
+        return new BronzeError(say(`catalog ${label}: ${raw}`));
+    }
+  }
+}
+
+const dbs = new WeakMap<object, Db>();
+
+/** Ties a Catalog handle to its Db (catalog.ts does this once, when it opens one). */
+export function attachDb(catalog: object, db: Db): void {
+  dbs.set(catalog, db);
+}
+
+/** The Db behind a Catalog handle: for lib/metadata/ (and tests that inspect the catalog). */
+export function dbOf(catalog: object): Db {
+  const db = dbs.get(catalog);
+  if (!db) throw new Error("not an open catalog");
+  return db;
+}
