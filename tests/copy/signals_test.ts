@@ -1,31 +1,42 @@
 /**
  * Signals, through the CLI: SIGTERM is handled like Ctrl+C (commit the partition in hand, save the
  * checkpoint, exit 143); a second signal aborts at once, and the next run still ends complete.
+ *
+ * The signal lands at a known point, not after a guessed delay: a pause failpoint
+ * (BRONZE_FAILPOINT=<name>:<n>:pause, lib/failpoint.ts) stops the copier there and says so on
+ * stderr; the test signals when it reads that line.
  */
 import assert from "node:assert/strict";
-import { catalogTarget } from "../support/catalogs.ts";
+import { catalogTarget, poolOf } from "../support/catalogs.ts";
 import { runCli } from "../support/cli.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
-async function runAndSignal(env: Record<string, string>, signals: Deno.Signal[], gapMs: number) {
+/**
+ * Runs `bronze copy` paused at `failpoint`, and sends each signal once stderr shows its cue: the
+ * pause line for the first, the copier's "received" line for a second.
+ */
+async function runPausedAndSignal(
+  env: Record<string, string>,
+  failpoint: string,
+  signals: Deno.Signal[],
+) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "copy"],
-    env,
+    env: { ...env, BRONZE_FAILPOINT: `${failpoint}:pause` },
     stdout: "null",
     stderr: "piped",
-  })
-    .spawn();
+  }).spawn();
+  const cues = signals.map((s, i) =>
+    i === 0 ? `[failpoint] paused at ${failpoint}\n` : `[copier] ${signals[i - 1]} received`
+  );
   let text = "";
   for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
     text += chunk;
-    // The first progress line with ledgers read: the signal lands inside the one big partition.
-    if (/^\[progress\] [1-9]\d*\/50000 ledgers/m.test(text) && signals.length) {
-      for (const s of signals.splice(0)) {
-        child.kill(s);
-        await new Promise((r) => setTimeout(r, gapMs));
-      }
+    while (cues.length && text.includes(cues[0])) {
+      cues.shift();
+      child.kill(signals.shift()!);
     }
   }
   return { status: await child.status, stderr: text };
@@ -35,77 +46,83 @@ async function setup() {
   const source = await syntheticLake({
     network: "testnet",
     start: 1,
-    count: 50000,
+    count: 5000,
     lcmVersion: 2,
     ledgerBytes: 1024,
   });
   const target = await catalogTarget("postgres");
   const out = await tempDir();
-  // One partition of all 50,000 ledgers: a signal half a second in lands in its middle.
+  // One partition of all 5,000 ledgers, built by one worker.
   const env = {
     SOURCE_URL: source,
     STORAGE_URL: out.path,
     NETWORK: "testnet",
     LEDGER_START: "1",
-    LEDGER_END: "50000",
-    PARTITION_SIZE: "50000",
+    LEDGER_END: "5000",
+    PARTITION_SIZE: "5000",
     CONCURRENCY: "1",
-    PROGRESS_INTERVAL: "1",
+    PROGRESS_INTERVAL: "0",
     CATALOG_DSN: target.dsn!,
     STATE_DIR: target.stateDir,
   };
   return { env, target, out };
 }
 
-Deno.test("SIGTERM commits the partition in hand, saves the checkpoint and exits 143", async () => {
+Deno.test("SIGTERM while ledger 1200 is in hand commits 1-1200, saves the checkpoint and exits 143; the next run continues from 1201", async () => {
   const { env, target, out } = await setup();
   await using _t = target;
   await using _o = out;
-  const r = await runAndSignal(env, ["SIGTERM"], 0);
+  const r = await runPausedAndSignal(env, "build-ledger:1200", ["SIGTERM"]);
   assert.equal(r.status.code, 143, r.stderr);
-  const m = /\[partition\] committed range 1-(\d+)\n\[checkpoint\] saved: last_committed=(\d+)\n/
-    .exec(r.stderr);
-  assert.ok(m, r.stderr);
-  assert.equal(m[1], m[2]);
-  assert.ok(Number(m[1]) < 50000);
-  assert.match(
+  assert.equal(
     r.stderr,
-    /\[copier\] SIGTERM received: committing the partition in hand \(send again to abort at once\)\n/,
-  );
-  assert.match(r.stderr, /\[copier\] stopped on SIGTERM; run the same command again to resume\n$/);
-  // Not a terminal: progress came as plain lines.
-  assert.match(
-    r.stderr,
-    /^\[progress\] \d+\/50000 ledgers \(\d+\.\d%\) {2}\d+ ledgers\/s {2}\d+\.\d MB\/s {2}ETA \S+$/m,
+    [
+      "[copier] starting from ledger 1",
+      "[failpoint] paused at build-ledger:1200",
+      "[copier] SIGTERM received: committing the partition in hand (send again to abort at once)",
+      "[partition] committed range 1-1200",
+      "[checkpoint] saved: last_committed=1200",
+      "[copier] stopped on SIGTERM; run the same command again to resume",
+      "",
+    ].join("\n"),
   );
   const resumed = await runCli(["copy"], { env });
   assert.equal(resumed.code, 0, resumed.stderr);
-  assert.match(
+  assert.equal(
     resumed.stderr,
-    new RegExp(
-      `^\\[resume\\] checkpoint found: last_committed=${
-        m[1]
-      }\\n\\[copier\\] continuing from ledger ${Number(m[1]) + 1}\\n`,
-    ),
+    [
+      "[resume] checkpoint found: last_committed=1200",
+      "[copier] continuing from ledger 1201",
+      "[partition] committed range 1201-5000",
+      "[checkpoint] saved: last_committed=5000",
+      "[copier] complete",
+      "",
+    ].join("\n"),
   );
 });
 
-Deno.test("a second signal aborts at once; the next run resumes and completes the range", async () => {
+Deno.test("a second signal aborts at once (here: mid-commit, after publish); the next run adopts the stored file and completes", async () => {
   const { env, target, out } = await setup();
   await using _t = target;
   await using _o = out;
-  const r = await runAndSignal(env, ["SIGINT", "SIGINT"], 5);
+  // Paused for good after publishing: the first SIGINT cannot finish the commit; the second must
+  // end the process anyway.
+  const r = await runPausedAndSignal(env, "after-publish:1", ["SIGINT", "SIGINT"]);
   assert.equal(r.status.code, 130, r.stderr);
   assert.match(r.stderr, /\[warn\] copier: second SIGINT: aborting now\n$/);
   const resumed = await runCli(["copy"], { env });
   assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(
+    resumed.stderr,
+    /^\[copier\] starting from ledger 1\n\[storage\] adopted \S+part-1-5000\.parquet: already stored with the same sha256\n/,
+  );
   assert.match(resumed.stderr, /\[copier\] complete\n$/);
   const c = await target.open();
   try {
-    const { rows } = await c.pool.query(
+    const { rows } = await poolOf(c).query(
       "SELECT min(ledger_start)::int AS lo, max(ledger_end)::int AS hi, sum(row_count)::int AS n FROM _meta_lineage",
     );
-    assert.deepEqual(rows[0], { lo: 1, hi: 50000, n: 50000 });
+    assert.deepEqual(rows[0], { lo: 1, hi: 5000, n: 5000 });
   } finally {
     await c.close();
   }
