@@ -1,0 +1,189 @@
+/**
+ * A CopierMetrics served by serveMetrics on 127.0.0.1 and scraped over real HTTP, as Prometheus
+ * and a Kubernetes probe would.
+ */
+import assert from "node:assert/strict";
+import { CopierMetrics, serveMetrics } from "../../lib/metrics/mod.ts";
+
+const DATASET = { network: "testnet", era: "p23", version: "v1" };
+const L = 'network="testnet",era="p23",version="v1"';
+
+function clock() {
+  let ms = 0;
+  return { now: () => ms, advance: (seconds: number) => void (ms += seconds * 1000) };
+}
+
+async function get(url: string): Promise<{ status: number; type: string | null; body: string }> {
+  const res = await fetch(url);
+  return { status: res.status, type: res.headers.get("content-type"), body: await res.text() };
+}
+
+/** The histogram's bucket lines for the given cumulative counts (15 bounds and +Inf). */
+function buckets(counts: number[]): string[] {
+  const les = ["0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "120", "300"]
+    .concat(["600", "1200", "1800", "+Inf"]);
+  assert.equal(counts.length, les.length);
+  return les.map((le, i) => `bronze_partition_commit_seconds_bucket{${L},le="${le}"} ${counts[i]}`);
+}
+
+Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges follow, the histogram buckets", async () => {
+  const m = new CopierMetrics(DATASET);
+  const server = serveMetrics("127.0.0.1:0", m, m.health);
+  try {
+    const fresh = await get(`${server.url}/metrics`);
+    assert.equal(fresh.status, 200);
+    assert.equal(fresh.type, "text/plain; version=0.0.4; charset=utf-8");
+    assert.equal(
+      fresh.body,
+      [
+        "# HELP bronze_ledgers_committed_total Ledgers committed to the catalog.",
+        "# TYPE bronze_ledgers_committed_total counter",
+        `bronze_ledgers_committed_total{${L}} 0`,
+        "# HELP bronze_partitions_committed_total Partitions committed to the catalog.",
+        "# TYPE bronze_partitions_committed_total counter",
+        `bronze_partitions_committed_total{${L}} 0`,
+        "# HELP bronze_bytes_written_total Parquet bytes of the committed partitions.",
+        "# TYPE bronze_bytes_written_total counter",
+        `bronze_bytes_written_total{${L}} 0`,
+        "# HELP bronze_partition_commit_seconds Seconds from a partition's build start to its catalog commit.",
+        "# TYPE bronze_partition_commit_seconds histogram",
+        ...buckets(Array(16).fill(0)),
+        `bronze_partition_commit_seconds_sum{${L}} 0`,
+        `bronze_partition_commit_seconds_count{${L}} 0`,
+        "# HELP bronze_errors_total Errors met by the copier, by kind (retried ones included).",
+        "# TYPE bronze_errors_total counter",
+        `bronze_errors_total{${L},kind="source"} 0`,
+        `bronze_errors_total{${L},kind="catalog"} 0`,
+        `bronze_errors_total{${L},kind="storage"} 0`,
+        `bronze_errors_total{${L},kind="checkpoint"} 0`,
+        "",
+      ].join("\n"),
+      "counters start at zero; the gauges are absent until known",
+    );
+
+    m.resumed(10000);
+    m.sourceHead(25000);
+    m.committed({ ledgers: 10000, bytes: 4096, lastLedger: 20000, seconds: 0.5 });
+    m.committed({ ledgers: 3, bytes: 100, lastLedger: 20003, seconds: 1800.5 });
+    m.error("storage");
+    m.error("storage");
+    m.error("source");
+    m.waiting(25001);
+    const after = await get(`${server.url}/metrics`);
+    assert.equal(
+      after.body,
+      [
+        "# HELP bronze_last_committed_ledger Last ledger of the contiguous range the catalog holds from the run's start.",
+        "# TYPE bronze_last_committed_ledger gauge",
+        `bronze_last_committed_ledger{${L}} 20003`,
+        "# HELP bronze_source_head_ledger Latest ledger the source holds, as last polled.",
+        "# TYPE bronze_source_head_ledger gauge",
+        `bronze_source_head_ledger{${L}} 25001`,
+        "# HELP bronze_ledgers_committed_total Ledgers committed to the catalog.",
+        "# TYPE bronze_ledgers_committed_total counter",
+        `bronze_ledgers_committed_total{${L}} 10003`,
+        "# HELP bronze_partitions_committed_total Partitions committed to the catalog.",
+        "# TYPE bronze_partitions_committed_total counter",
+        `bronze_partitions_committed_total{${L}} 2`,
+        "# HELP bronze_bytes_written_total Parquet bytes of the committed partitions.",
+        "# TYPE bronze_bytes_written_total counter",
+        `bronze_bytes_written_total{${L}} 4196`,
+        "# HELP bronze_partition_commit_seconds Seconds from a partition's build start to its catalog commit.",
+        "# TYPE bronze_partition_commit_seconds histogram",
+        ...buckets([0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2]),
+        `bronze_partition_commit_seconds_sum{${L}} 1801`,
+        `bronze_partition_commit_seconds_count{${L}} 2`,
+        "# HELP bronze_errors_total Errors met by the copier, by kind (retried ones included).",
+        "# TYPE bronze_errors_total counter",
+        `bronze_errors_total{${L},kind="source"} 1`,
+        `bronze_errors_total{${L},kind="catalog"} 0`,
+        `bronze_errors_total{${L},kind="storage"} 2`,
+        `bronze_errors_total{${L},kind="checkpoint"} 0`,
+        "",
+      ].join("\n"),
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("metrics: /healthz is 200 while the copier works or waits at a moving head, 503 with the reason otherwise", async () => {
+  const t = clock();
+  const m = new CopierMetrics(DATASET, {
+    stallAfterSeconds: 300,
+    headStallAfterSeconds: 600,
+    now: t.now,
+  });
+  const server = serveMetrics("127.0.0.1:0", m, m.health);
+  const healthz = () => get(`${server.url}/healthz`);
+  try {
+    m.resumed(123);
+    m.sourceHead(5000);
+    assert.deepEqual(await healthz(), {
+      status: 200,
+      type: "text/plain; charset=utf-8",
+      body: "ok: last committed ledger 123, head 5000\n",
+    });
+
+    t.advance(200);
+    m.built();
+    t.advance(200);
+    assert.equal((await healthz()).status, 200, "a built ledger is progress");
+    t.advance(112);
+    assert.deepEqual(await healthz(), {
+      status: 503,
+      type: "text/plain; charset=utf-8",
+      body: "no progress for 5m12s; last committed ledger 123\n",
+    });
+
+    m.committed({ ledgers: 4877, bytes: 1, lastLedger: 5000, seconds: 1 });
+    m.waiting(5000);
+    t.advance(500);
+    m.waiting(5001);
+    t.advance(550);
+    assert.deepEqual(await healthz(), {
+      status: 200,
+      type: "text/plain; charset=utf-8",
+      body: "ok: last committed ledger 5000, head 5001\n",
+    }, "caught up and polling: no stall, though nothing was built for 17 minutes");
+    t.advance(50);
+    assert.equal((await healthz()).status, 200);
+    t.advance(1);
+    assert.deepEqual(await healthz(), {
+      status: 503,
+      type: "text/plain; charset=utf-8",
+      body: "source head 5001 has not advanced for 10m01s\n",
+    });
+
+    m.error("catalog"); // counted, but a retried error alone changes no health
+    m.waiting(5002);
+    assert.equal((await healthz()).status, 200);
+    m.failing("catalog write failed: connection refused");
+    assert.deepEqual(await healthz(), {
+      status: 503,
+      type: "text/plain; charset=utf-8",
+      body: "catalog write failed: connection refused\n",
+    });
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("metrics: any other path is 404, any other method 405", async () => {
+  const m = new CopierMetrics(DATASET);
+  const server = serveMetrics("127.0.0.1:0", m, m.health);
+  try {
+    assert.deepEqual(await get(`${server.url}/`), {
+      status: 404,
+      type: "text/plain; charset=utf-8",
+      body: "not found: / (try /metrics or /healthz)\n",
+    });
+    assert.equal((await get(`${server.url}/metrics/extra`)).status, 404);
+    const post = await fetch(`${server.url}/metrics`, { method: "POST", body: "x" });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get("allow"), "GET, HEAD");
+    assert.equal(await post.text(), "method POST not allowed\n");
+  } finally {
+    await server.close();
+  }
+});
