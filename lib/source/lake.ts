@@ -5,7 +5,7 @@
  */
 import { zstdDecompressSync } from "node:zlib";
 import { BronzeError } from "../errors.ts";
-import { lcmExtent } from "./ledger.ts";
+import { splitLedgers } from "./ledger.ts";
 import { type Network, passphraseOf } from "./network.ts";
 import { NotFoundError, type ObjectStore } from "../blob/store.ts";
 import { objectUrl } from "../blob/keys.ts";
@@ -228,46 +228,28 @@ class GalexieLake implements Lake {
   #split(url: string, data: Uint8Array, batchStart: number, firstWanted: number) {
     const keyEnd = batchStart + this.config.ledgersPerBatch - 1;
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    let seq = firstWanted;
-    const ledgers: Array<[number, number, number]> = [];
+    let first: number, last: number, count: number;
     try {
-      const first = readU32(view, 0);
-      const last = readU32(view, 4);
-      const count = readU32(view, 8);
-      // Galexie may start a lake's first batch mid-grid, so a batch may hold a sub-range.
-      if (first < batchStart || last > keyEnd || last < first) {
-        throw new BronzeError(
-          `${url}: batch holds ledgers ${first}-${last}, but its key says ${batchStart}-${keyEnd}` +
-            ` (ledger ${firstWanted})`,
-        );
-      }
-      if (count !== last - first + 1) {
-        throw new BronzeError(
-          `${url}: batch ${first}-${last} should hold ${last - first + 1} ledgers but holds ` +
-            `${count} (ledger ${firstWanted})`,
-        );
-      }
-      let off = 12;
-      for (let i = 0; i < count; i++) {
-        seq = first + i;
-        const { end, ledgerSeq } = lcmExtent(view, off);
-        if (ledgerSeq !== seq) {
-          throw new BronzeError(
-            `${url}: LedgerCloseMeta #${i} has ledgerSeq ${ledgerSeq}, expected ledger ${seq}`,
-          );
-        }
-        ledgers.push([seq, off, end]);
-        off = end;
-      }
-      if (off !== data.byteLength) {
-        throw new XdrCorruptError(`${data.byteLength - off} trailing byte(s)`, off);
-      }
+      first = readU32(view, 0);
+      last = readU32(view, 4);
+      count = readU32(view, 8);
     } catch (e) {
-      if (e instanceof XdrCorruptError || e instanceof RangeError) {
-        throw new BronzeError(`${url}: corrupt XDR (ledger ${seq}): ${oneLine(e.message)}`);
-      }
-      throw e;
+      if (!(e instanceof XdrCorruptError)) throw e;
+      throw new BronzeError(`${url}: corrupt XDR (ledger ${firstWanted}): ${oneLine(e.message)}`);
     }
-    return ledgers;
+    // Galexie may start a lake's first batch mid-grid, so a batch may hold a sub-range.
+    if (first < batchStart || last > keyEnd || last < first) {
+      throw new BronzeError(
+        `${url}: batch holds ledgers ${first}-${last}, but its key says ${batchStart}-${keyEnd}` +
+          ` (ledger ${firstWanted})`,
+      );
+    }
+    if (count !== last - first + 1) {
+      throw new BronzeError(
+        `${url}: batch ${first}-${last} should hold ${last - first + 1} ledgers but holds ` +
+          `${count} (ledger ${firstWanted})`,
+      );
+    }
+    return splitLedgers(data, 12, first, count, url);
   }
 }
