@@ -3,9 +3,9 @@
  * batches of LedgerCloseMetaBatch XDR. Yields each ledger's exact LedgerCloseMeta bytes in
  * sequence; decoding the row is lib/ledger.ts's job.
  */
-import { zstdDecompressSync } from "node:zlib";
+import { constants as zlib, zstdDecompressSync } from "node:zlib";
 import { BronzeError } from "../errors.ts";
-import { lcmExtent } from "./ledger.ts";
+import { splitLedgers } from "./ledger.ts";
 import { type Network, passphraseOf } from "./network.ts";
 import { NotFoundError, type ObjectStore } from "../blob/store.ts";
 import { objectUrl } from "../blob/keys.ts";
@@ -27,14 +27,26 @@ export interface Lake extends LedgerSource {
   readonly config: LakeConfig;
   /** Key (relative to the lake root) of the object holding `seq`, with the preferred extension. */
   keyFor(seq: number): string;
+  close(): Promise<void>;
 }
 
 export const CONFIG_KEY = ".config.json";
 export const DEFAULT_PREFETCH = 8;
 const EXTENSIONS = ["zst", "zstd"] as const;
+/** `[%08X--<pstart>-<pend>/]%08X--<start>[-<end>].xdr.<ext>`: groups are start and ext. */
+const BATCH_KEY = /^(?:[0-9A-F]{8}--\d+-\d+\/)?[0-9A-F]{8}--(\d+)(?:-\d+)?\.xdr\.(zstd?)$/;
+/** Non-batch keys head() passes over before giving up (one S3 list page). */
+const HEAD_MAX_SKIPPED = 1000;
 type Ext = typeof EXTENSIONS[number];
 
 const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
+}
 
 function parseConfig(bytes: Uint8Array, where: string): LakeConfig {
   let json: unknown;
@@ -133,10 +145,85 @@ class GalexieLake implements Lake {
     await this.store.close?.();
   }
 
-  head(): Promise<number> {
-    return Promise.reject(
-      new BronzeError(`lake ${this.url}: finding the head is not supported yet`),
-    );
+  /**
+   * The newest ledger, found without listing the lake: SEP-54 keys sort newest first (and the
+   * newest partition's folder first), so the first batch key in list order is the newest batch.
+   */
+  async head(): Promise<number> {
+    let skipped = 0;
+    for await (const { key } of this.store.list("")) {
+      const start = this.#batchStartOf(key);
+      if (start !== null) return await this.#lastLedgerIn(key, start);
+      // Bounded whatever the lake's size: in practice only .config.json precedes the newest batch.
+      if (++skipped >= HEAD_MAX_SKIPPED) {
+        throw new BronzeError(
+          `lake ${this.url}: no ledger batch among its first ${skipped} objects`,
+        );
+      }
+    }
+    throw new BronzeError(`lake ${this.url} holds no ledgers`);
+  }
+
+  /** The grid start of the batch a key names, or null for a key that is no batch (.config.json). */
+  #batchStartOf(key: string): number | null {
+    const m = BATCH_KEY.exec(key);
+    if (!m) return null;
+    const start = Number(m[1]);
+    // A batch key off this lake's grid means the config does not describe the objects.
+    if (key !== objectKey(this.config, start, m[2] as Ext)) {
+      const { ledgersPerBatch: lpb, batchesPerPartition: bpp } = this.config;
+      throw new BronzeError(
+        `${objectUrl(this.store, key)} does not fit the layout of lake ${this.url} ` +
+          `(ledgersPerBatch ${lpb}, batchesPerPartition ${bpp})`,
+      );
+    }
+    return start;
+  }
+
+  /**
+   * The last ledger the batch at `key` holds. With one ledger per batch the key says it. A larger
+   * batch may hold less than its key names (#split allows a sub-range; Galexie itself only
+   * uploads full batches), so its header's endSequence says, read from the first compressed block
+   * of the object, not the whole object.
+   */
+  async #lastLedgerIn(key: string, start: number): Promise<number> {
+    const keyEnd = start + this.config.ledgersPerBatch - 1;
+    if (this.config.ledgersPerBatch === 1) return keyEnd;
+    const url = objectUrl(this.store, key);
+    const reader = (await this.store.getStream(key)).getReader();
+    try {
+      let compressed: Uint8Array = new Uint8Array(0);
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (value) compressed = concat(compressed, value);
+        let head: Uint8Array;
+        try {
+          // Decompresses what has arrived so far; `continue` does not insist the frame ends.
+          head = zstdDecompressSync(compressed, {
+            finishFlush: done ? zlib.ZSTD_e_end : zlib.ZSTD_e_continue,
+          });
+        } catch (e) {
+          throw new BronzeError(
+            `${url}: corrupt zstd (ledger ${keyEnd}): ${oneLine((e as Error).message)}`,
+          );
+        }
+        if (head.byteLength >= 8) {
+          const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+          const [first, last] = [view.getUint32(0), view.getUint32(4)];
+          if (first < start || last > keyEnd || last < first) {
+            throw new BronzeError(
+              `${url}: batch holds ledgers ${first}-${last}, but its key says ${start}-${keyEnd}`,
+            );
+          }
+          return last;
+        }
+        if (done) {
+          throw new BronzeError(`${url}: corrupt XDR: batch of ${head.byteLength} byte(s)`);
+        }
+      }
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
   }
 
   keyFor(seq: number): string {
@@ -228,46 +315,28 @@ class GalexieLake implements Lake {
   #split(url: string, data: Uint8Array, batchStart: number, firstWanted: number) {
     const keyEnd = batchStart + this.config.ledgersPerBatch - 1;
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    let seq = firstWanted;
-    const ledgers: Array<[number, number, number]> = [];
+    let first: number, last: number, count: number;
     try {
-      const first = readU32(view, 0);
-      const last = readU32(view, 4);
-      const count = readU32(view, 8);
-      // Galexie may start a lake's first batch mid-grid, so a batch may hold a sub-range.
-      if (first < batchStart || last > keyEnd || last < first) {
-        throw new BronzeError(
-          `${url}: batch holds ledgers ${first}-${last}, but its key says ${batchStart}-${keyEnd}` +
-            ` (ledger ${firstWanted})`,
-        );
-      }
-      if (count !== last - first + 1) {
-        throw new BronzeError(
-          `${url}: batch ${first}-${last} should hold ${last - first + 1} ledgers but holds ` +
-            `${count} (ledger ${firstWanted})`,
-        );
-      }
-      let off = 12;
-      for (let i = 0; i < count; i++) {
-        seq = first + i;
-        const { end, ledgerSeq } = lcmExtent(view, off);
-        if (ledgerSeq !== seq) {
-          throw new BronzeError(
-            `${url}: LedgerCloseMeta #${i} has ledgerSeq ${ledgerSeq}, expected ledger ${seq}`,
-          );
-        }
-        ledgers.push([seq, off, end]);
-        off = end;
-      }
-      if (off !== data.byteLength) {
-        throw new XdrCorruptError(`${data.byteLength - off} trailing byte(s)`, off);
-      }
+      first = readU32(view, 0);
+      last = readU32(view, 4);
+      count = readU32(view, 8);
     } catch (e) {
-      if (e instanceof XdrCorruptError || e instanceof RangeError) {
-        throw new BronzeError(`${url}: corrupt XDR (ledger ${seq}): ${oneLine(e.message)}`);
-      }
-      throw e;
+      if (!(e instanceof XdrCorruptError)) throw e;
+      throw new BronzeError(`${url}: corrupt XDR (ledger ${firstWanted}): ${oneLine(e.message)}`);
     }
-    return ledgers;
+    // Galexie may start a lake's first batch mid-grid, so a batch may hold a sub-range.
+    if (first < batchStart || last > keyEnd || last < first) {
+      throw new BronzeError(
+        `${url}: batch holds ledgers ${first}-${last}, but its key says ${batchStart}-${keyEnd}` +
+          ` (ledger ${firstWanted})`,
+      );
+    }
+    if (count !== last - first + 1) {
+      throw new BronzeError(
+        `${url}: batch ${first}-${last} should hold ${last - first + 1} ledgers but holds ` +
+          `${count} (ledger ${firstWanted})`,
+      );
+    }
+    return splitLedgers(data, 12, first, count, url);
   }
 }

@@ -25,6 +25,8 @@ export interface LedgerRow {
   xdrSha256: string;
 }
 
+const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
+
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 export function toHex(bytes: Uint8Array, start = 0, end = bytes.length): string {
@@ -172,6 +174,46 @@ export function lcmExtent(view: DataView, off: number): { end: number; ledgerSeq
   const afterScp = skipStellarValue(view, h + 32 + 4 + 32);
   const ledgerSeq = readU32(view, afterScp + SEQ_AFTER_SCP);
   return { end: skipLcm(view, off), ledgerSeq };
+}
+
+/**
+ * Extents `[sequence, start, end]` of the `count` LedgerCloseMetas at `off` in `data`, which must
+ * be ledgers `first`, `first + 1`, ... and end exactly at the end of `data`. Every source runs its
+ * bytes through this one check (a lake batch, an RPC `metadataXdr`), so garbage is caught the same
+ * way whichever way a ledger came. Errors are one line, prefixed by `where`.
+ */
+export function splitLedgers(
+  data: Uint8Array,
+  off: number,
+  first: number,
+  count: number,
+  where: string,
+): Array<[number, number, number]> {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const ledgers: Array<[number, number, number]> = [];
+  let seq = first;
+  try {
+    for (let i = 0; i < count; i++) {
+      seq = first + i;
+      const { end, ledgerSeq } = lcmExtent(view, off);
+      if (ledgerSeq !== seq) {
+        throw new BronzeError(
+          `${where}: LedgerCloseMeta #${i} has ledgerSeq ${ledgerSeq}, expected ledger ${seq}`,
+        );
+      }
+      ledgers.push([seq, off, end]);
+      off = end;
+    }
+    if (off !== data.byteLength) {
+      throw new XdrCorruptError(`${data.byteLength - off} trailing byte(s)`, off);
+    }
+  } catch (e) {
+    if (e instanceof XdrCorruptError || e instanceof RangeError) {
+      throw new BronzeError(`${where}: corrupt XDR (ledger ${seq}): ${oneLine(e.message)}`);
+    }
+    throw e;
+  }
+  return ledgers;
 }
 
 function decode(bytes: Uint8Array): LedgerRow {

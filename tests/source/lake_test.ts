@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { zstdCompressSync, zstdDecompressSync } from "node:zlib";
-import { openStore } from "../../lib/blob/mod.ts";
+import { dirname } from "node:path";
+import { type ObjectStore, openStore } from "../../lib/blob/mod.ts";
 import {
   type Lake,
   type LakeConfig,
@@ -275,4 +276,119 @@ Deno.test("bad range", async () => {
   await assert.rejects(collect(lake.stream(5, 4)), {
     message: `lake ${dir}: bad ledger range 5-4`,
   });
+});
+
+// --- head(): the newest ledger, from the first batch key in list order ------------------------
+
+/** A store that counts what head() asks of it, to show the lake is not listed whole. */
+function counting(store: ObjectStore) {
+  const counts = { listed: 0, gets: 0 };
+  const wrapped: ObjectStore = {
+    url: store.url,
+    get: (k) => (counts.gets++, store.get(k)),
+    getVersioned: (k) => (counts.gets++, store.getVersioned(k)),
+    getStream: (k) => (counts.gets++, store.getStream(k)),
+    head: (k) => store.head(k),
+    putIfAbsent: (k, d) => store.putIfAbsent(k, d),
+    putIfVersion: (k, d, v) => store.putIfVersion(k, d, v),
+    async *list(prefix) {
+      for await (const o of store.list(prefix)) {
+        counts.listed++;
+        yield o;
+      }
+    },
+  };
+  return { store: wrapped, counts };
+}
+
+for (const [lpb, bpp] of [[1, 64000], [1, 1], [1, 16], [8, 4], [8, 1], [5, 3]]) {
+  Deno.test(`head(): mid-partition, mid-batch, ${lpb} ledgers/batch, ${bpp} batches/partition`, async () => {
+    // Ledgers 3..102: the last batch and partition are partial, and there are several of each.
+    const { dir } = await synthLake({
+      start: 3,
+      count: 100,
+      ledgersPerBatch: lpb,
+      batchesPerPartition: bpp,
+      lcmVersion: 1,
+    });
+    const { store, counts } = counting(openStore(dir));
+    const lake = await openLake(store, "testnet");
+    counts.gets = 0;
+    assert.equal(await lake.head(), 102);
+    // .config.json, then the newest batch: nothing more is listed, at most its header is read.
+    assert.equal(counts.listed, 2);
+    assert.equal(counts.gets, lpb === 1 ? 0 : 1);
+    const [last] = await collect(lake.stream(102, 102));
+    assert.equal(last.sequence, 102);
+  });
+}
+
+Deno.test({
+  name: "head(): the real sample lakes",
+  ignore: !!SAMPLES_ABSENT,
+  fn: async () => {
+    const testnet = await openLake(openStore(`${SAMPLES}testnet`), "testnet");
+    assert.equal(await testnet.head(), 1410367);
+    const pubnet = await openLake(openStore(`${SAMPLES}pubnet`), "pubnet");
+    assert.equal(await pubnet.head(), 53312000);
+  },
+});
+
+Deno.test("head(): other files, an empty newest folder and temp files are passed over", async () => {
+  const { dir, lake } = await synthLake({ count: 40, ledgersPerBatch: 4, batchesPerPartition: 2 });
+  // Partitions of 8 ledgers: 0-7 .. 40-47; the newest, 40-47, holds ledgers 40.
+  await Deno.writeTextFile(`${dir}/.notes`, "x");
+  await Deno.writeTextFile(`${dir}/00-README.md`, "x");
+  await Deno.mkdir(`${dir}/FFFFFFBF--64-71`); // Galexie's next partition, nothing in it yet
+  const newest = dirname(`${dir}/${objectKey(lake.config, 40, "zst")}`);
+  await Deno.writeTextFile(`${newest}/0-not-a-batch.txt`, "x");
+  await Deno.writeTextFile(`${newest}/.FFFFFFD7--40-43.xdr.zst.tmp-0123456789abcdef`, "x");
+  assert.equal(await lake.head(), 40);
+});
+
+Deno.test("head(): an empty lake, and a batch key off the lake's grid", async () => {
+  const dir = await tempDir();
+  await makeLake({ store: openStore(dir), network: "testnet", start: 1, count: 0, lcmVersion: 1 });
+  const empty = await openLake(openStore(dir), "testnet");
+  await assert.rejects(empty.head(), {
+    name: "BronzeError",
+    message: `lake ${dir} holds no ledgers`,
+  });
+  // One ledger per object, in folders of 64000: a flat key does not belong.
+  const { dir: d2, lake } = await synthLake({ count: 5 });
+  await Deno.writeTextFile(`${d2}/FFFFFFFA--5.xdr.zst`, "x");
+  await assert.rejects(lake.head(), {
+    name: "BronzeError",
+    message: `${d2}/FFFFFFFA--5.xdr.zst does not fit the layout of lake ${d2} ` +
+      `(ledgersPerBatch 1, batchesPerPartition 64000)`,
+  });
+});
+
+Deno.test("head(): a newest batch that is no zstd, or whose header disagrees with its key", async () => {
+  const { dir, lake } = await synthLake({ count: 20, ledgersPerBatch: 8, batchesPerPartition: 1 });
+  const key = objectKey(lake.config, 16, "zst");
+  const good = await Deno.readFile(`${dir}/${key}`);
+  await Deno.writeFile(`${dir}/${key}`, new TextEncoder().encode("definitely not zstd"));
+  await assert.rejects(lake.head(), {
+    name: "BronzeError",
+    message: new RegExp(`^${dir}/${key}: corrupt zstd \\(ledger 23\\): [^\\n]+$`),
+  });
+  const batch = zstdDecompressSync(good);
+  new DataView(batch.buffer, batch.byteOffset).setUint32(4, 24);
+  await Deno.writeFile(`${dir}/${key}`, zstdCompressSync(batch));
+  await assert.rejects(lake.head(), {
+    message: `${dir}/${key}: batch holds ledgers 16-24, but its key says 16-23`,
+  });
+});
+
+Deno.test("head(): gives up after a page of objects that are no batch", async () => {
+  const { dir, lake } = await synthLake({ count: 3 });
+  // Names that sort before every SEP-54 key ("0" < "F"): 999 of them, plus .config.json.
+  for (let i = 0; i < 999; i++) await Deno.writeTextFile(`${dir}/0-junk-${i}`, "");
+  await assert.rejects(lake.head(), {
+    name: "BronzeError",
+    message: `lake ${dir}: no ledger batch among its first 1000 objects`,
+  });
+  await Deno.remove(`${dir}/0-junk-0`);
+  assert.equal(await lake.head(), 3);
 });
