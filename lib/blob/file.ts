@@ -4,10 +4,12 @@
  * Every write goes to a hidden temp file in the destination folder (`.<name>.tmp-<random>`),
  * is fsynced, and is then installed atomically: by link(2) for put-if-absent (which fails instead
  * of replacing) and by rename(2) for versioned overwrites; the folder is fsynced afterwards so the
- * new name survives a power cut. Temp files are removed on every error path and skipped by list().
+ * new name survives a power cut. Temp files are removed on every error path and skipped by list();
+ * listTemp() finds those a killed writer left behind.
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BronzeError } from "../errors.ts";
 import { checkKey, checkPrefix } from "./keys.ts";
 import {
   NotFoundError,
@@ -81,7 +83,7 @@ export class FileStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | null> {
     try {
       const info = await Deno.stat(this.path(key));
-      return info.isFile ? { key, size: info.size, version: versionOf(info) } : null;
+      return info.isFile ? objectInfo(key, info, this.path(key)) : null;
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
@@ -139,23 +141,52 @@ export class FileStore implements ObjectStore {
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    yield* this.#walk(prefix, false);
+  }
+
+  /**
+   * Temp files (`<folder>/.<name>.tmp-<16 hex>`) whose own key starts with `prefix`. A writer
+   * that is alive removes or renames its temp file within moments of its last write, so one whose
+   * `modified` is older than a grace period was left by a killed writer. Should gc remove one a
+   * live (stalled) writer still holds, that writer fails with an error; it never installs
+   * partial bytes.
+   */
+  async *listTemp(prefix: string): AsyncIterable<ObjectInfo> {
+    yield* this.#walk(prefix, true);
+  }
+
+  #walk(prefix: string, temp: boolean): AsyncIterable<ObjectInfo> {
     checkPrefix(this.url, prefix);
     const slash = prefix.lastIndexOf("/");
     const dirKey = prefix.slice(0, slash + 1); // "" or ends with '/'
-    yield* walk(join(this.root, ...dirKey.split("/")), dirKey, prefix.slice(slash + 1));
+    return walk(join(this.root, ...dirKey.split("/")), dirKey, temp, prefix.slice(slash + 1));
   }
 }
 
-/** Objects under `dir` (whose key prefix is `keyPrefix`) in lexicographic key order. */
-async function* walk(dir: string, keyPrefix: string, namePrefix = ""): AsyncIterable<ObjectInfo> {
+/**
+ * Objects under `dir` (whose key prefix is `keyPrefix`) in lexicographic key order: the temp files
+ * when `temp`, all other files otherwise.
+ */
+async function* walk(
+  dir: string,
+  keyPrefix: string,
+  temp: boolean,
+  namePrefix = "",
+): AsyncIterable<ObjectInfo> {
   const entries: { name: string; sortKey: string; isDir: boolean; info?: Deno.FileInfo }[] = [];
   try {
     for await (const e of Deno.readDir(dir)) {
-      if (!e.name.startsWith(namePrefix) || TEMP_NAME.test(e.name)) continue;
+      if (!e.name.startsWith(namePrefix)) continue;
+      if (!e.isDirectory && TEMP_NAME.test(e.name) !== temp) continue;
       let isDir = e.isDirectory;
       let info: Deno.FileInfo | undefined;
       if (e.isSymlink || e.isFile) {
-        info = await Deno.stat(join(dir, e.name));
+        try {
+          info = await Deno.stat(join(dir, e.name));
+        } catch (err) {
+          if (err instanceof Deno.errors.NotFound) continue; // removed since readDir: not there
+          throw err;
+        }
         isDir = info.isDirectory;
       }
       // A folder sorts as "name/" so that "a-b" < "a/x" < "a0", as the flat keys do.
@@ -168,8 +199,8 @@ async function* walk(dir: string, keyPrefix: string, namePrefix = ""): AsyncIter
   entries.sort((a, b) => a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0);
   for (const e of entries) {
     const key = keyPrefix + e.name;
-    if (e.isDir) yield* walk(join(dir, e.name), key + "/");
-    else if (e.info?.isFile) yield { key, size: e.info.size, version: versionOf(e.info) };
+    if (e.isDir) yield* walk(join(dir, e.name), key + "/", temp);
+    else if (e.info?.isFile) yield objectInfo(key, e.info, join(dir, e.name));
   }
 }
 
@@ -243,6 +274,21 @@ async function syncDir(dir: string): Promise<void> {
  */
 function versionOf(info: Deno.FileInfo): string {
   return `${info.ino ?? 0}-${info.size}-${info.mtime?.getTime() ?? 0}`;
+}
+
+function objectInfo(key: string, info: Deno.FileInfo, path: string): ObjectInfo {
+  return { key, size: info.size, version: versionOf(info), modified: modifiedOf(info, path) };
+}
+
+/**
+ * When the object was published: mtime is when its bytes were last written, which for a file
+ * built earlier and then linked into place predates the publish; link and rename move ctime, and
+ * nothing can set ctime back. So the later of the two (ctime is in whole seconds in Deno). No
+ * time at all is an error: an object of unknown age must not look old to gc.
+ */
+function modifiedOf(info: Deno.FileInfo, path: string): Date {
+  if (info.mtime === null) throw new BronzeError(`${path}: the filesystem reports no mtime`);
+  return new Date(Math.max(info.mtime.getTime(), info.ctime?.getTime() ?? 0));
 }
 
 function notFound(e: unknown, path: string): unknown {

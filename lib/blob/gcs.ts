@@ -13,6 +13,7 @@
 import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { Bucket, File, Storage } from "@google-cloud/storage";
+import { BronzeError } from "../errors.ts";
 import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
 import {
   NotFoundError,
@@ -119,7 +120,7 @@ export class GcsStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | null> {
     try {
       const [md] = await (await this.#file(key)).getMetadata();
-      return { key, size: Number(md.size ?? 0), version: String(md.generation) };
+      return info(key, md, this.objectUrl(key));
     } catch (e) {
       if (code(e) === 404) return null;
       throw storeError("gcs getMetadata", this.objectUrl(key), e);
@@ -183,15 +184,29 @@ export class GcsStore implements ObjectStore {
         throw storeError("gcs list", this.objectUrl(prefix), e);
       }
       for (const f of files) {
-        yield {
-          key: f.name.slice(this.prefix.length),
-          size: Number(f.metadata.size ?? 0),
-          version: String(f.metadata.generation),
-        };
+        const key = f.name.slice(this.prefix.length);
+        yield info(key, f.metadata, this.objectUrl(key));
       }
       pageToken = next?.pageToken;
     } while (pageToken);
   }
+}
+
+/**
+ * `modified` is timeCreated: when this generation, these bytes, was published. (`updated` also
+ * moves when only metadata changes; for a new generation the two are equal.) A missing time is
+ * an error, never a default: an object of unknown age must not look old to gc.
+ */
+function info(
+  key: string,
+  md: { size?: string | number; generation?: string | number; timeCreated?: string },
+  url: string,
+): ObjectInfo {
+  const modified = new Date(md.timeCreated ?? NaN);
+  if (Number.isNaN(modified.getTime())) {
+    throw new BronzeError(`${url}: the server reported no timeCreated`);
+  }
+  return { key, size: Number(md.size ?? 0), version: String(md.generation), modified };
 }
 
 function code(e: unknown): unknown {

@@ -15,6 +15,7 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
+import { BronzeError } from "../errors.ts";
 import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
 import {
   NotFoundError,
@@ -136,7 +137,12 @@ export class S3Store implements ObjectStore {
       const Key = this.#key(key);
       const { sdk, client } = await this.#client();
       const out = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key }));
-      return { key, size: out.ContentLength ?? 0, version: out.ETag ?? "" };
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        version: out.ETag ?? "",
+        modified: wholeSeconds(out.LastModified, this.objectUrl(key)),
+      };
     } catch (e) {
       if (isNotFound(e)) return null;
       throw storeError("s3 HeadObject", this.objectUrl(key), e);
@@ -214,7 +220,13 @@ export class S3Store implements ObjectStore {
         throw storeError("s3 ListObjectsV2", this.objectUrl(prefix), e);
       }
       for (const o of out.Contents ?? []) {
-        yield { key: o.Key!.slice(this.prefix.length), size: o.Size ?? 0, version: o.ETag ?? "" };
+        const key = o.Key!.slice(this.prefix.length);
+        yield {
+          key,
+          size: o.Size ?? 0,
+          version: o.ETag ?? "",
+          modified: wholeSeconds(o.LastModified, this.objectUrl(key)),
+        };
       }
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
@@ -249,6 +261,19 @@ const quietLogger = {
   },
   error() {},
 };
+
+/**
+ * HeadObject's Last-Modified header has whole seconds; a listing may carry milliseconds (AWS
+ * sends .000, others need not). Truncated, head and list agree on every server. A missing time
+ * is an error, never a default: an object of unknown age must not look old to gc.
+ */
+function wholeSeconds(date: Date | undefined, url: string): Date {
+  const ms = date?.getTime();
+  if (ms === undefined || Number.isNaN(ms)) {
+    throw new BronzeError(`${url}: the server reported no LastModified`);
+  }
+  return new Date(Math.floor(ms / 1000) * 1000);
+}
 
 function errorName(e: unknown): string | undefined {
   return (e as { name?: string })?.name;

@@ -11,10 +11,19 @@ export interface ObjectInfo {
   key: string;
   size: number;
   /**
-   * Opaque version token for conditional writes (file: inode+size+mtime, fresh on every
-   * write because writes install a new inode; gs: generation; s3: ETag).
+   * Opaque version token for conditional writes (file: inode+size+mtime, fresh on
+   * every write because writes install a new inode; gs: generation; s3: ETag).
    */
   version: string;
+  /**
+   * When the object's current version was published, for age checks such as gc's grace period.
+   * file: the later of mtime and ctime (ctime moves when a name is linked or renamed into place,
+   * so a file built long ago and published now counts as new; Deno reports ctime in whole
+   * seconds); s3: LastModified, in whole seconds as S3 reports it (AWS sets it when the upload
+   * *started*); gs: timeCreated of the live generation (when those bytes were published;
+   * `updated` also moves on metadata-only changes).
+   */
+  modified: Date;
 }
 
 export interface VersionedObject {
@@ -47,6 +56,13 @@ export interface ObjectStore {
   putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string>;
   /** Every object whose key starts with `prefix`, in lexicographic key order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * In-progress or abandoned temp files (a writer killed mid-write leaves them) whose own key
+   * starts with `prefix`, in key order; list() never shows them. Only stores that write through
+   * temp files have this (the file store); cloud uploads are never visible until complete.
+   * Their `modified` tells their age.
+   */
+  listTemp?(prefix: string): AsyncIterable<ObjectInfo>;
   close?(): Promise<void>;
 }
 

@@ -2,7 +2,8 @@
  * One conformance suite for every ObjectStore backend: the local file store, s3:// against s3rver
  * and gs:// against firebase-tools' Cloud Storage emulator. Write preconditions (put-if-absent
  * refusing, stale versions rejected) are tested against the file store and, for s3:// and gs://,
- * against tests/support/precondition_server.ts, because neither emulator enforces them.
+ * against tests/support/precondition_server.ts, because neither emulator enforces them. Both
+ * emulators report LastModified / timeCreated.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -16,12 +17,13 @@ import { startPreconditionServer } from "../support/precondition_server.ts";
 import { startGcsEmulator, startS3rver } from "../support/servers.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
+const TEMP_KEY = /(^|\/)\.[^/]+\.tmp-[0-9a-f]{16}$/;
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
 /** How a backend names an object in its errors. */
 type Named = ObjectStore & { objectUrl(key: string): string };
 
-function fileStore(root: string): Named {
+function fileStore(root: string): Named & FileStore {
   const store = new FileStore(root);
   return Object.assign(store, { objectUrl: (key: string) => store.path(key) });
 }
@@ -63,17 +65,46 @@ async function bigFile(dir: string, size: number): Promise<string> {
   return path;
 }
 
+/**
+ * Asserts `modified` is the time of a write made between `before` and `after` (Date.now() values).
+ * The slack is for stores that keep whole seconds (S3, the file store's ctime) and for coarse
+ * filesystem clocks; a store reporting another time (epoch, an old mtime) is far outside it.
+ */
+function assertWrittenBetween(modified: Date, before: number, after: number) {
+  assert.ok(modified instanceof Date && !Number.isNaN(modified.getTime()), `${modified}`);
+  const ms = modified.getTime();
+  assert.ok(
+    ms >= before - 2000 && ms <= after + 2000,
+    `modified ${modified.toISOString()} is not the time of a write made between ` +
+      `${new Date(before).toISOString()} and ${new Date(after).toISOString()}`,
+  );
+}
+
 /** Everything an emulator can check: reads, writes that create, listing, streaming, misses. */
 async function conformance(t: Deno.TestContext, store: Named) {
   await t.step("putIfAbsent creates; get, getVersioned, getStream, head agree", async () => {
+    const before = Date.now();
     assert.equal(await store.putIfAbsent("a/one.txt", enc("one")), "created");
+    const after = Date.now();
     assert.equal(dec(await store.get("a/one.txt")), "one");
     const versioned = await store.getVersioned("a/one.txt");
     assert.equal(dec(versioned!.data), "one");
     const head = await store.head("a/one.txt");
-    assert.deepEqual(head, { key: "a/one.txt", size: 3, version: versioned!.version });
+    assert.deepEqual(head, {
+      key: "a/one.txt",
+      size: 3,
+      version: versioned!.version,
+      modified: head!.modified,
+    });
     assert.notEqual(head!.version, "");
+    assertWrittenBetween(head!.modified, before, after);
     assert.equal(dec(await readAll(await store.getStream("a/one.txt"))), "one");
+  });
+
+  await t.step("list and head report the same modified time", async () => {
+    const [listed] = await Array.fromAsync(store.list("a/one.txt"));
+    assert.deepEqual(listed, await store.head("a/one.txt"));
+    assert.ok(listed.modified instanceof Date);
   });
 
   await t.step("missing objects: NotFoundError naming the object, or null", async () => {
@@ -138,6 +169,7 @@ async function listing(t: Deno.TestContext, store: Named, ordered = true) {
     await check("l/a/", ["l/a/x"]);
     await check("l/b/c/d", ["l/b/c/d"]);
     await check("nothing/", []);
+    // Every field, modified included, as head reports it.
     for await (const info of store.list("l/")) assert.deepEqual(await store.head(info.key), info);
     assert.ok((await listKeys(store, "")).includes("l/ab"));
   });
@@ -214,6 +246,43 @@ Deno.test("file store: conformance and preconditions", async (t) => {
     await t.step("a temp file left by a crash is not listed", async () => {
       await Deno.writeFile(`${root}/lake/l/.ab.tmp-0123456789abcdef`, enc("partial"));
       assert.deepEqual(await listKeys(store, "l/a"), ["l/a-b/x", "l/a/x", "l/a0", "l/ab"]);
+    });
+
+    await t.step(
+      "listTemp finds left-behind temp files with their time; delete removes one",
+      async () => {
+        const before = Date.now();
+        await Deno.mkdir(`${root}/lake/l/b/deep`, { recursive: true });
+        await Deno.writeFile(`${root}/lake/l/b/deep/.part.tmp-fedcba9876543210`, enc("half"));
+        const after = Date.now();
+        await Deno.writeFile(`${root}/lake/l/.not-a-temp.tmp-xyz`, enc("an object")); // no 16 hex
+        const temps = await Array.fromAsync(store.listTemp!("l/"));
+        assert.deepEqual(temps.map((o) => [o.key, o.size]), [
+          ["l/.ab.tmp-0123456789abcdef", 7],
+          ["l/b/deep/.part.tmp-fedcba9876543210", 4],
+        ]);
+        assertWrittenBetween(temps[1].modified, before, after);
+        assert.deepEqual(
+          (await Array.fromAsync(store.listTemp!("l/b/"))).map((o) => o.key),
+          ["l/b/deep/.part.tmp-fedcba9876543210"],
+        );
+        assert.ok((await listKeys(store, "l/")).includes("l/.not-a-temp.tmp-xyz"));
+        assert.ok(!(await listKeys(store, "l/")).some((k) => TEMP_KEY.test(k)));
+
+        await Deno.remove(store.path("l/.not-a-temp.tmp-xyz"));
+      },
+    );
+
+    await t.step("modified is when a file was published, not its old mtime", async () => {
+      const old = new Date("2001-01-01T00:00:00Z");
+      const built = `${root}/built.parquet`;
+      await Deno.writeFile(built, enc("built long ago"));
+      await Deno.utime(built, old, old);
+      const before = Date.now();
+      assert.equal(await store.putIfAbsent("m/part", { file: built }), "created");
+      const after = Date.now();
+      assert.equal((await Deno.stat(store.path("m/part"))).mtime?.getTime(), old.getTime());
+      assertWrittenBetween((await store.head("m/part"))!.modified, before, after);
     });
   } finally {
     await Deno.remove(root, { recursive: true });
