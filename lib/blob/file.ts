@@ -6,6 +6,15 @@
  * of replacing) and by rename(2) for versioned overwrites; the folder is fsynced afterwards so the
  * new name survives a power cut. Temp files are removed on every error path and skipped by list();
  * listTemp() finds those a killed writer left behind.
+ *
+ * Compare-and-swap (putIfVersion with a version, delete): POSIX has no "rename/unlink only if
+ * the name still points at inode X", so the compare and the change are made atomic by a lock:
+ * flock(2) on the object's current inode, held from the compare to the rename/unlink. Every
+ * conditional operation of every FileStore (any process, any machine sharing the filesystem over
+ * NFS, where the lock becomes a POSIX lock) takes it, so two of them cannot both win. The window
+ * that remains: a writer that does not take the lock (a person's cp/mv/rm, another program) can
+ * still replace or remove the object between our compare and our rename/unlink. Creates need no
+ * lock: link(2) refuses an existing name. A crashed holder's lock dies with its process.
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -117,11 +126,15 @@ export class FileStore implements ObjectStore {
   }
 
   /**
-   * Compare-then-rename. The create case (ifVersion null) is atomic (link). The replace case has a
-   * window between the compare and the rename in which a second local writer could slip in; the
-   * checkpoint has one writer per dataset, so this is accepted rather than adding lock files.
+   * Create by link(2) when `ifVersion` is null; otherwise compare and rename(2) under the object's
+   * lock (see the top of this file). A `{ file }` on the same filesystem is hard-linked to the temp
+   * name rather than copied, so a multi-gigabyte replacement costs no copy.
    */
-  async putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string> {
+  async putIfVersion(
+    key: string,
+    data: Uint8Array | { file: string },
+    ifVersion: string | null,
+  ): Promise<string> {
     const path = this.path(key);
     return await withTemp(path, data, async (temp, version) => {
       if (ifVersion === null) {
@@ -132,12 +145,29 @@ export class FileStore implements ObjectStore {
           throw e;
         }
       } else {
-        const current = await this.head(key);
-        if (current?.version !== ifVersion) throw new PreconditionFailedError(path);
-        await Deno.rename(temp, path);
+        await withObjectLock(path, async (current) => {
+          if (current === null || versionOf(current) !== ifVersion) {
+            throw new PreconditionFailedError(path);
+          }
+          await Deno.rename(temp, path);
+        });
       }
       return version;
     });
+  }
+
+  /** unlink(2) under the object's lock, after comparing its version when one is given. */
+  async delete(key: string, ifVersion?: string): Promise<void> {
+    const path = this.path(key);
+    const deleted = await withObjectLock(path, async (current) => {
+      if (current === null) return false;
+      if (ifVersion !== undefined && versionOf(current) !== ifVersion) {
+        throw new PreconditionFailedError(path);
+      }
+      await Deno.remove(path); // the locked inode is a regular file: never removes a folder
+      return true;
+    });
+    if (deleted) await syncDir(dirname(path));
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
@@ -147,7 +177,7 @@ export class FileStore implements ObjectStore {
   /**
    * Temp files (`<folder>/.<name>.tmp-<16 hex>`) whose own key starts with `prefix`. A writer
    * that is alive removes or renames its temp file within moments of its last write, so one whose
-   * `modified` is older than a grace period was left by a killed writer. Should gc remove one a
+   * `modified` is older than a grace period was left by a killed writer. Should gc delete one a
    * live (stalled) writer still holds, that writer fails with an error; it never installs
    * partial bytes.
    */
@@ -220,7 +250,9 @@ async function withTemp<T>(
     if (data instanceof Uint8Array) {
       await Deno.writeFile(temp, data, { createNew: true, mode: 0o644 });
     } else {
-      await Deno.copyFile(data.file, temp); // kernel-side copy; never held in memory
+      // A second name for the caller's file where the filesystem allows (zero-copy; the fsync
+      // below then makes the caller's bytes durable), else a kernel-side copy. Never in memory.
+      await Deno.link(data.file, temp).catch(() => Deno.copyFile(data.file, temp));
     }
     const file = await Deno.open(temp, { read: true, write: true });
     let version: string;
@@ -256,6 +288,46 @@ async function linkIfAbsent(source: string, path: string): Promise<"created" | "
   }
   await syncDir(dir);
   return "created";
+}
+
+/**
+ * Runs `fn` with the object at `path` locked (flock, exclusive), passing it the stat of the
+ * locked inode, which is the one `path` names for as long as `fn` runs (provided every writer
+ * takes this lock). Passes null, without a lock, when there is no object at `path`.
+ */
+async function withObjectLock<T>(
+  path: string,
+  fn: (current: Deno.FileInfo | null) => Promise<T>,
+): Promise<T> {
+  for (;;) {
+    let file: Deno.FsFile;
+    try {
+      // Read-write where possible: over NFS an exclusive lock needs a file open for writing.
+      file = await Deno.open(path, { read: true, write: true }).catch((e) => {
+        if (e instanceof Deno.errors.PermissionDenied) return Deno.open(path, { read: true });
+        throw e;
+      });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) {
+        return await fn(null);
+      }
+      throw e;
+    }
+    try {
+      await file.lock(true);
+      const locked = await file.stat();
+      if (!locked.isFile) return await fn(null);
+      // A writer that held the lock may have renamed a new inode into place, or removed the
+      // object, while we waited: then lock whatever is there now.
+      const now = await Deno.stat(path).catch((e) => {
+        if (e instanceof Deno.errors.NotFound) return null;
+        throw e;
+      });
+      if (now?.ino === locked.ino && now?.dev === locked.dev) return await fn(locked);
+    } finally {
+      file.close(); // releases the lock
+    }
+  }
 }
 
 async function syncDir(dir: string): Promise<void> {

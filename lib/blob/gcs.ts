@@ -1,10 +1,11 @@
 /**
  * ObjectStore over `gs://bucket/prefix` (Google Cloud Storage).
  *
- * The version token is the object's generation; conditional writes are GCS preconditions
- * (`ifGenerationMatch`, 0 meaning "absent"), checked atomically by the server. Because they make
- * writes idempotent, the client library retries them; if a create succeeded but its response was
- * lost, the retry sees 412 and we report "exists" (the commit protocol then compares and adopts).
+ * The version token is the object's generation; conditional writes and deletes are GCS
+ * preconditions (`ifGenerationMatch`, 0 meaning "absent"), checked atomically by the server (for
+ * a resumable upload, when it completes). Because they make writes idempotent, the client library
+ * retries them; if a create succeeded but its response was lost, the retry sees 412 and we report
+ * "exists" (the commit protocol then compares and adopts).
  *
  * The client library takes ~0.9 s to load, so it is imported on first use, not when this module
  * loads: most runs never touch GCS. (A string-literal `import()` still gets bundled by `deno
@@ -140,12 +141,35 @@ export class GcsStore implements ObjectStore {
     }
   }
 
-  async putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string> {
+  async putIfVersion(
+    key: string,
+    data: Uint8Array | { file: string },
+    ifVersion: string | null,
+  ): Promise<string> {
+    // Number("") is 0, which would mean "only if absent".
+    if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
     try {
       return await this.#put(key, data, ifVersion === null ? 0 : Number(ifVersion));
     } catch (e) {
       if (code(e) === 412) throw new PreconditionFailedError(this.objectUrl(key));
       throw storeError("gcs upload", this.objectUrl(key), e);
+    }
+  }
+
+  /**
+   * With `ifVersion`, the library retries transient failures (the delete is idempotent then); a
+   * retry after a lost success answer finds the object gone, which is success here. Without one
+   * it does not retry, and while that delete runs it turns retries off for this whole client.
+   */
+  async delete(key: string, ifVersion?: string): Promise<void> {
+    if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
+    try {
+      const file = await this.#file(key);
+      await file.delete(ifVersion === undefined ? {} : { ifGenerationMatch: ifVersion });
+    } catch (e) {
+      if (code(e) === 404) return;
+      if (code(e) === 412) throw new PreconditionFailedError(this.objectUrl(key));
+      throw storeError("gcs delete", this.objectUrl(key), e);
     }
   }
 

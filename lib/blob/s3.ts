@@ -3,7 +3,9 @@
  *
  * Conditional writes use S3's own preconditions (`If-None-Match: *`, `If-Match: <etag>`), so they
  * are atomic on the server. A service that ignores those headers would silently overwrite; AWS, R2
- * and current MinIO honour them.
+ * and current MinIO honour them. Conditional deletes (`If-Match` on DeleteObject) are newer: AWS
+ * general purpose buckets honour them since September 2025; a service that ignores the header
+ * deletes whatever version is there (s3rver does), so check yours before trusting gc to it.
  *
  * `{ file }` uploads are one streamed PutObject with a known Content-Length: nothing is held in
  * memory, and the object may be up to S3's single-PUT limit of 5 GiB (partitions are far smaller).
@@ -164,7 +166,13 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string> {
+  async putIfVersion(
+    key: string,
+    data: Uint8Array | { file: string },
+    ifVersion: string | null,
+  ): Promise<string> {
+    // An empty If-Match would not be sent at all, making the write unconditional.
+    if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
     try {
       const out = await this.#put(
         key,
@@ -178,6 +186,28 @@ export class S3Store implements ObjectStore {
         (ifVersion !== null && isNotFound(e)) // If-Match on a deleted object
       ) throw new PreconditionFailedError(this.objectUrl(key));
       throw storeError("s3 PutObject", this.objectUrl(key), e);
+    }
+  }
+
+  async delete(key: string, ifVersion?: string): Promise<void> {
+    if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
+    try {
+      const Key = this.#key(key);
+      const { sdk, client } = await this.#client();
+      await client.send(
+        new sdk.DeleteObjectCommand({
+          Bucket: this.bucket,
+          Key,
+          ...(ifVersion === undefined ? {} : { IfMatch: ifVersion }),
+        }),
+      );
+    } catch (e) {
+      // AWS answers 404 NoSuchKey to an If-Match delete of an absent object (204 without one).
+      if (isNotFound(e)) return;
+      if (isPreconditionFailed(e) || errorName(e) === "ConditionalRequestConflict") {
+        throw new PreconditionFailedError(this.objectUrl(key));
+      }
+      throw storeError("s3 DeleteObject", this.objectUrl(key), e);
     }
   }
 
