@@ -146,7 +146,7 @@ export class GcsStore implements ObjectStore {
     data: Uint8Array | { file: string },
     ifVersion: string | null,
   ): Promise<string> {
-    // Number("") is 0, which would mean "only if absent".
+    // An empty token matches no object; Number("") is 0, which would mean "only if absent".
     if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
     try {
       return await this.#put(key, data, ifVersion === null ? 0 : Number(ifVersion));

@@ -171,7 +171,7 @@ export class S3Store implements ObjectStore {
     data: Uint8Array | { file: string },
     ifVersion: string | null,
   ): Promise<string> {
-    // An empty If-Match would not be sent at all, making the write unconditional.
+    // An empty token matches no object: refuse it rather than leave `If-Match: ""` to the service.
     if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
     try {
       const out = await this.#put(

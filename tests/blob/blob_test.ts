@@ -325,6 +325,13 @@ async function preconditions(t: Deno.TestContext, store: Named) {
       data: enc("rewritten since"),
       version: v2,
     });
+    // An empty token (an ETag a server left out) matches nothing, absence included (GCS would
+    // read it as generation 0, "only if absent").
+    await assert.rejects(store.delete("p/orphan", ""), PreconditionFailedError);
+    await assert.rejects(store.putIfVersion("p/orphan", enc("x"), ""), PreconditionFailedError);
+    await assert.rejects(store.putIfVersion("p/never", enc("x"), ""), PreconditionFailedError);
+    assert.equal(await store.head("p/never"), null);
+    assert.equal(dec(await store.get("p/orphan")), "rewritten since");
     await store.delete("p/orphan", v2);
     assert.equal(await store.head("p/orphan"), null);
   });
