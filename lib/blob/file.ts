@@ -4,10 +4,21 @@
  * Every write goes to a hidden temp file in the destination folder (`.<name>.tmp-<random>`),
  * is fsynced, and is then installed atomically: by link(2) for put-if-absent (which fails instead
  * of replacing) and by rename(2) for versioned overwrites; the folder is fsynced afterwards so the
- * new name survives a power cut. Temp files are removed on every error path and skipped by list().
+ * new name survives a power cut. Temp files are removed on every error path and skipped by list();
+ * listTemp() finds those a killed writer left behind.
+ *
+ * Compare-and-swap (putIfVersion with a version, delete): POSIX has no "rename/unlink only if
+ * the name still points at inode X", so the compare and the change are made atomic by a lock:
+ * flock(2) on the object's current inode, held from the compare to the rename/unlink. Every
+ * conditional operation of every FileStore (any process, any machine sharing the filesystem over
+ * NFS, where the lock becomes a POSIX lock) takes it, so two of them cannot both win. The window
+ * that remains: a writer that does not take the lock (a person's cp/mv/rm, another program) can
+ * still replace or remove the object between our compare and our rename/unlink. Creates need no
+ * lock: link(2) refuses an existing name. A crashed holder's lock dies with its process.
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BronzeError } from "../errors.ts";
 import { checkKey, checkPrefix } from "./keys.ts";
 import {
   NotFoundError,
@@ -81,7 +92,7 @@ export class FileStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | null> {
     try {
       const info = await Deno.stat(this.path(key));
-      return info.isFile ? { key, size: info.size, version: versionOf(info) } : null;
+      return info.isFile ? objectInfo(key, info, this.path(key)) : null;
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
@@ -115,11 +126,15 @@ export class FileStore implements ObjectStore {
   }
 
   /**
-   * Compare-then-rename. The create case (ifVersion null) is atomic (link). The replace case has a
-   * window between the compare and the rename in which a second local writer could slip in; the
-   * checkpoint has one writer per dataset, so this is accepted rather than adding lock files.
+   * Create by link(2) when `ifVersion` is null; otherwise compare and rename(2) under the object's
+   * lock (see the top of this file). A `{ file }` on the same filesystem is hard-linked to the temp
+   * name rather than copied, so a multi-gigabyte replacement costs no copy.
    */
-  async putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string> {
+  async putIfVersion(
+    key: string,
+    data: Uint8Array | { file: string },
+    ifVersion: string | null,
+  ): Promise<string> {
     const path = this.path(key);
     return await withTemp(path, data, async (temp, version) => {
       if (ifVersion === null) {
@@ -130,32 +145,78 @@ export class FileStore implements ObjectStore {
           throw e;
         }
       } else {
-        const current = await this.head(key);
-        if (current?.version !== ifVersion) throw new PreconditionFailedError(path);
-        await Deno.rename(temp, path);
+        await withObjectLock(path, async (current) => {
+          if (current === null || versionOf(current) !== ifVersion) {
+            throw new PreconditionFailedError(path);
+          }
+          await Deno.rename(temp, path);
+        });
       }
       return version;
     });
   }
 
+  /** unlink(2) under the object's lock, after comparing its version when one is given. */
+  async delete(key: string, ifVersion?: string): Promise<void> {
+    const path = this.path(key);
+    const deleted = await withObjectLock(path, async (current) => {
+      if (current === null) return false;
+      if (ifVersion !== undefined && versionOf(current) !== ifVersion) {
+        throw new PreconditionFailedError(path);
+      }
+      await Deno.remove(path); // the locked inode is a regular file: never removes a folder
+      return true;
+    });
+    if (deleted) await syncDir(dirname(path));
+  }
+
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    yield* this.#walk(prefix, false);
+  }
+
+  /**
+   * Temp files (`<folder>/.<name>.tmp-<16 hex>`) whose own key starts with `prefix`. A writer
+   * that is alive removes or renames its temp file within moments of its last write, so one whose
+   * `modified` is older than a grace period was left by a killed writer. Should gc delete one a
+   * live (stalled) writer still holds, that writer fails with an error; it never installs
+   * partial bytes.
+   */
+  async *listTemp(prefix: string): AsyncIterable<ObjectInfo> {
+    yield* this.#walk(prefix, true);
+  }
+
+  #walk(prefix: string, temp: boolean): AsyncIterable<ObjectInfo> {
     checkPrefix(this.url, prefix);
     const slash = prefix.lastIndexOf("/");
     const dirKey = prefix.slice(0, slash + 1); // "" or ends with '/'
-    yield* walk(join(this.root, ...dirKey.split("/")), dirKey, prefix.slice(slash + 1));
+    return walk(join(this.root, ...dirKey.split("/")), dirKey, temp, prefix.slice(slash + 1));
   }
 }
 
-/** Objects under `dir` (whose key prefix is `keyPrefix`) in lexicographic key order. */
-async function* walk(dir: string, keyPrefix: string, namePrefix = ""): AsyncIterable<ObjectInfo> {
+/**
+ * Objects under `dir` (whose key prefix is `keyPrefix`) in lexicographic key order: the temp files
+ * when `temp`, all other files otherwise.
+ */
+async function* walk(
+  dir: string,
+  keyPrefix: string,
+  temp: boolean,
+  namePrefix = "",
+): AsyncIterable<ObjectInfo> {
   const entries: { name: string; sortKey: string; isDir: boolean; info?: Deno.FileInfo }[] = [];
   try {
     for await (const e of Deno.readDir(dir)) {
-      if (!e.name.startsWith(namePrefix) || TEMP_NAME.test(e.name)) continue;
+      if (!e.name.startsWith(namePrefix)) continue;
+      if (!e.isDirectory && TEMP_NAME.test(e.name) !== temp) continue;
       let isDir = e.isDirectory;
       let info: Deno.FileInfo | undefined;
       if (e.isSymlink || e.isFile) {
-        info = await Deno.stat(join(dir, e.name));
+        try {
+          info = await Deno.stat(join(dir, e.name));
+        } catch (err) {
+          if (err instanceof Deno.errors.NotFound) continue; // removed since readDir: not there
+          throw err;
+        }
         isDir = info.isDirectory;
       }
       // A folder sorts as "name/" so that "a-b" < "a/x" < "a0", as the flat keys do.
@@ -168,8 +229,8 @@ async function* walk(dir: string, keyPrefix: string, namePrefix = ""): AsyncIter
   entries.sort((a, b) => a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0);
   for (const e of entries) {
     const key = keyPrefix + e.name;
-    if (e.isDir) yield* walk(join(dir, e.name), key + "/");
-    else if (e.info?.isFile) yield { key, size: e.info.size, version: versionOf(e.info) };
+    if (e.isDir) yield* walk(join(dir, e.name), key + "/", temp);
+    else if (e.info?.isFile) yield objectInfo(key, e.info, join(dir, e.name));
   }
 }
 
@@ -189,7 +250,9 @@ async function withTemp<T>(
     if (data instanceof Uint8Array) {
       await Deno.writeFile(temp, data, { createNew: true, mode: 0o644 });
     } else {
-      await Deno.copyFile(data.file, temp); // kernel-side copy; never held in memory
+      // A second name for the caller's file where the filesystem allows (zero-copy; the fsync
+      // below then makes the caller's bytes durable), else a kernel-side copy. Never in memory.
+      await Deno.link(data.file, temp).catch(() => Deno.copyFile(data.file, temp));
     }
     const file = await Deno.open(temp, { read: true, write: true });
     let version: string;
@@ -227,6 +290,46 @@ async function linkIfAbsent(source: string, path: string): Promise<"created" | "
   return "created";
 }
 
+/**
+ * Runs `fn` with the object at `path` locked (flock, exclusive), passing it the stat of the
+ * locked inode, which is the one `path` names for as long as `fn` runs (provided every writer
+ * takes this lock). Passes null, without a lock, when there is no object at `path`.
+ */
+async function withObjectLock<T>(
+  path: string,
+  fn: (current: Deno.FileInfo | null) => Promise<T>,
+): Promise<T> {
+  for (;;) {
+    let file: Deno.FsFile;
+    try {
+      // Read-write where possible: over NFS an exclusive lock needs a file open for writing.
+      file = await Deno.open(path, { read: true, write: true }).catch((e) => {
+        if (e instanceof Deno.errors.PermissionDenied) return Deno.open(path, { read: true });
+        throw e;
+      });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) {
+        return await fn(null);
+      }
+      throw e;
+    }
+    try {
+      await file.lock(true);
+      const locked = await file.stat();
+      if (!locked.isFile) return await fn(null);
+      // A writer that held the lock may have renamed a new inode into place, or removed the
+      // object, while we waited: then lock whatever is there now.
+      const now = await Deno.stat(path).catch((e) => {
+        if (e instanceof Deno.errors.NotFound) return null;
+        throw e;
+      });
+      if (now?.ino === locked.ino && now?.dev === locked.dev) return await fn(locked);
+    } finally {
+      file.close(); // releases the lock
+    }
+  }
+}
+
 async function syncDir(dir: string): Promise<void> {
   const d = await Deno.open(dir, { read: true });
   try {
@@ -243,6 +346,21 @@ async function syncDir(dir: string): Promise<void> {
  */
 function versionOf(info: Deno.FileInfo): string {
   return `${info.ino ?? 0}-${info.size}-${info.mtime?.getTime() ?? 0}`;
+}
+
+function objectInfo(key: string, info: Deno.FileInfo, path: string): ObjectInfo {
+  return { key, size: info.size, version: versionOf(info), modified: modifiedOf(info, path) };
+}
+
+/**
+ * When the object was published: mtime is when its bytes were last written, which for a file
+ * built earlier and then linked into place predates the publish; link and rename move ctime, and
+ * nothing can set ctime back. So the later of the two (ctime is in whole seconds in Deno). No
+ * time at all is an error: an object of unknown age must not look old to gc.
+ */
+function modifiedOf(info: Deno.FileInfo, path: string): Date {
+  if (info.mtime === null) throw new BronzeError(`${path}: the filesystem reports no mtime`);
+  return new Date(Math.max(info.mtime.getTime(), info.ctime?.getTime() ?? 0));
 }
 
 function notFound(e: unknown, path: string): unknown {

@@ -1,10 +1,11 @@
 /**
  * ObjectStore over `gs://bucket/prefix` (Google Cloud Storage).
  *
- * The version token is the object's generation; conditional writes are GCS preconditions
- * (`ifGenerationMatch`, 0 meaning "absent"), checked atomically by the server. Because they make
- * writes idempotent, the client library retries them; if a create succeeded but its response was
- * lost, the retry sees 412 and we report "exists" (the commit protocol then compares and adopts).
+ * The version token is the object's generation; conditional writes and deletes are GCS
+ * preconditions (`ifGenerationMatch`, 0 meaning "absent"), checked atomically by the server (for
+ * a resumable upload, when it completes). Because they make writes idempotent, the client library
+ * retries them; if a create succeeded but its response was lost, the retry sees 412 and we report
+ * "exists" (the commit protocol then compares and adopts).
  *
  * The client library takes ~0.9 s to load, so it is imported on first use, not when this module
  * loads: most runs never touch GCS. (A string-literal `import()` still gets bundled by `deno
@@ -13,6 +14,7 @@
 import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { Bucket, File, Storage } from "@google-cloud/storage";
+import { BronzeError } from "../errors.ts";
 import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
 import {
   NotFoundError,
@@ -119,7 +121,7 @@ export class GcsStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | null> {
     try {
       const [md] = await (await this.#file(key)).getMetadata();
-      return { key, size: Number(md.size ?? 0), version: String(md.generation) };
+      return info(key, md, this.objectUrl(key));
     } catch (e) {
       if (code(e) === 404) return null;
       throw storeError("gcs getMetadata", this.objectUrl(key), e);
@@ -139,12 +141,35 @@ export class GcsStore implements ObjectStore {
     }
   }
 
-  async putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string> {
+  async putIfVersion(
+    key: string,
+    data: Uint8Array | { file: string },
+    ifVersion: string | null,
+  ): Promise<string> {
+    // An empty token matches no object; Number("") is 0, which would mean "only if absent".
+    if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
     try {
       return await this.#put(key, data, ifVersion === null ? 0 : Number(ifVersion));
     } catch (e) {
       if (code(e) === 412) throw new PreconditionFailedError(this.objectUrl(key));
       throw storeError("gcs upload", this.objectUrl(key), e);
+    }
+  }
+
+  /**
+   * With `ifVersion`, the library retries transient failures (the delete is idempotent then); a
+   * retry after a lost success answer finds the object gone, which is success here. Without one
+   * it does not retry, and while that delete runs it turns retries off for this whole client.
+   */
+  async delete(key: string, ifVersion?: string): Promise<void> {
+    if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
+    try {
+      const file = await this.#file(key);
+      await file.delete(ifVersion === undefined ? {} : { ifGenerationMatch: ifVersion });
+    } catch (e) {
+      if (code(e) === 404) return;
+      if (code(e) === 412) throw new PreconditionFailedError(this.objectUrl(key));
+      throw storeError("gcs delete", this.objectUrl(key), e);
     }
   }
 
@@ -183,15 +208,29 @@ export class GcsStore implements ObjectStore {
         throw storeError("gcs list", this.objectUrl(prefix), e);
       }
       for (const f of files) {
-        yield {
-          key: f.name.slice(this.prefix.length),
-          size: Number(f.metadata.size ?? 0),
-          version: String(f.metadata.generation),
-        };
+        const key = f.name.slice(this.prefix.length);
+        yield info(key, f.metadata, this.objectUrl(key));
       }
       pageToken = next?.pageToken;
     } while (pageToken);
   }
+}
+
+/**
+ * `modified` is timeCreated: when this generation, these bytes, was published. (`updated` also
+ * moves when only metadata changes; for a new generation the two are equal.) A missing time is
+ * an error, never a default: an object of unknown age must not look old to gc.
+ */
+function info(
+  key: string,
+  md: { size?: string | number; generation?: string | number; timeCreated?: string },
+  url: string,
+): ObjectInfo {
+  const modified = new Date(md.timeCreated ?? NaN);
+  if (Number.isNaN(modified.getTime())) {
+    throw new BronzeError(`${url}: the server reported no timeCreated`);
+  }
+  return { key, size: Number(md.size ?? 0), version: String(md.generation), modified };
 }
 
 function code(e: unknown): unknown {

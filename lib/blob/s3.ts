@@ -3,7 +3,9 @@
  *
  * Conditional writes use S3's own preconditions (`If-None-Match: *`, `If-Match: <etag>`), so they
  * are atomic on the server. A service that ignores those headers would silently overwrite; AWS, R2
- * and current MinIO honour them.
+ * and current MinIO honour them. Conditional deletes (`If-Match` on DeleteObject) are newer: AWS
+ * general purpose buckets honour them since September 2025; a service that ignores the header
+ * deletes whatever version is there (s3rver does), so check yours before trusting gc to it.
  *
  * `{ file }` uploads are one streamed PutObject with a known Content-Length: nothing is held in
  * memory, and the object may be up to S3's single-PUT limit of 5 GiB (partitions are far smaller).
@@ -15,6 +17,7 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
+import { BronzeError } from "../errors.ts";
 import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
 import {
   NotFoundError,
@@ -136,7 +139,12 @@ export class S3Store implements ObjectStore {
       const Key = this.#key(key);
       const { sdk, client } = await this.#client();
       const out = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key }));
-      return { key, size: out.ContentLength ?? 0, version: out.ETag ?? "" };
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        version: out.ETag ?? "",
+        modified: wholeSeconds(out.LastModified, this.objectUrl(key)),
+      };
     } catch (e) {
       if (isNotFound(e)) return null;
       throw storeError("s3 HeadObject", this.objectUrl(key), e);
@@ -158,7 +166,13 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string> {
+  async putIfVersion(
+    key: string,
+    data: Uint8Array | { file: string },
+    ifVersion: string | null,
+  ): Promise<string> {
+    // An empty token matches no object: refuse it rather than leave `If-Match: ""` to the service.
+    if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
     try {
       const out = await this.#put(
         key,
@@ -172,6 +186,28 @@ export class S3Store implements ObjectStore {
         (ifVersion !== null && isNotFound(e)) // If-Match on a deleted object
       ) throw new PreconditionFailedError(this.objectUrl(key));
       throw storeError("s3 PutObject", this.objectUrl(key), e);
+    }
+  }
+
+  async delete(key: string, ifVersion?: string): Promise<void> {
+    if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
+    try {
+      const Key = this.#key(key);
+      const { sdk, client } = await this.#client();
+      await client.send(
+        new sdk.DeleteObjectCommand({
+          Bucket: this.bucket,
+          Key,
+          ...(ifVersion === undefined ? {} : { IfMatch: ifVersion }),
+        }),
+      );
+    } catch (e) {
+      // AWS answers 404 NoSuchKey to an If-Match delete of an absent object (204 without one).
+      if (isNotFound(e)) return;
+      if (isPreconditionFailed(e) || errorName(e) === "ConditionalRequestConflict") {
+        throw new PreconditionFailedError(this.objectUrl(key));
+      }
+      throw storeError("s3 DeleteObject", this.objectUrl(key), e);
     }
   }
 
@@ -214,7 +250,13 @@ export class S3Store implements ObjectStore {
         throw storeError("s3 ListObjectsV2", this.objectUrl(prefix), e);
       }
       for (const o of out.Contents ?? []) {
-        yield { key: o.Key!.slice(this.prefix.length), size: o.Size ?? 0, version: o.ETag ?? "" };
+        const key = o.Key!.slice(this.prefix.length);
+        yield {
+          key,
+          size: o.Size ?? 0,
+          version: o.ETag ?? "",
+          modified: wholeSeconds(o.LastModified, this.objectUrl(key)),
+        };
       }
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
@@ -249,6 +291,19 @@ const quietLogger = {
   },
   error() {},
 };
+
+/**
+ * HeadObject's Last-Modified header has whole seconds; a listing may carry milliseconds (AWS
+ * sends .000, others need not). Truncated, head and list agree on every server. A missing time
+ * is an error, never a default: an object of unknown age must not look old to gc.
+ */
+function wholeSeconds(date: Date | undefined, url: string): Date {
+  const ms = date?.getTime();
+  if (ms === undefined || Number.isNaN(ms)) {
+    throw new BronzeError(`${url}: the server reported no LastModified`);
+  }
+  return new Date(Math.floor(ms / 1000) * 1000);
+}
 
 function errorName(e: unknown): string | undefined {
   return (e as { name?: string })?.name;

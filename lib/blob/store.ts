@@ -11,10 +11,19 @@ export interface ObjectInfo {
   key: string;
   size: number;
   /**
-   * Opaque version token for conditional writes (file: inode+size+mtime, fresh on every
-   * write because writes install a new inode; gs: generation; s3: ETag).
+   * Opaque version token for conditional writes and deletes (file: inode+size+mtime, fresh on
+   * every write because writes install a new inode; gs: generation; s3: ETag).
    */
   version: string;
+  /**
+   * When the object's current version was published, for age checks such as gc's grace period.
+   * file: the later of mtime and ctime (ctime moves when a name is linked or renamed into place,
+   * so a file built long ago and published now counts as new; Deno reports ctime in whole
+   * seconds); s3: LastModified, in whole seconds as S3 reports it (AWS sets it when the upload
+   * *started*); gs: timeCreated of the live generation (when those bytes were published;
+   * `updated` also moves on metadata-only changes).
+   */
+  modified: Date;
 }
 
 export interface VersionedObject {
@@ -40,13 +49,36 @@ export interface ObjectStore {
    */
   putIfAbsent(key: string, data: Uint8Array | { file: string }): Promise<"created" | "exists">;
   /**
-   * Conditional overwrite for small mutable objects (the checkpoint): succeeds only if the current
-   * version equals `ifVersion` (or the object is absent when `ifVersion` is null). Returns the new
-   * version. Throws PreconditionFailedError when another writer got there first.
+   * Compare-and-swap: replaces `key` with `data` (bytes, or a local file streamed from
+   * `{ file: path }`, never read whole into memory) only if its current version equals
+   * `ifVersion`, or creates it only if absent when `ifVersion` is null. Readers see the old
+   * object or the new one, never a mix. Returns the new version. Throws PreconditionFailedError
+   * when the object is absent, or at another version, or present when `ifVersion` is null.
+   * Serves the checkpoint and repair's replacement of a corrupt partition. As with putIfAbsent,
+   * a local store may hard-link `{ file: path }` into place: do not modify that file afterwards.
    */
-  putIfVersion(key: string, data: Uint8Array, ifVersion: string | null): Promise<string>;
+  putIfVersion(
+    key: string,
+    data: Uint8Array | { file: string },
+    ifVersion: string | null,
+  ): Promise<string>;
+  /**
+   * Deletes `key`; with `ifVersion`, only if that is still its version (else
+   * PreconditionFailedError, and the object stays). Idempotent: an absent object (never there,
+   * or deleted meanwhile) is success, with or without `ifVersion`, since what the caller wanted
+   * is true. Empty folders are left in place. (s3: the precondition holds only where the service
+   * honours If-Match on DeleteObject, as AWS does; see s3.ts.)
+   */
+  delete(key: string, ifVersion?: string): Promise<void>;
   /** Every object whose key starts with `prefix`, in lexicographic key order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * In-progress or abandoned temp files (a writer killed mid-write leaves them) whose own key
+   * starts with `prefix`, in key order; list() never shows them. Only stores that write through
+   * temp files have this (the file store); cloud uploads are never visible until complete.
+   * Their `modified` tells their age; `delete(key, version)` removes one.
+   */
+  listTemp?(prefix: string): AsyncIterable<ObjectInfo>;
   close?(): Promise<void>;
 }
 

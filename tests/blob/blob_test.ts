@@ -1,8 +1,11 @@
 /**
  * One conformance suite for every ObjectStore backend: the local file store, s3:// against s3rver
  * and gs:// against firebase-tools' Cloud Storage emulator. Write preconditions (put-if-absent
- * refusing, stale versions rejected) are tested against the file store and, for s3:// and gs://,
- * against tests/support/precondition_server.ts, because neither emulator enforces them.
+ * refusing, stale versions rejected on replace and delete, concurrent writers under one version)
+ * are tested against the file store and, for s3:// and gs://, against
+ * tests/support/precondition_server.ts, because neither emulator enforces them: s3rver ignores
+ * If-None-Match and If-Match (on PUT and on DELETE), the GCS emulator ignores ifGenerationMatch
+ * (on upload and on delete). Both emulators delete, and report LastModified / timeCreated.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -16,12 +19,13 @@ import { startPreconditionServer } from "../support/precondition_server.ts";
 import { startGcsEmulator, startS3rver } from "../support/servers.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
+const TEMP_KEY = /(^|\/)\.[^/]+\.tmp-[0-9a-f]{16}$/;
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
 /** How a backend names an object in its errors. */
 type Named = ObjectStore & { objectUrl(key: string): string };
 
-function fileStore(root: string): Named {
+function fileStore(root: string): Named & FileStore {
   const store = new FileStore(root);
   return Object.assign(store, { objectUrl: (key: string) => store.path(key) });
 }
@@ -63,18 +67,90 @@ async function bigFile(dir: string, size: number): Promise<string> {
   return path;
 }
 
+/**
+ * Asserts `modified` is the time of a write made between `before` and `after` (Date.now() values).
+ * The slack is for stores that keep whole seconds (S3, the file store's ctime) and for coarse
+ * filesystem clocks; a store reporting another time (epoch, an old mtime) is far outside it.
+ */
+function assertWrittenBetween(modified: Date, before: number, after: number) {
+  assert.ok(modified instanceof Date && !Number.isNaN(modified.getTime()), `${modified}`);
+  const ms = modified.getTime();
+  assert.ok(
+    ms >= before - 2000 && ms <= after + 2000,
+    `modified ${modified.toISOString()} is not the time of a write made between ` +
+      `${new Date(before).toISOString()} and ${new Date(after).toISOString()}`,
+  );
+}
+
 /** Everything an emulator can check: reads, writes that create, listing, streaming, misses. */
 async function conformance(t: Deno.TestContext, store: Named) {
   await t.step("putIfAbsent creates; get, getVersioned, getStream, head agree", async () => {
+    const before = Date.now();
     assert.equal(await store.putIfAbsent("a/one.txt", enc("one")), "created");
+    const after = Date.now();
     assert.equal(dec(await store.get("a/one.txt")), "one");
     const versioned = await store.getVersioned("a/one.txt");
     assert.equal(dec(versioned!.data), "one");
     const head = await store.head("a/one.txt");
-    assert.deepEqual(head, { key: "a/one.txt", size: 3, version: versioned!.version });
+    assert.deepEqual(head, {
+      key: "a/one.txt",
+      size: 3,
+      version: versioned!.version,
+      modified: head!.modified,
+    });
     assert.notEqual(head!.version, "");
+    assertWrittenBetween(head!.modified, before, after);
     assert.equal(dec(await readAll(await store.getStream("a/one.txt"))), "one");
   });
+
+  await t.step("list and head report the same modified time", async () => {
+    const [listed] = await Array.fromAsync(store.list("a/one.txt"));
+    assert.deepEqual(listed, await store.head("a/one.txt"));
+    assert.ok(listed.modified instanceof Date);
+  });
+
+  await t.step("putIfVersion from a 12 MB { file } replaces; the new bytes read back", async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      // Above gcs.ts's 8 MiB threshold, so GCS takes the resumable path.
+      const path = await bigFile(dir, 12 << 20);
+      const want = sha256(await Deno.readFile(path));
+      const v1 = await store.putIfVersion("r/part.parquet", enc("corrupt"), null);
+      const before = Date.now();
+      const v2 = await store.putIfVersion("r/part.parquet", { file: path }, v1);
+      const after = Date.now();
+      assert.notEqual(v2, v1);
+      await Deno.remove(path); // the caller may drop its file once the object is in place
+      const head = await store.head("r/part.parquet");
+      assert.equal(head!.version, v2);
+      assert.equal(head!.size, 12 << 20);
+      assertWrittenBetween(head!.modified, before, after);
+      assert.equal(sha256(await readAll(await store.getStream("r/part.parquet"))), want);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  await t.step(
+    "delete removes, with or without a version; a missing object is success",
+    async () => {
+      await store.putIfAbsent("d/plain", enc("x"));
+      await store.delete("d/plain");
+      assert.equal(await store.head("d/plain"), null);
+
+      await store.putIfAbsent("d/versioned", enc("y"));
+      const { version } = (await store.head("d/versioned"))!;
+      await store.delete("d/versioned", version);
+      assert.equal(await store.head("d/versioned"), null);
+      await assert.rejects(store.get("d/versioned"), NotFoundError);
+
+      // Gone already (gc listed it, someone else removed it): what the caller wanted is true.
+      await store.delete("d/versioned", version);
+      await store.delete("d/versioned");
+      await store.delete("d/never-there");
+      assert.deepEqual(await listKeys(store, "d/"), []);
+    },
+  );
 
   await t.step("missing objects: NotFoundError naming the object, or null", async () => {
     const url = store.objectUrl("a/missing.txt");
@@ -138,6 +214,7 @@ async function listing(t: Deno.TestContext, store: Named, ordered = true) {
     await check("l/a/", ["l/a/x"]);
     await check("l/b/c/d", ["l/b/c/d"]);
     await check("nothing/", []);
+    // Every field, modified included, as head reports it.
     for await (const info of store.list("l/")) assert.deepEqual(await store.head(info.key), info);
     assert.ok((await listKeys(store, "")).includes("l/ab"));
   });
@@ -182,6 +259,115 @@ async function preconditions(t: Deno.TestContext, store: Named) {
     const v3 = await store.putIfVersion("p/checkpoint.json", enc("v3"), v2);
     assert.equal((await store.getVersioned("p/checkpoint.json"))!.version, v3);
   });
+
+  await t.step(
+    "putIfVersion from a { file }: a stale version is refused and the object untouched",
+    async () => {
+      const dir = await Deno.makeTempDir();
+      try {
+        const small = `${dir}/small`;
+        await Deno.writeFile(small, enc("rebuilt"));
+        const big = await bigFile(dir, 12 << 20); // GCS: resumable, checked when it completes
+        const v1 = await store.putIfVersion("p/repaired", enc("first"), null);
+        const v2 = await store.putIfVersion("p/repaired", enc("second"), v1);
+        const url = store.objectUrl("p/repaired");
+        for (const file of [small, big]) {
+          await assert.rejects(store.putIfVersion("p/repaired", { file }, v1), (e) => {
+            assert.ok(e instanceof PreconditionFailedError);
+            assert.equal(e.message, `${url} was changed by another writer (precondition failed)`);
+            return true;
+          });
+          await assert.rejects(
+            store.putIfVersion("p/repaired", { file }, null),
+            PreconditionFailedError,
+          );
+        }
+        assert.deepEqual(await store.getVersioned("p/repaired"), {
+          data: enc("second"),
+          version: v2,
+        });
+
+        // An absent object has no version to match.
+        await assert.rejects(
+          store.putIfVersion("p/absent", { file: small }, v2),
+          PreconditionFailedError,
+        );
+        assert.equal(await store.head("p/absent"), null);
+
+        // The current version goes through, both ways (GCS: the resumable one for the big file).
+        const v3 = await store.putIfVersion("p/repaired", { file: big }, v2);
+        assert.equal((await store.head("p/repaired"))!.version, v3);
+        assert.equal(
+          sha256(await readAll(await store.getStream("p/repaired"))),
+          sha256(await Deno.readFile(big)),
+        );
+        const v4 = await store.putIfVersion("p/repaired", { file: small }, v3);
+        assert.deepEqual(await store.getVersioned("p/repaired"), {
+          data: enc("rebuilt"),
+          version: v4,
+        });
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+
+  await t.step("delete under a stale version: refused, the object stays", async () => {
+    const v1 = await store.putIfVersion("p/orphan", enc("listed"), null);
+    const v2 = await store.putIfVersion("p/orphan", enc("rewritten since"), v1);
+    const url = store.objectUrl("p/orphan");
+    await assert.rejects(store.delete("p/orphan", v1), (e) => {
+      assert.ok(e instanceof PreconditionFailedError);
+      assert.equal(e.message, `${url} was changed by another writer (precondition failed)`);
+      return true;
+    });
+    assert.deepEqual(await store.getVersioned("p/orphan"), {
+      data: enc("rewritten since"),
+      version: v2,
+    });
+    // An empty token (an ETag a server left out) matches nothing, absence included (GCS would
+    // read it as generation 0, "only if absent").
+    await assert.rejects(store.delete("p/orphan", ""), PreconditionFailedError);
+    await assert.rejects(store.putIfVersion("p/orphan", enc("x"), ""), PreconditionFailedError);
+    await assert.rejects(store.putIfVersion("p/never", enc("x"), ""), PreconditionFailedError);
+    assert.equal(await store.head("p/never"), null);
+    assert.equal(dec(await store.get("p/orphan")), "rewritten since");
+    await store.delete("p/orphan", v2);
+    assert.equal(await store.head("p/orphan"), null);
+  });
+
+  await t.step("concurrent replacements under one version: exactly one wins", async () => {
+    const v1 = await store.putIfVersion("p/race", enc("original"), null);
+    const writers = Array.from({ length: 6 }, (_, i) => `repair ${i}`);
+    const results = await Promise.allSettled(
+      writers.map((w) => store.putIfVersion("p/race", enc(w), v1)),
+    );
+    const won = results.flatMap((r, i) => r.status === "fulfilled" ? [{ i, v: r.value }] : []);
+    assert.equal(won.length, 1, `winners: ${won.map((w) => writers[w.i])}`);
+    for (const r of results) {
+      if (r.status === "rejected") assert.ok(r.reason instanceof PreconditionFailedError);
+    }
+    assert.deepEqual(await store.getVersioned("p/race"), {
+      data: enc(writers[won[0].i]),
+      version: won[0].v,
+    });
+  });
+
+  await t.step("a delete racing replacements under one version: exactly one wins", async () => {
+    const v1 = await store.putIfVersion("p/race2", enc("original"), null);
+    const results = await Promise.allSettled([
+      store.delete("p/race2", v1),
+      store.putIfVersion("p/race2", enc("a"), v1),
+      store.putIfVersion("p/race2", enc("b"), v1),
+    ]);
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    for (const r of results) {
+      if (r.status === "rejected") assert.ok(r.reason instanceof PreconditionFailedError);
+    }
+    const now = await store.getVersioned("p/race2");
+    if (results[0].status === "fulfilled") assert.equal(now, null);
+    else assert.equal(dec(now!.data), results[1].status === "fulfilled" ? "a" : "b");
+  });
 }
 
 Deno.test("file store: conformance and preconditions", async (t) => {
@@ -215,6 +401,91 @@ Deno.test("file store: conformance and preconditions", async (t) => {
       await Deno.writeFile(`${root}/lake/l/.ab.tmp-0123456789abcdef`, enc("partial"));
       assert.deepEqual(await listKeys(store, "l/a"), ["l/a-b/x", "l/a/x", "l/a0", "l/ab"]);
     });
+
+    await t.step(
+      "listTemp finds left-behind temp files with their time; delete removes one",
+      async () => {
+        const before = Date.now();
+        await Deno.mkdir(`${root}/lake/l/b/deep`, { recursive: true });
+        await Deno.writeFile(`${root}/lake/l/b/deep/.part.tmp-fedcba9876543210`, enc("half"));
+        const after = Date.now();
+        await Deno.writeFile(`${root}/lake/l/.not-a-temp.tmp-xyz`, enc("an object")); // no 16 hex
+        const temps = await Array.fromAsync(store.listTemp!("l/"));
+        assert.deepEqual(temps.map((o) => [o.key, o.size]), [
+          ["l/.ab.tmp-0123456789abcdef", 7],
+          ["l/b/deep/.part.tmp-fedcba9876543210", 4],
+        ]);
+        assertWrittenBetween(temps[1].modified, before, after);
+        assert.deepEqual(
+          (await Array.fromAsync(store.listTemp!("l/b/"))).map((o) => o.key),
+          ["l/b/deep/.part.tmp-fedcba9876543210"],
+        );
+        assert.ok((await listKeys(store, "l/")).includes("l/.not-a-temp.tmp-xyz"));
+        assert.ok(!(await listKeys(store, "l/")).some((k) => TEMP_KEY.test(k)));
+
+        await store.delete(temps[1].key, temps[1].version);
+        assert.deepEqual(
+          (await Array.fromAsync(store.listTemp!("l/"))).map((o) => o.key),
+          ["l/.ab.tmp-0123456789abcdef"],
+        );
+        await store.delete(temps[0].key, temps[0].version);
+        await store.delete("l/.not-a-temp.tmp-xyz");
+        assert.deepEqual(await Array.fromAsync(store.listTemp!("")), []);
+      },
+    );
+
+    await t.step("modified is when a file was published, not its old mtime", async () => {
+      const old = new Date("2001-01-01T00:00:00Z");
+      const built = `${root}/built.parquet`;
+      await Deno.writeFile(built, enc("built long ago"));
+      await Deno.utime(built, old, old);
+      const before = Date.now();
+      assert.equal(await store.putIfAbsent("m/part", { file: built }), "created");
+      const v = await store.putIfVersion("m/replaced", enc("x"), null);
+      await store.putIfVersion("m/replaced", { file: built }, v); // linked, mtime 2001
+      const after = Date.now();
+      for (const key of ["m/part", "m/replaced"]) {
+        assert.equal((await Deno.stat(store.path(key))).mtime?.getTime(), old.getTime());
+        assertWrittenBetween((await store.head(key))!.modified, before, after);
+      }
+      assert.equal(dec(await store.get("m/replaced")), "built long ago");
+    });
+
+    await t.step("delete never removes a folder", async () => {
+      await store.delete("l/b/deep");
+      await store.delete("l/b/deep", "1-2-3");
+      assert.ok((await Deno.stat(`${root}/lake/l/b/deep`)).isDirectory);
+    });
+
+    // The CAS holds the object's flock from its compare to its rename/unlink. Here the test holds
+    // that lock, as a concurrent repair would, and replaces the object while holding it: the
+    // waiting writer must then see the new version and fail. (The pause only gives an
+    // implementation without the lock the time to compare and go ahead; the outcome expected
+    // does not depend on it.)
+    for (const op of ["putIfVersion", "delete"] as const) {
+      await t.step(`${op} waits for the lock, then compares with what is there`, async () => {
+        const key = `lock/${op}`;
+        const v1 = await store.putIfVersion(key, enc("v1"), null);
+        const held = await Deno.open(store.path(key), { read: true, write: true });
+        let pending: Promise<unknown>;
+        try {
+          await held.lock(true);
+          pending = op === "delete"
+            ? store.delete(key, v1)
+            : store.putIfVersion(key, enc("late"), v1);
+          pending.catch(() => {}); // settled below
+          await new Promise((r) => setTimeout(r, 200));
+          // What the lock holder installs, the way FileStore itself would: temp, then rename.
+          const temp = `${root}/lake/lock/.${op}.tmp-00000000000000ff`;
+          await Deno.writeFile(temp, enc("v2"));
+          await Deno.rename(temp, store.path(key));
+        } finally {
+          held.close();
+        }
+        await assert.rejects(pending, PreconditionFailedError);
+        assert.equal(dec(await store.get(key)), "v2");
+      });
+    }
   } finally {
     await Deno.remove(root, { recursive: true });
   }

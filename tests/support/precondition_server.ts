@@ -7,14 +7,22 @@
  * server speaks just enough of both wire protocols for the real clients (@aws-sdk/client-s3 and
  * @google-cloud/storage) to run bronze's stores against it:
  *
- * - S3 REST, path style: PUT / GET / HEAD `/<bucket>/<key>` (ETag, `If-None-Match: *`, `If-Match`)
- *   and `GET /<bucket>?list-type=2&prefix=` (one page).
- * - GCS JSON API: `POST /upload/storage/v1/b/<bucket>/o?uploadType=media|multipart&name=&
- *   ifGenerationMatch=`, `GET [/storage/v1]/b/<bucket>/o/<name>` (metadata, or bytes with
- *   `alt=media`; `generation=` pins a generation) and `GET [/storage/v1]/b/<bucket>/o?prefix=`.
+ * - S3 REST, path style: PUT / GET / HEAD / DELETE `/<bucket>/<key>` (ETag, Last-Modified,
+ *   `If-None-Match: *` and `If-Match` on PUT, `If-Match` on DELETE) and
+ *   `GET /<bucket>?list-type=2&prefix=` (one page; LastModified with milliseconds, where AWS sends
+ *   whole seconds, so the store's rounding is exercised). DELETE answers as AWS does: 204 whether
+ *   or not the object was there, but 404 NoSuchKey to an `If-Match` on an absent object and 412
+ *   to a stale one.
+ * - GCS JSON API: `POST /upload/storage/v1/b/<bucket>/o?uploadType=media|multipart|resumable&
+ *   name=&ifGenerationMatch=` (resumable: the session's one `PUT` completes it, and the
+ *   precondition is checked then, at completion, as GCS does), `GET [/storage/v1]/b/<bucket>/o/
+ *   <name>` (metadata, or bytes with `alt=media`; `generation=` pins a generation),
+ *   `DELETE [/storage/v1]/b/<bucket>/o/<name>?ifGenerationMatch=` (404 when absent, 412 when
+ *   stale, else 204) and `GET [/storage/v1]/b/<bucket>/o?prefix=`. Objects carry timeCreated
+ *   and updated.
  *
- * Not supported: resumable GCS uploads, S3 multipart, pagination, deletes, auth (signatures are
- * not checked). Listens on 127.0.0.1, ephemeral port.
+ * Not supported: chunked or resumed resumable uploads, S3 multipart, pagination, auth (signatures
+ * are not checked). Listens on 127.0.0.1, ephemeral port.
  */
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
@@ -22,8 +30,17 @@ import { Buffer } from "node:buffer";
 interface Stored {
   data: Uint8Array<ArrayBuffer>;
   etag: string; // S3: quoted md5 hex
+  md5: string; // base64, as GCS reports it
+  crc32c: string; // base64, as GCS reports it
   generation: number; // GCS
   updated: Date;
+}
+
+/** A GCS resumable upload between its POST and its PUT. */
+interface Session {
+  bucket: string;
+  name: string;
+  ifGenerationMatch: string | null;
 }
 
 export interface PreconditionServer {
@@ -37,9 +54,19 @@ export function startPreconditionServer(): Promise<PreconditionServer> {
   const gcs = new Map<string, Stored>(); // "bucket/name"
   let nextGeneration = 1_700_000_000_000_000;
 
+  const sessions = new Map<string, Session>(); // upload_id
+  let nextSession = 1;
+
   const store = (map: Map<string, Stored>, id: string, data: Uint8Array<ArrayBuffer>): Stored => {
-    const md5 = createHash("md5").update(data).digest("hex");
-    const obj = { data, etag: `"${md5}"`, generation: nextGeneration++, updated: new Date() };
+    const md5 = createHash("md5").update(data);
+    const obj = {
+      data,
+      etag: `"${md5.copy().digest("hex")}"`,
+      md5: md5.digest("base64"),
+      crc32c: Buffer.from(crc32c(data)).toString("base64"),
+      generation: nextGeneration++,
+      updated: new Date(),
+    };
     map.set(id, obj);
     return obj;
   };
@@ -47,8 +74,14 @@ export function startPreconditionServer(): Promise<PreconditionServer> {
   const handler = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
     const path = url.pathname;
-    if (path.startsWith("/upload/storage/v1/b/")) return await gcsUpload(req, url);
+    if (path.startsWith("/upload/storage/v1/b/")) {
+      if (req.method === "PUT") return await gcsResumablePut(req, url);
+      return await gcsUpload(req, url);
+    }
     const gcsPath = /^(?:\/storage\/v1)?\/b\/([^/]+)\/o(?:\/(.+))?$/.exec(path);
+    if (gcsPath && req.method === "DELETE" && gcsPath[2] !== undefined) {
+      return gcsDelete(url, gcsPath[1], decodeURIComponent(gcsPath[2]));
+    }
     if (gcsPath) return gcsGet(url, gcsPath[1], gcsPath[2]);
     return await s3Request(req, url);
   };
@@ -83,6 +116,15 @@ export function startPreconditionServer(): Promise<PreconditionServer> {
         "last-modified": current.updated.toUTCString(),
       };
       return new Response(req.method === "HEAD" ? null : current.data, { headers });
+    }
+    if (req.method === "DELETE" && key !== "") {
+      const ifMatch = req.headers.get("if-match");
+      if (ifMatch !== null && !current) return s3Error(404, "NoSuchKey", id);
+      if (ifMatch !== null && ifMatch !== "*" && ifMatch !== current!.etag) {
+        return s3Error(412, "PreconditionFailed", id);
+      }
+      s3.delete(id);
+      return new Response(null, { status: 204 });
     }
     return s3Error(405, "MethodNotAllowed", id);
   }
@@ -121,7 +163,20 @@ export function startPreconditionServer(): Promise<PreconditionServer> {
     const body = new Uint8Array(await req.arrayBuffer());
     let name = url.searchParams.get("name");
     let data = body;
-    if (url.searchParams.get("uploadType") === "multipart") {
+    if (url.searchParams.get("uploadType") === "resumable") {
+      // Start a session; like GCS, check the precondition when it completes, not now.
+      name = name ?? (body.length ? JSON.parse(new TextDecoder().decode(body)).name : null);
+      if (!name) return gcsError(400, "no object name");
+      const id = String(nextSession++);
+      sessions.set(id, {
+        bucket,
+        name,
+        ifGenerationMatch: url.searchParams.get("ifGenerationMatch"),
+      });
+      const location = new URL(`/upload/storage/v1/b/${encodeURIComponent(bucket)}/o`, url);
+      location.search = new URLSearchParams({ uploadType: "resumable", upload_id: id }).toString();
+      return new Response(null, { headers: { location: location.href } });
+    } else if (url.searchParams.get("uploadType") === "multipart") {
       const boundary = /boundary="?([^";]+)"?/.exec(req.headers.get("content-type") ?? "")?.[1];
       if (!boundary) return gcsError(400, "multipart upload without a boundary");
       const [meta, media] = multipartParts(body, boundary);
@@ -134,12 +189,50 @@ export function startPreconditionServer(): Promise<PreconditionServer> {
       );
     }
     if (!name) return gcsError(400, "no object name");
+    return gcsCreate(bucket, name, url.searchParams.get("ifGenerationMatch"), data);
+  }
+
+  function gcsCreate(
+    bucket: string,
+    name: string,
+    ifGenerationMatch: string | null,
+    data: Uint8Array<ArrayBuffer>,
+  ): Response {
     const id = `${bucket}/${name}`;
-    const want = url.searchParams.get("ifGenerationMatch");
-    if (want !== null && Number(want) !== (gcs.get(id)?.generation ?? 0)) {
+    if (
+      ifGenerationMatch !== null && Number(ifGenerationMatch) !== (gcs.get(id)?.generation ?? 0)
+    ) {
       return gcsError(412, "At least one of the pre-conditions you specified did not hold.");
     }
     return Response.json(gcsResource(bucket, name, store(gcs, id, data)));
+  }
+
+  // The one PUT of a resumable session, with every byte: Content-Range "bytes 0-*/N" (or "*/*").
+  async function gcsResumablePut(req: Request, url: URL): Promise<Response> {
+    const id = url.searchParams.get("upload_id") ?? "";
+    const session = sessions.get(id);
+    if (!session) return gcsError(404, `no upload session ${id}`);
+    const range = req.headers.get("content-range") ?? "";
+    const data = new Uint8Array(await req.arrayBuffer());
+    if (range === "bytes */*") return new Response(null, { status: 308 }); // status query: none yet
+    const m = /^bytes 0-(?:\*|\d+)\/(\d+|\*)$/.exec(range);
+    if (!m || (m[1] !== "*" && Number(m[1]) !== data.length)) {
+      return gcsError(400, `only single-request resumable uploads are supported (${range})`);
+    }
+    sessions.delete(id);
+    return gcsCreate(session.bucket, session.name, session.ifGenerationMatch, data);
+  }
+
+  function gcsDelete(url: URL, bucket: string, name: string): Response {
+    const id = `${bucket}/${name}`;
+    const obj = gcs.get(id);
+    if (!obj) return gcsError(404, `No such object: ${id}`);
+    const want = url.searchParams.get("ifGenerationMatch");
+    if (want !== null && Number(want) !== obj.generation) {
+      return gcsError(412, "At least one of the pre-conditions you specified did not hold.");
+    }
+    gcs.delete(id);
+    return new Response(null, { status: 204 });
   }
 
   function gcsGet(url: URL, bucket: string, encodedName?: string): Response {
@@ -158,12 +251,11 @@ export function startPreconditionServer(): Promise<PreconditionServer> {
     if (url.searchParams.get("alt") !== "media") {
       return Response.json(gcsResource(bucket, name, obj));
     }
-    const r = gcsResource(bucket, name, obj);
     return new Response(obj.data, {
       headers: {
         "content-type": "application/octet-stream",
         "x-goog-generation": String(obj.generation),
-        "x-goog-hash": `crc32c=${r.crc32c},md5=${r.md5Hash}`,
+        "x-goog-hash": `crc32c=${obj.crc32c},md5=${obj.md5}`,
       },
     });
   }
@@ -178,9 +270,10 @@ export function startPreconditionServer(): Promise<PreconditionServer> {
       metageneration: "1",
       size: String(o.data.length),
       contentType: "application/octet-stream",
-      md5Hash: createHash("md5").update(o.data).digest("base64"),
-      crc32c: Buffer.from(crc32c(o.data)).toString("base64"),
+      md5Hash: o.md5,
+      crc32c: o.crc32c,
       etag: o.etag,
+      timeCreated: o.updated.toISOString(),
       updated: o.updated.toISOString(),
     };
   }
