@@ -291,6 +291,7 @@ function counting(store: ObjectStore) {
     head: (k) => store.head(k),
     putIfAbsent: (k, d) => store.putIfAbsent(k, d),
     putIfVersion: (k, d, v) => store.putIfVersion(k, d, v),
+    delete: (k, v) => store.delete(k, v),
     async *list(prefix) {
       for await (const o of store.list(prefix)) {
         counts.listed++;

@@ -6,7 +6,7 @@ import type { Network } from "../../lib/source/network.ts";
 import { openRpc, type RpcNode, type RpcOptions } from "../../lib/source/rpc.ts";
 import { decodeLedger } from "../../lib/source/ledger.ts";
 import type { LedgerSource, RawLedger } from "../../lib/source/source.ts";
-import { PartitionFileWriter } from "../../lib/table/parquet.ts";
+import { PartitionFileWriter } from "../../lib/table/writer.ts";
 import { SAMPLES, SAMPLES_ABSENT, syntheticLake, tempDir } from "../support/lakes.ts";
 import {
   type RpcServerOptions,
