@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { parseStoreUrl, splitObjectUrl } from "./blob/url.ts";
+import { parseStoreUrl, redactUrl, schemeOf, splitObjectUrl } from "./blob/url.ts";
 import { ConfigError } from "./errors.ts";
 import { validateDsn } from "./metadata/dsn.ts";
 import { type Network, NETWORKS } from "./source/network.ts";
@@ -84,6 +84,22 @@ const storeUrl = (raw: string): string | Invalid => {
   const parsed = parseStoreUrl(raw);
   return "problem" in parsed ? new Invalid(parsed.problem) : raw;
 };
+/** A Galexie lake (a store URL) or a Stellar RPC node: rpc+https://host[:port][/path]. */
+const sourceUrl = (raw: string): string | Invalid => {
+  const scheme = schemeOf(raw);
+  if (!scheme?.startsWith("rpc+")) return storeUrl(raw);
+  if (scheme !== "rpc+https" && scheme !== "rpc+http") {
+    return new Invalid(
+      `must be rpc+https:// or rpc+http:// for a Stellar RPC node, got "${redactUrl(raw)}"`,
+    );
+  }
+  try {
+    if (new URL(raw.slice("rpc+".length)).hostname) return raw;
+  } catch { /* reported below */ }
+  return new Invalid(
+    `names no RPC host: "${redactUrl(raw)}" (expected ${scheme}://host[:port][/path])`,
+  );
+};
 /** Like storeUrl, but naming one object (the checkpoint file). */
 const objectUrl = (raw: string): string | Invalid => {
   const split = splitObjectUrl(raw);
@@ -108,8 +124,9 @@ export const SPECS: Record<Key, Spec> = {
   source: {
     flag: "--source",
     env: "SOURCE_URL",
-    help: "Galexie data lake: a path, file://, gs:// or s3:// URL",
-    parse: storeUrl,
+    help:
+      "where ledgers come from: a Galexie data lake (a path, file://, gs:// or s3:// URL) or a Stellar RPC node (rpc+https://host[:port][/path])",
+    parse: sourceUrl,
   },
   storage: {
     flag: "--storage",

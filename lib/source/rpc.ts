@@ -10,6 +10,7 @@
  * on timeouts, HTTP 408/429/5xx, server-side JSON-RPC errors and malformed responses.
  */
 import { rpc } from "@stellar/stellar-sdk";
+import { schemeOf } from "../blob/url.ts";
 import { BronzeError } from "../errors.ts";
 import { splitLedgers } from "./ledger.ts";
 import { type Network, passphraseOf } from "./network.ts";
@@ -36,7 +37,7 @@ const MAX_RETRY_AFTER_MS = 30_000;
 const CLIENT_ERRORS = new Set([-32700, -32600, -32601, -32602]);
 
 export function isRpcUrl(url: string): boolean {
-  return /^rpc\+/i.test(url);
+  return schemeOf(url)?.startsWith("rpc+") ?? false;
 }
 
 export interface RpcNode extends LedgerSource {

@@ -52,3 +52,20 @@ Deno.test("settings: required settings are named with their flag and variable", 
     },
   );
 });
+
+Deno.test("settings: --source takes a lake URL or a Stellar RPC node, and names a bad one", () => {
+  const source = (raw: string) => resolveSettings(["source"], { source: raw }, env({})).source;
+  assert.equal(
+    source("rpc+https://rpc.example.org:443/soroban"),
+    "rpc+https://rpc.example.org:443/soroban",
+  );
+  assert.equal(source("rpc+http://127.0.0.1:8000"), "rpc+http://127.0.0.1:8000");
+  assert.equal(source("gs://lake/ledgers"), "gs://lake/ledgers");
+  assert.throws(() => source("rpc+ftp://u:secret@host/x"), {
+    message:
+      '--source must be rpc+https:// or rpc+http:// for a Stellar RPC node, got "rpc+ftp://host/x"',
+  });
+  assert.throws(() => source("rpc+https://"), {
+    message: '--source names no RPC host: "rpc+https://" (expected rpc+https://host[:port][/path])',
+  });
+});
