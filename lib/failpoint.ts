@@ -7,14 +7,19 @@
  * - pause: the n-th time, it prints `[failpoint] paused at <name>:<n>` on stderr and waits until
  *   `resume()` says go (the run was interrupted), or forever when there is none. A test then acts
  *   (sends a signal) with the process at a known point instead of after a guessed delay.
+ * - throw: the n-th time, it throws a plain Error (not a BronzeError): a bug, as the user would
+ *   meet one.
  *
  * Counts are per thread: a build worker counts its own `build-ledger` passes.
  */
-const spec = /^([a-z-]+):(\d+)(?::(kill|pause))?$/.exec(Deno.env.get("BRONZE_FAILPOINT") ?? "");
+const spec = /^([a-z-]+):(\d+)(?::(kill|pause|throw))?$/.exec(
+  Deno.env.get("BRONZE_FAILPOINT") ?? "",
+);
 let remaining = spec ? Number(spec[2]) : 0;
 
 export function failpoint(name: string, resume?: () => boolean): Promise<void> {
   if (!spec || spec[1] !== name || --remaining !== 0) return Promise.resolve();
+  if (spec[3] === "throw") return Promise.reject(new Error(`failpoint ${name}:${spec[2]} threw`));
   if (spec[3] !== "pause") {
     Deno.kill(Deno.pid, "SIGKILL");
     return new Promise(() => {}); // never resumes: the signal is on its way

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { parseStoreUrl, redactUrl, schemeOf, splitObjectUrl } from "./blob/url.ts";
+import { existingDir, lakeDir, localPath, writableDir, writableFile } from "./probe.ts";
 import { ConfigError } from "./errors.ts";
 import { validateDsn } from "./metadata/dsn.ts";
 import { type Network, NETWORKS } from "./source/network.ts";
@@ -48,6 +49,8 @@ interface Spec {
   parse(raw: string): unknown | Invalid;
   default?: (s: Partial<Settings>) => unknown;
   boolean?: true;
+  /** Checks a local path on disk (commands that use it say so in COMMAND_PROBES). */
+  probe?: (value: string, s: Partial<Settings>) => string | undefined;
 }
 
 /** A rejected value; the message follows the flag or variable name it came from. */
@@ -84,10 +87,11 @@ const storeUrl = (raw: string): string | Invalid => {
   const parsed = parseStoreUrl(raw);
   return "problem" in parsed ? new Invalid(parsed.problem) : raw;
 };
+const isRpc = (url: string) => schemeOf(url)?.startsWith("rpc+") ?? false;
 /** A Galexie lake (a store URL) or a Stellar RPC node: rpc+https://host[:port][/path]. */
 const sourceUrl = (raw: string): string | Invalid => {
+  if (!isRpc(raw)) return storeUrl(raw);
   const scheme = schemeOf(raw);
-  if (!scheme?.startsWith("rpc+")) return storeUrl(raw);
   if (scheme !== "rpc+https" && scheme !== "rpc+http") {
     return new Invalid(
       `must be rpc+https:// or rpc+http:// for a Stellar RPC node, got "${redactUrl(raw)}"`,
@@ -120,6 +124,8 @@ export const SPECS: Record<Key, Spec> = {
     help: "directory for the embedded catalog and the local checkpoint",
     parse: nonEmpty,
     default: () => "./state",
+    // Only the embedded catalog lives there (the checkpoint is probed on its own).
+    probe: (dir, s) => s.catalog === undefined ? writableDir(dir) : undefined,
   },
   source: {
     flag: "--source",
@@ -127,6 +133,10 @@ export const SPECS: Record<Key, Spec> = {
     help:
       "where ledgers come from: a Galexie data lake (a path, file://, gs:// or s3:// URL) or a Stellar RPC node (rpc+https://host[:port][/path])",
     parse: sourceUrl,
+    probe: (url) => {
+      const path = isRpc(url) ? null : localPath(url);
+      return path === null ? undefined : lakeDir(path);
+    },
   },
   storage: {
     flag: "--storage",
@@ -134,6 +144,10 @@ export const SPECS: Record<Key, Spec> = {
     help: "where partitions are written: a path, file://, gs:// or s3:// URL",
     parse: storeUrl,
     default: () => "./data",
+    probe: (url) => {
+      const path = localPath(url);
+      return path === null ? undefined : writableDir(path);
+    },
   },
   start: {
     flag: "--start",
@@ -188,6 +202,10 @@ export const SPECS: Record<Key, Spec> = {
     help: "checkpoint location: a path, gs:// or s3:// URL",
     parse: objectUrl,
     default: (s) => join(s.stateDir ?? "./state", "checkpoint.json"),
+    probe: (url) => {
+      const path = localPath(url);
+      return path === null ? undefined : writableFile(path);
+    },
   },
   concurrency: {
     flag: "--concurrency",
@@ -268,6 +286,10 @@ export const SPECS: Record<Key, Spec> = {
     help:
       "read partitions under this root (path, file://, gs://, s3://) at each lineage row's storage_path (default: each row's storage_uri)",
     parse: storeUrl,
+    probe: (url) => {
+      const path = localPath(url);
+      return path === null ? undefined : existingDir(path);
+    },
   },
 };
 
@@ -326,6 +348,17 @@ export const COMMAND_SETTINGS = {
 
 export type CommandName = keyof typeof COMMAND_SETTINGS;
 
+/**
+ * The local paths each command checks on disk before it starts: copy writes to its storage, state
+ * dir and checkpoint and reads its lake; migrate creates the embedded catalog; verify reads under
+ * --storage. The read-only commands never create anything.
+ */
+export const COMMAND_PROBES: { readonly [C in CommandName]?: readonly Key[] } = {
+  copy: ["source", "storage", "stateDir", "checkpoint"],
+  migrate: ["stateDir"],
+  verify: ["storageRoot"],
+};
+
 /** The options of one command: exactly the settings it reads, with their types. */
 export type SettingsOf<C extends CommandName> = Pick<
   Settings,
@@ -340,21 +373,31 @@ export function optionName(key: Key): string {
   return SPECS[key].flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
+export interface ResolveOptions<K extends Key, R extends K> {
+  /** Must end up set, and are typed so. */
+  required?: readonly R[];
+  /** Must end up set in this invocation (copy's range, unless --fill-gaps); typed optional. */
+  requiredNow?: readonly K[];
+  /** Local paths to check on disk (COMMAND_PROBES), once the value itself is valid. */
+  probe?: readonly K[];
+  /** Command-line words commander did not recognise, reported with the other problems. */
+  unknown?: readonly string[];
+}
+
 /**
  * Resolves the given keys from flags (by commander's option names), then the environment, then
- * defaults. `required` keys must end up set, and are typed so; `requiredNow` must end up set too,
- * but only in this invocation (copy's range, unless --fill-gaps), so their type stays optional.
- * Throws one ConfigError listing every problem.
+ * defaults, then probes local paths. Throws one ConfigError listing every problem.
  */
 export function resolveSettings<K extends Key, R extends K = never>(
   keys: readonly K[],
   flags: Flags,
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),
-  required: readonly R[] = [],
-  requiredNow: readonly K[] = [],
+  opts: ResolveOptions<K, R> = {},
 ): Pick<Settings, K> & Required<Pick<Settings, R>> {
-  const problems: string[] = [];
+  const required: readonly K[] = [...(opts.required ?? []), ...(opts.requiredNow ?? [])];
+  const problems: string[] = unknownProblems(keys, opts.unknown ?? []);
   const out: Partial<Settings> = {};
+  const origins: Partial<Record<Key, string>> = {};
   // Defaults may depend on other settings (checkpoint on stateDir): resolve those first.
   const ordered = [...keys].sort((a, b) =>
     (a === "checkpoint" ? 1 : 0) - (b === "checkpoint" ? 1 : 0)
@@ -373,19 +416,62 @@ export function resolveSettings<K extends Key, R extends K = never>(
     const name = spec.env ? `${spec.flag} (${spec.env})` : spec.flag;
     if (raw === undefined) {
       if (spec.default) (out as Record<string, unknown>)[key] = spec.default(out);
-      else if ((required as readonly K[]).includes(key) || requiredNow.includes(key)) {
-        problems.push(`${name} is required`);
-      }
+      else if (required.includes(key)) problems.push(`${name} is required`);
+      origins[key] = name;
       continue;
     }
     const parsed = spec.parse(raw);
     if (parsed instanceof Invalid) problems.push(`${origin} ${parsed.message}`);
     else (out as Record<string, unknown>)[key] = parsed;
+    origins[key] = origin;
   }
   const s = out as Partial<Settings>;
   if (s.start !== undefined && s.end !== undefined && s.end < s.start) {
     problems.push(`--end (LEDGER_END) ${s.end} is before --start (LEDGER_START) ${s.start}`);
   }
+  for (const key of opts.probe ?? []) {
+    const value = (out as Record<string, unknown>)[key];
+    const problem = typeof value === "string" ? SPECS[key].probe?.(value, s) : undefined;
+    if (problem) problems.push(`${origins[key]} ${problem}`);
+  }
   if (problems.length) throw new ConfigError(problems);
   return out as Pick<Settings, K> & Required<Pick<Settings, R>>;
+}
+
+/**
+ * One problem per unknown word, suggesting the command's flag it most likely meant
+ * (`--version` → `--version-label`).
+ */
+function unknownProblems(keys: readonly Key[], words: readonly string[]): string[] {
+  const flags = [...new Set(keys.map((k) => SPECS[k].flag))];
+  const problems: string[] = [];
+  let valueOfUnknown = false;
+  for (const word of words) {
+    if (!word.startsWith("-")) {
+      // The value of the unknown option before it, most likely: that option is the problem.
+      if (!valueOfUnknown) problems.push(`unexpected argument "${word}" (settings are flags)`);
+      valueOfUnknown = false;
+      continue;
+    }
+    const flag = word.split("=")[0];
+    valueOfUnknown = !word.includes("=");
+    const guess = flags.find((f) => f.startsWith(flag)) ??
+      flags.find((f) => editDistance(f, flag) <= 2);
+    problems.push(`unknown option ${flag}${guess ? ` (did you mean ${guess}?)` : ""}`);
+  }
+  return problems;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length];
 }

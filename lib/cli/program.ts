@@ -15,8 +15,13 @@ import { parseVerifyArgs, verifyCommand } from "./commands/verify.ts";
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
 export const EXIT_INTERNAL = 70;
 
-/** Adds a command's flags, with their defaults and environment variables in the help text. */
+/**
+ * Adds a command's flags, with their defaults and environment variables in the help text. Unknown
+ * flags and stray words are not commander's errors but reach the command's settings check, to be
+ * reported with every other problem at once.
+ */
 function withOptions(cmd: Command, name: CommandName): Command {
+  cmd.allowUnknownOption().allowExcessArguments();
   for (const key of COMMAND_SETTINGS[name]) {
     const spec = SPECS[key];
     const flag = spec.boolean ? spec.flag : `${spec.flag} <value>`;
@@ -36,41 +41,52 @@ export function buildProgram(exit: (code: number) => void): Command {
     )
     .version(`bronze ${VERSION} (git ${gitSha() ?? "unknown"})`, "-V, --version")
     .showHelpAfterError("(run with --help for usage)")
+    // -V/--version belong to bronze itself, before a command: `copy --version v2` is a slip
+    // for --version-label, not a request for the version.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
 
   withOptions(
     program.command("migrate").description("apply the _meta_* catalog schema (idempotent)"),
     "migrate",
-  ).action(async (flags: Flags) => exit(await migrateCommand(parseMigrateArgs(flags))));
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await migrateCommand(parseMigrateArgs(flags, undefined, cmd.args)))
+  );
 
   withOptions(
     program.command("copy").description(
       "copy a ledger range from a Galexie lake into Parquet partitions, resumably",
     ),
     "copy",
-  ).action(async (flags: Flags) => exit(await copyCommand(parseCopyArgs(flags))));
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await copyCommand(parseCopyArgs(flags, undefined, cmd.args)))
+  );
 
   withOptions(
     program.command("coverage").description(
       "per dataset: ledgers held, partitions, rows, bytes and every gap (exit 3 on gaps with --fail-on-gaps)",
     ),
     "coverage",
-  ).action(async (flags: Flags) => exit(await coverageCommand(parseCoverageArgs(flags))));
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await coverageCommand(parseCoverageArgs(flags, undefined, cmd.args)))
+  );
 
   withOptions(
     program.command("verify").description(
       "re-read stored partitions and check them against their lineage (exit 4 on any failure)",
     ),
     "verify",
-  ).action(async (flags: Flags) => exit(await verifyCommand(parseVerifyArgs(flags))));
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await verifyCommand(parseVerifyArgs(flags, undefined, cmd.args)))
+  );
 
   const checkpoint = program.command("checkpoint").description("inspect a copier's checkpoint");
   withOptions(
     checkpoint.command("show").description("print the checkpoint and the catalog's view beside it"),
     "checkpointShow",
-  ).action(async (flags: Flags) =>
-    exit(await checkpointShowCommand(parseCheckpointShowArgs(flags)))
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await checkpointShowCommand(parseCheckpointShowArgs(flags, undefined, cmd.args)))
   );
 
   return program;
@@ -88,11 +104,21 @@ export async function run(args: string[]): Promise<number> {
       // Help and version exit 0; usage errors were already printed by commander.
       return err.exitCode === 0 ? 0 : 2;
     }
-    if (err instanceof BronzeError) {
-      console.error(`bronze: ${err.message}`);
-      return err.exitCode;
-    }
-    console.error("bronze: internal error:", err);
-    return EXIT_INTERNAL;
+    return report(err);
   }
+}
+
+/**
+ * The one line an error becomes: a BronzeError's own message, anything else an internal error
+ * (a bug) whose stack trace BRONZE_DEBUG=1 shows. Returns the exit code.
+ */
+export function report(err: unknown): number {
+  if (err instanceof BronzeError) {
+    console.error(`bronze: ${err.message}`);
+    return err.exitCode;
+  }
+  const message = String((err as Error)?.message ?? err).split("\n")[0];
+  console.error(`bronze: internal error: ${message} (BRONZE_DEBUG=1 shows where)`);
+  if (Deno.env.get("BRONZE_DEBUG") === "1") console.error((err as Error)?.stack ?? err);
+  return EXIT_INTERNAL;
 }

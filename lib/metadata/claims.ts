@@ -17,21 +17,22 @@ const CLAIM_LOCK_CLASS = 0x62726f6e; // "bron"
 
 export class RangeClaimedError extends BronzeError {}
 
-const CLAIM_WAIT_MS = 10_000;
-
-type Conflict = { error: RangeClaimedError; deadBackend?: number };
-
-/** One attempt, in one transaction: sweep dead claims, refuse an overlap, or claim. */
+/**
+ * In one transaction: sweep dead claims, then refuse an overlap or claim. Returns the claim id, or
+ * the error naming the live copier in the way (refused at once: a live claim does not go away by
+ * waiting for it).
+ */
 async function tryClaim(
   client: pg.PoolClient,
   dataset: { id: number; label: string },
   copierId: string,
   start: number,
   end: number,
-): Promise<number | Conflict> {
+): Promise<number | RangeClaimedError> {
   await client.query("BEGIN");
   try {
     await client.query("SELECT pg_advisory_xact_lock($1, 0)", [CLAIM_LOCK_CLASS]);
+    // Dead: nobody holds its advisory lock in this database (its session ended)...
     await client.query(
       `DELETE FROM _meta_copier_claims c
        WHERE NOT EXISTS (
@@ -41,6 +42,24 @@ async function tryClaim(
            AND l.classid::bigint = $1 AND l.objid::bigint = c.id AND l.objsubid = 2)`,
       [CLAIM_LOCK_CLASS],
     );
+    // ...or its process on this host is gone, though its session may linger a moment (and on the
+    // embedded catalog, one backend holds every lock: they never end with a connection).
+    const local = await client.query<{ id: number; pid: number }>(
+      `SELECT id, pid FROM _meta_copier_claims WHERE host = $1`,
+      [hostname()],
+    );
+    for (const c of local.rows) {
+      if (c.pid === Deno.pid || processAlive(c.pid)) continue;
+      await client.query("DELETE FROM _meta_copier_claims WHERE id = $1", [c.id]);
+      // Its lingering session, found by the lock it holds (a pid alone may have been reused).
+      await client.query(
+        `SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+         WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 2`,
+        [CLAIM_LOCK_CLASS, c.id],
+      );
+    }
     const overlapping = await client.query(
       `SELECT copier_id, ledger_start, ledger_end, host, pid, backend_pid, claimed_at
        FROM _meta_copier_claims
@@ -50,13 +69,11 @@ async function tryClaim(
     if (overlapping.rows.length) {
       await client.query("ROLLBACK");
       const o = overlapping.rows[0];
-      const error = new RangeClaimedError(
+      return new RangeClaimedError(
         `range ${start}-${end} of ${dataset.label} overlaps ${o.ledger_start}-${o.ledger_end}, ` +
           `being copied by copier ${o.copier_id} (host ${o.host}, pid ${o.pid}, since ` +
           `${(o.claimed_at as Date).toISOString()}); give each copier a disjoint range`,
       );
-      const dead = o.host === hostname() && o.pid !== Deno.pid && !processAlive(o.pid);
-      return { error, deadBackend: dead && o.backend_pid ? o.backend_pid : undefined };
     }
     const { rows } = await client.query<{ id: number }>(
       `INSERT INTO _meta_copier_claims (dataset_id, copier_id, ledger_start, ledger_end, host, pid, backend_pid)
@@ -107,23 +124,9 @@ export async function claimRange(
     .catch(() => {});
   let id: number;
   try {
-    // A copier killed a moment ago may still hold its session for a few hundred milliseconds;
-    // one on this host whose process is gone is ended at once.
-    const deadline = Date.now() + CLAIM_WAIT_MS;
-    for (;;) {
-      const outcome = await tryClaim(client, dataset, copierId, start, end);
-      if (typeof outcome === "number") {
-        id = outcome;
-        break;
-      }
-      if (Date.now() > deadline) throw outcome.error;
-      if (outcome.deadBackend !== undefined) {
-        await client.query("SELECT pg_terminate_backend($1) WHERE $1 <> pg_backend_pid()", [
-          outcome.deadBackend,
-        ]);
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const outcome = await tryClaim(client, dataset, copierId, start, end);
+    if (outcome instanceof RangeClaimedError) throw outcome;
+    id = outcome;
   } catch (err) {
     client.release();
     throw db.error(err);

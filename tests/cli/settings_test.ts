@@ -42,7 +42,7 @@ Deno.test("settings: every problem is reported at once, each naming where the va
 
 Deno.test("settings: required settings are named with their flag and variable", () => {
   assert.throws(
-    () => resolveSettings(["source", "start"], {}, env({}), ["source", "start"]),
+    () => resolveSettings(["source", "start"], {}, env({}), { required: ["source", "start"] }),
     (err: Error) => {
       assert.equal(
         err.message,

@@ -8,15 +8,25 @@ import { islandAround } from "../../metadata/coverage.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { CatalogWriter } from "../../metadata/writer.ts";
 import { TABLE } from "../../table/schema.ts";
-import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
+import {
+  COMMAND_PROBES,
+  COMMAND_SETTINGS,
+  type Flags,
+  resolveSettings,
+  type SettingsOf,
+} from "../../settings.ts";
 
 export type CheckpointShowArgs = SettingsOf<"checkpointShow">;
 
 export function parseCheckpointShowArgs(
   flags: Flags,
   env?: (n: string) => string | undefined,
+  unknown: readonly string[] = [],
 ): CheckpointShowArgs {
-  return resolveSettings(COMMAND_SETTINGS.checkpointShow, flags, env);
+  return resolveSettings(COMMAND_SETTINGS.checkpointShow, flags, env, {
+    probe: COMMAND_PROBES.checkpointShow,
+    unknown,
+  });
 }
 
 /**

@@ -1,13 +1,28 @@
 import { copy, type CopyOptions, type CopyResult } from "../../copy/run.ts";
 import { createLogger, type Logger } from "../../log.ts";
-import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
+import {
+  COMMAND_PROBES,
+  COMMAND_SETTINGS,
+  type Flags,
+  resolveSettings,
+  type SettingsOf,
+} from "../../settings.ts";
 
 export type CopyArgs = SettingsOf<"copy"> & CopyOptions;
 
-export function parseCopyArgs(flags: Flags, env?: (n: string) => string | undefined): CopyArgs {
+export function parseCopyArgs(
+  flags: Flags,
+  env?: (n: string) => string | undefined,
+  unknown: readonly string[] = [],
+): CopyArgs {
   // A plain copy needs its range; --fill-gaps defaults to the dataset's recorded extent.
   const range = flags.fillGaps === true ? [] : ["start", "end"] as const;
-  return resolveSettings(COMMAND_SETTINGS.copy, flags, env, ["source"], range);
+  return resolveSettings(COMMAND_SETTINGS.copy, flags, env, {
+    required: ["source"],
+    requiredNow: range,
+    probe: COMMAND_PROBES.copy,
+    unknown,
+  });
 }
 
 /** Exit code of an interrupted run, as a shell reports death by that signal. */

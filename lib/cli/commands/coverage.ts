@@ -1,6 +1,12 @@
 import { type DatasetCoverage, queryCoverage } from "../../metadata/coverage.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
-import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
+import {
+  COMMAND_PROBES,
+  COMMAND_SETTINGS,
+  type Flags,
+  resolveSettings,
+  type SettingsOf,
+} from "../../settings.ts";
 import { formatBytes } from "../format.ts";
 
 /** `bronze coverage --fail-on-gaps` exits with this code when any dataset has a gap. */
@@ -11,8 +17,12 @@ export type CoverageOptions = SettingsOf<"coverage">;
 export function parseCoverageArgs(
   flags: Flags,
   env?: (n: string) => string | undefined,
+  unknown: readonly string[] = [],
 ): CoverageOptions {
-  return resolveSettings(COMMAND_SETTINGS.coverage, flags, env);
+  return resolveSettings(COMMAND_SETTINGS.coverage, flags, env, {
+    probe: COMMAND_PROBES.coverage,
+    unknown,
+  });
 }
 
 export interface CoverageReport {

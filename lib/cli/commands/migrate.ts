@@ -1,14 +1,24 @@
 import { openCatalog } from "../../metadata/catalog.ts";
 import { migrate, migrationStatus } from "../../metadata/migrate.ts";
-import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
+import {
+  COMMAND_PROBES,
+  COMMAND_SETTINGS,
+  type Flags,
+  resolveSettings,
+  type SettingsOf,
+} from "../../settings.ts";
 
 export type MigrateOptions = SettingsOf<"migrate">;
 
 export function parseMigrateArgs(
   flags: Flags,
   env?: (n: string) => string | undefined,
+  unknown: readonly string[] = [],
 ): MigrateOptions {
-  return resolveSettings(COMMAND_SETTINGS.migrate, flags, env);
+  return resolveSettings(COMMAND_SETTINGS.migrate, flags, env, {
+    probe: COMMAND_PROBES.migrate,
+    unknown,
+  });
 }
 
 /**

@@ -1,5 +1,11 @@
 import { createLogger, type Logger } from "../../log.ts";
-import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
+import {
+  COMMAND_PROBES,
+  COMMAND_SETTINGS,
+  type Flags,
+  resolveSettings,
+  type SettingsOf,
+} from "../../settings.ts";
 import { verify, type VerifyResult } from "../../verify/verify.ts";
 import { formatBytes } from "../format.ts";
 
@@ -8,8 +14,15 @@ export const EXIT_VERIFY_FAILED = 4;
 
 export type VerifyArgs = SettingsOf<"verify">;
 
-export function parseVerifyArgs(flags: Flags, env?: (n: string) => string | undefined): VerifyArgs {
-  return resolveSettings(COMMAND_SETTINGS.verify, flags, env);
+export function parseVerifyArgs(
+  flags: Flags,
+  env?: (n: string) => string | undefined,
+  unknown: readonly string[] = [],
+): VerifyArgs {
+  return resolveSettings(COMMAND_SETTINGS.verify, flags, env, {
+    probe: COMMAND_PROBES.verify,
+    unknown,
+  });
 }
 
 /**

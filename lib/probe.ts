@@ -1,0 +1,96 @@
+/**
+ * Probes of local paths, run with the other settings checks before any catalog, lake or build
+ * work: a bad path is one line naming the setting, the path and the OS's reason, not a crash
+ * deep inside a run. Each returns the problem, or undefined when the path will do.
+ */
+import { dirname, join, resolve } from "node:path";
+import { parseStoreUrl } from "./blob/url.ts";
+
+/** The local path a store URL names, or null for a bucket (or anything else not on this disk). */
+export function localPath(url: string): string | null {
+  const parsed = parseStoreUrl(url);
+  return "problem" in parsed || parsed.scheme !== "file" ? null : parsed.path;
+}
+
+/** The OS's reason, without the operation and path Deno appends (we name the path ourselves). */
+function reason(err: unknown): string {
+  return String((err as Error)?.message ?? err).replace(/: [a-z]+ '.*'$/, "").replace(
+    / \(os error \d+\)$/,
+    "",
+  );
+}
+
+/**
+ * A directory that exists or can be made, and where a file can be written, checked without
+ * making anything (a refused run leaves nothing behind): the nearest existing ancestor must be a
+ * directory that takes a probe file.
+ */
+export function writableDir(path: string): string | undefined {
+  const problem = _dirProblem(path);
+  return problem && `${path}: ${problem}`;
+}
+
+/** A file whose directory exists or can be made, writable; the file itself not a directory. */
+export function writableFile(path: string): string | undefined {
+  try {
+    if (Deno.statSync(path).isDirectory) return `${path}: is a directory, not a file`;
+  } catch { /* absent: it will be created */ }
+  const dir = dirname(path);
+  const problem = _dirProblem(dir);
+  if (problem === "not a directory") return `${path}: ${dir} is not a directory`;
+  return problem && `${path}: ${problem.replace(" the directory", ` its directory ${dir}`)}`;
+}
+
+function _dirProblem(path: string): string | undefined {
+  const target = resolve(path);
+  let at = target;
+  let info: Deno.FileInfo;
+  for (;;) {
+    try {
+      info = Deno.statSync(at);
+      break;
+    } catch (err) {
+      const absent = err instanceof Deno.errors.NotFound ||
+        err instanceof Deno.errors.NotADirectory;
+      if (!absent || dirname(at) === at) return reason(err);
+      at = dirname(at);
+    }
+  }
+  if (!info.isDirectory) {
+    return at === target
+      ? "not a directory"
+      : `cannot create the directory: ${at} is not a directory`;
+  }
+  const probe = join(at, `.bronze-probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  try {
+    Deno.writeFileSync(probe, new Uint8Array(0), { createNew: true });
+    Deno.removeSync(probe);
+  } catch (err) {
+    return at === target
+      ? `cannot write in the directory: ${reason(err)}`
+      : `cannot create the directory: cannot write in ${at}: ${reason(err)}`;
+  }
+  return undefined;
+}
+
+/** A directory that exists. */
+export function existingDir(path: string): string | undefined {
+  try {
+    if (!Deno.statSync(path).isDirectory) return `${path}: not a directory`;
+  } catch (err) {
+    return `${path}: ${reason(err)}`;
+  }
+  return undefined;
+}
+
+/** A Galexie lake on local disk: a directory holding `.config.json`. */
+export function lakeDir(path: string): string | undefined {
+  const problem = existingDir(path);
+  if (problem) return `${problem} (expected a Galexie data lake)`;
+  try {
+    Deno.statSync(join(path, ".config.json"));
+  } catch {
+    return `${path}: not a Galexie data lake (no .config.json in it)`;
+  }
+  return undefined;
+}
