@@ -1,11 +1,13 @@
 /**
  * `deno task demo`: bronze's main job on its embedded defaults, on a fresh clone: copies a sample
- * lake into ./data with the embedded catalog (./state/catalog) and the local checkpoint
- * (./state/checkpoint.json), then shows coverage and the checkpoint. Run it twice: the second run
- * finds the range complete.
+ * lake with the embedded catalog and the local checkpoint, then shows coverage and the
+ * checkpoint. Run it twice: the second run finds the range complete.
+ *
+ * Everything goes under ./demo (state in ./demo/state, partitions in ./demo/data), so the
+ * README's Quick start, which uses the defaults ./state and ./data, starts from nothing after it.
  *
  * The lake is the real testnet sample in ../shared/stellar-samples when it is there (third-party
- * data, never copied into this repository), otherwise a synthetic one generated into ./state.
+ * data, never copied into this repository), otherwise a synthetic one generated into ./demo.
  */
 import { run as main } from "../lib/cli/program.ts";
 import { makeLake } from "./make-lake.ts";
@@ -17,7 +19,7 @@ try {
   await Deno.stat(`${real}/.config.json`);
   console.error(`[demo] sample lake: real testnet ledgers in ${real}`);
 } catch {
-  source = "./state/sample-lake";
+  source = "./demo/sample-lake";
   range = ["--start", "1", "--end", "3000", "--partition-size", "1000"];
   try {
     await Deno.stat(`${source}/.config.json`);
@@ -34,11 +36,22 @@ try {
   }
 }
 
+const dirs = ["--state-dir", "./demo/state"];
 for (
   const args of [
-    ["copy", "--source", source, "--network", "testnet", ...range],
-    ["coverage"],
-    ["checkpoint", "show"],
+    [
+      "copy",
+      "--source",
+      source,
+      "--network",
+      "testnet",
+      ...dirs,
+      "--storage",
+      "./demo/data",
+      ...range,
+    ],
+    ["coverage", ...dirs],
+    ["checkpoint", "show", ...dirs],
   ]
 ) {
   console.error(`\n$ bronze ${args.join(" ")}`);

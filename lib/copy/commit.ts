@@ -45,6 +45,8 @@ export interface CommitRequest {
   built: Built;
   /** The checkpoint's last_committed_ledger once this partition is in the catalog. */
   checkpointLedger: number;
+  /** Why the checkpoint moves back, when it does (said with the save). */
+  checkpointNote?: string;
   /** A _meta_changes row written in the commit transaction (a backfill). */
   change?: { type: string; description: string };
 }
@@ -66,7 +68,9 @@ export class Committer {
     this.#between = deps.between ?? ((step) => failpoint(step));
   }
 
-  async commit({ built, checkpointLedger, change }: CommitRequest): Promise<Committed> {
+  async commit(
+    { built, checkpointLedger, checkpointNote, change }: CommitRequest,
+  ): Promise<Committed> {
     const { storage, writer, checkpoint, dataset, copierId, log } = this.deps;
     const { range } = built;
     const key = partitionKey(dataset, range);
@@ -130,7 +134,10 @@ export class Committer {
         last_committed_partition: { start: range.start, end: range.end, checksum },
         updated_at: new Date().toISOString(),
       });
-      log.info("checkpoint", `saved: last_committed=${checkpointLedger}`);
+      log.info(
+        "checkpoint",
+        `saved: last_committed=${checkpointLedger}${checkpointNote ? ` ${checkpointNote}` : ""}`,
+      );
     } catch (err) {
       log.warn(
         "checkpoint",

@@ -20,7 +20,10 @@ import type { Dataset } from "./commit.ts";
 
 export interface ResumePoint {
   checkpoint: Checkpoint | null;
-  /** What the catalog holds inside the run's range, as contiguous ranges in ledger order. */
+  /**
+   * What the catalog holds from the run's start on, as contiguous ranges ("islands") in ledger
+   * order; the first may begin before the start, the last end after the run's end.
+   */
   held: Range[];
   /** The dataset's highest recorded ledger at or after the run's start (0: none). */
   highest: number;
@@ -43,10 +46,7 @@ export async function findResumePoint(deps: ResumeDeps, range: Range): Promise<R
   const { catalog, dataset, log } = deps;
   const cp = await loadCheckpoint(deps);
   const after = await islands(catalog, dataset.id, range.start);
-  const held = after.filter((i) => i.start <= range.end).map((i) => ({
-    start: Math.max(i.start, range.start),
-    end: Math.min(i.end, range.end),
-  }));
+  const held = after.map((i) => ({ start: i.start, end: i.end }));
   const coverage = after.length && after[0].start <= range.start ? after[0].end : range.start - 1;
   // A checkpoint may come from a run with another --start; it only contradicts the catalog when
   // the catalog holds no lineage at the ledger it names.

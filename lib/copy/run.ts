@@ -27,7 +27,7 @@ import { Committer, type Dataset } from "./commit.ts";
 import { coveredThrough, insertHeld, planWork } from "./plan.ts";
 import { BuildPool } from "./pool.ts";
 import { announce, findResumePoint, type ResumePoint } from "./resume.ts";
-import { addCommit, type CopyStats, emptyStats } from "./stats.ts";
+import { addCommit, type CopyStats, emptyStats, summary } from "./stats.ts";
 
 export type { CopyStats };
 
@@ -64,6 +64,8 @@ class RunState {
   readonly held: Range[];
   /** The dataset's highest recorded ledger when the run started (for backfill detection). */
   readonly highest: number;
+  /** The checkpoint's ledger as last saved or loaded (to say why it moves back, if it does). */
+  checkpointLedger: number;
   backfillRecorded = false;
   readonly result: CopyResult = {
     committed: [],
@@ -75,6 +77,7 @@ class RunState {
   constructor(point: ResumePoint) {
     this.held = [...point.held];
     this.highest = point.highest;
+    this.checkpointLedger = point.checkpoint?.last_committed_ledger ?? 0;
   }
 }
 
@@ -257,7 +260,15 @@ async function buildAndCommit(run: Run, work: Range[], signal: AbortSignal): Pro
   // An interrupt that came after the last build finished stopped nothing.
   const last = result.committed.at(-1);
   result.interrupted = signal.aborted && !(last && last.end === work[work.length - 1].end);
+  if (signal.aborted && !result.interrupted) {
+    log.info(
+      "copier",
+      "the interrupt came after the last partition was in hand: nothing was cut short",
+    );
+  }
   if (!result.interrupted) log.info("copier", "complete");
+  const { text, fields } = summary(result.stats);
+  log.info("copier", text, fields);
   return result;
 }
 
@@ -272,9 +283,16 @@ async function commitOne(run: Run, built: Built): Promise<void> {
   }
   const backfill = !state.backfillRecorded && range.end < state.highest;
   insertHeld(state.held, range);
+  // The checkpoint names the end of the catalog's contiguous run through this partition. A run
+  // over an earlier range of the dataset may so move it back: then it says why.
+  const through = coveredThrough(state.held, range.end);
+  const back = through < state.checkpointLedger ? state.checkpointLedger : 0;
   const committed = await run.committer.commit({
     built,
-    checkpointLedger: coveredThrough(state.held, range.end),
+    checkpointLedger: through,
+    checkpointNote: back
+      ? `(was ${back}: this run's range is contiguous in the catalog only through ${through}; \`bronze coverage\` shows what else it holds)`
+      : undefined,
     change: backfill
       ? {
         type: "backfill",
@@ -284,6 +302,7 @@ async function commitOne(run: Run, built: Built): Promise<void> {
       : undefined,
   });
   if (backfill) state.backfillRecorded = true;
+  state.checkpointLedger = through;
   state.result.committed.push(range);
   if (committed.adopted) state.result.adopted.push(range);
   addCommit(state.result.stats, built, committed);

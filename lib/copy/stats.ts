@@ -12,6 +12,8 @@ export interface CopyStats {
   ledgers: number;
   /** LedgerCloseMeta XDR bytes copied. */
   xdrBytes: number;
+  /** Parquet bytes committed (adopted files included). */
+  bytes: number;
   /** Per step, summed over partitions: 1 build (source read, decode, Parquet, sha256). */
   buildSeconds: number;
   /** 2 publish. */
@@ -30,6 +32,7 @@ export function emptyStats(): CopyStats {
     partitions: 0,
     ledgers: 0,
     xdrBytes: 0,
+    bytes: 0,
     buildSeconds: 0,
     publishSeconds: 0,
     manifestSeconds: 0,
@@ -42,9 +45,32 @@ export function addCommit(stats: CopyStats, built: Built, c: Committed): void {
   stats.partitions++;
   stats.ledgers += c.range.end - c.range.start + 1;
   stats.xdrBytes += built.quality.xdr_bytes;
+  stats.bytes += built.bytes;
   stats.buildSeconds += built.seconds;
   stats.publishSeconds += c.seconds.publish;
   stats.manifestSeconds += c.seconds.manifest;
   stats.catalogSeconds += c.seconds.catalog;
   stats.checkpointSeconds += c.seconds.checkpoint;
+}
+
+/** The one line that ends a run: what it copied, and how fast. */
+export function summary(s: CopyStats): { text: string; fields: Record<string, unknown> } {
+  const mb = (n: number) => (n / 1e6).toFixed(1);
+  const rate = s.seconds > 0 ? s.xdrBytes / s.seconds / 1e6 : 0;
+  return {
+    text: `copied ${s.ledgers} ledger${s.ledgers === 1 ? "" : "s"} in ${s.partitions} partition${
+      s.partitions === 1 ? "" : "s"
+    }: ${mb(s.bytes)} MB written in ${s.seconds.toFixed(1)}s (${mb(s.xdrBytes)} MB of ledgers, ${
+      rate.toFixed(1)
+    } MB/s)`,
+    fields: {
+      event: "summary",
+      ledgers: s.ledgers,
+      partitions: s.partitions,
+      bytes: s.bytes,
+      xdr_bytes: s.xdrBytes,
+      seconds: Number(s.seconds.toFixed(3)),
+      mb_per_s: Number(rate.toFixed(2)),
+    },
+  };
 }

@@ -84,7 +84,11 @@ async function shippedMigrations(): Promise<string[]> {
  */
 export async function prepareSchema(catalog: Catalog, log: (line: string) => void): Promise<void> {
   if (!catalog.embedded) return await requireSchema(catalog);
-  for (const name of await migrate(catalog)) log(`applied migration ${name}`);
+  // A new catalog gets every migration: that is what "creating" means, not news. An older one
+  // brought up to this binary's schema says which it got.
+  const fresh = (await migrationStatus(catalog)).every((m) => m.appliedAt === null);
+  const applied = await migrate(catalog);
+  if (!fresh) { for (const name of applied) log(`applied migration ${name}`); }
 }
 
 /** openCatalog, then prepareSchema: the catalog every command but `migrate` works on. */

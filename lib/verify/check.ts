@@ -92,7 +92,7 @@ async function checkRows(
     try {
       metadata = await parquetMetadataAsync(file);
     } catch (err) {
-      fail("unreadable", null, `not a readable Parquet file (${(err as Error).message})`);
+      fail("unreadable", null, `not a readable Parquet file (${shown((err as Error).message)})`);
       return;
     }
     const total = Number(metadata.num_rows);
@@ -118,7 +118,7 @@ async function checkRows(
             fail(
               "xdr_sha256",
               seq,
-              `xdr_sha256 ${r.xdr_sha256} does not match its xdr_bytes (sha256 ${digest})`,
+              `xdr_sha256 ${shown(r.xdr_sha256)} does not match its xdr_bytes (sha256 ${digest})`,
             );
           }
           if (lastHash === null) {
@@ -126,7 +126,7 @@ async function checkRows(
               fail(
                 "first_previous_ledger_hash",
                 seq,
-                `previous_ledger_hash ${r.previous_ledger_hash} differs from lineage ` +
+                `previous_ledger_hash ${shown(r.previous_ledger_hash)} differs from lineage ` +
                   `first_previous_ledger_hash ${row.firstPreviousLedgerHash}`,
               );
             }
@@ -134,8 +134,8 @@ async function checkRows(
             fail(
               "chain",
               seq,
-              `previous_ledger_hash ${r.previous_ledger_hash} does not match ledger_hash ` +
-                `${lastHash} of ledger ${seq - 1}`,
+              `previous_ledger_hash ${shown(r.previous_ledger_hash)} does not match ledger_hash ` +
+                `${shown(lastHash)} of ledger ${seq - 1}`,
             );
           }
           lastHash = r.ledger_hash;
@@ -145,7 +145,11 @@ async function checkRows(
         progress.add(group.length, 0);
       }
     } catch (err) {
-      fail("unreadable", expected, `Parquet data cannot be decoded (${(err as Error).message})`);
+      fail(
+        "unreadable",
+        expected,
+        `Parquet data cannot be decoded (${shown((err as Error).message)})`,
+      );
       return;
     }
     const last = expected - 1;
@@ -160,10 +164,28 @@ async function checkRows(
       fail(
         "last_ledger_hash",
         last,
-        `ledger_hash ${lastHash} differs from lineage last_ledger_hash ${row.lastLedgerHash}`,
+        `ledger_hash ${
+          shown(lastHash)
+        } differs from lineage last_ledger_hash ${row.lastLedgerHash}`,
       );
     }
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * A value read from a file, safe to print in one line: hex (what a sound file holds) as it is,
+ * anything else quoted with every control and non-ASCII character escaped, and cut short. A
+ * corrupt file must never write raw bytes to the user's terminal.
+ */
+export function shown(value: unknown): string {
+  const text = String(value);
+  if (/^[0-9a-f]{1,128}$/.test(text)) return text;
+  const escaped = text.slice(0, 80).replace(
+    /[^\x20-\x7e]|["\\]/g,
+    (c) =>
+      c === '"' || c === "\\" ? `\\${c}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return `"${escaped}"${text.length > 80 ? "…" : ""}`;
 }

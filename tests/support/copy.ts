@@ -90,3 +90,33 @@ export function psqlLines(dsn: string, query: string): string[] {
   }).outputSync();
   return new TextDecoder().decode(out.stdout).trim().split("\n");
 }
+
+const SUMMARY =
+  /^\[copier\] copied (\d+) ledgers? in (\d+) partitions?: [\d.]+ MB written in [\d.]+s \([\d.]+ MB of ledgers, [\d.]+ MB\/s\)$/;
+
+/**
+ * A run's log lines without its summary line, whose bytes and seconds vary: checks that there is
+ * exactly one, and with `counts`, that it counts those ledgers and partitions.
+ */
+export function withoutSummary(
+  lines: string[],
+  counts?: { ledgers: number; partitions: number },
+): string[] {
+  const found = lines.filter((l) => SUMMARY.test(l));
+  if (found.length !== 1) throw new Error(`expected one summary line in:\n${lines.join("\n")}`);
+  if (counts) {
+    const [, ledgers, partitions] = SUMMARY.exec(found[0])!;
+    if (Number(ledgers) !== counts.ledgers || Number(partitions) !== counts.partitions) {
+      throw new Error(`summary ${found[0]} does not count ${JSON.stringify(counts)}`);
+    }
+  }
+  return lines.filter((l) => !SUMMARY.test(l));
+}
+
+/** The same for a whole stderr text. */
+export function stderrWithoutSummary(
+  stderr: string,
+  counts?: { ledgers: number; partitions: number },
+): string {
+  return withoutSummary(stderr.split("\n"), counts).join("\n");
+}

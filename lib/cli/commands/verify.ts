@@ -69,7 +69,9 @@ export function formatVerify(r: VerifyResult): string[] {
       formatBytes(r.bytes)
     }) in ${r.seconds.toFixed(1)}s (${
       rate.toFixed(1)
-    } MB/s): ${r.passed} passed, ${r.failed} failed`,
+    } MB/s): ${r.passed} passed, ${r.failed} failed${
+      r.failed ? ` (checks failed: ${[...new Set(r.failures.map((f) => f.check))].join(", ")})` : ""
+    }`,
   ];
   for (const f of r.failures) lines.push(`FAIL [${f.check}] ${f.message}`);
   return lines;
