@@ -15,8 +15,10 @@
  * - minus the files no run reads: source maps, type declarations and markdown docs (LICENSE files
  *   stay).
  *
- * The payload is every file of the stage but `deno.lock`: what `deno compile` embeds (it also
- * stores each graph module's transpiled JavaScript, a few hundred KB for lib/).
+ * The payload is every file of the stage but `deno.lock`. That is what `deno compile` embeds from
+ * it (tests/cli/compile_test.ts compares the two file by file), give or take lib/: deno compile
+ * leaves out lib/ modules outside the graph and adds the transpiled JavaScript of those inside,
+ * a few hundred KB either way.
  */
 import { cp, lstat, readdir, rm } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
