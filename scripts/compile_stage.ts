@@ -170,9 +170,11 @@ export function pruneLock(lock: Lock, requests: string[]): Lock {
   }
   const npm = lock.npm ?? {};
   const keys = Object.keys(npm);
+  // a dependency is named by its lock key, by name@version when that is unique, or by name
   const resolve = (dep: string): string => {
+    if (npm[dep]) return dep;
     const hits = dep.indexOf("@", 1) > 0
-      ? keys.filter((k) => k === dep || k.startsWith(`${dep}_`))
+      ? keys.filter((k) => k.startsWith(`${dep}_`))
       : keys.filter((k) => packageName(k) === dep);
     if (hits.length !== 1) {
       throw new Error(`deno.lock: cannot resolve dependency ${dep} (${hits.length} candidates)`);
@@ -214,11 +216,17 @@ async function* walk(dir: string): AsyncGenerator<{ path: string; size: number }
   }
 }
 
+/** A lock key without its peer-dependency suffix: `a_b@1.0.0_c@2.0.0` → `a_b@1.0.0`. */
+export function packageId(key: string): string {
+  const peers = key.indexOf("_", key.indexOf("@", 1));
+  return peers < 0 ? key : key.slice(0, peers);
+}
+
 /** `node_modules/.deno/@aws-sdk+core@3.9.1_peer/…` → `@aws-sdk/core@3.9.1`. */
 function packageOf(rel: string): string | null {
   const m = /^node_modules\/\.deno\/([^/]+)\/node_modules\//.exec(rel);
   if (!m) return rel.startsWith("node_modules/") ? "(node_modules metadata)" : null;
-  return m[1].replace(/^@([^+]+)\+/, "@$1/").replace(/_.*$/, "");
+  return packageId(m[1].replace(/^@([^+]+)\+/, "@$1/"));
 }
 
 /** What `deno compile` embeds from a stage: all of it but the lock file. */

@@ -4,6 +4,7 @@ import { compile } from "../../scripts/compile.ts";
 import {
   denoErrorCause,
   isStripped,
+  packageId,
   PAYLOAD_BUDGET,
   pruneLock,
   stage,
@@ -59,7 +60,7 @@ Deno.test("compile stage: only the imports the binary's module graph reaches", (
   assert.deepEqual(Object.keys(lock.npm), st.lockPackages);
   assert.equal(st.lockPackages.filter((k) => TEST_ONLY.test(k)).length, 0);
   // every locked package is installed and measured, and nothing else is
-  const installed = new Set(st.lockPackages.map((k) => k.replace(/_.*$/, "")));
+  const installed = new Set(st.lockPackages.map(packageId));
   const measured = [...st.payload.packages.keys()].filter((k) => !k.startsWith("("));
   assert.deepEqual(measured.sort(), [...installed].sort());
 });
@@ -121,6 +122,15 @@ Deno.test("pruneLock keeps the requested packages and their dependencies, peers 
   assert.deepEqual(pruned.workspace, { dependencies: ["npm:a@1"] });
   assert.throws(() => pruneLock(lock, ["npm:e@1"]), /no entry for npm:e@1/);
   assert.throws(() => pruneLock({ ...lock, version: "4" }, ["npm:a@1"]), /version 4/);
+});
+
+Deno.test("packageId drops only the peer suffix", () => {
+  assert.equal(packageId("string_decoder@1.3.0"), "string_decoder@1.3.0");
+  assert.equal(packageId("@exodus/bytes@1.16.0_@noble+hashes@2.4.0"), "@exodus/bytes@1.16.0");
+  assert.equal(
+    packageId("@electric-sql/pglite-pg_ivm@0.0.15_@electric-sql+pglite@0.5.14"),
+    "@electric-sql/pglite-pg_ivm@0.0.15",
+  );
 });
 
 Deno.test("denoErrorCause: the cause chain in one line", () => {
