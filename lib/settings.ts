@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { parseStoreUrl, redactUrl, schemeOf, splitObjectUrl } from "./blob/url.ts";
 import { existingDir, lakeDir, localPath, writableDir, writableFile } from "./probe.ts";
@@ -26,9 +27,12 @@ export interface Settings {
   checkpoint: string;
   concurrency: number;
   progressInterval: number;
+  /** Seconds. */
+  pollInterval: number;
   logFormat: "text" | "json";
   json: boolean;
   fillGaps: boolean;
+  fleet: boolean;
   failOnGaps: boolean;
   status: boolean;
   /** Optional filters of coverage/verify: the same flags as the copier's, without defaults. */
@@ -49,6 +53,8 @@ interface Spec {
   parse(raw: string): unknown | Invalid;
   default?: (s: Partial<Settings>) => unknown;
   boolean?: true;
+  /** The default as help shows it, where `default` alone would not say it well. */
+  shown?: string;
   /** Checks a local path on disk (commands that use it say so in COMMAND_PROBES). */
   probe?: (value: string, s: Partial<Settings>) => string | undefined;
 }
@@ -63,6 +69,13 @@ const intIn = (min: number, max: number) => (raw: string): number | Invalid => {
   const n = Number(raw);
   if (n < min || n > max) return new Invalid(`must be between ${min} and ${max}, got ${n}`);
   return n;
+};
+/** A duration such as 500ms, 5s, 10m or 1h, in seconds. */
+const duration = (raw: string): number | Invalid => {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(raw.trim());
+  if (!m) return new Invalid(`must be a duration such as 500ms, 5s, 10m or 1h, got "${raw}"`);
+  const seconds = Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as "ms"];
+  return seconds > 0 ? seconds : new Invalid(`must be more than 0, got "${raw}"`);
 };
 const oneOf = (choices: readonly string[]) => (raw: string): string | Invalid =>
   choices.includes(raw) ? raw : new Invalid(`must be one of ${choices.join(", ")}, got "${raw}"`);
@@ -124,8 +137,7 @@ export const SPECS: Record<Key, Spec> = {
     help: "directory for the embedded catalog and the local checkpoint",
     parse: nonEmpty,
     default: () => "./state",
-    // Only the embedded catalog lives there (the checkpoint is probed on its own).
-    probe: (dir, s) => s.catalog === undefined ? writableDir(dir) : undefined,
+    probe: (dir) => writableDir(dir),
   },
   source: {
     flag: "--source",
@@ -194,7 +206,9 @@ export const SPECS: Record<Key, Spec> = {
     env: "COPIER_ID",
     help: "identity of this copier (its checkpoint belongs to it)",
     parse: label,
-    default: () => "bronze-copier",
+    // A fleet copier is one process among many: by default, the host and pid say which.
+    default: (s) => s.fleet ? `${hostname().slice(0, 50)}-${Deno.pid}` : "bronze-copier",
+    shown: "bronze-copier; with --fleet, <host>-<pid>",
   },
   checkpoint: {
     flag: "--checkpoint",
@@ -202,6 +216,7 @@ export const SPECS: Record<Key, Spec> = {
     help: "checkpoint location: a path, gs:// or s3:// URL",
     parse: objectUrl,
     default: (s) => join(s.stateDir ?? "./state", "checkpoint.json"),
+    shown: "<state-dir>/checkpoint.json",
     probe: (url) => {
       const path = localPath(url);
       return path === null ? undefined : writableFile(path);
@@ -221,6 +236,14 @@ export const SPECS: Record<Key, Spec> = {
     parse: intIn(0, 86_400),
     default: () => 30,
   },
+  pollInterval: {
+    flag: "--poll-interval",
+    env: "POLL_INTERVAL",
+    help: "how often to look again for work: cells held by other fleet copiers, new ledgers",
+    parse: duration,
+    default: () => 5,
+    shown: "5s",
+  },
   logFormat: {
     flag: "--log-format",
     env: "LOG_FORMAT",
@@ -238,6 +261,15 @@ export const SPECS: Record<Key, Spec> = {
   fillGaps: {
     flag: "--fill-gaps",
     help: "copy only the ranges missing from the catalog",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  fleet: {
+    flag: "--fleet",
+    env: "FLEET",
+    help:
+      "share the range with every copier given the same range (any number, on any machines), cell by cell, coordinated by the PostgreSQL catalog",
     parse: bool,
     boolean: true,
     default: () => false,
@@ -316,6 +348,8 @@ export const COMMAND_SETTINGS = {
     "progressInterval",
     "logFormat",
     "fillGaps",
+    "fleet",
+    "pollInterval",
   ],
   coverage: [
     "catalog",
@@ -344,18 +378,26 @@ export const COMMAND_SETTINGS = {
     "progressInterval",
   ],
   checkpointShow: ["checkpoint", "stateDir", "catalog", "json"],
+  fleet: [
+    "catalog",
+    "stateDir",
+    "networkFilter",
+    "eraFilter",
+    "versionFilter",
+    "datasetFilter",
+    "json",
+  ],
 } as const satisfies Record<string, readonly Key[]>;
 
 export type CommandName = keyof typeof COMMAND_SETTINGS;
 
 /**
  * The local paths each command checks on disk before it starts: copy writes to its storage, state
- * dir and checkpoint and reads its lake; migrate creates the embedded catalog; verify reads under
- * --storage. The read-only commands never create anything.
+ * dir (temp files, the embedded catalog) and checkpoint and reads its lake; verify reads under
+ * --storage. (migrate's embedded catalog says itself when it cannot be made.)
  */
 export const COMMAND_PROBES: { readonly [C in CommandName]?: readonly Key[] } = {
   copy: ["source", "storage", "stateDir", "checkpoint"],
-  migrate: ["stateDir"],
   verify: ["storageRoot"],
 };
 
@@ -398,10 +440,10 @@ export function resolveSettings<K extends Key, R extends K = never>(
   const problems: string[] = unknownProblems(keys, opts.unknown ?? []);
   const out: Partial<Settings> = {};
   const origins: Partial<Record<Key, string>> = {};
-  // Defaults may depend on other settings (checkpoint on stateDir): resolve those first.
-  const ordered = [...keys].sort((a, b) =>
-    (a === "checkpoint" ? 1 : 0) - (b === "checkpoint" ? 1 : 0)
-  );
+  // Some defaults depend on other settings (checkpoint on stateDir, copierId on fleet): those
+  // come last.
+  const late = (k: Key) => (k === "checkpoint" || k === "copierId" ? 1 : 0);
+  const ordered = [...keys].sort((a, b) => late(a) - late(b));
   for (const key of ordered) {
     const spec = SPECS[key];
     const flagValue = flags[optionName(key)];
@@ -428,6 +470,12 @@ export function resolveSettings<K extends Key, R extends K = never>(
   const s = out as Partial<Settings>;
   if (s.start !== undefined && s.end !== undefined && s.end < s.start) {
     problems.push(`--end (LEDGER_END) ${s.end} is before --start (LEDGER_START) ${s.start}`);
+  }
+  if (s.fleet && keys.includes("catalog" as K) && s.catalog === undefined) {
+    problems.push(
+      `${origins.fleet} needs a PostgreSQL catalog (--catalog or CATALOG_DSN): the embedded ` +
+        `catalog serves the processes of one machine, a fleet spans many`,
+    );
   }
   for (const key of opts.probe ?? []) {
     const value = (out as Record<string, unknown>)[key];

@@ -159,6 +159,8 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
     checkpoint: join(a.work, "state", "checkpoint.json"),
     concurrency: a.concurrency,
     progressInterval: 0,
+    pollInterval: 5,
+    fleet: false,
     fillGaps: false,
   }, log);
   const peak = peakRssMb();

@@ -11,6 +11,7 @@ import { copyCommand, parseCopyArgs } from "./commands/copy.ts";
 import { checkpointShowCommand, parseCheckpointShowArgs } from "./commands/checkpoint.ts";
 import { coverageCommand, parseCoverageArgs } from "./commands/coverage.ts";
 import { parseVerifyArgs, verifyCommand } from "./commands/verify.ts";
+import { fleetCommand, parseFleetArgs } from "./commands/fleet.ts";
 
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
 export const EXIT_INTERNAL = 70;
@@ -26,7 +27,7 @@ function withOptions(cmd: Command, name: CommandName): Command {
     const spec = SPECS[key];
     const flag = spec.boolean ? spec.flag : `${spec.flag} <value>`;
     // Defaults are applied by resolveSettings (after the environment), so they are only shown.
-    const fallback = key === "checkpoint" ? "<state-dir>/checkpoint.json" : spec.default?.({});
+    const fallback = spec.shown ?? spec.default?.({});
     const shown = spec.boolean || fallback === undefined ? "" : ` (default: ${fallback})`;
     cmd.addOption(new Option(flag, spec.help + shown + (spec.env ? ` [env: ${spec.env}]` : "")));
   }
@@ -79,6 +80,15 @@ export function buildProgram(exit: (code: number) => void): Command {
     "verify",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await verifyCommand(parseVerifyArgs(flags, undefined, cmd.args)))
+  );
+
+  withOptions(
+    program.command("fleet").description(
+      "who is copying what: each fleet's cells committed, claimed and left, its pace and ETA, and every copier working",
+    ),
+    "fleet",
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await fleetCommand(parseFleetArgs(flags, undefined, cmd.args)))
   );
 
   const checkpoint = program.command("checkpoint").description("inspect a copier's checkpoint");

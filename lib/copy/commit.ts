@@ -49,6 +49,8 @@ export interface CommitRequest {
   checkpointNote?: string;
   /** A _meta_changes row written in the commit transaction (a backfill). */
   change?: { type: string; description: string };
+  /** The fleet cell claim it was built under: committed only while that claim is this copier's. */
+  claimId?: number;
 }
 
 export interface Committed {
@@ -69,7 +71,7 @@ export class Committer {
   }
 
   async commit(
-    { built, checkpointLedger, checkpointNote, change }: CommitRequest,
+    { built, checkpointLedger, checkpointNote, change, claimId }: CommitRequest,
   ): Promise<Committed> {
     const { storage, writer, checkpoint, dataset, copierId, log } = this.deps;
     const { range } = built;
@@ -114,6 +116,7 @@ export class Committer {
       sourceLocation: this.deps.source.url,
       quality: built.quality,
       change,
+      claimId,
     });
     log.info("partition", `committed range ${range.start}-${range.end}`, {
       start: range.start,

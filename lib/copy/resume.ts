@@ -84,12 +84,20 @@ export function announce(log: Logger, point: ResumePoint, range: Range, first: R
   );
 }
 
-async function loadCheckpoint(deps: ResumeDeps): Promise<Checkpoint | null> {
+/**
+ * The checkpoint, or null when there is none; refused when it belongs to another dataset or
+ * (unless `anyCopier`: a fleet copier's id names one process, its state dir outlives it) to
+ * another copier.
+ */
+export async function loadCheckpoint(
+  deps: Pick<ResumeDeps, "checkpoint" | "dataset" | "copierId" | "log">,
+  { anyCopier = false } = {},
+): Promise<Checkpoint | null> {
   const { checkpoint, dataset } = deps;
   try {
     const cp = await checkpoint.load();
     checkIdentity(cp, {
-      copier_id: deps.copierId,
+      copier_id: anyCopier ? cp.copier_id : deps.copierId,
       network: dataset.network,
       era_id: dataset.eraId,
       version_label: dataset.version,

@@ -11,15 +11,14 @@ import { BronzeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { processAlive } from "../process.ts";
 import { Progress } from "../progress.ts";
-import type { SettingsOf } from "../settings.ts";
-import { type ObjectStore, openStore } from "../blob/mod.ts";
-import { checkpointManager, type Manager } from "../checkpoint/checkpoint.ts";
+import { openStore } from "../blob/mod.ts";
+import { checkpointManager } from "../checkpoint/checkpoint.ts";
 import type { Catalog } from "../metadata/catalog.ts";
-import { type Claim, claimRange } from "../metadata/claims.ts";
+import { ClaimSession } from "../metadata/claims.ts";
 import { islands } from "../metadata/coverage.ts";
 import { openReadyCatalog } from "../metadata/migrate.ts";
 import { CatalogWriter, datasetLabel } from "../metadata/writer.ts";
-import { type LedgerSource, openSource } from "../source/mod.ts";
+import { openSource } from "../source/mod.ts";
 import type { Range } from "../table/grid.ts";
 import { SCHEMA_HASH, TABLE } from "../table/schema.ts";
 import type { Built } from "./build.ts";
@@ -27,36 +26,11 @@ import { Committer, type Dataset } from "./commit.ts";
 import { coveredThrough, insertHeld, planWork } from "./plan.ts";
 import { BuildPool } from "./pool.ts";
 import { announce, findResumePoint, type ResumePoint } from "./resume.ts";
-import { addCommit, type CopyStats, emptyStats, summary } from "./stats.ts";
+import { copyFleet } from "./fleet.ts";
+import { addCommit, emptyStats, summary } from "./stats.ts";
+import type { CopyOptions, CopyResult, Deps, RunContext } from "./context.ts";
 
-export type { CopyStats };
-
-/** What a copy reads: the copy command's settings but its log format (the caller's logger). */
-export type CopyOptions =
-  & Omit<SettingsOf<"copy">, "logFormat">
-  & Required<Pick<SettingsOf<"copy">, "source">>;
-
-export interface CopyResult {
-  /** Ranges committed by this run (adopted ones included), in order. */
-  committed: Range[];
-  adopted: Range[];
-  /** The run stopped early on a signal, after committing the partition in hand. */
-  interrupted: boolean;
-  stats: CopyStats;
-}
-
-/** What a run opens, closed in reverse order by the run's AsyncDisposableStack. */
-interface Deps {
-  source: LedgerSource;
-  storage: ObjectStore;
-  checkpoint: Manager;
-  catalog: Catalog;
-  writer: CatalogWriter;
-  pool: BuildPool;
-  progress: Progress;
-  /** Partition files are built here before they are published. */
-  tmpDir: string;
-}
+export type { CopyOptions, CopyResult, CopyStats } from "./context.ts";
 
 /** What changes as the run commits. */
 class RunState {
@@ -90,9 +64,23 @@ export async function copy(
   const deps = await open(opts, log, stack);
   const dataset = await register(deps.writer, opts);
   const range = await resolveRange(opts, deps.catalog, dataset);
-  const claim = await claimRange(deps.catalog, dataset, opts.copierId, range.start, range.end);
-  stack.defer(() => claim.release());
+  const claims = await ClaimSession.open(deps.catalog, dataset, opts.copierId);
+  stack.defer(() => claims.close());
   await sweepTempFiles(deps.tmpDir);
+  const committer = new Committer({
+    storage: deps.storage,
+    writer: deps.writer,
+    checkpoint: deps.checkpoint,
+    dataset,
+    copierId: opts.copierId,
+    source: { type: deps.source.type, url: deps.source.url },
+    log,
+  });
+  if (opts.fleet) {
+    const fleet = { start: range.start, end: range.end, size: opts.partitionSize };
+    return await copyFleet({ opts, deps, dataset, committer, claims, log }, fleet, signal);
+  }
+  await claims.claimRange(range.start, range.end);
   const point = await findResumePoint({ ...deps, dataset, copierId: opts.copierId, log }, range);
   const work = planWork(range, opts.partitionSize, point.held, point.stored);
   if (work.length === 0) {
@@ -103,17 +91,8 @@ export async function copy(
     return new RunState(point).result;
   }
   announce(log, point, range, work[0]);
-  const committer = new Committer({
-    storage: deps.storage,
-    writer: deps.writer,
-    checkpoint: deps.checkpoint,
-    dataset,
-    copierId: opts.copierId,
-    source: { type: deps.source.type, url: deps.source.url },
-    log,
-  });
   return await buildAndCommit(
-    { opts, deps, dataset, committer, claim, log, state: new RunState(point) },
+    { opts, deps, dataset, committer, claims, log, state: new RunState(point) },
     work,
     signal,
   );
@@ -192,13 +171,7 @@ async function resolveRange(opts: CopyOptions, catalog: Catalog, dataset: Datase
   return { start: opts.start ?? held[0].start, end: opts.end ?? held[held.length - 1].end };
 }
 
-interface Run {
-  opts: CopyOptions;
-  deps: Deps;
-  dataset: Dataset;
-  committer: Committer;
-  claim: Claim;
-  log: Logger;
+interface Run extends RunContext {
   state: RunState;
 }
 
@@ -235,7 +208,7 @@ async function buildAndCommit(run: Run, work: Range[], signal: AbortSignal): Pro
       // Its worker is free: the next build runs while this one is committed, so the commit's
       // fsyncs and catalog round trips stay off the critical path.
       launch();
-      if (run.claim.lost) throw run.claim.lost;
+      if (run.claims.lost) throw run.claims.lost;
       try {
         await commitOne(run, built);
       } finally {

@@ -6,148 +6,277 @@ import { dbOf } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 
 /**
- * Range claims of running copiers (migration 002). A claim lives as long as the session that holds
- * its advisory lock: the lock is released by PostgreSQL when the copier's connection dies, however
- * it dies, and the next claimer then sweeps the row.
+ * Claims of running copiers (migrations 002 and 005): a whole range for a copier of disjoint
+ * ranges, one grid cell at a time for a fleet copier. A claim is a row plus a session advisory
+ * lock keyed on the row's id, both taken on the copier's own connection (its ClaimSession): the
+ * lock goes when that session ends, however it ends (process killed, VM gone, network cut, once
+ * TCP keepalives give up on the peer), and the next claimer then sweeps the row. So a crashed
+ * copier's claim never blocks for long, and no claim needs a heartbeat.
  */
 
-// Two-key advisory locks: (CLAIM_LOCK_CLASS, claim id) marks a live claim;
-// (CLAIM_LOCK_CLASS, 0) serialises sweeping and claiming.
+// Two-key advisory locks: (CLAIM_LOCK_CLASS, claim id) marks a live claim; (SWEEP_LOCK_CLASS,
+// dataset id) serialises sweeping and claiming within one dataset.
 const CLAIM_LOCK_CLASS = 0x62726f6e; // "bron"
+const SWEEP_LOCK_CLASS = CLAIM_LOCK_CLASS + 1;
+
+/**
+ * How long a vanished peer's session may hold its claims: PostgreSQL probes an idle connection
+ * after 30 s, then every 10 s, and drops it after 3 unanswered probes (the server's side of the
+ * keepalive, set per session below). Measured from a network cut to the claim's release.
+ */
+export const KEEPALIVE = { idle: 30, interval: 10, count: 3 } as const;
 
 export class RangeClaimedError extends BronzeError {}
 
+/** A claim this session holds: a range of one dataset. */
+export interface Held {
+  id: number;
+  start: number;
+  end: number;
+}
+
+/** The range a fleet shares, cut on the grid of `size`. */
+export interface FleetRange {
+  start: number;
+  end: number;
+  size: number;
+}
+
+type Dataset = { id: number; label: string };
+
 /**
- * In one transaction: sweep dead claims, then refuse an overlap or claim. Returns the claim id, or
- * the error naming the live copier in the way (refused at once: a live claim does not go away by
- * waiting for it).
+ * A live claim (SQL, on a claims row aliased `c`): one whose advisory lock some session of this
+ * database holds.
  */
-async function tryClaim(
-  client: pg.PoolClient,
-  dataset: { id: number; label: string },
-  copierId: string,
-  start: number,
-  end: number,
-): Promise<number | RangeClaimedError> {
-  await client.query("BEGIN");
-  try {
-    await client.query("SELECT pg_advisory_xact_lock($1, 0)", [CLAIM_LOCK_CLASS]);
-    // Dead: nobody holds its advisory lock in this database (its session ended)...
+export const LIVE = `EXISTS (
+  SELECT 1 FROM pg_locks l
+  WHERE l.locktype = 'advisory' AND l.granted
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND l.classid::bigint = ${CLAIM_LOCK_CLASS} AND l.objid::bigint = c.id AND l.objsubid = 2)`;
+
+/**
+ * One copier's claims, on a dedicated connection of its own. Every method is one transaction of a
+ * fixed number of statements: claiming costs the same round trips whatever the fleet's size.
+ */
+export class ClaimSession {
+  #lost: BronzeError | undefined;
+  #closed = false;
+  readonly #held = new Map<number, Held>();
+  // One connection, one statement stream: a release must never land inside a claiming
+  // transaction (it would hold a row the sweeper waits for, while waiting for the sweeper).
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly client: pg.PoolClient,
+    private readonly catalog: Catalog,
+    private readonly dataset: Dataset,
+    private readonly copierId: string,
+  ) {
+    // A checked-out client whose server goes away emits 'error'; unheard, it would kill the
+    // process. The claims are then as good as gone: whoever sweeps next takes them over.
+    client.on("error", (err: Error) => {
+      this.#lost ??= new BronzeError(
+        `lost the claims of copier ${copierId} on ${dataset.label}: the catalog connection failed (${err.message})`,
+      );
+    });
+  }
+
+  static async open(catalog: Catalog, dataset: Dataset, copierId: string): Promise<ClaimSession> {
+    const client = await dbOf(catalog).connect();
+    // Notice a vanished peer (a VM that lost power, a cut cable) within about a minute, not the
+    // kernel's two hours: until the server drops that session, its claims stand.
     await client.query(
-      `DELETE FROM _meta_copier_claims c
-       WHERE NOT EXISTS (
-         SELECT 1 FROM pg_locks l
-         WHERE l.locktype = 'advisory' AND l.granted
-           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND l.classid::bigint = $1 AND l.objid::bigint = c.id AND l.objsubid = 2)`,
-      [CLAIM_LOCK_CLASS],
-    );
-    // ...or its process on this host is gone, though its session may linger a moment (and on the
-    // embedded catalog, one backend holds every lock: they never end with a connection).
-    const local = await client.query<{ id: number; pid: number }>(
-      `SELECT id, pid FROM _meta_copier_claims WHERE host = $1`,
-      [hostname()],
-    );
-    for (const c of local.rows) {
-      if (c.pid === Deno.pid || processAlive(c.pid)) continue;
-      await client.query("DELETE FROM _meta_copier_claims WHERE id = $1", [c.id]);
-      // Its lingering session, found by the lock it holds (a pid alone may have been reused).
-      await client.query(
-        `SELECT pg_terminate_backend(l.pid) FROM pg_locks l
-         WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
-           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 2`,
-        [CLAIM_LOCK_CLASS, c.id],
-      );
-    }
-    const overlapping = await client.query(
-      `SELECT copier_id, ledger_start, ledger_end, host, pid, backend_pid, claimed_at
-       FROM _meta_copier_claims
-       WHERE dataset_id = $1 AND ledger_start <= $3 AND ledger_end >= $2 ORDER BY ledger_start LIMIT 1`,
-      [dataset.id, start, end],
-    );
-    if (overlapping.rows.length) {
-      await client.query("ROLLBACK");
-      const o = overlapping.rows[0];
-      return new RangeClaimedError(
-        `range ${start}-${end} of ${dataset.label} overlaps ${o.ledger_start}-${o.ledger_end}, ` +
-          `being copied by copier ${o.copier_id} (host ${o.host}, pid ${o.pid}, since ` +
-          `${(o.claimed_at as Date).toISOString()}); give each copier a disjoint range`,
-      );
-    }
-    const { rows } = await client.query<{ id: number }>(
-      `INSERT INTO _meta_copier_claims (dataset_id, copier_id, ledger_start, ledger_end, host, pid, backend_pid)
-       VALUES ($1, $2, $3, $4, $5, $6, pg_backend_pid()) RETURNING id`,
-      [dataset.id, copierId, start, end, hostname(), Deno.pid],
-    );
-    // Session-level: outlives this transaction, dies with the connection.
-    await client.query("SELECT pg_advisory_lock($1, $2)", [CLAIM_LOCK_CLASS, rows[0].id]);
-    await client.query("COMMIT");
-    return rows[0].id;
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw err;
+      `SET tcp_keepalives_idle = ${KEEPALIVE.idle}; SET tcp_keepalives_interval = ${KEEPALIVE.interval}; ` +
+        `SET tcp_keepalives_count = ${KEEPALIVE.count}`,
+    ).catch(() => {}); // a Unix socket or the embedded catalog has no TCP to keep alive
+    return new ClaimSession(client, catalog, dataset, copierId);
   }
-}
 
-export interface Claim {
-  readonly id: number;
+  /** Set when the session's connection failed: its claims may already be someone else's. */
+  get lost(): BronzeError | undefined {
+    return this.#lost;
+  }
+
+  /** The claims held now, in ledger order. */
+  get held(): Held[] {
+    return [...this.#held.values()].sort((a, b) => a.start - b.start);
+  }
+
   /**
-   * Set when the claim's connection died: the lock is gone and another copier may now claim the
-   * range. (Lineage still cannot overlap: the exclusion constraint holds whatever happens here.)
+   * A whole range, for a copier of disjoint ranges: refused at once, naming the live copier in
+   * the way, when any live claim overlaps it (a live claim does not go away by waiting for it).
    */
-  readonly lost: BronzeError | undefined;
-  release(): Promise<void>;
-}
-
-export async function claimRange(
-  catalog: Catalog,
-  dataset: { id: number; label: string },
-  copierId: string,
-  start: number,
-  end: number,
-): Promise<Claim> {
-  const db = dbOf(catalog);
-  const client = await db.connect();
-  let lost: BronzeError | undefined;
-  // A checked-out client whose server goes away emits 'error'; unheard, it would kill the process.
-  client.on("error", (err: Error) => {
-    lost = new BronzeError(
-      `lost the claim on ledgers ${start}-${end} of ${dataset.label}: the catalog connection failed (${err.message})`,
-    );
-  });
-  // Notice a vanished peer (a VM that lost power) within about a minute, not the kernel's two
-  // hours: until the server drops that session, its claim stands.
-  await client.query(
-    "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3",
-  )
-    .catch(() => {});
-  let id: number;
-  try {
-    const outcome = await tryClaim(client, dataset, copierId, start, end);
-    if (outcome instanceof RangeClaimedError) throw outcome;
-    id = outcome;
-  } catch (err) {
-    client.release();
-    throw db.error(err);
-  }
-  let released = false;
-  return {
-    id,
-    get lost() {
-      return lost;
-    },
-    async release() {
-      if (released) return;
-      released = true;
-      try {
-        await client.query("DELETE FROM _meta_copier_claims WHERE id = $1", [id]);
-        await client.query("SELECT pg_advisory_unlock($1, $2)", [CLAIM_LOCK_CLASS, id]);
-        client.release();
-      } catch {
-        // The connection is gone: so is the lock, and the row will be swept.
-        client.release(true);
+  async claimRange(start: number, end: number): Promise<Held> {
+    const [held] = await this.#claim(async () => {
+      const { rows } = await this.client.query(
+        `SELECT copier_id, ledger_start, ledger_end, host, pid, claimed_at
+         FROM _meta_copier_claims
+         WHERE dataset_id = $1 AND ledger_start <= $3 AND ledger_end >= $2
+         ORDER BY ledger_start LIMIT 1`,
+        [this.dataset.id, start, end],
+      );
+      if (rows.length) {
+        const o = rows[0];
+        throw new RangeClaimedError(
+          `range ${start}-${end} of ${this.dataset.label} overlaps ${o.ledger_start}-${o.ledger_end}, ` +
+            `being copied by copier ${o.copier_id} (host ${o.host}, pid ${o.pid}, since ` +
+            `${(o.claimed_at as Date).toISOString()}); give each copier a disjoint range`,
+        );
       }
-    },
-  };
+      return await this.#insert(`SELECT $5::bigint AS s, $6::bigint AS e`, [start, end], null);
+    });
+    return held;
+  }
+
+  /**
+   * Up to `n` cells of a fleet's range that are neither fully committed nor claimed by a live
+   * copier, lowest first; [] when none is free. A cell is claimed whole (at the range's edges, the
+   * part of it inside the range), even when part of it is committed: the claimer copies the rest.
+   */
+  async claimCells(fleet: FleetRange, n: number): Promise<Held[]> {
+    return await this.#claim(async () => {
+      // Copiers of one fleet must cut the same grid, or their cells would overlap half-way.
+      const { rows: other } = await this.client.query(
+        `SELECT copier_id, host, pid, partition_size FROM _meta_copier_claims
+         WHERE dataset_id = $1 AND partition_size IS NOT NULL AND partition_size <> $2
+           AND ledger_start <= $4 AND ledger_end >= $3 LIMIT 1`,
+        [this.dataset.id, fleet.size, fleet.start, fleet.end],
+      );
+      if (other.length) {
+        const o = other[0];
+        throw new RangeClaimedError(
+          `copier ${o.copier_id} (host ${o.host}, pid ${o.pid}) copies ${this.dataset.label} in ` +
+            `cells of ${o.partition_size} ledgers, this copier in cells of ${fleet.size}; ` +
+            `give every copier of a fleet the same --partition-size`,
+        );
+      }
+      return await this.#insert(
+        `WITH isl AS MATERIALIZED (
+           SELECT ledger_start, ledger_end FROM _meta_islands($1, $5::bigint, $6::bigint)
+         ), cells AS (
+           SELECT greatest(k * $7::bigint + 1, $5::bigint) AS s,
+                  least((k + 1) * $7::bigint, $6::bigint) AS e
+           FROM generate_series(($5::bigint - 1) / $7, ($6::bigint - 1) / $7) AS k
+         )
+         SELECT c.s, c.e FROM cells c
+         WHERE NOT EXISTS (SELECT 1 FROM isl WHERE isl.ledger_start <= c.s AND isl.ledger_end >= c.e)
+           AND NOT EXISTS (SELECT 1 FROM _meta_copier_claims o
+                           WHERE o.dataset_id = $1 AND o.ledger_start <= c.e AND o.ledger_end >= c.s)
+         ORDER BY c.s LIMIT $8`,
+        [fleet.start, fleet.end, fleet.size, n],
+        fleet,
+      );
+    });
+  }
+
+  /** Ends one claim: its row and its lock. */
+  release(id: number): Promise<void> {
+    return this.#serially(async () => {
+      if (!this.#held.delete(id) || this.#lost) return;
+      await this.client.query(
+        `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = $2)
+         SELECT pg_advisory_unlock($1, $2)`,
+        [CLAIM_LOCK_CLASS, id],
+      );
+    });
+  }
+
+  #serially<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  /** Ends every claim and gives the connection back (or drops it, if it failed). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      if (this.#lost) throw this.#lost;
+      for (const id of [...this.#held.keys()]) await this.release(id);
+      await this.#queue;
+      this.client.release();
+    } catch {
+      // The connection is gone: so are the locks, and the rows will be swept.
+      this.client.release(true);
+    }
+  }
+
+  /**
+   * One claiming transaction: under the dataset's sweep lock, sweep the dead claims, then `pick`
+   * decides (and may refuse). Statements: BEGIN, lock, sweep, local claims, pick (1-2), the
+   * session locks, COMMIT.
+   */
+  #claim(pick: () => Promise<Held[]>): Promise<Held[]> {
+    return this.#serially(() => this.#claimNow(pick));
+  }
+
+  async #claimNow(pick: () => Promise<Held[]>): Promise<Held[]> {
+    if (this.#lost) throw this.#lost;
+    const db = dbOf(this.catalog);
+    try {
+      await this.client.query("BEGIN");
+      await this.client.query("SELECT pg_advisory_xact_lock($1, $2)", [
+        SWEEP_LOCK_CLASS,
+        this.dataset.id,
+      ]);
+      // Dead: nobody holds its advisory lock in this database (its session ended)...
+      await this.client.query(
+        `DELETE FROM _meta_copier_claims c WHERE c.dataset_id = $1 AND NOT ${LIVE}`,
+        [this.dataset.id],
+      );
+      // ...or its process on this host is gone, though its session may linger a moment (and on
+      // the embedded catalog, one backend holds every lock: they never end with a connection).
+      await this.#sweepLocalDead();
+      const held = await pick();
+      await this.client.query(
+        `SELECT pg_advisory_lock($1, id) FROM unnest($2::int[]) AS id`,
+        [CLAIM_LOCK_CLASS, held.map((h) => h.id)],
+      );
+      await this.client.query("COMMIT");
+      for (const h of held) this.#held.set(h.id, h);
+      return held;
+    } catch (err) {
+      await this.client.query("ROLLBACK").catch(() => {});
+      throw db.error(err);
+    }
+  }
+
+  async #sweepLocalDead(): Promise<void> {
+    const { rows } = await this.client.query<{ id: number; pid: number }>(
+      `SELECT id, pid FROM _meta_copier_claims WHERE dataset_id = $1 AND host = $2`,
+      [this.dataset.id, hostname()],
+    );
+    const dead = rows.filter((c: { pid: number }) => c.pid !== Deno.pid && !processAlive(c.pid))
+      .map((c: { id: number }) => c.id);
+    if (!dead.length) return;
+    // Their lingering sessions, found by the locks they hold (a pid alone may have been reused).
+    await this.client.query(
+      `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = ANY($2::int[]))
+       SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+       WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND l.classid::bigint = $1 AND l.objid::bigint = ANY($2::int[]) AND l.objsubid = 2`,
+      [CLAIM_LOCK_CLASS, dead],
+    );
+  }
+
+  /** Inserts a claim row for each (s, e) that `select` yields ($5.. are its parameters). */
+  async #insert(select: string, params: unknown[], fleet: FleetRange | null): Promise<Held[]> {
+    const { rows } = await this.client.query<{ id: number; s: number; e: number }>(
+      `INSERT INTO _meta_copier_claims (dataset_id, copier_id, ledger_start, ledger_end, host, pid,
+         backend_pid, fleet_start, fleet_end, partition_size)
+       SELECT $1, $2, p.s, p.e, $3, $4, pg_backend_pid(), ${
+        fleet ? "$5::bigint, $6::bigint, $7::int" : "NULL::bigint, NULL::bigint, NULL::int"
+      }
+       FROM (${select}) p
+       RETURNING id, ledger_start AS s, ledger_end AS e`,
+      [this.dataset.id, this.copierId, hostname(), Deno.pid, ...params],
+    );
+    return rows.map((r: { id: number; s: number; e: number }) => ({
+      id: r.id,
+      start: r.s,
+      end: r.e,
+    }));
+  }
 }

@@ -38,9 +38,14 @@ export interface PartitionRecord {
   quality?: Record<string, number>;
   /** A _meta_changes row (e.g. a backfill) written in the same transaction. */
   change?: { type: string; description: string };
+  /**
+   * The claim (ClaimSession) the partition was built under: the commit happens only if it is still
+   * this copier's, so a copier cut off long enough for others to take its cell over commits nothing.
+   */
+  claimId?: number;
 }
 
-export interface LineageRow extends Omit<PartitionRecord, "quality" | "change"> {
+export interface LineageRow extends Omit<PartitionRecord, "quality" | "change" | "claimId"> {
   id: number;
   createdAt: Date;
 }
@@ -53,6 +58,9 @@ export class DuplicatePartitionError extends BronzeError {
     );
   }
 }
+
+/** The claim a partition was built under was swept: another copier may have taken it over. */
+export class ClaimLostError extends BronzeError {}
 
 export class OverlappingPartitionError extends BronzeError {
   constructor(
@@ -164,6 +172,19 @@ export class CatalogWriter {
   async recordPartition(rec: PartitionRecord): Promise<number> {
     try {
       return await this.#db.transaction(async (c) => {
+        if (rec.claimId !== undefined) {
+          // Locked until the commit: a sweeper cannot take the cell over in the middle of it.
+          const mine = await c.query(
+            `SELECT 1 FROM _meta_copier_claims WHERE id = $1 FOR UPDATE`,
+            [rec.claimId],
+          );
+          if (!mine.length) {
+            throw new ClaimLostError(
+              `partition ${rec.ledgerStart}-${rec.ledgerEnd}: this copier's claim on it is gone ` +
+                `(its catalog session ended, and another copier may have taken it over); not committed`,
+            );
+          }
+        }
         const rows = await c.query<{ id: number }>(
           `INSERT INTO _meta_lineage (dataset_id, ledger_start, ledger_end, row_count, byte_size,
              checksum, storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash,

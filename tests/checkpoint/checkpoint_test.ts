@@ -8,7 +8,7 @@ import {
 } from "../../lib/checkpoint/checkpoint.ts";
 import { copy, type CopyOptions } from "../../lib/copy/run.ts";
 import { createLogger, type Logger, memoryLogger } from "../../lib/log.ts";
-import { claimRange } from "../../lib/metadata/claims.ts";
+import { ClaimSession } from "../../lib/metadata/claims.ts";
 import { checkpointShowCommand } from "../../lib/cli/commands/checkpoint.ts";
 import { type CatalogTarget, catalogTarget, poolOf } from "../support/catalogs.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
@@ -396,7 +396,8 @@ Deno.test("two copiers on overlapping ranges: the second is refused at start, na
       memoryLogger(),
     );
     const { rows } = await poolOf(c).query("SELECT id FROM _meta_datasets");
-    const holder = await claimRange(c, { id: rows[0].id, label: "x" }, "vm-1", 1, 300);
+    const holder = await ClaimSession.open(c, { id: rows[0].id, label: "x" }, "vm-1");
+    await holder.claimRange(1, 300);
     try {
       await assert.rejects(
         () =>
@@ -418,7 +419,7 @@ Deno.test("two copiers on overlapping ranges: the second is refused at start, na
         },
       );
     } finally {
-      await holder.release();
+      await holder.close();
     }
     // Released: the same range is free again.
     await copy(
@@ -443,7 +444,8 @@ Deno.test("a crashed copier's claim never blocks: its connection dies, the next 
   const c = await target.open();
   try {
     const { rows } = await poolOf(c).query("SELECT id FROM _meta_datasets");
-    const stale = await claimRange(c, { id: rows[0].id, label: "x" }, "vm-dead", 1, 500);
+    const staleSession = await ClaimSession.open(c, { id: rows[0].id, label: "x" }, "vm-dead");
+    const stale = await staleSession.claimRange(1, 500);
     // Kill the claiming session the way a crash would (the claim row stays behind).
     await poolOf(c).query(
       "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = $1 AND objsubid = 2",
@@ -459,7 +461,7 @@ Deno.test("a crashed copier's claim never blocks: its connection dies, the next 
       (await poolOf(c).query("SELECT count(*)::int AS n FROM _meta_copier_claims")).rows[0].n,
       0,
     );
-    await stale.release();
+    await staleSession.close();
   } finally {
     await c.close();
   }

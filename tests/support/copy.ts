@@ -27,7 +27,9 @@ export function copyOptions(
     checkpoint: join(target.stateDir, "checkpoint.json"),
     concurrency: 2,
     progressInterval: 0,
+    pollInterval: 0.2,
     fillGaps: false,
+    fleet: false,
     ...o,
   };
 }

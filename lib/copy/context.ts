@@ -1,0 +1,53 @@
+/** The shapes a run is made of, shared by the range loop (run.ts) and the fleet's (fleet.ts). */
+import type { Logger } from "../log.ts";
+import type { Progress } from "../progress.ts";
+import type { SettingsOf } from "../settings.ts";
+import type { ObjectStore } from "../blob/mod.ts";
+import type { Manager } from "../checkpoint/checkpoint.ts";
+import type { Catalog } from "../metadata/catalog.ts";
+import type { ClaimSession } from "../metadata/claims.ts";
+import type { CatalogWriter } from "../metadata/writer.ts";
+import type { LedgerSource } from "../source/source.ts";
+import type { Range } from "../table/grid.ts";
+import type { Committer, Dataset } from "./commit.ts";
+import type { BuildPool } from "./pool.ts";
+import type { CopyStats } from "./stats.ts";
+
+export type { CopyStats };
+
+/** What a copy reads: the copy command's settings but its log format (the caller's logger). */
+export type CopyOptions =
+  & Omit<SettingsOf<"copy">, "logFormat">
+  & Required<Pick<SettingsOf<"copy">, "source">>;
+
+export interface CopyResult {
+  /** Ranges committed by this run (adopted ones included), in order. */
+  committed: Range[];
+  adopted: Range[];
+  /** The run stopped early on a signal, after committing the partition in hand. */
+  interrupted: boolean;
+  stats: CopyStats;
+}
+
+/** What a run opens, closed in reverse order by the run's AsyncDisposableStack. */
+export interface Deps {
+  source: LedgerSource;
+  storage: ObjectStore;
+  checkpoint: Manager;
+  catalog: Catalog;
+  writer: CatalogWriter;
+  pool: BuildPool;
+  progress: Progress;
+  /** Partition files are built here before they are published. */
+  tmpDir: string;
+}
+
+/** What a run has once it starts building: shared with the fleet's loop (fleet.ts). */
+export interface RunContext {
+  opts: CopyOptions;
+  deps: Deps;
+  dataset: Dataset;
+  committer: Committer;
+  claims: ClaimSession;
+  log: Logger;
+}
