@@ -1,0 +1,318 @@
+/**
+ * `copy --fleet`, through the CLI, with separate processes (separate state dirs) sharing one
+ * PostgreSQL catalog and one storage, as copiers on separate VMs would.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openStore } from "../../lib/blob/mod.ts";
+import { rangeOfKey } from "../../lib/table/layout.ts";
+import { type CatalogTarget, catalogTarget } from "../support/catalogs.ts";
+import { runCli } from "../support/cli.ts";
+import { copyEnv, lineageRows } from "../support/copy.ts";
+import { syntheticLake, tempDir } from "../support/lakes.ts";
+import { s3Env, startGcsEmulator, startS3rver } from "../support/servers.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const SIZE = 20;
+
+const lake = (count: number) =>
+  syntheticLake({
+    network: "testnet",
+    start: 1,
+    count,
+    lcmVersion: 2,
+    ledgerBytes: 1024,
+    seed: 11,
+  });
+
+/** The environment of fleet copier `n`: its own state dir, the shared catalog and storage. */
+function fleetEnv(
+  target: CatalogTarget,
+  source: string,
+  storage: string,
+  stateRoot: string,
+  n: number,
+  end: number,
+): Record<string, string> {
+  return {
+    ...copyEnv(target, source, storage),
+    STATE_DIR: join(stateRoot, `vm-${n}`),
+    LEDGER_START: "1",
+    LEDGER_END: String(end),
+    PARTITION_SIZE: String(SIZE),
+    FLEET: "true",
+    POLL_INTERVAL: "200ms",
+    CONCURRENCY: "1",
+  };
+}
+
+function spawn(env: Record<string, string>, args: string[] = []): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "copy", ...args],
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+}
+
+async function finish(child: Deno.ChildProcess) {
+  const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+  return { status, stderr };
+}
+
+/** The lineage a single clean (non-fleet) run of the same range writes: "start-end checksum". */
+async function cleanLineage(source: string, end: number): Promise<string[]> {
+  await using target = await catalogTarget("postgres");
+  await using out = await tempDir();
+  const r = await runCli(["copy"], {
+    env: {
+      ...copyEnv(target, source, out.path),
+      LEDGER_START: "1",
+      LEDGER_END: String(end),
+      PARTITION_SIZE: String(SIZE),
+    },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  return (await lineageRows(target)).map((x) => `${x.ledger_start}-${x.ledger_end} ${x.checksum}`);
+}
+
+/** Every partition file in storage is one the catalog records: nothing left behind, nothing twice. */
+async function assertNoOrphans(storage: string, target: CatalogTarget) {
+  const recorded = new Set((await lineageRows(target)).map((r) => r.storage_path));
+  const store = openStore(storage);
+  try {
+    for await (const obj of store.list("")) {
+      if (rangeOfKey(obj.key)) assert.ok(recorded.has(obj.key), `orphan ${obj.key}`);
+    }
+  } finally {
+    await store.close?.();
+  }
+}
+
+Deno.test("four fleet copiers on 100 cells, SIGKILLed at random and restarted: all exit 0, lineage equals a clean run's, no orphans, the work was shared", async () => {
+  const END = 100 * SIZE;
+  const source = await lake(END);
+  const clean = await cleanLineage(source, END);
+  await using target = await catalogTarget("postgres");
+  await using out = await tempDir();
+  await using states = await tempDir();
+  let seed = 0xf1ee7;
+  const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const committedBy = [0, 0, 0, 0];
+  const kills = [0, 0, 0, 0];
+  // Each "VM" runs its copier until it exits 0; a supervisor (this loop) restarts it after each
+  // SIGKILL, as systemd's Restart=on-failure would. Up to three kills per VM, at random moments.
+  await Promise.all([0, 1, 2, 3].map(async (n) => {
+    const env = fleetEnv(target, source, out.path, states.path, n, END);
+    for (;;) {
+      const child = spawn(env);
+      const kill = kills[n] < 3
+        ? setTimeout(() => {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* already done */ }
+        }, 800 + random() * 2500)
+        : undefined;
+      const r = await finish(child);
+      clearTimeout(kill);
+      committedBy[n] += r.stderr.match(/^\[partition\] committed range /gm)?.length ?? 0;
+      if (r.status.signal === "SIGKILL") {
+        kills[n]++;
+        continue;
+      }
+      assert.equal(r.status.code, 0, `copier ${n}:\n${r.stderr}`);
+      assert.match(r.stderr, /\[fleet\] every cell of 1-2000 is committed\n/);
+      return;
+    }
+  }));
+  const fleet = (await lineageRows(target)).map((x) =>
+    `${x.ledger_start}-${x.ledger_end} ${x.checksum}`
+  );
+  assert.deepEqual(fleet, clean);
+  await assertNoOrphans(out.path, target);
+  console.log(`cells committed per copier: ${committedBy.join(", ")}; kills: ${kills.join(", ")}`);
+  for (const [n, count] of committedBy.entries()) {
+    assert.ok(count > 0, `copier ${n} committed no cell`);
+  }
+  // No claim is left behind by the dead or the finished.
+  const c = await target.open();
+  try {
+    const { rows } = await (await import("../support/catalogs.ts")).poolOf(c).query(
+      "SELECT count(*)::int AS n FROM _meta_copier_claims",
+    );
+    assert.equal(rows[0].n, 0);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("a fleet copier waits for a cell held by a live copier, says so, and takes it over (adopting its published file) once that copier dies", async () => {
+  const END = 10 * SIZE;
+  const source = await lake(END);
+  await using target = await catalogTarget("postgres");
+  await using out = await tempDir();
+  await using states = await tempDir();
+  // Copier A publishes its first cell, then hangs before the catalog commit, holding the claim.
+  const a = spawn({
+    ...fleetEnv(target, source, out.path, states.path, 0, END),
+    BRONZE_FAILPOINT: "after-publish:1:pause",
+  });
+  let aText = "";
+  const reader = a.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  while (!aText.includes("[failpoint] paused at after-publish:1")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    aText += value;
+  }
+  const held = /\[fleet\] copier (\S+) joins/.exec(aText)![1];
+  // Copier B copies every other cell, then waits for A's.
+  const b = spawn(fleetEnv(target, source, out.path, states.path, 1, END));
+  let bText = "";
+  const bReader = b.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  while (!/\[fleet\] waiting for 1 cell held by /.test(bText)) {
+    const { value, done } = await bReader.read();
+    if (done) break;
+    bText += value;
+  }
+  assert.match(
+    bText,
+    new RegExp(
+      `\\[fleet\\] waiting for 1 cell held by ${held} \\(host \\S+, pid \\d+: 1-20\\); looking again every 0s\\n`,
+    ),
+  );
+  a.kill("SIGKILL");
+  await a.status;
+  await reader.cancel();
+  for (;;) {
+    const { value, done } = await bReader.read();
+    if (done) break;
+    bText += value;
+  }
+  assert.equal((await b.status).code, 0, bText);
+  assert.match(
+    bText,
+    /\[storage\] adopted \S+part-1-20\.parquet: already stored with the same sha256\n/,
+  );
+  assert.match(bText, /\[fleet\] every cell of 1-200 is committed\n/);
+  assert.equal((await lineageRows(target)).length, 10);
+});
+
+Deno.test("bronze fleet --json while two copiers hold cells; SIGTERM commits the cells in hand (exit 143) and a restart completes the range", async () => {
+  const END = 6 * SIZE;
+  const source = await lake(END);
+  await using target = await catalogTarget("postgres");
+  await using out = await tempDir();
+  await using states = await tempDir();
+  const copiers = [0, 1].map((n) => {
+    const child = spawn({
+      ...fleetEnv(target, source, out.path, states.path, n, END),
+      BRONZE_FAILPOINT: "build-ledger:5:pause",
+    });
+    return {
+      child,
+      reader: child.stderr.pipeThrough(new TextDecoderStream()).getReader(),
+      text: "",
+    };
+  });
+  for (const c of copiers) {
+    while (!c.text.includes("[failpoint] paused at build-ledger:5")) {
+      const { value, done } = await c.reader.read();
+      if (done) break;
+      c.text += value;
+    }
+  }
+  const r = await runCli(["fleet", "--json", "--catalog", target.dsn!]);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.fleets.length, 1);
+  const [f] = report.fleets;
+  assert.deepEqual(Object.keys(f), [
+    "dataset",
+    "range",
+    "cells",
+    "ledgers_per_second",
+    "eta_seconds",
+    "copiers",
+  ]);
+  assert.deepEqual(f.range, { start: 1, end: END, partition_size: SIZE });
+  assert.deepEqual(f.cells, { total: 6, committed: 0, claimed: 2, left: 4, ledgers_left: END });
+  assert.equal(f.ledgers_per_second, null);
+  assert.equal(f.copiers.length, 2);
+  for (const c of f.copiers) {
+    assert.deepEqual(Object.keys(c), ["copier_id", "host", "pid", "since", "held"]);
+    assert.match(c.copier_id, /^\S+-\d+$/);
+    assert.equal(c.held.length, 1);
+  }
+  const text = await runCli(["fleet", "--catalog", target.dsn!]);
+  assert.match(
+    text.stdout,
+    /: fleet on 1-120 in cells of 20\n {2}cells {5}6: 0 committed \(0\.0%\), 2 claimed, 4 left\n/,
+  );
+  for (const c of copiers) c.child.kill("SIGTERM");
+  for (const c of copiers) {
+    for (;;) {
+      const { value, done } = await c.reader.read();
+      if (done) break;
+      c.text += value;
+    }
+    assert.equal((await c.child.status).code, 143, c.text);
+    assert.match(c.text, /\[partition\] committed range \d+-\d+\n/);
+  }
+  const rest = await finish(spawn(fleetEnv(target, source, out.path, states.path, 0, END)));
+  assert.equal(rest.status.code, 0, rest.stderr);
+  const rows = await lineageRows(target);
+  assert.equal(rows.reduce((n, x) => n + x.row_count, 0), END);
+});
+
+for (const kind of ["s3", "gs"] as const) {
+  Deno.test(`two fleet copiers into ${kind}:// storage (test server): lineage equals a clean run's, no orphans`, async () => {
+    const END = 20 * SIZE;
+    const source = await lake(END);
+    const clean = await cleanLineage(source, END);
+    await using target = await catalogTarget("postgres");
+    await using states = await tempDir();
+    const server = kind === "s3" ? await startS3rver(["fleet"]) : await startGcsEmulator();
+    try {
+      const storage = `${kind}://fleet/run-${crypto.randomUUID().slice(0, 8)}`;
+      const env = kind === "s3"
+        ? s3Env((server as { endpoint: string }).endpoint)
+        : { STORAGE_EMULATOR_HOST: (server as { host: string }).host };
+      const runs = await Promise.all(
+        [0, 1].map((n) =>
+          finish(spawn({ ...fleetEnv(target, source, storage, states.path, n, END), ...env }))
+        ),
+      );
+      for (const r of runs) assert.equal(r.status.code, 0, r.stderr);
+      const got = (await lineageRows(target)).map((x) =>
+        `${x.ledger_start}-${x.ledger_end} ${x.checksum}`
+      );
+      assert.deepEqual(got, clean);
+      const old = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
+      for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
+      try {
+        await assertNoOrphans(storage, target);
+      } finally {
+        for (const [k, v] of Object.entries(old)) {
+          v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+        }
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+}
+
+Deno.test("--fleet is refused on the embedded catalog, in one line, exit 2", async () => {
+  await using dir = await tempDir();
+  const source = await lake(100);
+  const r = await runCli(
+    ["copy", "--fleet", "--source", source, "--network", "testnet", "--start", "1", "--end", "100"],
+    { cwd: dir.path },
+  );
+  assert.equal(r.code, 2);
+  assert.equal(
+    r.stderr,
+    "bronze: --fleet needs a PostgreSQL catalog (--catalog or CATALOG_DSN): the embedded catalog " +
+      "serves the processes of one machine, a fleet spans many\n",
+  );
+});
