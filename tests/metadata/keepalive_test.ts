@@ -13,7 +13,15 @@ import { netnsMissing, type RemoteHost, remoteHost } from "../support/netns.ts";
  * Keepalive only runs on a connection with nothing unacknowledged. If the server was sending when
  * the peer vanished (a result whose ACK never came, a NOTIFY), its socket retransmits instead, for
  * tcp_retries2 (15: about 15 minutes) unless the session's tcp_user_timeout bounds it. Both
- * situations are measured, with claims.ts's settings and with tcp_user_timeout added.
+ * situations are measured, with claims.ts's settings and with tcp_user_timeout added. So is the
+ * claimer's side: an idle pg.Client notices nothing until it next sends; node-postgres' keepAlive
+ * (in Deno: TCP_KEEPIDLE only, the kernel's 75 s x 9 probes after it) takes over 11 minutes; a
+ * heartbeat query with a deadline notices within heartbeat + deadline.
+ *
+ * Measured here (PostgreSQL 15, Linux 6.18): idle, cut to release 61-62.5 s (30 + 3 x 10 s plus
+ * the kernel's timer slack); server sending, 944 s with claims.ts's settings, 60.7 s with
+ * tcp_user_timeout = 60 s; a 5 s heartbeat with a 5 s deadline noticed after 9.9 s; keepAlive
+ * 10 s noticed after 692 s; a client with a query in flight noticed after 938 s.
  *
  * This file is also the claimer: `deno run -A keepalive_test.ts holder JSON` (run inside the
  * namespace) takes a lock and reports on stdout in JSON lines.
@@ -38,6 +46,11 @@ interface HolderSpec {
   listen?: boolean;
   /** Send a query right after the cut, so that the client has unacknowledged data. */
   queryAtCut?: boolean;
+  /**
+   * What a copier can do for itself: SELECT 1 every so many ms, and give the claim up as lost
+   * (a "lost" event) when one is not answered within as many ms again.
+   */
+  heartbeatMs?: number;
 }
 
 interface Event {
@@ -124,9 +137,9 @@ class Holder {
     await this.#stdin.write(new TextEncoder().encode("query\n"));
   }
 
-  /** The holder's first 'error' event (its pg.Client noticed the connection died), if any. */
-  get error(): Event | undefined {
-    return this.events.find((e) => e.event === "error");
+  /** How the holder first noticed: its pg.Client's 'error' event, or its heartbeat's "lost". */
+  get noticed(): Event | undefined {
+    return this.events.find((e) => e.event === "error" || e.event === "lost");
   }
 
   async stop() {
@@ -267,9 +280,15 @@ Deno.test({
       keepAliveMs: 10_000,
       listen: true,
     },
+    {
+      key: 5,
+      label: "+ tcp_user_timeout 60 s, + a heartbeat every 5 s",
+      userTimeoutMs: 60_000,
+      heartbeatMs: 5_000,
+    },
   ];
   // Bounded: all but a sending server without tcp_user_timeout, which retransmits ~15 minutes.
-  const bounded = [1, 3, 4];
+  const bounded = [1, 3, 4, 5];
   const db = await createTestDatabase();
   const admin = new pg.Client({ connectionString: db.dsn }); // over 127.0.0.1, never cut
   await admin.connect();
@@ -299,8 +318,8 @@ Deno.test({
               `${secs(exited.get(k) ?? NaN)}`
             : `lock still held ${secs(waited)} after the cut`) +
             `; client ${
-              h.error
-                ? `noticed after ${secs(h.error.at - cutAt)} (${h.error.message})`
+              h.noticed
+                ? `noticed after ${secs(h.noticed.at - cutAt)} (${h.noticed.message})`
                 : "had noticed nothing"
             }`,
         );
@@ -364,7 +383,7 @@ Deno.test({
     try {
       const { cutAt, released } = await cutAndWatch(host, admin, holders, (released, since) => {
         assert.ok(since < 30 * 60_000, "liveness: nothing noticed within 30 minutes");
-        return released.has(1) && holders.slice(1).every((h) => h.error);
+        return released.has(1) && holders.slice(1).every((h) => h.noticed);
       });
       console.log(
         `holder 1 (${specs[0].label}): lock released ${secs(released.get(1)!)} after cut`,
@@ -372,8 +391,8 @@ Deno.test({
       for (const h of holders.slice(1)) {
         console.log(
           `holder ${h.spec.key} (${h.spec.label}): client noticed ${
-            secs(h.error!.at - cutAt)
-          } after the cut: ${h.error!.message}`,
+            secs(h.noticed!.at - cutAt)
+          } after the cut: ${h.noticed!.message}`,
         );
       }
     } finally {
@@ -411,6 +430,30 @@ async function holder(spec: HolderSpec & { url: string }) {
     [LOCK_CLASS, spec.key],
   );
   emit("locked", { backendPid: rows[0].pid });
+  if (spec.heartbeatMs !== undefined) {
+    const ms = spec.heartbeatMs;
+    let busy = false;
+    let lost = false;
+    setInterval(async () => {
+      if (busy || lost) return;
+      busy = true;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`a heartbeat had no answer in ${ms} ms`)), ms);
+      });
+      try {
+        await Promise.race([client.query("SELECT 1"), deadline]);
+      } catch (err) {
+        lost = true;
+        emit("lost", { message: (err as Error).message });
+        // Give the claim up: a socket left to retransmit would wait out tcp_retries2.
+        client.connection.stream.destroy();
+      } finally {
+        clearTimeout(timer);
+        busy = false;
+      }
+    }, ms);
+  }
   let buf = "";
   for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
     buf += chunk;
