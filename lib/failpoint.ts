@@ -5,8 +5,9 @@
  * - kill (the default): the process SIGKILLs itself the n-th time it reaches failpoint <name> —
  *   no cleanup, no finally blocks, the same as a power cut at that instant.
  * - pause: the n-th time, it prints `[failpoint] paused at <name>:<n>` on stderr and waits until
- *   `resume()` says go (the run was interrupted), or forever when there is none. A test then acts
- *   (sends a signal) with the process at a known point instead of after a guessed delay.
+ *   `resume()` says go (the run was interrupted) or, on the main thread, a SIGUSR1 comes; else
+ *   forever. A test then acts (sends a signal, cuts a network) with the process at a known point
+ *   instead of after a guessed delay.
  * - throw: the n-th time, it throws a plain Error (not a BronzeError): a bug, as the user would
  *   meet one.
  *
@@ -26,7 +27,18 @@ export function failpoint(name: string, resume?: () => boolean): Promise<void> {
   }
   console.error(`[failpoint] paused at ${name}:${spec[2]}`);
   return new Promise((done) => {
-    const poll = () => (resume?.() ? done() : setTimeout(poll, 10));
+    let go = false;
+    const usr1 = () => go = true;
+    try {
+      Deno.addSignalListener("SIGUSR1", usr1);
+    } catch { /* a worker thread: only resume() */ }
+    const poll = () => {
+      if (!go && !resume?.()) return void setTimeout(poll, 10);
+      try {
+        Deno.removeSignalListener("SIGUSR1", usr1);
+      } catch { /* never added */ }
+      done();
+    };
     poll();
   });
 }

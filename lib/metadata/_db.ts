@@ -39,11 +39,30 @@ const types = {
   },
 };
 
+/**
+ * Server-side settings of every session to an external catalog: a client that vanishes in the
+ * middle of a transaction (a commit holding its fleet claim's row) is dropped within a minute,
+ * its locks with it, instead of after the kernel's hours. (A DSN's own `options` wins.)
+ */
+const SESSION_OPTIONS = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 " +
+  "-c tcp_keepalives_count=3 -c tcp_user_timeout=60000 -c idle_in_transaction_session_timeout=60000";
+
 export class Db {
   readonly #pool: pg.Pool;
 
-  constructor(connectionString: string, readonly label: string, private readonly dsn?: string) {
-    this.#pool = new pg.Pool({ connectionString, max: 8, connectionTimeoutMillis: 10_000, types });
+  constructor(
+    connectionString: string,
+    readonly label: string,
+    private readonly dsn?: string,
+    { external = true } = {},
+  ) {
+    this.#pool = new pg.Pool({
+      connectionString,
+      max: 8,
+      connectionTimeoutMillis: 10_000,
+      types,
+      ...(external ? { options: SESSION_OPTIONS } : {}),
+    });
     // An idle client that loses its server emits 'error' on the pool; without a listener that
     // would crash the process instead of failing the next query with a clear message.
     this.#pool.on("error", () => {});

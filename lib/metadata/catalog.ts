@@ -51,7 +51,9 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
     db = new Db(opts.dsn, redactDsn(opts.dsn), opts.dsn);
   } else {
     embedded = await startEmbeddedCatalog(opts.stateDir, opts.log);
-    db = new Db(embedded.url, `embedded catalog at ${embedded.dataDir}`);
+    db = new Db(embedded.url, `embedded catalog at ${embedded.dataDir}`, undefined, {
+      external: false,
+    });
   }
   try {
     (await db.connect()).release();

@@ -16,15 +16,27 @@ import type { Catalog } from "./catalog.ts";
 
 // Two-key advisory locks: (CLAIM_LOCK_CLASS, claim id) marks a live claim; (SWEEP_LOCK_CLASS,
 // dataset id) serialises sweeping and claiming within one dataset.
-const CLAIM_LOCK_CLASS = 0x62726f6e; // "bron"
+export const CLAIM_LOCK_CLASS = 0x62726f6e; // "bron"
 const SWEEP_LOCK_CLASS = CLAIM_LOCK_CLASS + 1;
 
 /**
- * How long a vanished peer's session may hold its claims: PostgreSQL probes an idle connection
- * after 30 s, then every 10 s, and drops it after 3 unanswered probes (the server's side of the
- * keepalive, set per session below). Measured from a network cut to the claim's release.
+ * How long a vanished peer's session may hold its claims, bounded on the server's side of the
+ * claiming connection: an idle one is probed after 30 s, then every 10 s, and dropped after 3
+ * unanswered probes; one with data in flight (keepalive does not run then) is dropped once data
+ * has gone unacknowledged for 60 s (tcp_user_timeout), instead of after ~15 minutes of
+ * retransmits. Measured from a pulled cable to the claim's release: 61-62.5 s idle, 60.7 s busy
+ * (tests/metadata/keepalive_test.ts).
  */
-export const KEEPALIVE = { idle: 30, interval: 10, count: 3 } as const;
+export const CLAIM_SESSION_SETTINGS =
+  "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; " +
+  "SET tcp_keepalives_count = 3; SET tcp_user_timeout = 60000";
+
+/**
+ * The copier's own side: TCP keepalive barely helps a client (over 11 minutes to notice), so a
+ * heartbeat on the claiming connection notices a dead link within every + deadline, well before
+ * the server lets the claims go, and the copier stops building what it may no longer commit.
+ */
+const HEARTBEAT = { everyMs: 5_000, deadlineMs: 15_000 };
 
 export class RangeClaimedError extends BronzeError {}
 
@@ -83,13 +95,35 @@ export class ClaimSession {
 
   static async open(catalog: Catalog, dataset: Dataset, copierId: string): Promise<ClaimSession> {
     const client = await dbOf(catalog).connect();
-    // Notice a vanished peer (a VM that lost power, a cut cable) within about a minute, not the
-    // kernel's two hours: until the server drops that session, its claims stand.
-    await client.query(
-      `SET tcp_keepalives_idle = ${KEEPALIVE.idle}; SET tcp_keepalives_interval = ${KEEPALIVE.interval}; ` +
-        `SET tcp_keepalives_count = ${KEEPALIVE.count}`,
-    ).catch(() => {}); // a Unix socket or the embedded catalog has no TCP to keep alive
-    return new ClaimSession(client, catalog, dataset, copierId);
+    // Until the server drops this session, its claims stand: notice a vanished peer (a VM that
+    // lost power, a cut cable) within about a minute, not the kernel's two hours.
+    if (!catalog.embedded) await client.query(CLAIM_SESSION_SETTINGS);
+    const session = new ClaimSession(client, catalog, dataset, copierId);
+    session.#heartbeat = setInterval(() => session.#beat(), HEARTBEAT.everyMs);
+    return session;
+  }
+
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+
+  /** One heartbeat: an answer within the deadline, or the claims are given up as lost. */
+  #beat(): void {
+    if (this.#lost || this.#closed) return;
+    this.#serially(async () => {
+      const deadline = setTimeout(() => {
+        this.#lost ??= new BronzeError(
+          `lost the claims of copier ${this.copierId} on ${this.dataset.label}: the catalog did ` +
+            `not answer within ${HEARTBEAT.deadlineMs / 1000}s`,
+        );
+        // A dead link would otherwise hold the connection for ~15 minutes of retransmits.
+        (this.client as unknown as { connection?: { stream?: { destroy(): void } } })
+          .connection?.stream?.destroy();
+      }, HEARTBEAT.deadlineMs);
+      try {
+        await this.client.query("SELECT 1");
+      } finally {
+        clearTimeout(deadline);
+      }
+    }).catch(() => {});
   }
 
   /** Set when the session's connection failed: its claims may already be someone else's. */
@@ -191,6 +225,7 @@ export class ClaimSession {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#heartbeat);
     try {
       if (this.#lost) throw this.#lost;
       for (const id of [...this.#held.keys()]) await this.release(id);
@@ -220,9 +255,13 @@ export class ClaimSession {
         SWEEP_LOCK_CLASS,
         this.dataset.id,
       ]);
-      // Dead: nobody holds its advisory lock in this database (its session ended)...
+      // Dead: nobody holds its advisory lock in this database (its session ended). A row locked
+      // by a commit in flight (writer.ts checks its claim) is skipped, never waited for: that
+      // commit settles whose cell it is.
       await this.client.query(
-        `DELETE FROM _meta_copier_claims c WHERE c.dataset_id = $1 AND NOT ${LIVE}`,
+        `DELETE FROM _meta_copier_claims WHERE id IN (
+           SELECT c.id FROM _meta_copier_claims c WHERE c.dataset_id = $1 AND NOT ${LIVE}
+           FOR UPDATE SKIP LOCKED)`,
         [this.dataset.id],
       );
       // ...or its process on this host is gone, though its session may linger a moment (and on
@@ -252,7 +291,8 @@ export class ClaimSession {
     if (!dead.length) return;
     // Their lingering sessions, found by the locks they hold (a pid alone may have been reused).
     await this.client.query(
-      `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = ANY($2::int[]))
+      `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id IN (
+         SELECT id FROM _meta_copier_claims WHERE id = ANY($2::int[]) FOR UPDATE SKIP LOCKED))
        SELECT pg_terminate_backend(l.pid) FROM pg_locks l
        WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())

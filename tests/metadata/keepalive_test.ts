@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import pg from "pg";
 import { createTestDatabase } from "../support/catalogs.ts";
 import { netnsMissing, type RemoteHost, remoteHost } from "../support/netns.ts";
+import { CLAIM_LOCK_CLASS, CLAIM_SESSION_SETTINGS } from "../../lib/metadata/claims.ts";
 
 /**
  * A claim lives as long as the claimer's session (lib/metadata/claims.ts). When the claimer's
@@ -27,10 +28,10 @@ import { netnsMissing, type RemoteHost, remoteHost } from "../support/netns.ts";
  * namespace) takes a lock and reports on stdout in JSON lines.
  */
 
-// As lib/metadata/claims.ts sets them on the claiming session.
-const CLAIMS_KEEPALIVES =
+// The keepalives alone, without tcp_user_timeout: what claims.ts set before these measurements.
+const KEEPALIVES_ONLY =
   "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3";
-const LOCK_CLASS = 0x62726f6e; // claims.ts's CLAIM_LOCK_CLASS
+const LOCK_CLASS = CLAIM_LOCK_CLASS;
 
 /** Liveness bound, not a timing assertion: only a server that never drops the session fails it. */
 const RELEASE_BOUND_MS = 180_000;
@@ -38,6 +39,8 @@ const RELEASE_BOUND_MS = 180_000;
 interface HolderSpec {
   key: number;
   label: string;
+  /** The keepalives alone instead of claims.ts's session settings. */
+  keepalivesOnly?: boolean;
   /** The session's tcp_user_timeout (ms), on top of claims.ts's keepalives. */
   userTimeoutMs?: number;
   /** node-postgres keepAlive: on, with this initial delay (ms). */
@@ -266,7 +269,13 @@ Deno.test({
   if (missing) throw new Error(missing);
   const specs: HolderSpec[] = [
     { key: 1, label: "idle, claims.ts settings" },
-    { key: 2, label: "server sending, claims.ts settings", listen: true },
+    {
+      key: 2,
+      label: "server sending, keepalives only (no tcp_user_timeout)",
+      listen: true,
+      keepalivesOnly: true,
+    },
+    { key: 6, label: "server sending, claims.ts settings", listen: true },
     {
       key: 3,
       label: "idle, + tcp_user_timeout 60 s, + client keepAlive 10 s",
@@ -287,8 +296,8 @@ Deno.test({
       heartbeatMs: 5_000,
     },
   ];
-  // Bounded: all but a sending server without tcp_user_timeout, which retransmits ~15 minutes.
-  const bounded = [1, 3, 4, 5];
+  // Bounded: all but a sending server without tcp_user_timeout (2), which retransmits ~15 minutes.
+  const bounded = [1, 3, 4, 5, 6];
   const db = await createTestDatabase();
   const admin = new pg.Client({ connectionString: db.dsn }); // over 127.0.0.1, never cut
   await admin.connect();
@@ -420,7 +429,7 @@ async function holder(spec: HolderSpec & { url: string }) {
   client.on("notification", (n: { channel: string }) => emit("notification", n));
   client.on("end", () => emit("end"));
   await client.connect();
-  await client.query(CLAIMS_KEEPALIVES);
+  await client.query(spec.keepalivesOnly ? KEEPALIVES_ONLY : CLAIM_SESSION_SETTINGS);
   if (spec.userTimeoutMs !== undefined) {
     await client.query(`SET tcp_user_timeout = ${spec.userTimeoutMs}`);
   }
