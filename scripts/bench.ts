@@ -18,7 +18,8 @@
  * Writes `.bench/report.json` and prints a table.
  *
  *   deno task bench [--quick] [--scale 0.5] [--profiles 2k,200k,1m] [--no-postgres]
- *                   [--concurrency 1,2,4] [--repeat 2] [--no-memory] [--out .bench/report.json]
+ *                   [--concurrency 1,2,4] [--repeat 2] [--no-memory] [--no-fleet]
+ *                   [--out .bench/report.json]
  *
  * Each number is the best of --repeat runs (other load on the machine only slows a run down).
  */
@@ -135,12 +136,14 @@ interface CopyChildArgs {
   concurrency: number;
   catalog?: string;
   work: string;
+  /** A fleet copier (`copy --fleet`), writing into this shared storage. */
+  fleet?: { storage: string; copierId: string };
 }
 
 async function copyChild(a: CopyChildArgs): Promise<Measure> {
   const { copy } = await import("../lib/copy/run.ts");
   const { createLogger } = await import("../lib/log.ts");
-  const storage = join(a.work, "out");
+  const storage = a.fleet?.storage ?? join(a.work, "out");
   const log = createLogger("text", () => {}, false);
   const t0 = performance.now();
   const cpu0 = cpuSeconds();
@@ -153,14 +156,14 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
     network: "testnet",
     era: "bench",
     versionLabel: "v1",
-    copierId: "bench",
+    copierId: a.fleet?.copierId ?? "bench",
     catalog: a.catalog,
     stateDir: join(a.work, "state"),
     checkpoint: join(a.work, "state", "checkpoint.json"),
     concurrency: a.concurrency,
     progressInterval: 0,
-    pollInterval: 5,
-    fleet: false,
+    pollInterval: 0.2,
+    fleet: a.fleet !== undefined,
     fillGaps: false,
   }, log);
   const peak = peakRssMb();
@@ -329,6 +332,7 @@ async function main() {
       concurrency: { type: "string", default: "1,2,4" },
       "no-postgres": { type: "boolean", default: false },
       "no-memory": { type: "boolean", default: false },
+      "no-fleet": { type: "boolean", default: false },
       out: { type: "string", default: join(BENCH, "report.json") },
       repeat: { type: "string", default: "2" },
     },
@@ -423,6 +427,52 @@ async function main() {
         }, true);
         if (levels.length === 1) break;
       }
+    }
+    if (usePg && !values["no-fleet"]) {
+      // A fleet of two copiers (separate processes, one catalog, one storage) on this machine's
+      // cores against one copier at the same concurrency: the cost of sharing, and what a second
+      // process adds where one does not use every core.
+      let best: Measure | undefined;
+      for (let i = 0; i < repeat; i++) {
+        const works = [
+          await Deno.makeTempDir({ dir: BENCH, prefix: "run-" }),
+          await Deno.makeTempDir({ dir: BENCH, prefix: "run-" }),
+        ];
+        try {
+          const storage = join(works[0], "shared-out");
+          const ms = await withScratchDb((catalog) =>
+            Promise.all(works.map((work, n) =>
+              child([
+                "copy",
+                JSON.stringify({
+                  lake,
+                  work,
+                  start: 1,
+                  end: count,
+                  partitionSize: p.partitionSize,
+                  concurrency: levels[0],
+                  catalog,
+                  fleet: { storage, copierId: `bench-${n}` },
+                }),
+              ])
+            ))
+          );
+          const m: Measure = {
+            seconds: Math.max(...ms.map((x) => x.seconds)),
+            wallSeconds: 0,
+            ledgers: ms.reduce((n, x) => n + x.ledgers, 0),
+            xdrBytes: ms.reduce((n, x) => n + x.xdrBytes, 0),
+            peakRssMb: Math.max(...ms.map((x) => x.peakRssMb)),
+            cpuSeconds: ms.reduce((n, x) => n + x.cpuSeconds, 0),
+            digest: ms[0].digest === ms[1].digest ? ms[0].digest : "differs",
+          };
+          m.wallSeconds = Math.max(...ms.map((x) => x.wallSeconds));
+          if (!best || m.seconds < best.seconds) best = m;
+        } finally {
+          for (const w of works) await Deno.remove(w, { recursive: true });
+        }
+      }
+      add(p.name, `postgres fleet of 2, c=${levels[0]} each`, best!, base);
     }
     if (p.memoryLedgers && !values["no-memory"]) {
       const n = Math.min(count, p.memoryLedgers);
