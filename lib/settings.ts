@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { parseStoreUrl, redactUrl, schemeOf, splitObjectUrl } from "./blob/url.ts";
 import { existingDir, lakeDir, localPath, writableDir, writableFile } from "./probe.ts";
+import { parseListenAddress } from "./metrics/server.ts";
 import { ConfigError } from "./errors.ts";
 import { validateDsn } from "./metadata/dsn.ts";
 import { type Network, NETWORKS } from "./source/network.ts";
@@ -18,7 +19,8 @@ export interface Settings {
   source?: string;
   storage: string;
   start?: number;
-  end?: number;
+  /** A ledger, or (copy only) the source's newest ledger, found when the run starts. */
+  end?: number | "latest";
   partitionSize: number;
   network: Network;
   era: string;
@@ -33,6 +35,13 @@ export interface Settings {
   json: boolean;
   fillGaps: boolean;
   fleet: boolean;
+  follow: boolean;
+  /** Seconds; undefined: partial cells wait until they are complete. */
+  flushInterval?: number;
+  /** host:port of the Prometheus /metrics and /healthz server. */
+  metricsAddr?: string;
+  /** Seconds without progress, or of a head that does not advance, before /healthz says 503. */
+  stallAfter: number;
   failOnGaps: boolean;
   status: boolean;
   /** Optional filters of coverage/verify: the same flags as the copier's, without defaults. */
@@ -170,8 +179,9 @@ export const SPECS: Record<Key, Spec> = {
   end: {
     flag: "--end",
     env: "LEDGER_END",
-    help: "last ledger of the range (inclusive)",
-    parse: intIn(1, UINT32_MAX),
+    help:
+      "last ledger of the range (inclusive); for copy also `latest`: the source's newest ledger",
+    parse: (raw) => raw.trim() === "latest" ? "latest" : intIn(1, UINT32_MAX)(raw),
   },
   partitionSize: {
     flag: "--partition-size",
@@ -274,6 +284,40 @@ export const SPECS: Record<Key, Spec> = {
     boolean: true,
     default: () => false,
   },
+  follow: {
+    flag: "--follow",
+    env: "FOLLOW",
+    help:
+      "keep copying as the source grows: commit each grid cell as soon as it is complete, then poll for more",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  flushInterval: {
+    flag: "--flush-interval",
+    env: "FLUSH_INTERVAL",
+    help:
+      "with --follow: commit a partial cell once its oldest ledger has waited this long (500ms, 5s, 10m), so downstream lag stays under it",
+    parse: duration,
+  },
+  metricsAddr: {
+    flag: "--metrics-addr",
+    env: "METRICS_ADDR",
+    help: "serve Prometheus /metrics and /healthz on host:port while copying (off by default)",
+    parse: (raw) => {
+      const parsed = parseListenAddress(raw);
+      return typeof parsed === "string" ? new Invalid(parsed) : raw;
+    },
+  },
+  stallAfter: {
+    flag: "--stall-after",
+    env: "STALL_AFTER",
+    help:
+      "/healthz answers 503 once the copier has made no progress, or the source's head has not advanced, for this long",
+    parse: duration,
+    default: () => 600,
+    shown: "10m",
+  },
   failOnGaps: {
     flag: "--fail-on-gaps",
     help: "exit non-zero when any gap exists",
@@ -349,7 +393,11 @@ export const COMMAND_SETTINGS = {
     "logFormat",
     "fillGaps",
     "fleet",
+    "follow",
     "pollInterval",
+    "flushInterval",
+    "metricsAddr",
+    "stallAfter",
   ],
   coverage: [
     "catalog",
@@ -407,6 +455,16 @@ export type SettingsOf<C extends CommandName> = Pick<
   (typeof COMMAND_SETTINGS)[C][number]
 >;
 
+/** Options whose --end is a ledger (every command but copy, which also takes `latest`). */
+export type WithLedgerEnd<T> = Omit<T, "end"> & { end?: number };
+
+/** Narrows --end to a ledger (resolveSettings already refused `latest` outside copy). */
+export function withLedgerEnd<T extends { end?: number | "latest" }>(s: T): WithLedgerEnd<T> {
+  const { end, ...rest } = s;
+  if (end === "latest") throw new ConfigError(["--end latest is for copy only"]);
+  return { ...rest, end };
+}
+
 /** Flag values as commander parsed them, keyed by its camelCase option names. */
 export type Flags = Record<string, string | boolean | undefined>;
 
@@ -418,8 +476,6 @@ export function optionName(key: Key): string {
 export interface ResolveOptions<K extends Key, R extends K> {
   /** Must end up set, and are typed so. */
   required?: readonly R[];
-  /** Must end up set in this invocation (copy's range, unless --fill-gaps); typed optional. */
-  requiredNow?: readonly K[];
   /** Local paths to check on disk (COMMAND_PROBES), once the value itself is valid. */
   probe?: readonly K[];
   /** Command-line words commander did not recognise, reported with the other problems. */
@@ -436,7 +492,7 @@ export function resolveSettings<K extends Key, R extends K = never>(
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),
   opts: ResolveOptions<K, R> = {},
 ): Pick<Settings, K> & Required<Pick<Settings, R>> {
-  const required: readonly K[] = [...(opts.required ?? []), ...(opts.requiredNow ?? [])];
+  const required: readonly K[] = opts.required ?? [];
   const problems: string[] = unknownProblems(keys, opts.unknown ?? []);
   const out: Partial<Settings> = {};
   const origins: Partial<Record<Key, string>> = {};
@@ -468,8 +524,31 @@ export function resolveSettings<K extends Key, R extends K = never>(
     origins[key] = origin;
   }
   const s = out as Partial<Settings>;
-  if (s.start !== undefined && s.end !== undefined && s.end < s.start) {
+  // A copy needs its range, but --fill-gaps defaults it to the dataset's recorded extent, and a
+  // follower needs no end.
+  if (keys.includes("fillGaps" as K) && !s.fillGaps) {
+    if (s.start === undefined && origins.start) problems.push(`${origins.start} is required`);
+    if (s.end === undefined && !s.follow && origins.end) {
+      problems.push(`${origins.end} is required (a ledger, or latest; or --follow)`);
+    }
+  }
+  if (s.end === "latest" && !keys.includes("source" as K)) {
+    problems.push(
+      `${origins.end} latest is for copy (the newest ledger of its source); give a ledger`,
+    );
+  }
+  if (typeof s.end === "number" && s.start !== undefined && s.end < s.start) {
     problems.push(`--end (LEDGER_END) ${s.end} is before --start (LEDGER_START) ${s.start}`);
+  }
+  if (s.follow && s.fleet) {
+    problems.push(
+      `${origins.follow} and ${origins.fleet} do not go together: a fleet backfills a fixed range`,
+    );
+  }
+  if (s.flushInterval !== undefined && !s.follow) {
+    problems.push(
+      `${origins.flushInterval} needs --follow (FOLLOW): only a follower has partial cells to flush`,
+    );
   }
   if (s.fleet && keys.includes("catalog" as K) && s.catalog === undefined) {
     problems.push(

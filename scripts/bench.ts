@@ -164,6 +164,8 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
     progressInterval: 0,
     pollInterval: 0.2,
     fleet: a.fleet !== undefined,
+    follow: false,
+    stallAfter: 600,
     fillGaps: false,
   }, log);
   const peak = peakRssMb();

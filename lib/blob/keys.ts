@@ -1,5 +1,5 @@
 /** Key and URL helpers shared by every ObjectStore backend. */
-import { BronzeError } from "../errors.ts";
+import { BronzeError, inArea } from "../errors.ts";
 import { parseStoreUrl, redactUrl } from "./url.ts";
 
 export { redactUrl };
@@ -62,11 +62,11 @@ export function parseBucketUrl(
  * `cause`. Our own errors (bad key, not found...) already say what they mean and pass through.
  */
 export function storeError(op: string, url: string, e: unknown): BronzeError {
-  if (e instanceof BronzeError) return e;
+  if (e instanceof BronzeError) return inArea(e, "storage");
   const err = e as { name?: string; message?: string; code?: unknown };
   const what = [err?.name === "Error" ? undefined : err?.name, err?.code, err?.message]
     .filter((x) => x !== undefined && x !== "").join(": ");
-  const wrapped = new BronzeError(`${op} ${url} failed: ${what || String(e)}`);
+  const wrapped = inArea(new BronzeError(`${op} ${url} failed: ${what || String(e)}`), "storage");
   (wrapped as { cause?: unknown }).cause = e;
   return wrapped;
 }

@@ -1,5 +1,6 @@
 /** The messages between the build pool (pool.ts) and its workers (_worker.ts). */
-import { BronzeError } from "../errors.ts";
+import { BronzeError, type ErrorArea, inArea } from "../errors.ts";
+import { MissingLedgerError } from "../source/source.ts";
 import type { Range } from "../table/grid.ts";
 import type { PartitionMeta } from "../table/schema.ts";
 import type { Network } from "../source/network.ts";
@@ -21,6 +22,9 @@ interface WireError {
   message: string;
   stack?: string;
   exitCode?: number;
+  /** A MissingLedgerError's ledger. */
+  ledger?: number;
+  area?: ErrorArea;
 }
 
 export type WorkerReply =
@@ -36,15 +40,20 @@ export function toWire(err: unknown): WireError {
     message: e?.message ?? String(err),
     stack: e?.stack,
     exitCode: typeof e?.exitCode === "number" ? e.exitCode : undefined,
+    ledger: err instanceof MissingLedgerError ? err.ledger : undefined,
+    area: err instanceof BronzeError ? err.area : undefined,
   };
 }
 
 /** The worker's error, as the same class of error on this side (BronzeErrors reach the user). */
 export function fromWire(e: WireError): Error {
-  const err = e.exitCode !== undefined
+  const err = e.ledger !== undefined
+    ? new MissingLedgerError(e.message, e.ledger)
+    : e.exitCode !== undefined
     ? new BronzeError(e.message, e.exitCode)
     : new Error(e.message);
   err.name = e.name;
   if (e.stack) err.stack = e.stack;
+  if (e.area) inArea(err, e.area);
   return err;
 }

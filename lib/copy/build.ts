@@ -4,7 +4,7 @@
  * parallel while the main thread commits them in ledger order; it streams (memory is bounded by
  * the row-group budget and the lake's prefetch, never by the partition's size).
  */
-import { BronzeError } from "../errors.ts";
+import { BronzeError, inArea } from "../errors.ts";
 import type { LedgerSource } from "../source/source.ts";
 import { decodeLedger } from "../source/ledger.ts";
 import { PartitionFileWriter } from "../table/writer.ts";
@@ -119,6 +119,7 @@ export async function buildPartitionFile(
     };
   } catch (err) {
     await file.abort();
-    throw err;
+    // bronze's own errors here come from reading the source (the local file's are the OS's).
+    throw inArea(err, "source");
   }
 }

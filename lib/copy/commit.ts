@@ -39,6 +39,8 @@ export interface CommitterDeps {
   log: Logger;
   /** Runs between steps: the crash failpoints, unless a test injects its own. */
   between?: (step: CommitStep) => Promise<void>;
+  /** Told of a checkpoint save that failed (it does not fail the partition). */
+  onCheckpointError?: () => void;
 }
 
 export interface CommitRequest {
@@ -142,6 +144,7 @@ export class Committer {
         `saved: last_committed=${checkpointLedger}${checkpointNote ? ` ${checkpointNote}` : ""}`,
       );
     } catch (err) {
+      this.deps.onCheckpointError?.();
       log.warn(
         "checkpoint",
         `save to ${checkpoint.location} failed (the partition is committed; the catalog is the truth): ${

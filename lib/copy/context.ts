@@ -12,6 +12,7 @@ import type { Range } from "../table/grid.ts";
 import type { Committer, Dataset } from "./commit.ts";
 import type { BuildPool } from "./pool.ts";
 import type { CopyStats } from "./stats.ts";
+import type { CopierMetrics } from "../metrics/mod.ts";
 
 export type { CopyStats };
 
@@ -50,4 +51,6 @@ export interface RunContext {
   committer: Committer;
   claims: ClaimSession;
   log: Logger;
+  /** Prometheus counters and the health state, when the copy serves them (--metrics-addr). */
+  metrics?: CopierMetrics;
 }

@@ -4,7 +4,7 @@
  * folder, never through SQL of its own.
  */
 import pg from "pg";
-import { BronzeError } from "../errors.ts";
+import { BronzeError, inArea } from "../errors.ts";
 import { scrubSecret } from "./dsn.ts";
 
 export type Row = Record<string, unknown>;
@@ -115,6 +115,10 @@ export class Db {
 
   /** The one line a PostgreSQL or connection error becomes: it names the catalog, never a password. */
   error(err: unknown): BronzeError {
+    return inArea(this.#error(err), "catalog");
+  }
+
+  #error(err: unknown): BronzeError {
     if (err instanceof BronzeError) return err;
     const e = err as {
       code?: string;

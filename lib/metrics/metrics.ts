@@ -3,12 +3,19 @@
  * set of calls from the copy loop. Every series carries the dataset's `network`, `era` and
  * `version`, so several copiers scraped into one Prometheus stay apart.
  */
+import type { ErrorArea } from "../errors.ts";
 import { type Counter, type Gauge, type Histogram, Registry } from "./exposition.ts";
 import { Health, type HealthOptions } from "./health.ts";
 
 /** Where a failure came from; each kind is its own `bronze_errors_total` series. */
-export type ErrorKind = "source" | "catalog" | "storage" | "checkpoint";
-export const ERROR_KINDS: readonly ErrorKind[] = ["source", "catalog", "storage", "checkpoint"];
+export type ErrorKind = ErrorArea;
+export const ERROR_KINDS: readonly ErrorKind[] = [
+  "source",
+  "catalog",
+  "storage",
+  "checkpoint",
+  "other",
+];
 
 /**
  * Seconds from a partition's build start to its catalog commit: a small partition of a quiet

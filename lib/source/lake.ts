@@ -10,7 +10,12 @@ import { type Network, passphraseOf } from "./network.ts";
 import { NotFoundError, type ObjectStore } from "../blob/store.ts";
 import { objectUrl } from "../blob/keys.ts";
 import { readU32, XdrCorruptError } from "./xdr_skip.ts";
-import type { LedgerSource, RawLedger, StreamOptions } from "./source.ts";
+import {
+  type LedgerSource,
+  MissingLedgerError,
+  type RawLedger,
+  type StreamOptions,
+} from "./source.ts";
 
 export interface LakeConfig {
   networkPassphrase: string;
@@ -150,6 +155,7 @@ class GalexieLake implements Lake {
    * newest partition's folder first), so the first batch key in list order is the newest batch.
    */
   async head(): Promise<number> {
+    await this.#checkConfig();
     let skipped = 0;
     for await (const { key } of this.store.list("")) {
       const start = this.#batchStartOf(key);
@@ -162,6 +168,20 @@ class GalexieLake implements Lake {
       }
     }
     throw new BronzeError(`lake ${this.url} holds no ledgers`);
+  }
+
+  /** A follower reads the head again and again: the lake must still be the one it opened. */
+  async #checkConfig(): Promise<void> {
+    const where = objectUrl(this.store, CONFIG_KEY);
+    const now = parseConfig(await this.store.get(CONFIG_KEY), where);
+    const changed = (Object.keys(now) as (keyof LakeConfig)[])
+      .filter((k) => now[k] !== this.config[k])
+      .map((k) => `${k} ${JSON.stringify(this.config[k])} → ${JSON.stringify(now[k])}`);
+    if (changed.length) {
+      throw new BronzeError(
+        `${where} changed while bronze was reading the lake: ${changed.join(", ")}`,
+      );
+    }
   }
 
   /** The grid start of the batch a key names, or null for a key that is no batch (.config.json). */
@@ -273,8 +293,9 @@ class GalexieLake implements Lake {
   }
 
   #gap(seq: number, url: string): BronzeError {
-    return new BronzeError(
+    return new MissingLedgerError(
       `ledger ${seq} is missing from lake ${this.url}: ${url} does not hold it`,
+      seq,
     );
   }
 
@@ -291,8 +312,9 @@ class GalexieLake implements Lake {
       }
     }
     const [a, b] = order.map((ext) => objectKey(this.config, batchStart, ext));
-    throw new BronzeError(
+    throw new MissingLedgerError(
       `ledger ${firstWanted} is missing from lake ${this.url}: neither ${a} nor ${b} exists`,
+      firstWanted,
     );
   }
 

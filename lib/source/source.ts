@@ -3,7 +3,18 @@
  * RPC node. Both yield each ledger's exact LedgerCloseMeta XDR in sequence; the same ledgers from
  * either give the same Parquet bytes.
  */
+import { BronzeError } from "../errors.ts";
 import type { Network } from "./network.ts";
+
+/**
+ * A ledger the source does not hold (yet): a lake still being written, a gap in it. A follower
+ * waits for one below the source's head; anywhere else it ends the run like any error.
+ */
+export class MissingLedgerError extends BronzeError {
+  constructor(message: string, readonly ledger: number) {
+    super(message);
+  }
+}
 
 export interface RawLedger {
   sequence: number;

@@ -7,7 +7,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../log.ts";
 import { Progress } from "../progress.ts";
-import type { SettingsOf } from "../settings.ts";
+import type { SettingsOf, WithLedgerEnd } from "../settings.ts";
 import { type ObjectStore, objectUrl, openStore } from "../blob/mod.ts";
 import { findDatasets } from "../metadata/coverage.ts";
 import { openReadyCatalog } from "../metadata/migrate.ts";
@@ -17,7 +17,7 @@ import { type CheckName, checkPartition } from "./check.ts";
 export type { CheckName };
 
 /** What verify reads: the verify command's settings but its output format. */
-export type VerifyOptions = Omit<SettingsOf<"verify">, "json" | "logFormat">;
+export type VerifyOptions = WithLedgerEnd<Omit<SettingsOf<"verify">, "json" | "logFormat">>;
 
 export interface VerifyFailure {
   dataset: string;

@@ -49,8 +49,8 @@ Deno.test("an unknown flag is reported with the other problems; `copy --version`
     r.stderr,
     "bronze: 6 configuration problems: unknown option --version (did you mean --version-label?); " +
       "unknown option --sorce (did you mean --source?); --source (SOURCE_URL) is required; " +
-      "--start (LEDGER_START) is required; --end (LEDGER_END) is required; " +
-      "--concurrency must be between 1 and 64, got 0\n",
+      "--concurrency must be between 1 and 64, got 0; --start (LEDGER_START) is required; " +
+      "--end (LEDGER_END) is required (a ledger, or latest; or --follow)\n",
   );
   assert.equal(r.stdout, "");
   const v = await runCli(["--version"]);

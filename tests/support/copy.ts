@@ -30,6 +30,8 @@ export function copyOptions(
     pollInterval: 0.2,
     fillGaps: false,
     fleet: false,
+    follow: false,
+    stallAfter: 600,
     ...o,
   };
 }

@@ -1,4 +1,6 @@
 import { copy, type CopyOptions, type CopyResult } from "../../copy/run.ts";
+import { areaOf } from "../../errors.ts";
+import { CopierMetrics, serveMetrics } from "../../metrics/mod.ts";
 import { createLogger, type Logger } from "../../log.ts";
 import {
   COMMAND_PROBES,
@@ -15,11 +17,8 @@ export function parseCopyArgs(
   env?: (n: string) => string | undefined,
   unknown: readonly string[] = [],
 ): CopyArgs {
-  // A plain copy needs its range; --fill-gaps defaults to the dataset's recorded extent.
-  const range = flags.fillGaps === true ? [] : ["start", "end"] as const;
   return resolveSettings(COMMAND_SETTINGS.copy, flags, env, {
     required: ["source"],
-    requiredNow: range,
     probe: COMMAND_PROBES.copy,
     unknown,
   });
@@ -55,11 +54,21 @@ export async function copyCommand(
     Deno.addSignalListener(sig, handler);
     return [sig, handler] as const;
   });
+  const metrics = args.metricsAddr === undefined ? undefined : new CopierMetrics(
+    { network: args.network, era: args.era, version: args.versionLabel },
+    { stallAfterSeconds: args.stallAfter, headStallAfterSeconds: args.stallAfter },
+  );
+  const server = metrics && serveMetrics(args.metricsAddr!, metrics, metrics.health);
+  if (server) log.info("metrics", `serving ${server.url}/metrics and ${server.url}/healthz`);
   let result: CopyResult;
   try {
-    result = await copy(args, log, controller.signal);
+    result = await copy(args, log, controller.signal, metrics);
+  } catch (err) {
+    metrics?.error(areaOf(err));
+    throw err;
   } finally {
     for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
+    await server?.close();
   }
   if (result.interrupted) {
     log.info("copier", `stopped on ${received}; run the same command again to resume`);

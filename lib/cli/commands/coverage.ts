@@ -6,23 +6,25 @@ import {
   type Flags,
   resolveSettings,
   type SettingsOf,
+  type WithLedgerEnd,
+  withLedgerEnd,
 } from "../../settings.ts";
 import { formatBytes } from "../format.ts";
 
 /** `bronze coverage --fail-on-gaps` exits with this code when any dataset has a gap. */
 export const EXIT_GAPS = 3;
 
-export type CoverageOptions = SettingsOf<"coverage">;
+export type CoverageOptions = WithLedgerEnd<SettingsOf<"coverage">>;
 
 export function parseCoverageArgs(
   flags: Flags,
   env?: (n: string) => string | undefined,
   unknown: readonly string[] = [],
 ): CoverageOptions {
-  return resolveSettings(COMMAND_SETTINGS.coverage, flags, env, {
+  return withLedgerEnd(resolveSettings(COMMAND_SETTINGS.coverage, flags, env, {
     probe: COMMAND_PROBES.coverage,
     unknown,
-  });
+  }));
 }
 
 export interface CoverageReport {

@@ -5,6 +5,8 @@ import {
   type Flags,
   resolveSettings,
   type SettingsOf,
+  type WithLedgerEnd,
+  withLedgerEnd,
 } from "../../settings.ts";
 import { verify, type VerifyResult } from "../../verify/verify.ts";
 import { formatBytes } from "../format.ts";
@@ -12,17 +14,17 @@ import { formatBytes } from "../format.ts";
 /** `bronze verify` exits with this code when any partition fails a check. */
 export const EXIT_VERIFY_FAILED = 4;
 
-export type VerifyArgs = SettingsOf<"verify">;
+export type VerifyArgs = WithLedgerEnd<SettingsOf<"verify">>;
 
 export function parseVerifyArgs(
   flags: Flags,
   env?: (n: string) => string | undefined,
   unknown: readonly string[] = [],
 ): VerifyArgs {
-  return resolveSettings(COMMAND_SETTINGS.verify, flags, env, {
+  return withLedgerEnd(resolveSettings(COMMAND_SETTINGS.verify, flags, env, {
     probe: COMMAND_PROBES.verify,
     unknown,
-  });
+  }));
 }
 
 /**

@@ -1,0 +1,141 @@
+/**
+ * `copy --follow`: copy to the source's head, then keep up with it. Each poll reads the head, and
+ * every grid cell that is complete up to it is built and committed at once, through the same
+ * ordered engine as any copy (loop.ts). The cell still growing at the head waits until it is
+ * complete, or, with --flush-interval, until its oldest uncommitted ledger has been waiting that
+ * long: then what there is of it is committed as a partial partition, which later partials and
+ * the cell's completion follow on the grid (as after an interrupt).
+ *
+ * SIGINT/SIGTERM commit the ledgers in hand (being built, or waiting at the head) and stop. A
+ * ledger missing below the head (a lake still being written) is waited for, with a line after a
+ * while; a source whose head goes backwards, or a lake whose .config.json changes, is an error.
+ */
+import { formatDuration } from "../progress.ts";
+import { BronzeError, inArea } from "../errors.ts";
+import { cellOf, gaps, type Range } from "../table/grid.ts";
+import { MissingLedgerError } from "../source/source.ts";
+import type { CopyResult } from "./context.ts";
+import { buildAndCommit, finish, type Run } from "./loop.ts";
+import { planWork } from "./plan.ts";
+import type { ResumePoint } from "./resume.ts";
+
+/** A ledger missing below the head is said after this many polls of waiting for it. */
+const MISSING_POLLS = 5;
+
+export async function follow(
+  run: Run,
+  range: Range,
+  point: ResumePoint,
+  signal: AbortSignal,
+): Promise<CopyResult> {
+  const { opts, deps: { source }, log, metrics, state } = run;
+  const size = opts.partitionSize;
+  const flushMs = opts.flushInterval === undefined ? null : opts.flushInterval * 1000;
+  const first = nextMissing(state.held, range);
+  log.info(
+    "follow",
+    `following ${source.url} from ledger ${first ?? range.end}: every ${
+      formatDuration(opts.pollInterval)
+    }${
+      flushMs === null ? "" : `, partial cells flushed after ${formatDuration(opts.flushInterval!)}`
+    }`,
+  );
+  if (point.checkpoint || point.coverage >= range.start) {
+    log.info("copier", `continuing from ledger ${first ?? range.end}`);
+  }
+  let lastHead = 0;
+  // The oldest uncommitted ledger, and when it was first seen in the source.
+  let oldest = null as { ledger: number; since: number } | null;
+  let missing = null as { ledger: number; polls: number } | null;
+  let caughtUp = false;
+  for (;;) {
+    const next = nextMissing(state.held, range);
+    if (next === null) return finish(run, false, signal.aborted); // --end reached
+    const head = await source.head().catch((err) => Promise.reject(inArea(err, "source")));
+    if (head < lastHead) {
+      throw new BronzeError(
+        `source ${source.url} went backwards: its newest ledger was ${lastHead}, now it is ${head}`,
+      );
+    }
+    lastHead = head;
+    metrics?.sourceHead(head);
+    const target = Math.min(head, range.end);
+    if (target >= next && oldest?.ledger !== next) {
+      oldest = { ledger: next, since: performance.now() };
+    }
+    const flush = signal.aborted ||
+      (flushMs !== null && oldest !== null && performance.now() - oldest.since >= flushMs);
+    const work = target < next ? [] : ready(next, target, size, state.held, range.end, flush);
+    if (work.length) {
+      caughtUp = false;
+      // A batch is interrupted only by the user's signal: then its partial is committed.
+      const batch = new AbortController();
+      const stop = () => batch.abort();
+      signal.addEventListener("abort", stop);
+      try {
+        const outcome = await buildAndCommit(run, work, batch.signal);
+        missing = null;
+        if (outcome === "interrupted" || signal.aborted) return finish(run, true, true);
+      } catch (err) {
+        if (!(err instanceof MissingLedgerError) || err.ledger > head || signal.aborted) throw err;
+        // Below the head: the lake is still being written. Wait for it, and say so after a while.
+        missing = missing?.ledger === err.ledger
+          ? { ledger: err.ledger, polls: missing.polls + 1 }
+          : { ledger: err.ledger, polls: 1 };
+        if (missing.polls === MISSING_POLLS) {
+          log.warn(
+            "follow",
+            `ledger ${err.ledger} is not in ${source.url} yet, though ledger ${head} is; waiting for it`,
+          );
+        }
+      } finally {
+        signal.removeEventListener("abort", stop);
+      }
+      if (!missing) continue;
+    } else if (signal.aborted) {
+      return finish(run, true, true);
+    } else if (!caughtUp) {
+      caughtUp = true;
+      log.info(
+        "follow",
+        `caught up at ledger ${head}; looking again every ${formatDuration(opts.pollInterval)}`,
+      );
+    }
+    metrics?.waiting(head);
+    await sleep(opts.pollInterval * 1000, signal);
+  }
+}
+
+/** The first ledger of the range the catalog does not hold, or null when it holds them all. */
+function nextMissing(held: readonly Range[], range: Range): number | null {
+  return gaps(range, held)[0]?.start ?? null;
+}
+
+/**
+ * What can be committed now, up to `target`: every complete cell, the range's last (partial) cell
+ * once the range's end is reached, and the cell growing at the head when it is to be flushed.
+ */
+function ready(
+  next: number,
+  target: number,
+  size: number,
+  held: readonly Range[],
+  end: number,
+  flush: boolean,
+): Range[] {
+  return planWork({ start: next, end: target }, size, held).filter((r) =>
+    r.end === cellOf(r.start, size).end || r.end === end || flush
+  );
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done);
+  });
+}
