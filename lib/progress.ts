@@ -58,6 +58,7 @@ export class Progress {
 
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
+  if (seconds > 0 && seconds < 1) return `${Math.round(seconds * 1000)}ms`;
   const s = Math.round(seconds);
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);

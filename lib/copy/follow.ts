@@ -34,7 +34,7 @@ export async function follow(
   const first = nextMissing(state.held, range);
   log.info(
     "follow",
-    `following ${source.url} from ledger ${first ?? range.end}: every ${
+    `following ${source.url} from ledger ${first ?? range.end}: polling every ${
       formatDuration(opts.pollInterval)
     }${
       flushMs === null ? "" : `, partial cells flushed after ${formatDuration(opts.flushInterval!)}`

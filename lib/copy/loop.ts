@@ -58,6 +58,7 @@ export async function buildAndCommit(
   const onAbort = () => pool.stop();
   signal.addEventListener("abort", onAbort);
   if (signal.aborted) pool.stop();
+  else pool.resume();
   const inFlight: Promise<Built | null>[] = [];
   let next = 0;
   const launch = () => {

@@ -69,6 +69,12 @@ export class BuildPool {
     return Atomics.load(new Int32Array(this.#stop), 0) !== 0;
   }
 
+  /** Clears a stop: a follower builds again after a batch that an error or signal ended. */
+  resume(): void {
+    if (this.#closed) return;
+    Atomics.store(new Int32Array(this.#stop), 0, 0);
+  }
+
   /** The interrupt: running builds stop after the ledger in hand; queued ones resolve null. */
   stop(): void {
     Atomics.store(new Int32Array(this.#stop), 0, 1);

@@ -1,0 +1,260 @@
+/**
+ * `copy --follow` and `--end latest`, through the CLI, on a lake that grows while the copier runs:
+ * the test writes it as Galexie would, object by object (copied from a lake made up front, so the
+ * hash chain runs on), and reads the copier's stderr to know where it is.
+ */
+import assert from "node:assert/strict";
+import { copyFile, mkdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { objectKey } from "../../lib/source/lake.ts";
+import { type CatalogTarget, catalogTarget } from "../support/catalogs.ts";
+import { runCli } from "../support/cli.ts";
+import { copyEnv, lineageRows } from "../support/copy.ts";
+import { syntheticLake, tempDir } from "../support/lakes.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const SIZE = 20;
+const CONFIG = { ledgersPerBatch: 1, batchesPerPartition: 64000 } as const;
+
+/** A lake that grows: ledgers are published into it from a complete lake made up front. */
+async function growingLake(dir: string) {
+  const full = await syntheticLake({
+    network: "testnet",
+    start: 1,
+    count: 200,
+    lcmVersion: 2,
+    seed: 5,
+  });
+  await copyFile(join(full, ".config.json"), join(dir, ".config.json"));
+  return {
+    url: dir,
+    async publish(...ledgers: number[]) {
+      for (const seq of ledgers) {
+        const key = objectKey(CONFIG as never, seq, "zst");
+        await mkdir(dirname(join(dir, key)), { recursive: true });
+        await copyFile(join(full, key), join(dir, key));
+      }
+    },
+  };
+}
+
+const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+/** A running `bronze copy` whose stderr the test reads line by line. */
+class Copier {
+  readonly child: Deno.ChildProcess;
+  #reader: ReadableStreamDefaultReader<string>;
+  text = "";
+
+  constructor(env: Record<string, string>, args: string[]) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "copy", ...args],
+      env,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    this.#reader = this.child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  }
+
+  /** Reads until `pattern` has appeared (or throws, with what was read, if the copier ends). */
+  async until(pattern: RegExp): Promise<RegExpExecArray> {
+    for (;;) {
+      const m = pattern.exec(this.text);
+      if (m) return m;
+      const { value, done } = await this.#reader.read();
+      if (done) throw new Error(`copier ended before ${pattern}:\n${this.text}`);
+      this.text += value;
+    }
+  }
+
+  async end(): Promise<Deno.CommandStatus> {
+    for (;;) {
+      const { value, done } = await this.#reader.read();
+      if (done) break;
+      this.text += value;
+    }
+    return await this.child.status;
+  }
+}
+
+function env(target: CatalogTarget, lake: string, storage: string): Record<string, string> {
+  return {
+    ...copyEnv(target, lake, storage),
+    PARTITION_SIZE: String(SIZE),
+    POLL_INTERVAL: "100ms",
+  };
+}
+
+const ranges = async (target: CatalogTarget) =>
+  (await lineageRows(target)).map((r) => `${r.ledger_start}-${r.ledger_end}`);
+
+Deno.test("follow a growing lake: complete cells are committed as they fill, the cell at the head waits; SIGINT commits the ledgers in hand (exit 130); a restart resumes without gap or overlap", async () => {
+  await using target = await catalogTarget("postgres");
+  await using dir = await tempDir();
+  await using out = await tempDir();
+  const lake = await growingLake(dir.path);
+  await lake.publish(...range(1, 30));
+  const e = env(target, lake.url, out.path);
+  const copier = new Copier(e, ["--follow", "--start", "1"]);
+  await copier.until(/\[partition\] committed range 1-20\n/);
+  await copier.until(/\[follow\] caught up at ledger 30;/);
+  assert.deepEqual(await ranges(target), ["1-20"]); // 21-30 waits for its cell to fill
+  await lake.publish(...range(31, 70));
+  await copier.until(/\[partition\] committed range 41-60\n/);
+  await copier.until(/\[follow\] caught up at ledger 70;/);
+  assert.deepEqual(await ranges(target), ["1-20", "21-40", "41-60"]);
+  copier.child.kill("SIGINT");
+  const status = await copier.end();
+  assert.equal(status.code, 130, copier.text);
+  assert.match(
+    copier.text,
+    /\[partition\] committed range 61-70\n\[checkpoint\] saved: last_committed=70\n/,
+  );
+  assert.match(
+    copier.text,
+    /\[copier\] stopped on SIGINT; run the same command again to resume\n$/,
+  );
+  assert.deepEqual(await ranges(target), ["1-20", "21-40", "41-60", "61-70"]);
+
+  // The rest arrives; a follower with an end stops there, complete.
+  await lake.publish(...range(71, 100));
+  const rest = await runCli(["copy", "--follow", "--start", "1", "--end", "100"], { env: e });
+  assert.equal(rest.code, 0, rest.stderr);
+  assert.match(rest.stderr, /\[resume\] checkpoint found: last_committed=70\n/);
+  assert.match(rest.stderr, /\[copier\] complete\n/);
+  assert.deepEqual(await ranges(target), ["1-20", "21-40", "41-60", "61-70", "71-80", "81-100"]);
+});
+
+Deno.test("follow with --flush-interval: a partial cell is committed once its oldest ledger has waited, and later partials complete the cell on the grid", async () => {
+  await using target = await catalogTarget("postgres");
+  await using dir = await tempDir();
+  await using out = await tempDir();
+  const lake = await growingLake(dir.path);
+  await lake.publish(...range(1, 25));
+  const copier = new Copier(env(target, lake.url, out.path), [
+    "--follow",
+    "--start",
+    "1",
+    "--flush-interval",
+    "300ms",
+  ]);
+  await copier.until(/\[partition\] committed range 21-25\n/);
+  await lake.publish(...range(26, 43));
+  await copier.until(/\[partition\] committed range 41-43\n/);
+  copier.child.kill("SIGTERM");
+  assert.equal((await copier.end()).code, 143, copier.text);
+  const got = await ranges(target);
+  assert.deepEqual(got.slice(0, 2), ["1-20", "21-25"]);
+  // Contiguous, and on the grid: no range crosses a cell boundary.
+  let next = 1;
+  for (const r of got) {
+    const [s, e] = r.split("-").map(Number);
+    assert.equal(s, next, got.join(" "));
+    assert.equal(Math.floor((s - 1) / SIZE), Math.floor((e - 1) / SIZE), `${r} crosses a cell`);
+    next = e + 1;
+  }
+  assert.equal(next, 44);
+});
+
+Deno.test("follow waits for a ledger missing below the head, says so, and goes on once it lands; a changed .config.json stops it", async () => {
+  await using target = await catalogTarget("postgres");
+  await using dir = await tempDir();
+  await using out = await tempDir();
+  const lake = await growingLake(dir.path);
+  await lake.publish(...range(1, 20), ...range(22, 30)); // 21 is late
+  const copier = new Copier(env(target, lake.url, out.path), [
+    "--follow",
+    "--start",
+    "1",
+    "--flush-interval",
+    "100ms",
+  ]);
+  await copier.until(
+    /\[warn\] follow: ledger 21 is not in \S+ yet, though ledger 30 is; waiting for it\n/,
+  );
+  assert.deepEqual(await ranges(target), ["1-20"]);
+  await lake.publish(21);
+  await copier.until(/\[partition\] committed range 21-30\n/);
+  const config = JSON.parse(await Deno.readTextFile(join(dir.path, ".config.json")));
+  await Deno.writeTextFile(
+    join(dir.path, ".config.json"),
+    JSON.stringify({ ...config, version: "2.0" }),
+  );
+  assert.equal((await copier.end()).code, 1, copier.text);
+  assert.match(
+    copier.text,
+    /bronze: \S+\/\.config\.json changed while bronze was reading the lake: version "1\.0" → "2\.0"\n$/,
+  );
+});
+
+Deno.test("--end latest on a lake whose head is mid-cell copies to that head and says which ledger it is", async () => {
+  await using target = await catalogTarget("postgres");
+  await using dir = await tempDir();
+  await using out = await tempDir();
+  const lake = await growingLake(dir.path);
+  await lake.publish(...range(1, 50));
+  const r = await runCli(["copy", "--start", "1", "--end", "latest"], {
+    env: env(target, lake.url, out.path),
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    new RegExp(`^\\[copier\\] --end latest: the newest ledger of ${lake.url} is 50\\n`),
+  );
+  assert.deepEqual(await ranges(target), ["1-20", "21-40", "41-50"]);
+});
+
+Deno.test("metrics while following: the names are there, the committed ledger is the catalog's, /healthz is 200, then 503 once the lake stops growing past --stall-after", async () => {
+  await using target = await catalogTarget("postgres");
+  await using dir = await tempDir();
+  await using out = await tempDir();
+  const lake = await growingLake(dir.path);
+  await lake.publish(...range(1, 45));
+  const copier = new Copier(env(target, lake.url, out.path), [
+    "--follow",
+    "--start",
+    "1",
+    "--metrics-addr",
+    "127.0.0.1:0",
+    "--stall-after",
+    "1s",
+  ]);
+  try {
+    const [, url] = await copier.until(/\[metrics\] serving (http:\/\/\S+)\/metrics/);
+    await copier.until(/\[follow\] caught up at ledger 45;/);
+    const text = await (await fetch(`${url}/metrics`)).text();
+    for (
+      const name of [
+        "bronze_last_committed_ledger",
+        "bronze_source_head_ledger",
+        "bronze_ledgers_committed_total",
+        "bronze_partitions_committed_total",
+        "bronze_bytes_written_total",
+        "bronze_partition_commit_seconds_bucket",
+        "bronze_errors_total",
+      ]
+    ) assert.match(text, new RegExp(`^${name}\\{`, "m"), name);
+    const labels = 'network="testnet",era="default",version="v1"';
+    assert.match(text, new RegExp(`^bronze_last_committed_ledger\\{${labels}\\} 40$`, "m"));
+    assert.match(text, new RegExp(`^bronze_source_head_ledger\\{${labels}\\} 45$`, "m"));
+    assert.match(text, new RegExp(`^bronze_partitions_committed_total\\{${labels}\\} 2$`, "m"));
+    const rows = await lineageRows(target);
+    assert.equal(rows.at(-1)!.ledger_end, 40); // the catalog's, as the gauge says
+    const ok = await fetch(`${url}/healthz`);
+    assert.equal(ok.status, 200, await ok.text());
+    // The lake stops growing: within the stall bound the copier is still healthy, then it is not.
+    let status = 200;
+    let body = "";
+    for (let i = 0; i < 100 && status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const h = await fetch(`${url}/healthz`);
+      status = h.status;
+      body = await h.text();
+    }
+    assert.equal(status, 503);
+    assert.match(body, /^source head 45 has not advanced for \S+/);
+  } finally {
+    copier.child.kill("SIGTERM");
+    await copier.end();
+  }
+});
