@@ -11,6 +11,10 @@ export interface CatalogOptions {
   /** postgres:// URL of an external catalog; undefined selects the embedded one. */
   dsn?: string;
   stateDir: string;
+  /**
+   * Progress notes (creating the embedded catalog, migrations applied, waits). Without one they
+   * go to stderr as `[catalog] ...`: a wait is never silent.
+   */
   log?: (line: string) => void;
 }
 
@@ -29,8 +33,30 @@ export class Catalog {
     return this.#db.label;
   }
 
+  /** The embedded catalog, whether this process serves it (owner) or uses another's (client). */
   get embedded(): boolean {
     return this.#embedded !== undefined;
+  }
+
+  /**
+   * "owner": this process runs the embedded catalog (and serves it to other bronze processes on
+   * the same state dir); "client": another bronze process does; undefined for PostgreSQL.
+   */
+  get embeddedRole(): "owner" | "client" | undefined {
+    return this.#embedded?.role;
+  }
+
+  /** The pid of the bronze process that runs the embedded catalog (undefined for PostgreSQL). */
+  get embeddedOwnerPid(): number | undefined {
+    return this.#embedded?.ownerPid;
+  }
+
+  /**
+   * Embedded owner: from now on other bronze processes connect to this one's catalog (migrate.ts
+   * calls it once the schema is current). Otherwise nothing.
+   */
+  async publish(): Promise<void> {
+    await this.#embedded?.publish();
   }
 
   async close(): Promise<void> {
@@ -42,6 +68,34 @@ export class Catalog {
   }
 }
 
+/**
+ * A client of another process's embedded catalog loses it when that process exits: say so in one
+ * line, instead of pg's "Connection terminated unexpectedly" or a "connection refused" that
+ * suggests starting PostgreSQL.
+ */
+class EmbeddedClientDb extends Db {
+  constructor(url: string, private readonly dataDir: string, private readonly ownerPid: number) {
+    super(url, `embedded catalog at ${dataDir} (served by bronze process ${ownerPid})`);
+  }
+
+  override error(err: unknown): BronzeError {
+    if (err instanceof BronzeError) return err;
+    const e = err as { code?: string; message?: string; errors?: { code?: string }[] };
+    const code = e.code ?? e.errors?.[0]?.code;
+    const message = String(e.message ?? err);
+    if (
+      code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE" || code === "57P01" ||
+      /Connection terminated|connection error|not queryable/i.test(message)
+    ) {
+      return new BronzeError(
+        `lost the embedded catalog at ${this.dataDir}: bronze process ${this.ownerPid}, which served it, ` +
+          `has exited; run this command again`,
+      );
+    }
+    return super.error(err);
+  }
+}
+
 export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
   let embedded: EmbeddedCatalog | undefined;
   let db: Db;
@@ -50,8 +104,13 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
     if (problem) throw new BronzeError(problem, 2);
     db = new Db(opts.dsn, redactDsn(opts.dsn), opts.dsn);
   } else {
-    embedded = await startEmbeddedCatalog(opts.stateDir, opts.log);
-    db = new Db(embedded.url, `embedded catalog at ${embedded.dataDir}`);
+    embedded = await startEmbeddedCatalog(
+      opts.stateDir,
+      opts.log ?? ((line) => console.error(`[catalog] ${line}`)),
+    );
+    db = embedded.role === "owner"
+      ? new Db(embedded.url, `embedded catalog at ${embedded.dataDir}`)
+      : new EmbeddedClientDb(embedded.url, embedded.dataDir, embedded.ownerPid);
   }
   try {
     (await db.connect()).release();
