@@ -521,12 +521,35 @@ class WireServer {
 
   /** Takes the backend for `c` (waiting for its holder to let go); false once closing or broken. */
   async #acquire(c: Connection): Promise<boolean> {
-    while (this.#holder !== c) {
-      if (this.#closing || this.#broken) return false;
-      if (this.#holder === undefined) this.#holder = c;
-      else await new Promise<void>((wake) => this.#waiters.push(wake));
+    let announce: ReturnType<typeof setTimeout> | undefined;
+    try {
+      while (this.#holder !== c) {
+        if (this.#closing || this.#broken) return false;
+        if (this.#holder === undefined) {
+          this.#holder = c;
+          break;
+        }
+        // Only this process's own waits are its user's business (a client's wait shows there
+        // as a slow query).
+        if (announce === undefined && c.application === `bronze-${Deno.pid}`) {
+          const since = Date.now();
+          announce = setTimeout(() => {
+            const holder = this.#holder;
+            if (holder === undefined || holder === c) return;
+            this.#log(
+              `waiting for ${holder.application || "a client"} to end its catalog transaction ` +
+                `(the embedded catalog runs one at a time; waiting since ${
+                  new Date(since).toISOString()
+                })`,
+            );
+          }, ANNOUNCE_AFTER_MS);
+        }
+        await new Promise<void>((wake) => this.#waiters.push(wake));
+      }
+      return !this.#broken;
+    } finally {
+      clearTimeout(announce);
     }
-    return !this.#broken;
   }
 
   #wakeAll(): void {

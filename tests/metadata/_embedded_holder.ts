@@ -8,6 +8,8 @@
  *
  *   sql <statement>      runs it: `ok <rows as JSON>` or `error <message>`
  *   load <who> <n>       runs transactionLoad(who, n): `loaded`, or `error <message>`
+ *   begin                opens a transaction on a connection of its own and leaves it open: `began`
+ *   commit               commits it: `committed`
  *   close                closes the catalog (stopping the server when it owns it), prints
  *                        `closed` and exits 0
  */
@@ -56,6 +58,7 @@ async function main() {
     log: (line) => console.error(`[catalog] ${line}`),
   });
   console.log(`ready ${catalog.embeddedRole} ${catalog.embeddedOwnerPid}`);
+  let open: Awaited<ReturnType<ReturnType<typeof dbOf>["connect"]>> | undefined;
   let pending = "";
   for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
     pending += chunk;
@@ -68,7 +71,17 @@ async function main() {
         } else if (command === "load") {
           await transactionLoad(catalog, rest[0], Number(rest[1]));
           console.log("loaded");
+        } else if (command === "begin") {
+          open = await dbOf(catalog).connect();
+          await open.query("BEGIN");
+          console.log("began");
+        } else if (command === "commit") {
+          await open!.query("COMMIT");
+          open!.release();
+          open = undefined;
+          console.log("committed");
         } else if (command === "close") {
+          open?.release(true);
           await catalog.close();
           console.log("closed");
           Deno.exit(0);

@@ -12,6 +12,7 @@ import { freshStateDir, poolOf, withCatalog } from "../support/catalogs.ts";
 import { runCli } from "../support/cli.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { openCatalog } from "../../lib/metadata/catalog.ts";
+import { dbOf } from "../../lib/metadata/_db.ts";
 import { readLockRecord, startEmbeddedCatalog } from "../../lib/metadata/embedded.ts";
 import { openReadyCatalog } from "../../lib/metadata/migrate.ts";
 import { CatalogWriter, type DatasetInfo } from "../../lib/metadata/writer.ts";
@@ -436,6 +437,34 @@ Deno.test("two processes writing at once: their transactions on the one backend 
   } finally {
     await catalog.close();
     await owner.close();
+  }
+});
+
+Deno.test("the owner's query that waits over a second for another process's open transaction says what it waits for", async () => {
+  await using dir = await stateDir();
+  const notes: string[] = [];
+  const catalog = await openReadyCatalog({ stateDir: dir.path, log: (l) => notes.push(l) });
+  notes.length = 0; // the migrations it applied
+  const client = await Holder.start(dir.path);
+  try {
+    assert.equal(client.ready, `ready client ${Deno.pid}`);
+    assert.equal(await client.ask("begin"), "began");
+    // The one backend is the client's until its transaction ends.
+    const query = dbOf(catalog).query("SELECT 1 AS one");
+    while (notes.length === 0) await new Promise((r) => setTimeout(r, 50));
+    assert.match(
+      notes[0],
+      new RegExp(
+        `^waiting for bronze-${client.pid} to end its catalog transaction ` +
+          `\\(the embedded catalog runs one at a time; waiting since \\S+Z\\)$`,
+      ),
+    );
+    assert.equal(await client.ask("commit"), "committed");
+    assert.deepEqual(await query, [{ one: 1 }]);
+    assert.equal(notes.length, 1);
+  } finally {
+    await client.close();
+    await catalog.close();
   }
 });
 
