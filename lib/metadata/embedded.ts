@@ -235,7 +235,28 @@ async function createDataDir(dataDir: string): Promise<void> {
     }
   }
   const building = join(parent, `${prefix}${Deno.pid}`);
-  const worker = new Worker(import.meta.url, { type: "module", name: INITDB_WORKER });
+  const inWorker = await initdbInWorker(building);
+  if (inWorker !== undefined) {
+    // A worker that could not run at all (a runtime without this module as a worker entry):
+    // initdb here instead, at the cost of the memory it leaves behind.
+    await Deno.remove(building, { recursive: true }).catch(() => {});
+    try {
+      await initdb(building);
+    } catch (err) {
+      throw new Error(`initdb failed: ${(err as Error).message} (in a worker: ${inWorker})`);
+    }
+  }
+  await Deno.rename(building, dataDir);
+}
+
+/** initdb in a worker: undefined when done, else why not. */
+async function initdbInWorker(dataDir: string): Promise<string | undefined> {
+  let worker: Worker;
+  try {
+    worker = new Worker(import.meta.url, { type: "module", name: INITDB_WORKER });
+  } catch (err) {
+    return (err as Error).message;
+  }
   try {
     const outcome = await new Promise<{ error?: string }>((resolve) => {
       worker.onmessage = (e) => resolve(e.data);
@@ -243,13 +264,17 @@ async function createDataDir(dataDir: string): Promise<void> {
         e.preventDefault();
         resolve({ error: e.message });
       };
-      worker.postMessage(building);
+      worker.postMessage(dataDir);
     });
-    if (outcome.error !== undefined) throw new Error(`initdb failed: ${outcome.error}`);
+    return outcome.error;
   } finally {
     worker.terminate();
   }
-  await Deno.rename(building, dataDir);
+}
+
+async function initdb(dataDir: string): Promise<void> {
+  const db = await PGlite.create({ dataDir, startParams: [...PGLITE_START_PARAMS] });
+  await db.close();
 }
 
 // This module in the initdb worker: initialise the folder it is given, then say so.
@@ -260,8 +285,7 @@ if ((globalThis as { name?: unknown }).name === INITDB_WORKER) {
   };
   scope.onmessage = async (e) => {
     try {
-      const db = await PGlite.create({ dataDir: e.data, startParams: [...PGLITE_START_PARAMS] });
-      await db.close();
+      await initdb(e.data);
       scope.postMessage({});
     } catch (err) {
       scope.postMessage({ error: (err as Error).message ?? String(err) });
