@@ -16,6 +16,12 @@ export interface CatalogOptions {
    * go to stderr as `[catalog] ...`: a wait is never silent.
    */
   log?: (line: string) => void;
+  /**
+   * Embedded catalog: this process keeps the catalog open for long (a copy), so it only uses
+   * another process's catalog when that one does too, and otherwise waits for it to close the
+   * catalog and runs it itself (see EmbeddedOptions.holdsLong).
+   */
+  holdsLong?: boolean;
 }
 
 export class Catalog {
@@ -107,6 +113,7 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
     embedded = await startEmbeddedCatalog(
       opts.stateDir,
       opts.log ?? ((line) => console.error(`[catalog] ${line}`)),
+      { holdsLong: opts.holdsLong },
     );
     db = embedded.role === "owner"
       ? new Db(embedded.url, `embedded catalog at ${embedded.dataDir}`)

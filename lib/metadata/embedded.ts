@@ -54,12 +54,20 @@ export interface EmbeddedCatalog {
 export interface EmbeddedOptions {
   /** How long a client waits for an owner that holds the lock but does not serve yet (ms). */
   waitMs?: number;
+  /**
+   * This process keeps the catalog for long (a copy). It is only ever the client of an owner that
+   * does too: a shorter-lived owner (checkpoint show, coverage, verify, migrate) would take the
+   * catalog away when it exits, so it waits for that one to close the catalog and owns it instead.
+   */
+  holdsLong?: boolean;
 }
 
 /** An owner is still starting (initdb on first use, migrations): give it this long. */
 const OWNER_START_WAIT_MS = 60_000;
 /** Any wait longer than this is announced: what it waits for, and for how long at most. */
 const ANNOUNCE_AFTER_MS = 1_000;
+/** An unbounded wait repeats its announcement this often, with the time waited so far. */
+const REANNOUNCE_MS = 30_000;
 /** How long stop() lets another process's open transaction finish before cutting it off. */
 const STOP_GRACE_MS = 5_000;
 
@@ -113,8 +121,10 @@ export async function startEmbeddedCatalog(
   }
   const lockPath = join(stateDir, "catalog.lock");
   const waitMs = opts.waitMs ?? OWNER_START_WAIT_MS;
-  const started = Date.now();
-  let announced = false;
+  const holdsLong = opts.holdsLong ?? false;
+  // The two waits: for an owner still starting (bounded), for a shorter-lived one to exit.
+  let starting: { since: number; said: boolean } | undefined;
+  let yielding: { since: number; said: number } | undefined;
   for (;;) {
     const file = await Deno.open(lockPath, { read: true, write: true, create: true });
     let owned = false;
@@ -124,17 +134,31 @@ export async function startEmbeddedCatalog(
       file.close();
       throw new BronzeError(`cannot lock ${lockPath}: ${(err as Error).message}`);
     }
-    if (owned) return await startOwner(file, dataDir, log);
+    if (owned) return await startOwner(file, dataDir, log, holdsLong);
     file.close();
     // Another process holds the lock: connect to its server once it serves.
     const holder = await readLockRecord(lockPath);
-    if (holder?.address && processAlive(holder.pid) && await reachable(holder.address)) {
-      return client(holder.pid, holder.address, dataDir);
+    const alive = holder !== undefined && processAlive(holder.pid);
+    if (alive && holder.address && await reachable(holder.address)) {
+      if (!holdsLong || holder.long) return client(holder.pid, holder.address, dataDir);
+      starting = undefined;
+      yielding ??= { since: Date.now(), said: 0 };
+      const waited = Date.now() - yielding.since;
+      if (waited >= ANNOUNCE_AFTER_MS && Date.now() - yielding.said >= REANNOUNCE_MS) {
+        yielding.said = Date.now();
+        log(
+          `waiting for bronze process ${holder.pid} to close the embedded catalog at ${dataDir}, ` +
+            `to run it here rather than depend on that shorter-lived process (so far ` +
+            `${Math.round(waited / 1000)} s)`,
+        );
+      }
+      await sleep(200);
+      continue;
     }
-    const waited = Date.now() - started;
-    const who = holder && processAlive(holder.pid)
-      ? `bronze process ${holder.pid}`
-      : "another bronze process";
+    yielding = undefined;
+    starting ??= { since: Date.now(), said: false };
+    const waited = Date.now() - starting.since;
+    const who = alive ? `bronze process ${holder.pid}` : "another bronze process";
     if (waited >= waitMs) {
       throw new BronzeError(
         `embedded catalog at ${dataDir} is locked by ${who} (${lockPath}), which did not start ` +
@@ -142,8 +166,8 @@ export async function startEmbeddedCatalog(
           `PostgreSQL catalog (--catalog)`,
       );
     }
-    if (!announced && waited >= ANNOUNCE_AFTER_MS) {
-      announced = true;
+    if (!starting.said && waited >= ANNOUNCE_AFTER_MS) {
+      starting.said = true;
       log(
         `waiting for ${who}, which is opening the embedded catalog at ${dataDir}, to serve it ` +
           `(up to ${Math.round(waitMs / 1000)} s)`,
@@ -168,6 +192,7 @@ async function startOwner(
   lock: Deno.FsFile,
   dataDir: string,
   log: (line: string) => void,
+  holdsLong: boolean,
 ): Promise<EmbeddedCatalog> {
   let db: PGlite | undefined;
   let server: WireServer | undefined;
@@ -199,7 +224,13 @@ async function startOwner(
     role: "owner",
     ownerPid: Deno.pid,
     async publish() {
-      if (!stopped) await writeLockRecord(lock, { pid: Deno.pid, address });
+      if (!stopped) {
+        await writeLockRecord(lock, {
+          pid: Deno.pid,
+          address,
+          ...(holdsLong ? { long: true } : {}),
+        });
+      }
     },
     async stop() {
       if (stopped) return;
@@ -299,6 +330,8 @@ export interface LockRecord {
   pid: number;
   /** host:port of the owner's server; absent while it starts or migrates, and once it stops. */
   address?: string;
+  /** The owner keeps the catalog for long (EmbeddedOptions.holdsLong). */
+  long?: boolean;
 }
 
 /**
@@ -331,7 +364,7 @@ export async function readLockRecord(path: string): Promise<LockRecord | undefin
     const r = JSON.parse(line);
     if (!Number.isSafeInteger(r?.pid) || r.pid <= 0) return undefined;
     if (r.address !== undefined && !/^127\.0\.0\.1:\d{1,5}$/.test(r.address)) return undefined;
-    return { pid: r.pid, address: r.address };
+    return { pid: r.pid, address: r.address, ...(r.long === true ? { long: true } : {}) };
   } catch {
     return undefined;
   }

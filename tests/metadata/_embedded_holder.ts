@@ -1,9 +1,10 @@
 /**
  * A bronze process holding the embedded catalog of a state dir, driven by embedded_test.ts:
  *
- *   deno run -A tests/metadata/_embedded_holder.ts <state-dir>
+ *   deno run -A tests/metadata/_embedded_holder.ts <state-dir> [--long]
  *
- * Opens the catalog as every command does (openReadyCatalog), prints `ready <role> <owner pid>`,
+ * Opens the catalog as every command does (openReadyCatalog; with --long as a copy does, holding
+ * it for long), prints `ready <role> <owner pid>`,
  * then obeys one command per stdin line, answering one line each:
  *
  *   sql <statement>      runs it: `ok <rows as JSON>` or `error <message>`
@@ -56,6 +57,7 @@ async function main() {
   const catalog = await openReadyCatalog({
     stateDir: Deno.args[0],
     log: (line) => console.error(`[catalog] ${line}`),
+    holdsLong: Deno.args.includes("--long"),
   });
   console.log(`ready ${catalog.embeddedRole} ${catalog.embeddedOwnerPid}`);
   let open: Awaited<ReturnType<ReturnType<typeof dbOf>["connect"]>> | undefined;

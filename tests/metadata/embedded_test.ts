@@ -93,9 +93,9 @@ class Holder {
     this.#stdin = child.stdin.getWriter();
   }
 
-  static async start(stateDir: string): Promise<Holder> {
+  static async start(stateDir: string, ...flags: "--long"[]): Promise<Holder> {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", HOLDER, stateDir],
+      args: ["run", "-A", HOLDER, stateDir, ...flags],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
@@ -407,6 +407,44 @@ Deno.test("an owner that never serves: the wait ends with an error naming it", a
     assert.match(notes[0], /^waiting for bronze process \d+, .* \(up to 2 s\)$/);
   } finally {
     lock.close();
+  }
+});
+
+Deno.test("a long-running process (a copy) does not become the client of a shorter-lived owner: it waits, says so, and then runs the catalog itself", async () => {
+  await using dir = await stateDir();
+  const owner = await Holder.start(dir.path); // a short command, e.g. checkpoint show
+  const notes: string[] = [];
+  let settled = false;
+  const opening = openReadyCatalog({
+    stateDir: dir.path,
+    holdsLong: true,
+    log: (l) => notes.push(l),
+  }).finally(() => (settled = true));
+  while (notes.length === 0) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(notes, [
+    `waiting for bronze process ${owner.pid} to close the embedded catalog at ${
+      join(dir.path, "catalog")
+    }, to run it here rather than depend on that shorter-lived process (so far 1 s)`,
+  ]);
+  assert.equal(settled, false);
+  assert.equal(owner.state.exited, false);
+  assert.equal(await owner.close(), 0);
+  const catalog = await opening;
+  try {
+    assert.equal(catalog.embeddedRole, "owner");
+    const record = await readLockRecord(join(dir.path, "catalog.lock"));
+    assert.equal(record?.pid, Deno.pid);
+    assert.equal(record?.long, true);
+    assert.match(record?.address ?? "", /^127\.0\.0\.1:\d+$/);
+    // Short commands are its clients, and so is another long-running process.
+    const short = await Holder.start(dir.path);
+    assert.equal(short.ready, `ready client ${Deno.pid}`);
+    assert.equal(await short.close(), 0);
+    const long = await Holder.start(dir.path, "--long");
+    assert.equal(long.ready, `ready client ${Deno.pid}`);
+    assert.equal(await long.close(), 0);
+  } finally {
+    await catalog.close();
   }
 });
 
