@@ -84,17 +84,25 @@ class EmbeddedClientDb extends Db {
     super(url, `embedded catalog at ${dataDir} (served by bronze process ${ownerPid})`);
   }
 
-  override error(err: unknown): BronzeError {
-    if (err instanceof BronzeError) return err;
+  /** The error says the serving process went away (or is going). */
+  lostOwner(err: unknown): boolean {
+    if (err instanceof BronzeError) return err.message.startsWith(this.#lost);
     const e = err as { code?: string; message?: string; errors?: { code?: string }[] };
     const code = e.code ?? e.errors?.[0]?.code;
-    const message = String(e.message ?? err);
-    if (
-      code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE" || code === "57P01" ||
-      /Connection terminated|connection error|not queryable/i.test(message)
-    ) {
+    return code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE" ||
+      code === "57P01" ||
+      /Connection terminated|connection error|not queryable/i.test(String(e.message ?? err));
+  }
+
+  get #lost(): string {
+    return `lost the embedded catalog at ${this.dataDir}:`;
+  }
+
+  override error(err: unknown): BronzeError {
+    if (err instanceof BronzeError) return err;
+    if (this.lostOwner(err)) {
       return new BronzeError(
-        `lost the embedded catalog at ${this.dataDir}: bronze process ${this.ownerPid}, which served it, ` +
+        `${this.#lost} bronze process ${this.ownerPid}, which served it, ` +
           `has exited; run this command again`,
       );
     }
@@ -103,28 +111,36 @@ class EmbeddedClientDb extends Db {
 }
 
 export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
-  let embedded: EmbeddedCatalog | undefined;
-  let db: Db;
   if (opts.dsn !== undefined) {
     const problem = validateDsn(opts.dsn, "catalog DSN");
     if (problem) throw new BronzeError(problem, 2);
-    db = new Db(opts.dsn, redactDsn(opts.dsn), opts.dsn);
-  } else {
-    embedded = await startEmbeddedCatalog(
+    const db = new Db(opts.dsn, redactDsn(opts.dsn), opts.dsn);
+    try {
+      (await db.connect()).release();
+    } catch (err) {
+      await db.end().catch(() => {});
+      throw err;
+    }
+    return new Catalog(db);
+  }
+  // An owner may exit between our finding its server and connecting to it: start over, and
+  // most likely own the catalog this time.
+  for (let attempt = 1;; attempt++) {
+    const embedded = await startEmbeddedCatalog(
       opts.stateDir,
       opts.log ?? ((line) => console.error(`[catalog] ${line}`)),
       { holdsLong: opts.holdsLong },
     );
-    db = embedded.role === "owner"
+    const db = embedded.role === "owner"
       ? new Db(embedded.url, `embedded catalog at ${embedded.dataDir}`)
       : new EmbeddedClientDb(embedded.url, embedded.dataDir, embedded.ownerPid);
+    try {
+      (await db.connect()).release();
+      return new Catalog(db, embedded);
+    } catch (err) {
+      await db.end().catch(() => {});
+      await embedded.stop();
+      if (!(db instanceof EmbeddedClientDb && db.lostOwner(err) && attempt < 3)) throw err;
+    }
   }
-  try {
-    (await db.connect()).release();
-  } catch (err) {
-    await db.end().catch(() => {});
-    await embedded?.stop();
-    throw err;
-  }
-  return new Catalog(db, embedded);
 }

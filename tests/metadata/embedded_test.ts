@@ -410,6 +410,45 @@ Deno.test("an owner that never serves: the wait ends with an error naming it", a
   }
 });
 
+Deno.test("an owner whose server hangs up on connecting clients: opening starts over, then fails with one clear line", async () => {
+  await using dir = await stateDir();
+  // A live "owner" (this process) whose advertised server drops every connection it reads from.
+  const lock = await Deno.open(join(dir.path, "catalog.lock"), {
+    read: true,
+    write: true,
+    create: true,
+  });
+  const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let startups = 0;
+  const serving = (async () => {
+    for await (const conn of server) {
+      const buf = new Uint8Array(1024);
+      conn.read(buf).then((n) => {
+        if (n) startups++;
+        conn.close();
+      }).catch(() => {});
+    }
+  })();
+  try {
+    assert.equal(await lock.tryLock(true), true);
+    await lock.write(
+      new TextEncoder().encode(
+        `{"pid":${Deno.pid},"address":"127.0.0.1:${server.addr.port}"}\n`,
+      ),
+    );
+    await assert.rejects(() => openCatalog({ stateDir: dir.path, log: () => {} }), {
+      message: `lost the embedded catalog at ${
+        join(dir.path, "catalog")
+      }: bronze process ${Deno.pid}, which served it, has exited; run this command again`,
+    });
+    assert.equal(startups, 3, "three attempts");
+  } finally {
+    server.close();
+    await serving.catch(() => {});
+    lock.close();
+  }
+});
+
 Deno.test("a long-running process (a copy) does not become the client of a shorter-lived owner: it waits, says so, and then runs the catalog itself", async () => {
   await using dir = await stateDir();
   const owner = await Holder.start(dir.path); // a short command, e.g. checkpoint show
