@@ -254,7 +254,7 @@ const INITDB_WORKER = "bronze-catalog-initdb";
 /**
  * Runs PGlite's initdb in a worker of its own, into a temporary folder renamed into place when
  * complete (a process killed during initdb leaves no half-made catalog behind; we hold the lock).
- * initdb runs a second PGlite instance and the initdb program, about 450 MB that a terminated
+ * initdb runs a second PGlite instance and the initdb program, some 350 MB that a terminated
  * worker hands back to the OS at once, instead of garbage this process would carry all run long.
  */
 async function createDataDir(dataDir: string): Promise<void> {
