@@ -108,6 +108,7 @@ async function open(
     dsn: opts.catalog,
     stateDir: opts.stateDir,
     log: (m) => log.info("catalog", m),
+    holdsLong: true,
   });
   stack.defer(() => catalog.close());
   const tmpDir = join(opts.stateDir, "tmp");

@@ -11,7 +11,17 @@ export interface CatalogOptions {
   /** postgres:// URL of an external catalog; undefined selects the embedded one. */
   dsn?: string;
   stateDir: string;
+  /**
+   * Progress notes (creating the embedded catalog, migrations applied, waits). Without one they
+   * go to stderr as `[catalog] ...`: a wait is never silent.
+   */
   log?: (line: string) => void;
+  /**
+   * Embedded catalog: this process keeps the catalog open for long (a copy), so it only uses
+   * another process's catalog when that one does too, and otherwise waits for it to close the
+   * catalog and runs it itself (see EmbeddedOptions.holdsLong).
+   */
+  holdsLong?: boolean;
 }
 
 export class Catalog {
@@ -29,8 +39,30 @@ export class Catalog {
     return this.#db.label;
   }
 
+  /** The embedded catalog, whether this process serves it (owner) or uses another's (client). */
   get embedded(): boolean {
     return this.#embedded !== undefined;
+  }
+
+  /**
+   * "owner": this process runs the embedded catalog (and serves it to other bronze processes on
+   * the same state dir); "client": another bronze process does; undefined for PostgreSQL.
+   */
+  get embeddedRole(): "owner" | "client" | undefined {
+    return this.#embedded?.role;
+  }
+
+  /** The pid of the bronze process that runs the embedded catalog (undefined for PostgreSQL). */
+  get embeddedOwnerPid(): number | undefined {
+    return this.#embedded?.ownerPid;
+  }
+
+  /**
+   * Embedded owner: from now on other bronze processes connect to this one's catalog (migrate.ts
+   * calls it once the schema is current). Otherwise nothing.
+   */
+  async publish(): Promise<void> {
+    await this.#embedded?.publish();
   }
 
   async close(): Promise<void> {
@@ -42,25 +74,77 @@ export class Catalog {
   }
 }
 
-export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
-  let embedded: EmbeddedCatalog | undefined;
-  let db: Db;
-  if (opts.dsn !== undefined) {
-    const problem = validateDsn(opts.dsn, "catalog DSN");
-    if (problem) throw new BronzeError(problem, 2);
-    db = new Db(opts.dsn, redactDsn(opts.dsn), opts.dsn);
-  } else {
-    embedded = await startEmbeddedCatalog(opts.stateDir, opts.log);
-    db = new Db(embedded.url, `embedded catalog at ${embedded.dataDir}`, undefined, {
+/**
+ * A client of another process's embedded catalog loses it when that process exits: say so in one
+ * line, instead of pg's "Connection terminated unexpectedly" or a "connection refused" that
+ * suggests starting PostgreSQL.
+ */
+class EmbeddedClientDb extends Db {
+  constructor(url: string, private readonly dataDir: string, private readonly ownerPid: number) {
+    super(url, `embedded catalog at ${dataDir} (served by bronze process ${ownerPid})`, undefined, {
       external: false,
     });
   }
-  try {
-    (await db.connect()).release();
-  } catch (err) {
-    await db.end().catch(() => {});
-    await embedded?.stop();
-    throw err;
+
+  /** The error says the serving process went away (or is going). */
+  lostOwner(err: unknown): boolean {
+    if (err instanceof BronzeError) return err.message.startsWith(this.#lost);
+    const e = err as { code?: string; message?: string; errors?: { code?: string }[] };
+    const code = e.code ?? e.errors?.[0]?.code;
+    return code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE" ||
+      code === "57P01" ||
+      /Connection terminated|connection error|not queryable/i.test(String(e.message ?? err));
   }
-  return new Catalog(db, embedded);
+
+  get #lost(): string {
+    return `lost the embedded catalog at ${this.dataDir}:`;
+  }
+
+  override error(err: unknown): BronzeError {
+    if (err instanceof BronzeError) return err;
+    if (this.lostOwner(err)) {
+      return new BronzeError(
+        `${this.#lost} bronze process ${this.ownerPid}, which served it, ` +
+          `has exited; run this command again`,
+      );
+    }
+    return super.error(err);
+  }
+}
+
+export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
+  if (opts.dsn !== undefined) {
+    const problem = validateDsn(opts.dsn, "catalog DSN");
+    if (problem) throw new BronzeError(problem, 2);
+    const db = new Db(opts.dsn, redactDsn(opts.dsn), opts.dsn);
+    try {
+      (await db.connect()).release();
+    } catch (err) {
+      await db.end().catch(() => {});
+      throw err;
+    }
+    return new Catalog(db);
+  }
+  // An owner may exit between our finding its server and connecting to it: start over, and
+  // most likely own the catalog this time.
+  for (let attempt = 1;; attempt++) {
+    const embedded = await startEmbeddedCatalog(
+      opts.stateDir,
+      opts.log ?? ((line) => console.error(`[catalog] ${line}`)),
+      { holdsLong: opts.holdsLong },
+    );
+    const db = embedded.role === "owner"
+      ? new Db(embedded.url, `embedded catalog at ${embedded.dataDir}`, undefined, {
+        external: false,
+      })
+      : new EmbeddedClientDb(embedded.url, embedded.dataDir, embedded.ownerPid);
+    try {
+      (await db.connect()).release();
+      return new Catalog(db, embedded);
+    } catch (err) {
+      await db.end().catch(() => {});
+      await embedded.stop();
+      if (!(db instanceof EmbeddedClientDb && db.lostOwner(err) && attempt < 3)) throw err;
+    }
+  }
 }

@@ -290,6 +290,16 @@ export class ClaimSession {
       .map((c: { id: number }) => c.id);
     if (!dead.length) return;
     // Their lingering sessions, found by the locks they hold (a pid alone may have been reused).
+    // On the embedded catalog one backend holds every lock, for whichever process took it: there
+    // the lock is simply released.
+    if (this.catalog.embedded) {
+      await this.client.query(
+        `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = ANY($2::int[]))
+         SELECT pg_advisory_unlock($1, id) FROM unnest($2::int[]) AS id`,
+        [CLAIM_LOCK_CLASS, dead],
+      );
+      return;
+    }
     await this.client.query(
       `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id IN (
          SELECT id FROM _meta_copier_claims WHERE id = ANY($2::int[]) FOR UPDATE SKIP LOCKED))

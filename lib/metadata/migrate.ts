@@ -17,12 +17,17 @@ export interface MigrationState {
  * Applies every pending migration, in one transaction, under node-pg-migrate's advisory lock in
  * "wait" mode: a concurrent `bronze migrate` blocks until this one is done, then finds nothing to
  * apply. Returns the names applied (empty when the schema was already current).
+ *
+ * The embedded catalog is migrated by the process that runs it (its owner), which only then lets
+ * other bronze processes connect: a client finds the schema current, or refuses to change it.
  */
 export async function migrate(catalog: Catalog): Promise<string[]> {
+  if (catalog.embeddedRole === "client") return await clientMigrate(catalog);
   const db = dbOf(catalog);
   const client = await db.connect();
+  let applied: string[];
   try {
-    const applied = await runner({
+    applied = (await runner({
       dbClient: client,
       dir: MIGRATIONS_DIR,
       migrationsTable: MIGRATIONS_TABLE,
@@ -32,13 +37,29 @@ export async function migrate(catalog: Catalog): Promise<string[]> {
       advisoryLockMode: "wait",
       checkOrder: true,
       logger: { debug() {}, info() {}, warn() {}, error() {} },
-    });
-    return applied.map((m) => m.name);
+    })).map((m) => m.name);
   } catch (err) {
     throw db.error(err);
   } finally {
     client.release();
   }
+  await catalog.publish();
+  return applied;
+}
+
+/**
+ * A client of another process's embedded catalog never migrates it: that process did when it
+ * opened it, and one backend cannot run two migrations at once under node-pg-migrate's lock (the
+ * session advisory lock is shared). A schema behind this binary means an older bronze serves it.
+ */
+async function clientMigrate(catalog: Catalog): Promise<string[]> {
+  const pending = (await migrationStatus(catalog)).filter((m) => m.appliedAt === null);
+  if (pending.length === 0) return [];
+  throw new BronzeError(
+    `${catalog.label} lacks ${pending.length} migration(s) of this bronze ` +
+      `(${pending.map((m) => m.name).join(", ")}): an older bronze serves it; run this command ` +
+      `again once bronze process ${catalog.embeddedOwnerPid} has exited`,
+  );
 }
 
 /** Every shipped migration with the time it was applied, or null while pending. */
@@ -80,7 +101,8 @@ async function shippedMigrations(): Promise<string[]> {
 
 /**
  * The catalog every command but `migrate` works on: the embedded one migrates itself on first
- * use (it belongs to this state dir alone); an external one must already be migrated.
+ * use (it belongs to this state dir alone; a client finds it migrated by its owner); an external
+ * one must already be migrated.
  */
 export async function prepareSchema(catalog: Catalog, log: (line: string) => void): Promise<void> {
   if (!catalog.embedded) return await requireSchema(catalog);

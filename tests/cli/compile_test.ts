@@ -20,7 +20,6 @@ import { VERSION } from "../../lib/version.ts";
 const RUNTIME_IMPORTS = [
   "@aws-sdk/client-s3",
   "@electric-sql/pglite",
-  "@electric-sql/pglite-socket",
   "@electric-sql/pglite/contrib/btree_gist",
   "@google-cloud/storage",
   "@stellar/stellar-sdk",

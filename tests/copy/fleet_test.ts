@@ -177,7 +177,7 @@ Deno.test("a fleet copier waits for a cell held by a live copier, says so, and t
   assert.match(
     bText,
     new RegExp(
-      `\\[fleet\\] waiting for 1 cell held by ${held} \\(host \\S+, pid \\d+: 1-20\\); looking again every 0s\\n`,
+      `\\[fleet\\] waiting for 1 cell held by ${held} \\(host \\S+, pid \\d+: 1-20\\); looking again every 200ms\\n`,
     ),
   );
   a.kill("SIGKILL");

@@ -275,7 +275,6 @@ Deno.test({
       listen: true,
       keepalivesOnly: true,
     },
-    { key: 6, label: "server sending, claims.ts settings", listen: true },
     {
       key: 3,
       label: "idle, + tcp_user_timeout 60 s, + client keepAlive 10 s",
@@ -295,6 +294,7 @@ Deno.test({
       userTimeoutMs: 60_000,
       heartbeatMs: 5_000,
     },
+    { key: 6, label: "server sending, claims.ts settings", listen: true },
   ];
   // Bounded: all but a sending server without tcp_user_timeout (2), which retransmits ~15 minutes.
   const bounded = [1, 3, 4, 5, 6];

@@ -56,6 +56,7 @@ Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges foll
         `bronze_errors_total{${L},kind="catalog"} 0`,
         `bronze_errors_total{${L},kind="storage"} 0`,
         `bronze_errors_total{${L},kind="checkpoint"} 0`,
+        `bronze_errors_total{${L},kind="other"} 0`,
         "",
       ].join("\n"),
       "counters start at zero; the gauges are absent until known",
@@ -99,6 +100,7 @@ Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges foll
         `bronze_errors_total{${L},kind="catalog"} 0`,
         `bronze_errors_total{${L},kind="storage"} 2`,
         `bronze_errors_total{${L},kind="checkpoint"} 0`,
+        `bronze_errors_total{${L},kind="other"} 0`,
         "",
       ].join("\n"),
     );
