@@ -2,6 +2,7 @@
  * Opening the catalog, embedded or external. A Catalog is an opaque handle: the queries that use
  * it are the functions of this folder (writer.ts, coverage.ts, claims.ts, migrate.ts).
  */
+import { join } from "node:path";
 import { BronzeError } from "../errors.ts";
 import { attachDb, Db } from "./_db.ts";
 import { redactDsn, validateDsn } from "./dsn.ts";
@@ -22,6 +23,11 @@ export interface CatalogOptions {
    * catalog and runs it itself (see EmbeddedOptions.holdsLong).
    */
   holdsLong?: boolean;
+  /**
+   * A command that only reads (coverage, verify, checkpoint show, fleet) never creates an
+   * embedded catalog: with none in the state dir yet, it says so instead.
+   */
+  mustExist?: boolean;
 }
 
 export class Catalog {
@@ -125,6 +131,14 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
     }
     return new Catalog(db);
   }
+  if (opts.mustExist && !(await embeddedCatalogExists(opts.stateDir))) {
+    throw new BronzeError(
+      `no catalog yet in ${opts.stateDir} (no embedded catalog at ${
+        join(opts.stateDir, "catalog")
+      }): ` +
+        `\`bronze copy\` or \`bronze migrate\` makes one; or point --state-dir or --catalog at yours`,
+    );
+  }
   // An owner may exit between our finding its server and connecting to it: start over, and
   // most likely own the catalog this time.
   for (let attempt = 1;; attempt++) {
@@ -146,5 +160,14 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
       await embedded.stop();
       if (!(db instanceof EmbeddedClientDb && db.lostOwner(err) && attempt < 3)) throw err;
     }
+  }
+}
+
+async function embeddedCatalogExists(stateDir: string): Promise<boolean> {
+  try {
+    await Deno.stat(join(stateDir, "catalog", "PG_VERSION"));
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -45,6 +45,7 @@ export interface VerifyResult {
 export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyResult> {
   const catalog = await openReadyCatalog({
     dsn: opts.catalog,
+    mustExist: true,
     stateDir: opts.stateDir,
     log: (m) => log.info("catalog", m),
   });

@@ -75,3 +75,17 @@ Deno.test("an unexpected error is one line with a hint, exit 70; BRONZE_DEBUG=1 
   assert.equal(debug.code, 70);
   assert.match(debug.stderr, /\n\s+at .*commit\.ts/);
 });
+
+Deno.test("coverage, verify and fleet in an empty directory say there is no catalog yet, and create none", async () => {
+  await using dir = await tempDir();
+  for (const args of [["coverage"], ["verify"], ["fleet", "--json"]]) {
+    const r = await runCli(args, { cwd: dir.path });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(
+      r.stderr,
+      "bronze: no catalog yet in ./state (no embedded catalog at state/catalog): `bronze copy` or " +
+        "`bronze migrate` makes one; or point --state-dir or --catalog at yours\n",
+    );
+  }
+  assert.deepEqual([...Deno.readDirSync(dir.path)], []);
+});

@@ -70,7 +70,11 @@ export async function checkpointShowCommand(
 async function catalogView(args: CheckpointShowArgs, cp: Checkpoint): Promise<string> {
   let catalog;
   try {
-    catalog = await openReadyCatalog({ dsn: args.catalog, stateDir: args.stateDir });
+    catalog = await openReadyCatalog({
+      dsn: args.catalog,
+      stateDir: args.stateDir,
+      mustExist: true,
+    });
   } catch (err) {
     return `unavailable: ${(err as Error).message}`;
   }

@@ -64,6 +64,7 @@ export async function coverageReport(
 ): Promise<CoverageReport> {
   const catalog = await openReadyCatalog({
     dsn: opts.catalog,
+    mustExist: true,
     stateDir: opts.stateDir,
     log: (m) => err(`[catalog] ${m}`),
   });

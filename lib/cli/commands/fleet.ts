@@ -25,6 +25,7 @@ export async function fleetCommand(
 ): Promise<number> {
   const catalog = await openReadyCatalog({
     dsn: opts.catalog,
+    mustExist: true,
     stateDir: opts.stateDir,
     log: (m) => err(`[catalog] ${m}`),
   });
