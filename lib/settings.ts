@@ -38,6 +38,8 @@ export interface Settings {
   follow: boolean;
   /** Seconds; undefined: partial cells wait until they are complete. */
   flushInterval?: number;
+  /** verify: record no quality rows (a read-only standby). */
+  noRecord: boolean;
   /** host:port of the Prometheus /metrics and /healthz server. */
   metricsAddr?: string;
   /** Seconds without progress, or of a head that does not advance, before /healthz says 503. */
@@ -309,6 +311,13 @@ export const SPECS: Record<Key, Spec> = {
       return typeof parsed === "string" ? new Invalid(parsed) : raw;
     },
   },
+  noRecord: {
+    flag: "--no-record",
+    help: "record no verify_* quality rows: for a read-only catalog (a standby)",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
   stallAfter: {
     flag: "--stall-after",
     env: "STALL_AFTER",
@@ -424,6 +433,22 @@ export const COMMAND_SETTINGS = {
     "json",
     "logFormat",
     "progressInterval",
+    "noRecord",
+  ],
+  repair: [
+    "catalog",
+    "stateDir",
+    "source",
+    "storageRoot",
+    "networkFilter",
+    "eraFilter",
+    "versionFilter",
+    "datasetFilter",
+    "start",
+    "end",
+    "json",
+    "logFormat",
+    "progressInterval",
   ],
   checkpointShow: ["checkpoint", "stateDir", "catalog", "json"],
   fleet: [
@@ -447,6 +472,7 @@ export type CommandName = keyof typeof COMMAND_SETTINGS;
 export const COMMAND_PROBES: { readonly [C in CommandName]?: readonly Key[] } = {
   copy: ["source", "storage", "stateDir", "checkpoint"],
   verify: ["storageRoot"],
+  repair: ["source", "storageRoot", "stateDir"],
 };
 
 /** The options of one command: exactly the settings it reads, with their types. */
@@ -470,7 +496,9 @@ export type Flags = Record<string, string | boolean | undefined>;
 
 /** commander's camelCase option name for a spec's flag ("--state-dir" -> "stateDir"). */
 export function optionName(key: Key): string {
-  return SPECS[key].flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  // commander keeps `--no-x` as `x`: true unless the flag is given, then false.
+  const flag = SPECS[key].flag.replace(/^--no-/, "--");
+  return flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
 export interface ResolveOptions<K extends Key, R extends K> {
@@ -502,7 +530,9 @@ export function resolveSettings<K extends Key, R extends K = never>(
   const ordered = [...keys].sort((a, b) => late(a) - late(b));
   for (const key of ordered) {
     const spec = SPECS[key];
-    const flagValue = flags[optionName(key)];
+    const given = flags[optionName(key)];
+    // A negated flag (--no-record) is the setting true when given, commander's false.
+    const flagValue = spec.flag.startsWith("--no-") ? (given === false ? true : undefined) : given;
     let raw: string | undefined;
     let origin = spec.flag;
     if (typeof flagValue === "boolean") raw = String(flagValue);

@@ -12,6 +12,7 @@ import { checkpointShowCommand, parseCheckpointShowArgs } from "./commands/check
 import { coverageCommand, parseCoverageArgs } from "./commands/coverage.ts";
 import { parseVerifyArgs, verifyCommand } from "./commands/verify.ts";
 import { fleetCommand, parseFleetArgs } from "./commands/fleet.ts";
+import { parseRepairArgs, repairCommand } from "./commands/repair.ts";
 
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
 export const EXIT_INTERNAL = 70;
@@ -80,6 +81,15 @@ export function buildProgram(exit: (code: number) => void): Command {
     "verify",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await verifyCommand(parseVerifyArgs(flags, undefined, cmd.args)))
+  );
+
+  withOptions(
+    program.command("repair").description(
+      "rebuild from the source every partition whose stored file is missing or corrupt, publishing only bytes that match the lineage (exit 4 when one cannot be)",
+    ),
+    "repair",
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await repairCommand(parseRepairArgs(flags, undefined, cmd.args)))
   );
 
   withOptions(

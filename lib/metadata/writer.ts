@@ -286,6 +286,25 @@ export class CatalogWriter {
     return rows.length ? { id: rows[0].id, label: datasetLabel(ds) } : null;
   }
 
+  /**
+   * A partition's stored file was brought back (rebuilt from the source, its bytes equal to the
+   * lineage's checksum): a `correction` change and a `repaired` quality row, in one transaction.
+   * The lineage row itself never changes.
+   */
+  async recordRepair(row: LineageRow, description: string): Promise<void> {
+    await this.#db.transaction(async (c) => {
+      await c.query(
+        `INSERT INTO _meta_changes (dataset_id, change_type, description)
+         VALUES ($1, 'correction', $2)`,
+        [row.datasetId, description],
+      );
+      await c.query(
+        `INSERT INTO _meta_quality (lineage_id, metric_name, metric_value) VALUES ($1, 'repaired', 1)`,
+        [row.id],
+      );
+    });
+  }
+
   /** Quality rows of one verification: verify_passed (1/0) and verify_failures (count). */
   async recordVerification(lineageId: number, failures: number): Promise<void> {
     await this.#db.query(

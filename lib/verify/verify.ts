@@ -8,7 +8,8 @@ import { join } from "node:path";
 import type { Logger } from "../log.ts";
 import { Progress } from "../progress.ts";
 import type { SettingsOf, WithLedgerEnd } from "../settings.ts";
-import { type ObjectStore, objectUrl, openStore } from "../blob/mod.ts";
+import { objectUrl } from "../blob/mod.ts";
+import { Stores } from "./locate.ts";
 import { findDatasets } from "../metadata/coverage.ts";
 import { openReadyCatalog } from "../metadata/migrate.ts";
 import { CatalogWriter, type LineageRow } from "../metadata/writer.ts";
@@ -59,12 +60,7 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
     seconds: 0,
     failures: [],
   };
-  const stores = new Map<string, ObjectStore>();
-  const storeFor = (root: string) => {
-    let s = stores.get(root);
-    if (!s) stores.set(root, s = openStore(root));
-    return s;
-  };
+  const stores = new Stores(opts.storageRoot);
   const tmpDir = join(opts.stateDir, "tmp");
   const progress = new Progress(log, opts.progressInterval);
   try {
@@ -92,7 +88,7 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
         ))[0] ?? null
         : null;
       for (const row of rows) {
-        const { store, key } = locate(row, opts.storageRoot, storeFor);
+        const { store, key } = stores.locate(row);
         const uri = objectUrl(store, key);
         const failures: VerifyFailure[] = [];
         const fail = (check: CheckName, ledger: number | null, what: string) => {
@@ -136,33 +132,15 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
         } else {
           result.passed++;
         }
-        await writer.recordVerification(row.id, failures.length);
+        if (!opts.noRecord) await writer.recordVerification(row.id, failures.length);
         prev = row;
       }
     }
   } finally {
     progress.end();
-    for (const s of stores.values()) await s.close?.();
+    await stores.close();
     await catalog.close();
   }
   result.seconds = (performance.now() - started) / 1000;
   return result;
-}
-
-/**
- * Where a lineage row's file is: under `--storage` at its storage_path, else at its storage_uri
- * (the root being the URI without the storage_path suffix).
- */
-function locate(
-  row: LineageRow,
-  storageRoot: string | undefined,
-  storeFor: (root: string) => ObjectStore,
-): { store: ObjectStore; key: string } {
-  if (storageRoot !== undefined) return { store: storeFor(storageRoot), key: row.storagePath };
-  const uri = row.storageUri;
-  if (uri.endsWith(`/${row.storagePath}`)) {
-    return { store: storeFor(uri.slice(0, -row.storagePath.length - 1)), key: row.storagePath };
-  }
-  const cut = uri.lastIndexOf("/");
-  return { store: storeFor(uri.slice(0, cut)), key: uri.slice(cut + 1) };
 }

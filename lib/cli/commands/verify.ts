@@ -76,5 +76,11 @@ export function formatVerify(r: VerifyResult): string[] {
     }`,
   ];
   for (const f of r.failures) lines.push(`FAIL [${f.check}] ${f.message}`);
+  if (r.failed) {
+    lines.push(
+      "the way back: `bronze repair --source <lake or RPC>` (with the same filters) rebuilds " +
+        "missing or corrupt files from the source, publishing only bytes that match the lineage",
+    );
+  }
   return lines;
 }

@@ -1,0 +1,80 @@
+import { createLogger, type Logger } from "../../log.ts";
+import { repair, type RepairResult } from "../../recover/repair.ts";
+import {
+  COMMAND_PROBES,
+  COMMAND_SETTINGS,
+  type Flags,
+  resolveSettings,
+  type SettingsOf,
+  type WithLedgerEnd,
+  withLedgerEnd,
+} from "../../settings.ts";
+
+/** `bronze repair` exits with this code when a partition could not be brought back. */
+export const EXIT_NOT_REPAIRED = 4;
+
+export type RepairArgs = WithLedgerEnd<SettingsOf<"repair">> & { source: string };
+
+export function parseRepairArgs(
+  flags: Flags,
+  env?: (n: string) => string | undefined,
+  unknown: readonly string[] = [],
+): RepairArgs {
+  return withLedgerEnd(resolveSettings(COMMAND_SETTINGS.repair, flags, env, {
+    required: ["source"],
+    probe: COMMAND_PROBES.repair,
+    unknown,
+  }));
+}
+
+/**
+ * `bronze repair`: rebuilds, from the source, every selected partition whose stored file is
+ * missing or not the bytes its lineage records, and publishes it only when the rebuilt bytes hash
+ * to the recorded checksum. Returns 0 when every file is sound or repaired, EXIT_NOT_REPAIRED when
+ * one could not be (the source gives other bytes, or another writer changed it meanwhile).
+ */
+export async function repairCommand(
+  args: RepairArgs,
+  out: (line: string) => void = console.log,
+  log: Logger = createLogger(args.logFormat),
+): Promise<number> {
+  const r = await repair(args, log);
+  if (args.json) out(JSON.stringify(toJson(r)));
+  else for (const line of formatRepair(r)) out(line);
+  return r.repairs.some((x) => x.outcome === "mismatch" || x.outcome === "raced")
+    ? EXIT_NOT_REPAIRED
+    : 0;
+}
+
+function toJson(r: RepairResult) {
+  return {
+    checked: r.checked,
+    sound: r.sound,
+    repaired: r.repairs.filter((x) => x.outcome === "restored" || x.outcome === "replaced").length,
+    not_repaired: r.repairs.filter((x) => x.outcome === "mismatch" || x.outcome === "raced").length,
+    seconds: Number(r.seconds.toFixed(3)),
+    partitions: r.repairs.map((x) => ({
+      dataset: x.dataset,
+      lineage_id: x.lineageId,
+      partition: { start: x.start, end: x.end },
+      uri: x.uri,
+      problem: x.problem,
+      outcome: x.outcome,
+      recorded_checksum: x.recorded,
+      rebuilt_checksum: x.rebuilt,
+      message: x.message,
+    })),
+  };
+}
+
+export function formatRepair(r: RepairResult): string[] {
+  const fixed = r.repairs.filter((x) => x.outcome === "restored" || x.outcome === "replaced");
+  const failed = r.repairs.filter((x) => x.outcome === "mismatch" || x.outcome === "raced");
+  const lines = [
+    `checked ${r.checked} partition${r.checked === 1 ? "" : "s"} in ${r.seconds.toFixed(1)}s: ` +
+    `${r.sound} sound, ${fixed.length} repaired, ${failed.length} not repaired`,
+  ];
+  for (const x of fixed) lines.push(`REPAIRED [${x.outcome}] ${x.message}`);
+  for (const x of failed) lines.push(`NOT REPAIRED [${x.outcome}] ${x.message}`);
+  return lines;
+}
