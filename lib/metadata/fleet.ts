@@ -72,6 +72,11 @@ export interface Copier {
 
 export interface Fleet {
   dataset: DatasetRef;
+  /**
+   * False on a hot standby: its advisory locks are its own, not the primary's, so which claims are
+   * live cannot be seen there; the claims recorded are shown, live or not.
+   */
+  liveness: boolean;
   /** A fleet's shared range and grid; null for the copiers of disjoint ranges. */
   range: FleetRange | null;
   copiers: Copier[];
@@ -88,12 +93,16 @@ const PACE_MINUTES = 5;
 export async function fleetReport(catalog: Catalog, filter: DatasetFilter): Promise<Fleet[]> {
   const db = dbOf(catalog);
   const out: Fleet[] = [];
+  const [{ standby }] = await db.query<{ standby: boolean }>(
+    "SELECT pg_is_in_recovery() AS standby",
+  );
+  const live = standby ? "true" : LIVE;
   for (const dataset of await findDatasets(catalog, filter)) {
     const rows = await db.query(
       `SELECT c.copier_id, c.host, c.pid, c.ledger_start, c.ledger_end, c.claimed_at,
               c.fleet_start, c.fleet_end, c.partition_size
        FROM _meta_copier_claims c
-       WHERE c.dataset_id = $1 AND ${LIVE}
+       WHERE c.dataset_id = $1 AND ${live}
        ORDER BY c.fleet_start NULLS LAST, c.fleet_end, c.partition_size, c.copier_id, c.ledger_start`,
       [dataset.id],
     );
@@ -126,6 +135,7 @@ export async function fleetReport(catalog: Catalog, filter: DatasetFilter): Prom
       }
       out.push({
         dataset,
+        liveness: !standby,
         range,
         copiers: [...copiers.values()],
         cells: range ? await cellCounts(catalog, dataset.id, range) : null,

@@ -229,6 +229,7 @@ Deno.test("bronze fleet --json while two copiers hold cells; SIGTERM commits the
   assert.deepEqual(Object.keys(f), [
     "dataset",
     "range",
+    "liveness_visible",
     "cells",
     "ledgers_per_second",
     "eta_seconds",
@@ -237,6 +238,7 @@ Deno.test("bronze fleet --json while two copiers hold cells; SIGTERM commits the
   assert.deepEqual(f.range, { start: 1, end: END, partition_size: SIZE });
   assert.deepEqual(f.cells, { total: 6, committed: 0, claimed: 2, left: 4, ledgers_left: END });
   assert.equal(f.ledgers_per_second, null);
+  assert.equal(f.liveness_visible, true);
   assert.equal(f.copiers.length, 2);
   for (const c of f.copiers) {
     assert.deepEqual(Object.keys(c), ["copier_id", "host", "pid", "since", "held"]);

@@ -24,6 +24,7 @@ const vopts = (target: CatalogTarget, o: Partial<VerifyOptions> = {}): VerifyOpt
   catalog: target.dsn,
   stateDir: target.stateDir,
   progressInterval: 0,
+  noRecord: false,
   ...o,
 });
 

@@ -110,6 +110,11 @@ export function formatFleets(catalog: string, fleets: Fleet[]): string[] {
     } else {
       lines.push(`${f.dataset.label}: copiers of disjoint ranges`);
     }
+    if (!f.liveness) {
+      lines.push(
+        "  (a standby: it cannot see which claims are live; these are the claims recorded)",
+      );
+    }
     const rows = f.copiers.map((c) => [
       c.copierId,
       c.host,
