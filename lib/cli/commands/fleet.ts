@@ -63,6 +63,7 @@ function toJson(f: Fleet) {
     range: f.range
       ? { start: f.range.start, end: f.range.end, partition_size: f.range.size }
       : null,
+    liveness_visible: f.liveness,
     cells: f.cells
       ? {
         total: f.cells.cells,
