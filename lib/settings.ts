@@ -36,6 +36,8 @@ export interface Settings {
   fillGaps: boolean;
   fleet: boolean;
   follow: boolean;
+  /** With --follow: compact each cell its partials complete. */
+  compact: boolean;
   /** Seconds; undefined: partial cells wait until they are complete. */
   flushInterval?: number;
   /** verify: record no quality rows (a read-only standby). */
@@ -295,6 +297,15 @@ export const SPECS: Record<Key, Spec> = {
     boolean: true,
     default: () => false,
   },
+  compact: {
+    flag: "--compact",
+    env: "COMPACT",
+    help:
+      "with --follow: once a cell is complete, compact its partial partitions into one file, byte-identical to a backfill's",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
   flushInterval: {
     flag: "--flush-interval",
     env: "FLUSH_INTERVAL",
@@ -403,6 +414,7 @@ export const COMMAND_SETTINGS = {
     "fillGaps",
     "fleet",
     "follow",
+    "compact",
     "pollInterval",
     "flushInterval",
     "metricsAddr",
@@ -449,6 +461,20 @@ export const COMMAND_SETTINGS = {
     "json",
     "logFormat",
     "progressInterval",
+  ],
+  compact: [
+    "catalog",
+    "stateDir",
+    "storage",
+    "networkFilter",
+    "eraFilter",
+    "versionFilter",
+    "datasetFilter",
+    "start",
+    "end",
+    "partitionSize",
+    "json",
+    "logFormat",
   ],
   checkpointShow: ["checkpoint", "stateDir", "catalog", "json"],
   fleet: [
@@ -573,6 +599,11 @@ export function resolveSettings<K extends Key, R extends K = never>(
   if (s.follow && s.fleet) {
     problems.push(
       `${origins.follow} and ${origins.fleet} do not go together: a fleet backfills a fixed range`,
+    );
+  }
+  if (s.compact && !s.follow) {
+    problems.push(
+      `${origins.compact} needs --follow (FOLLOW); \`bronze compact\` compacts any range`,
     );
   }
   if (s.flushInterval !== undefined && !s.follow) {

@@ -165,6 +165,7 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
     pollInterval: 0.2,
     fleet: a.fleet !== undefined,
     follow: false,
+    compact: false,
     stallAfter: 600,
     fillGaps: false,
   }, log);

@@ -13,6 +13,7 @@ import { coverageCommand, parseCoverageArgs } from "./commands/coverage.ts";
 import { parseVerifyArgs, verifyCommand } from "./commands/verify.ts";
 import { fleetCommand, parseFleetArgs } from "./commands/fleet.ts";
 import { parseRepairArgs, repairCommand } from "./commands/repair.ts";
+import { compactCommand, parseCompactArgs } from "./commands/compact.ts";
 
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
 export const EXIT_INTERNAL = 70;
@@ -90,6 +91,15 @@ export function buildProgram(exit: (code: number) => void): Command {
     "repair",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await repairCommand(parseRepairArgs(flags, undefined, cmd.args)))
+  );
+
+  withOptions(
+    program.command("compact").description(
+      "replace the partial partitions of each complete grid cell by one file, byte-identical to a backfill's (the partials stay in lineage, marked superseded)",
+    ),
+    "compact",
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await compactCommand(parseCompactArgs(flags, undefined, cmd.args)))
   );
 
   withOptions(

@@ -6,7 +6,7 @@
  */
 import { BronzeError, inArea } from "../errors.ts";
 import type { LedgerSource } from "../source/source.ts";
-import { decodeLedger } from "../source/ledger.ts";
+import { decodeLedger, type LedgerRow } from "../source/ledger.ts";
 import { PartitionFileWriter } from "../table/writer.ts";
 import type { PartitionMeta } from "../table/schema.ts";
 import type { Range } from "../table/grid.ts";
@@ -36,11 +36,42 @@ export interface BuildHooks {
 }
 
 /**
- * Builds `range` into `path`. Returns null when stopped before the first ledger (no file is
- * left), a `partial` result when stopped after some.
+ * Builds `range` into `path` from the source. Returns null when stopped before the first ledger
+ * (no file is left), a `partial` result when stopped after some.
  */
 export async function buildPartitionFile(
   source: LedgerSource,
+  range: Range,
+  path: string,
+  meta: PartitionMeta,
+  hooks: BuildHooks,
+): Promise<Built | null> {
+  return await writePartitionFile(decoded(source, range), range, path, meta, hooks);
+}
+
+/** The source's ledgers of `range`, decoded into rows; its errors are the source's. */
+async function* decoded(source: LedgerSource, range: Range): AsyncIterable<LedgerRow> {
+  try {
+    for await (const raw of source.stream(range.start, range.end)) {
+      const row = decodeLedger(raw.xdr, `${raw.key} (ledger ${raw.sequence})`);
+      if (row.ledgerSequence !== raw.sequence) {
+        throw new BronzeError(
+          `${raw.key}: holds ledger ${row.ledgerSequence} where ledger ${raw.sequence} belongs`,
+        );
+      }
+      yield row;
+    }
+  } catch (err) {
+    throw inArea(err, "source");
+  }
+}
+
+/**
+ * Writes rows (in ledger order, the first `range.start`) into the partition file at `path`: the
+ * same bytes whatever they were read from, a source or the partial files of a cell (compaction).
+ */
+export async function writePartitionFile(
+  rows: AsyncIterable<LedgerRow>,
   range: Range,
   path: string,
   meta: PartitionMeta,
@@ -59,13 +90,7 @@ export async function buildPartitionFile(
   let firstClose = 0;
   let lastClose = 0;
   try {
-    for await (const raw of source.stream(range.start, range.end)) {
-      const row = decodeLedger(raw.xdr, `${raw.key} (ledger ${raw.sequence})`);
-      if (row.ledgerSequence !== raw.sequence) {
-        throw new BronzeError(
-          `${raw.key}: holds ledger ${row.ledgerSequence} where ledger ${raw.sequence} belongs`,
-        );
-      }
+    for await (const row of rows) {
       if (first === null) {
         first = { prev: row.previousLedgerHash };
         firstClose = row.closeTimeMs;
@@ -119,7 +144,6 @@ export async function buildPartitionFile(
     };
   } catch (err) {
     await file.abort();
-    // bronze's own errors here come from reading the source (the local file's are the OS's).
-    throw inArea(err, "source");
+    throw err;
   }
 }

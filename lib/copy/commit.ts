@@ -32,7 +32,8 @@ export type CommitStep = "after-publish" | "after-manifest" | "after-catalog" | 
 export interface CommitterDeps {
   storage: ObjectStore;
   writer: CatalogWriter;
-  checkpoint: Manager;
+  /** Step 5's checkpoint; null for a commit that moves no copier (compaction). */
+  checkpoint: Manager | null;
   dataset: Dataset;
   copierId: string;
   source: { type: SourceType; url: string };
@@ -53,6 +54,8 @@ export interface CommitRequest {
   change?: { type: string; description: string };
   /** The fleet cell claim it was built under: committed only while that claim is this copier's. */
   claimId?: number;
+  /** Compaction: the partial rows this full-cell partition replaces, in the same transaction. */
+  supersedes?: number[];
 }
 
 export interface Committed {
@@ -73,9 +76,9 @@ export class Committer {
   }
 
   async commit(
-    { built, checkpointLedger, checkpointNote, change, claimId }: CommitRequest,
+    { built, checkpointLedger, checkpointNote, change, claimId, supersedes }: CommitRequest,
   ): Promise<Committed> {
-    const { storage, writer, checkpoint, dataset, copierId, log } = this.deps;
+    const { storage, writer, checkpoint, dataset, log } = this.deps;
     const { range } = built;
     const key = partitionKey(dataset, range);
     const url = objectUrl(storage, key);
@@ -119,6 +122,7 @@ export class Committer {
       quality: built.quality,
       change,
       claimId,
+      supersedes,
     });
     log.info("partition", `committed range ${range.start}-${range.end}`, {
       start: range.start,
@@ -129,27 +133,14 @@ export class Committer {
     await this.#between("after-catalog");
     const catalog = lap();
 
-    try {
-      await checkpoint.save({
-        copier_id: copierId,
-        network: dataset.network,
-        era_id: dataset.eraId,
-        version_label: dataset.version,
-        last_committed_ledger: checkpointLedger,
-        last_committed_partition: { start: range.start, end: range.end, checksum },
-        updated_at: new Date().toISOString(),
-      });
-      log.info(
-        "checkpoint",
-        `saved: last_committed=${checkpointLedger}${checkpointNote ? ` ${checkpointNote}` : ""}`,
-      );
-    } catch (err) {
-      this.deps.onCheckpointError?.();
-      log.warn(
-        "checkpoint",
-        `save to ${checkpoint.location} failed (the partition is committed; the catalog is the truth): ${
-          (err as Error).message
-        }`,
+    if (checkpoint) {
+      await saveCheckpoint(
+        this.deps,
+        checkpoint,
+        range,
+        checksum,
+        checkpointLedger,
+        checkpointNote,
       );
     }
     await this.#between("after-checkpoint");
@@ -160,6 +151,38 @@ export class Committer {
       adopted,
       seconds: { publish, manifest, catalog, checkpoint: lap() },
     };
+  }
+}
+
+/** Step 5 on its own: loud when it fails, never failing the partition it follows. */
+async function saveCheckpoint(
+  deps: CommitterDeps,
+  checkpoint: Manager,
+  range: Range,
+  checksum: string,
+  ledger: number,
+  note: string | undefined,
+): Promise<void> {
+  const { dataset, copierId, log } = deps;
+  try {
+    await checkpoint.save({
+      copier_id: copierId,
+      network: dataset.network,
+      era_id: dataset.eraId,
+      version_label: dataset.version,
+      last_committed_ledger: ledger,
+      last_committed_partition: { start: range.start, end: range.end, checksum },
+      updated_at: new Date().toISOString(),
+    });
+    log.info("checkpoint", `saved: last_committed=${ledger}${note ? ` ${note}` : ""}`);
+  } catch (err) {
+    deps.onCheckpointError?.();
+    log.warn(
+      "checkpoint",
+      `save to ${checkpoint.location} failed (the partition is committed; the catalog is the truth): ${
+        (err as Error).message
+      }`,
+    );
   }
 }
 

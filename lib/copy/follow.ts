@@ -17,6 +17,8 @@ import { MissingLedgerError } from "../source/source.ts";
 import type { CopyResult } from "./context.ts";
 import { buildAndCommit, finish, type Run } from "./loop.ts";
 import { planWork } from "./plan.ts";
+import { compactableCells, compactCell, type CompactDeps } from "./compact.ts";
+import { Stores } from "../verify/locate.ts";
 import type { ResumePoint } from "./resume.ts";
 
 /** A ledger missing below the head is said after this many polls of waiting for it. */
@@ -47,62 +49,73 @@ export async function follow(
   // The oldest uncommitted ledger, and when it was first seen in the source.
   let oldest = null as { ledger: number; since: number } | null;
   let missing = null as { ledger: number; polls: number } | null;
-  let caughtUp = false;
-  for (;;) {
-    const next = nextMissing(state.held, range);
-    if (next === null) return finish(run, false, signal.aborted); // --end reached
-    const head = await source.head().catch((err) => Promise.reject(inArea(err, "source")));
-    if (head < lastHead) {
-      throw new BronzeError(
-        `source ${source.url} went backwards: its newest ledger was ${lastHead}, now it is ${head}`,
-      );
-    }
-    lastHead = head;
-    metrics?.sourceHead(head);
-    const target = Math.min(head, range.end);
-    if (target >= next && oldest?.ledger !== next) {
-      oldest = { ledger: next, since: performance.now() };
-    }
-    const flush = signal.aborted ||
-      (flushMs !== null && oldest !== null && performance.now() - oldest.since >= flushMs);
-    const work = target < next ? [] : ready(next, target, size, state.held, range.end, flush);
-    if (work.length) {
-      caughtUp = false;
-      // A batch is interrupted only by the user's signal: then its partial is committed.
-      const batch = new AbortController();
-      const stop = () => batch.abort();
-      signal.addEventListener("abort", stop);
-      try {
-        const outcome = await buildAndCommit(run, work, batch.signal);
-        missing = null;
-        if (outcome === "interrupted" || signal.aborted) return finish(run, true, true);
-      } catch (err) {
-        if (!(err instanceof MissingLedgerError) || err.ledger > head || signal.aborted) throw err;
-        // Below the head: the lake is still being written. Wait for it, and say so after a while.
-        missing = missing?.ledger === err.ledger
-          ? { ledger: err.ledger, polls: missing.polls + 1 }
-          : { ledger: err.ledger, polls: 1 };
-        if (missing.polls === MISSING_POLLS) {
-          log.warn(
-            "follow",
-            `ledger ${err.ledger} is not in ${source.url} yet, though ledger ${head} is; waiting for it`,
-          );
-        }
-      } finally {
-        signal.removeEventListener("abort", stop);
+  let caughtUpAt = 0;
+  const compactor = opts.compact ? new FollowCompactor(run) : null;
+  try {
+    return await followLoop();
+  } finally {
+    await compactor?.close();
+  }
+
+  async function followLoop(): Promise<CopyResult> {
+    for (;;) {
+      const next = nextMissing(state.held, range);
+      if (next === null) return finish(run, false, signal.aborted); // --end reached
+      const head = await source.head().catch((err) => Promise.reject(inArea(err, "source")));
+      if (head < lastHead) {
+        throw new BronzeError(
+          `source ${source.url} went backwards: its newest ledger was ${lastHead}, now it is ${head}`,
+        );
       }
-      if (!missing) continue;
-    } else if (signal.aborted) {
-      return finish(run, true, true);
-    } else if (!caughtUp) {
-      caughtUp = true;
-      log.info(
-        "follow",
-        `caught up at ledger ${head}; looking again every ${formatDuration(opts.pollInterval)}`,
-      );
+      lastHead = head;
+      metrics?.sourceHead(head);
+      const target = Math.min(head, range.end);
+      if (target >= next && oldest?.ledger !== next) {
+        oldest = { ledger: next, since: performance.now() };
+      }
+      const flush = signal.aborted ||
+        (flushMs !== null && oldest !== null && performance.now() - oldest.since >= flushMs);
+      const work = target < next ? [] : ready(next, target, size, state.held, range.end, flush);
+      if (work.length) {
+        // A batch is interrupted only by the user's signal: then its partial is committed.
+        const batch = new AbortController();
+        const stop = () => batch.abort();
+        signal.addEventListener("abort", stop);
+        try {
+          const outcome = await buildAndCommit(run, work, batch.signal);
+          missing = null;
+          if (outcome === "interrupted" || signal.aborted) return finish(run, true, true);
+          if (compactor) await compactor.completed(work);
+        } catch (err) {
+          if (!(err instanceof MissingLedgerError) || err.ledger > head || signal.aborted) {
+            throw err;
+          }
+          // Below the head: the lake is still being written. Wait for it, and say so after a while.
+          missing = missing?.ledger === err.ledger
+            ? { ledger: err.ledger, polls: missing.polls + 1 }
+            : { ledger: err.ledger, polls: 1 };
+          if (missing.polls === MISSING_POLLS) {
+            log.warn(
+              "follow",
+              `ledger ${err.ledger} is not in ${source.url} yet, though ledger ${head} is; waiting for it`,
+            );
+          }
+        } finally {
+          signal.removeEventListener("abort", stop);
+        }
+        if (!missing) continue;
+      } else if (signal.aborted) {
+        return finish(run, true, true);
+      } else if (caughtUpAt !== head) {
+        caughtUpAt = head;
+        log.info(
+          "follow",
+          `caught up at ledger ${head}; looking again every ${formatDuration(opts.pollInterval)}`,
+        );
+      }
+      metrics?.waiting(head);
+      await sleep(opts.pollInterval * 1000, signal);
     }
-    metrics?.waiting(head);
-    await sleep(opts.pollInterval * 1000, signal);
   }
 }
 
@@ -138,4 +151,49 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener("abort", done);
   });
+}
+
+/**
+ * --compact: each cell a batch completed, if partials cover it, is compacted at once, under the
+ * follower's own claim (it covers the cell).
+ */
+class FollowCompactor {
+  readonly #deps: CompactDeps;
+
+  constructor(private readonly run: Run) {
+    const { deps, opts, log } = run;
+    this.#deps = {
+      catalog: deps.catalog,
+      writer: deps.writer,
+      storage: deps.storage,
+      stores: new Stores(undefined),
+      tmpDir: deps.tmpDir,
+      copierId: opts.copierId,
+      log,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.#deps.stores.close();
+  }
+
+  async completed(work: readonly Range[]): Promise<void> {
+    const { dataset, opts, log } = this.run;
+    const size = opts.partitionSize;
+    const ends = new Set(work.filter((r) => r.end === cellOf(r.start, size).end).map((r) => r.end));
+    for (const end of ends) {
+      const cell = cellOf(end, size);
+      const rows = await this.#deps.writer.listLineage(dataset.id, cell);
+      if (!compactableCells(rows, size).length) continue;
+      const c = await compactCell(this.#deps, dataset, cell, { claimed: true });
+      if (c.outcome === "compacted") {
+        log.info(
+          "compact",
+          `cell ${cell.start}-${cell.end} compacted from ${c.partials} partitions (${c.checksum})`,
+        );
+      } else {
+        log.warn("compact", `cell ${cell.start}-${cell.end} ${c.outcome}: ${c.reason}`);
+      }
+    }
+  }
 }

@@ -43,11 +43,20 @@ export interface PartitionRecord {
    * this copier's, so a copier cut off long enough for others to take its cell over commits nothing.
    */
   claimId?: number;
+  /**
+   * Compaction: the current partial rows this full-cell row replaces, marked superseded by it in
+   * the same transaction (the one change a lineage row may ever receive).
+   */
+  supersedes?: number[];
 }
 
-export interface LineageRow extends Omit<PartitionRecord, "quality" | "change" | "claimId"> {
+export interface LineageRow
+  extends Omit<PartitionRecord, "quality" | "change" | "claimId" | "supersedes"> {
   id: number;
   createdAt: Date;
+  /** The row that replaced this one (compaction), or null for a current row. */
+  supersededBy: number | null;
+  supersededAt: Date | null;
 }
 
 export class DuplicatePartitionError extends BronzeError {
@@ -58,6 +67,9 @@ export class DuplicatePartitionError extends BronzeError {
     );
   }
 }
+
+/** A compaction found the rows it would replace already replaced: nothing was changed. */
+export class SupersededError extends BronzeError {}
 
 /** The claim a partition was built under was swept: another copier may have taken it over. */
 export class ClaimLostError extends BronzeError {}
@@ -79,7 +91,7 @@ export class OverlappingPartitionError extends BronzeError {
 
 const LINEAGE_COLUMNS = `id, dataset_id, ledger_start, ledger_end, row_count, byte_size, checksum,
   storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash, producer_version,
-  producer_git_sha, source_type, source_location, created_at`;
+  producer_git_sha, source_type, source_location, created_at, superseded_by, superseded_at`;
 
 function toLineage(r: Row): LineageRow {
   return {
@@ -99,6 +111,8 @@ function toLineage(r: Row): LineageRow {
     sourceType: r.source_type as string,
     sourceLocation: r.source_location as string,
     createdAt: r.created_at as Date,
+    supersededBy: (r.superseded_by as number | null) ?? null,
+    supersededAt: (r.superseded_at as Date | null) ?? null,
   };
 }
 
@@ -185,11 +199,33 @@ export class CatalogWriter {
             );
           }
         }
+        // A full cell replacing partials: they are marked first (with the id the new row will
+        // have), so the no-overlap rule, which counts current rows only, sees the cell free.
+        let newId: number | null = null;
+        if (rec.supersedes?.length) {
+          [{ id: newId }] = await c.query<{ id: number }>(
+            `SELECT nextval(pg_get_serial_sequence('_meta_lineage', 'id'))::int AS id`,
+          );
+          const marked = await c.query(
+            `UPDATE _meta_lineage SET superseded_by = $1, superseded_at = now()
+             WHERE id = ANY($2::int[]) AND dataset_id = $3 AND superseded_by IS NULL
+             RETURNING id`,
+            [newId, rec.supersedes, rec.datasetId],
+          );
+          if (marked.length !== rec.supersedes.length) {
+            throw new SupersededError(
+              `partition ${rec.ledgerStart}-${rec.ledgerEnd}: ${
+                rec.supersedes.length - marked.length
+              } of the rows it would replace are no longer current (compacted meanwhile?); not committed`,
+            );
+          }
+        }
         const rows = await c.query<{ id: number }>(
-          `INSERT INTO _meta_lineage (dataset_id, ledger_start, ledger_end, row_count, byte_size,
+          `INSERT INTO _meta_lineage (id, dataset_id, ledger_start, ledger_end, row_count, byte_size,
              checksum, storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash,
              producer_version, producer_git_sha, source_type, source_location)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+           VALUES (coalesce($15::int, nextval(pg_get_serial_sequence('_meta_lineage', 'id'))::int),
+                   $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
            RETURNING id`,
           [
             rec.datasetId,
@@ -206,6 +242,7 @@ export class CatalogWriter {
             rec.producerGitSha,
             rec.sourceType,
             rec.sourceLocation,
+            newId,
           ],
         );
         const id = rows[0].id;
@@ -243,7 +280,7 @@ export class CatalogWriter {
   async findPartition(datasetId: number, start: number, end: number): Promise<LineageRow | null> {
     const rows = await this.#db.query(
       `SELECT ${LINEAGE_COLUMNS} FROM _meta_lineage
-       WHERE dataset_id = $1 AND ledger_start = $2 AND ledger_end = $3`,
+       WHERE dataset_id = $1 AND ledger_start = $2 AND ledger_end = $3 AND superseded_by IS NULL`,
       [datasetId, start, end],
     );
     return rows.length ? toLineage(rows[0]) : null;
@@ -254,22 +291,28 @@ export class CatalogWriter {
     const rows = await this.#db.query(
       `SELECT ${LINEAGE_COLUMNS} FROM _meta_lineage
        WHERE dataset_id = $1 AND ledger_start <= $3 AND ledger_end >= $2
+         AND superseded_by IS NULL
        ORDER BY ledger_start`,
       [datasetId, start, end],
     );
     return rows.map(toLineage);
   }
 
-  /** Lineage of a dataset in ledger order, optionally limited to rows overlapping [start, end]. */
+  /**
+   * The current lineage of a dataset in ledger order, optionally limited to rows overlapping
+   * [start, end]; with `history`, the superseded rows too (by start, then the newer first).
+   */
   async listLineage(
     datasetId: number,
     range?: { start?: number; end?: number },
+    { history = false } = {},
   ): Promise<LineageRow[]> {
     const rows = await this.#db.query(
       `SELECT ${LINEAGE_COLUMNS} FROM _meta_lineage
        WHERE dataset_id = $1 AND ledger_end >= $2 AND ledger_start <= $3
-       ORDER BY ledger_start`,
-      [datasetId, range?.start ?? 0, range?.end ?? Number.MAX_SAFE_INTEGER],
+         AND ($4 OR superseded_by IS NULL)
+       ORDER BY ledger_start, id DESC`,
+      [datasetId, range?.start ?? 0, range?.end ?? Number.MAX_SAFE_INTEGER, history],
     );
     return rows.map(toLineage);
   }

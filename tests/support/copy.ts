@@ -31,6 +31,7 @@ export function copyOptions(
     fillGaps: false,
     fleet: false,
     follow: false,
+    compact: false,
     stallAfter: 600,
     ...o,
   };
