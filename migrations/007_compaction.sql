@@ -28,7 +28,11 @@ BEGIN
 END;
 $$;
 
--- No two CURRENT rows of a dataset overlap; a superseded row lies under the row that replaced it.
+-- No two CURRENT rows of a dataset overlap, or repeat a range; a superseded row lies under the
+-- row that replaced it.
+ALTER TABLE _meta_lineage DROP CONSTRAINT _meta_lineage_unique_range;
+CREATE UNIQUE INDEX _meta_lineage_unique_range ON _meta_lineage (dataset_id, ledger_start, ledger_end)
+    WHERE superseded_by IS NULL;
 ALTER TABLE _meta_lineage DROP CONSTRAINT _meta_lineage_no_overlap;
 ALTER TABLE _meta_lineage ADD CONSTRAINT _meta_lineage_no_overlap EXCLUDE USING gist (
     dataset_id WITH =,
@@ -106,6 +110,9 @@ ALTER TABLE _meta_lineage ADD CONSTRAINT _meta_lineage_no_overlap EXCLUDE USING 
     dataset_id WITH =,
     int8range(ledger_start, ledger_end, '[]') WITH &&
 );
+DROP INDEX IF EXISTS _meta_lineage_unique_range;
+ALTER TABLE _meta_lineage ADD CONSTRAINT _meta_lineage_unique_range
+    UNIQUE (dataset_id, ledger_start, ledger_end);
 CREATE OR REPLACE FUNCTION _meta_lineage_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '_meta_lineage is append-only: % is not allowed', TG_OP

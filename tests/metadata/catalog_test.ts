@@ -102,6 +102,8 @@ for (const kind of CATALOG_KINDS) {
         ...expected,
         id: 0,
         createdAt: null,
+        supersededBy: null,
+        supersededAt: null,
       });
       assert.ok(found.createdAt instanceof Date);
       const q = await poolOf(catalog).query(
@@ -178,13 +180,41 @@ for (const kind of CATALOG_KINDS) {
         ]
       ) {
         const op = sql.split(" ")[0];
+        const but = op === "UPDATE" ? " (but marking a current row superseded, once)" : "";
         await assert.rejects(() => poolOf(catalog).query(sql), (err: Error) => {
-          assert.equal(err.message, `_meta_lineage is append-only: ${op} is not allowed`);
+          assert.equal(err.message, `_meta_lineage is append-only: ${op} is not allowed${but}`);
           return true;
         });
       }
       const found = await w.findPartition(id, 1, 100);
       assert.equal(found?.checksum, partition(id, 1, 100).checksum);
+      // The one change allowed (compaction's): the superseded mark, from unset to set, once, and
+      // nothing else with it.
+      const next = await w.recordPartition(partition(id, 101, 200));
+      const db = poolOf(catalog);
+      await assert.rejects(
+        () =>
+          db.query(
+            "UPDATE _meta_lineage SET superseded_by = $1, superseded_at = now(), checksum = 'x' WHERE id = $2",
+            [next, found!.id],
+          ),
+        /append-only: UPDATE is not allowed/,
+      );
+      await db.query(
+        "UPDATE _meta_lineage SET superseded_by = $1, superseded_at = now() WHERE id = $2",
+        [next, found!.id],
+      );
+      await assert.rejects(
+        () =>
+          db.query(
+            "UPDATE _meta_lineage SET superseded_by = $1, superseded_at = now() WHERE id = $2",
+            [found!.id + 1000, found!.id],
+          ),
+        /append-only: UPDATE is not allowed/,
+      );
+      // Superseded, it no longer counts: it is not current, and its ledgers may be recorded again.
+      assert.equal(await w.findPartition(id, 1, 100), null);
+      await w.recordPartition(partition(id, 1, 100));
     });
   });
 
