@@ -40,6 +40,8 @@ export interface Settings {
   compact: boolean;
   /** Seconds; undefined: partial cells wait until they are complete. */
   flushInterval?: number;
+  /** lineage: superseded rows too. */
+  history: boolean;
   /** verify: record no quality rows (a read-only standby). */
   noRecord: boolean;
   /** host:port of the Prometheus /metrics and /healthz server. */
@@ -322,6 +324,13 @@ export const SPECS: Record<Key, Spec> = {
       return typeof parsed === "string" ? new Invalid(parsed) : raw;
     },
   },
+  history: {
+    flag: "--history",
+    help: "also the superseded partitions (replaced by a compaction), each with what replaced it",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
   noRecord: {
     flag: "--no-record",
     help: "record no verify_* quality rows: for a read-only catalog (a standby)",
@@ -475,6 +484,18 @@ export const COMMAND_SETTINGS = {
     "partitionSize",
     "json",
     "logFormat",
+  ],
+  lineage: [
+    "catalog",
+    "stateDir",
+    "networkFilter",
+    "eraFilter",
+    "versionFilter",
+    "datasetFilter",
+    "start",
+    "end",
+    "history",
+    "json",
   ],
   checkpointShow: ["checkpoint", "stateDir", "catalog", "json"],
   fleet: [

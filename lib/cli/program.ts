@@ -14,6 +14,7 @@ import { parseVerifyArgs, verifyCommand } from "./commands/verify.ts";
 import { fleetCommand, parseFleetArgs } from "./commands/fleet.ts";
 import { parseRepairArgs, repairCommand } from "./commands/repair.ts";
 import { compactCommand, parseCompactArgs } from "./commands/compact.ts";
+import { lineageCommand, parseLineageArgs } from "./commands/lineage.ts";
 
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
 export const EXIT_INTERNAL = 70;
@@ -100,6 +101,15 @@ export function buildProgram(exit: (code: number) => void): Command {
     "compact",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await compactCommand(parseCompactArgs(flags, undefined, cmd.args)))
+  );
+
+  withOptions(
+    program.command("lineage").description(
+      "the partitions the catalog records, in ledger order (--history: the superseded ones too)",
+    ),
+    "lineage",
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await lineageCommand(parseLineageArgs(flags, undefined, cmd.args)))
   );
 
   withOptions(

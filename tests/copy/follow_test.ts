@@ -4,78 +4,15 @@
  * hash chain runs on), and reads the copier's stderr to know where it is.
  */
 import assert from "node:assert/strict";
-import { copyFile, mkdir } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { objectKey } from "../../lib/source/lake.ts";
+import { join } from "node:path";
 import { type CatalogTarget, catalogTarget } from "../support/catalogs.ts";
 import { runCli } from "../support/cli.ts";
 import { copyEnv, lineageRows } from "../support/copy.ts";
-import { syntheticLake, tempDir } from "../support/lakes.ts";
+import { tempDir } from "../support/lakes.ts";
+import { Copier, growingLake, range } from "../support/growing.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const SIZE = 20;
-const CONFIG = { ledgersPerBatch: 1, batchesPerPartition: 64000 } as const;
-
-/** A lake that grows: ledgers are published into it from a complete lake made up front. */
-async function growingLake(dir: string) {
-  const full = await syntheticLake({
-    network: "testnet",
-    start: 1,
-    count: 200,
-    lcmVersion: 2,
-    seed: 5,
-  });
-  await copyFile(join(full, ".config.json"), join(dir, ".config.json"));
-  return {
-    url: dir,
-    async publish(...ledgers: number[]) {
-      for (const seq of ledgers) {
-        const key = objectKey(CONFIG as never, seq, "zst");
-        await mkdir(dirname(join(dir, key)), { recursive: true });
-        await copyFile(join(full, key), join(dir, key));
-      }
-    },
-  };
-}
-
-const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
-
-/** A running `bronze copy` whose stderr the test reads line by line. */
-class Copier {
-  readonly child: Deno.ChildProcess;
-  #reader: ReadableStreamDefaultReader<string>;
-  text = "";
-
-  constructor(env: Record<string, string>, args: string[]) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "copy", ...args],
-      env,
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    this.#reader = this.child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  }
-
-  /** Reads until `pattern` has appeared (or throws, with what was read, if the copier ends). */
-  async until(pattern: RegExp): Promise<RegExpExecArray> {
-    for (;;) {
-      const m = pattern.exec(this.text);
-      if (m) return m;
-      const { value, done } = await this.#reader.read();
-      if (done) throw new Error(`copier ended before ${pattern}:\n${this.text}`);
-      this.text += value;
-    }
-  }
-
-  async end(): Promise<Deno.CommandStatus> {
-    for (;;) {
-      const { value, done } = await this.#reader.read();
-      if (done) break;
-      this.text += value;
-    }
-    return await this.child.status;
-  }
-}
 
 function env(target: CatalogTarget, lake: string, storage: string): Record<string, string> {
   return {

@@ -1,0 +1,75 @@
+/**
+ * A lake that grows while a copier runs, as Galexie writes one, object by object (copied from a
+ * lake made up front, so the hash chain runs on), and a running `bronze copy` whose stderr a test
+ * reads line by line to know where it is.
+ */
+import { copyFile, mkdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { objectKey } from "../../lib/source/lake.ts";
+import { syntheticLake } from "./lakes.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const CONFIG = { ledgersPerBatch: 1, batchesPerPartition: 64000 } as const;
+
+/** A lake in `dir` that holds nothing yet; `publish` adds ledgers (of at most 200). */
+export async function growingLake(dir: string) {
+  const full = await syntheticLake({
+    network: "testnet",
+    start: 1,
+    count: 200,
+    lcmVersion: 2,
+    seed: 5,
+  });
+  await copyFile(join(full, ".config.json"), join(dir, ".config.json"));
+  return {
+    url: dir,
+    /** The complete lake the ledgers come from (a backfill of it is the reference). */
+    full,
+    async publish(...ledgers: number[]) {
+      for (const seq of ledgers) {
+        const key = objectKey(CONFIG as never, seq, "zst");
+        await mkdir(dirname(join(dir, key)), { recursive: true });
+        await copyFile(join(full, key), join(dir, key));
+      }
+    },
+  };
+}
+
+export const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+/** A running `bronze copy` whose stderr the test reads line by line. */
+export class Copier {
+  readonly child: Deno.ChildProcess;
+  #reader: ReadableStreamDefaultReader<string>;
+  text = "";
+
+  constructor(env: Record<string, string>, args: string[], command = "copy") {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, command, ...args],
+      env,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    this.#reader = this.child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  }
+
+  /** Reads until `pattern` has appeared (or throws, with what was read, if the process ends). */
+  async until(pattern: RegExp): Promise<RegExpExecArray> {
+    for (;;) {
+      const m = pattern.exec(this.text);
+      if (m) return m;
+      const { value, done } = await this.#reader.read();
+      if (done) throw new Error(`ended before ${pattern}:\n${this.text}`);
+      this.text += value;
+    }
+  }
+
+  async end(): Promise<Deno.CommandStatus> {
+    for (;;) {
+      const { value, done } = await this.#reader.read();
+      if (done) break;
+      this.text += value;
+    }
+    return await this.child.status;
+  }
+}
