@@ -32,8 +32,13 @@ export interface PartitionRecord {
   lastLedgerHash: string;
   producerVersion: string;
   producerGitSha: string | null;
-  sourceType: string;
-  sourceLocation: string;
+  sourceType: string | null;
+  sourceLocation: string | null;
+  /**
+   * The row's created_at, and its quality rows': the partition manifest's created_at, so a
+   * catalog rebuilt from storage equals the lost one (default: the transaction's time).
+   */
+  createdAt?: Date;
   /** Quality metrics written in the same transaction as the lineage row. */
   quality?: Record<string, number>;
   /** A _meta_changes row (e.g. a backfill) written in the same transaction. */
@@ -45,7 +50,8 @@ export interface PartitionRecord {
   claimId?: number;
 }
 
-export interface LineageRow extends Omit<PartitionRecord, "quality" | "change" | "claimId"> {
+export interface LineageRow
+  extends Omit<PartitionRecord, "quality" | "change" | "claimId" | "createdAt"> {
   id: number;
   createdAt: Date;
 }
@@ -96,8 +102,8 @@ function toLineage(r: Row): LineageRow {
     lastLedgerHash: r.last_ledger_hash as string,
     producerVersion: r.producer_version as string,
     producerGitSha: r.producer_git_sha as string | null,
-    sourceType: r.source_type as string,
-    sourceLocation: r.source_location as string,
+    sourceType: r.source_type as string | null,
+    sourceLocation: r.source_location as string | null,
     createdAt: r.created_at as Date,
   };
 }
@@ -188,8 +194,9 @@ export class CatalogWriter {
         const rows = await c.query<{ id: number }>(
           `INSERT INTO _meta_lineage (dataset_id, ledger_start, ledger_end, row_count, byte_size,
              checksum, storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash,
-             producer_version, producer_git_sha, source_type, source_location)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             producer_version, producer_git_sha, source_type, source_location, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                   coalesce($15::timestamptz, now()))
            RETURNING id`,
           [
             rec.datasetId,
@@ -206,15 +213,22 @@ export class CatalogWriter {
             rec.producerGitSha,
             rec.sourceType,
             rec.sourceLocation,
+            rec.createdAt?.toISOString() ?? null,
           ],
         );
         const id = rows[0].id;
         const metrics = Object.entries(rec.quality ?? {});
         if (metrics.length > 0) {
           await c.query(
-            `INSERT INTO _meta_quality (lineage_id, metric_name, metric_value)
-             SELECT $1, m.name, m.value FROM unnest($2::text[], $3::float8[]) AS m(name, value)`,
-            [id, metrics.map(([k]) => k), metrics.map(([, v]) => v)],
+            `INSERT INTO _meta_quality (lineage_id, metric_name, metric_value, created_at)
+             SELECT $1, m.name, m.value, coalesce($4::timestamptz, now())
+             FROM unnest($2::text[], $3::float8[]) AS m(name, value)`,
+            [
+              id,
+              metrics.map(([k]) => k),
+              metrics.map(([, v]) => v),
+              rec.createdAt?.toISOString() ?? null,
+            ],
           );
         }
         if (rec.change) {
