@@ -116,6 +116,8 @@ export interface RebuildResult {
   /** Bytes of partition files hashed. */
   bytes: number;
   seconds: number;
+  /** Seconds spent listing storage, reading and checking partitions, and writing the catalog. */
+  phases: { list: number; check: number; record: number };
   datasets: DatasetRebuild[];
 }
 
@@ -158,7 +160,9 @@ export async function rebuild(opts: RebuildOptions, log: Logger): Promise<Rebuil
       stateDir: opts.stateDir,
       log: (m) => log.info("catalog", m),
     });
+    const lap = stopwatch();
     const { slots, datasets } = await listSlots(store, opts, log);
+    const list = lap();
     const withManifest = slots.filter((s) => s.manifest);
     log.info(
       "rebuild",
@@ -178,6 +182,7 @@ export async function rebuild(opts: RebuildOptions, log: Logger): Promise<Rebuil
       }
       return c;
     });
+    const check = lap();
 
     const out: DatasetRebuild[] = [];
     for (const [id, ds] of datasets) {
@@ -196,6 +201,8 @@ export async function rebuild(opts: RebuildOptions, log: Logger): Promise<Rebuil
         }
       }
       for (const c of mine) if ("failure" in c) result.failed.push(c.failure);
+      result.failed.sort(byRange);
+      result.unmanifested.sort(byRange);
       const sound = mine.filter((c): c is Sound => !("failure" in c));
       for (const s of sound) {
         for (const f of s.derived) result.derived[f] = (result.derived[f] ?? 0) + 1;
@@ -209,6 +216,7 @@ export async function rebuild(opts: RebuildOptions, log: Logger): Promise<Rebuil
       manifests: withManifest.length,
       bytes,
       seconds: (performance.now() - started) / 1000,
+      phases: { list, check, record: lap() },
       datasets: out,
     };
   } finally {
@@ -517,7 +525,9 @@ async function recordDataset(
     if (add.length === 0) break;
     const ledgers = add.reduce((n, s) => n + s.row.rowCount, 0);
     const description = `catalog rebuild from ${root}: ${add.length} lineage row(s) ` +
-      `(${ledgers} ledgers, ${add[0].row.ledgerStart}-${add.at(-1)!.row.ledgerEnd}) recorded ` +
+      `(${ledgers} ledgers between ${add[0].row.ledgerStart} and ${
+        add.at(-1)!.row.ledgerEnd
+      }) recorded ` +
       `from their _manifest.json; ${present} already present, ${conflicts.length} in conflict, ` +
       `${result.failed.length} failed their check`;
     try {
@@ -611,7 +621,7 @@ function classify(
     }
     i = j;
   }
-  conflicts.sort((a, b) => a.start - b.start);
+  conflicts.sort(byRange);
   return { add, present, conflicts };
 }
 
@@ -626,6 +636,22 @@ function overlapping(held: LineageRow[], start: number, end: number): LineageRow
   const out: LineageRow[] = [];
   for (let i = lo; i < held.length && held[i].ledgerStart <= end; i++) out.push(held[i]);
   return out;
+}
+
+/** Seconds since the last call (or since it was made). */
+function stopwatch(): () => number {
+  let t = performance.now();
+  return () => {
+    const now = performance.now();
+    const s = (now - t) / 1000;
+    t = now;
+    return s;
+  };
+}
+
+/** Ledger order, the shorter first when two start together. */
+function byRange(a: Range, b: Range): number {
+  return a.start - b.start || a.end - b.end;
 }
 
 function emptyResult(ds: DatasetIdentity): DatasetRebuild {

@@ -3,17 +3,21 @@
  * a new one migrated, the lineage rebuilt from storage alone and compared with the lost one's.
  */
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { cp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { copy } from "../../lib/copy/run.ts";
 import { memoryLogger } from "../../lib/log.ts";
-import type { RebuildOptions } from "../../lib/recover/rebuild.ts";
-import { catalogRebuildCommand } from "../../lib/cli/commands/catalog.ts";
+import { openStore } from "../../lib/blob/mod.ts";
+import { CatalogWriter } from "../../lib/metadata/writer.ts";
+import { rebuild, type RebuildOptions } from "../../lib/recover/rebuild.ts";
+import { catalogRebuildCommand, EXIT_REBUILD_INCOMPLETE } from "../../lib/cli/commands/catalog.ts";
 import { SCHEMA_HASH } from "../../lib/table/schema.ts";
 import { type CatalogTarget, catalogTarget, poolOf } from "../support/catalogs.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { copyOptions } from "../support/copy.ts";
 import { runCli } from "../support/cli.ts";
+import { s3Env, startS3rver, withEnv } from "../support/servers.ts";
 
 const TESTNET = {
   network: "testnet",
@@ -45,7 +49,7 @@ async function copyDataset(
   target: CatalogTarget,
   storage: string,
   d: (typeof DATASETS)[number],
-  o: { start?: number; end?: number; partitionSize?: number } = {},
+  o: { start?: number; end?: number; partitionSize?: number; checkpoint?: string } = {},
 ): Promise<void> {
   await copy(
     copyOptions(target, {
@@ -57,7 +61,7 @@ async function copyDataset(
       start: o.start ?? d.start,
       end: o.end ?? d.end,
       partitionSize: o.partitionSize ?? 100,
-      checkpoint: checkpointOf(storage, d),
+      checkpoint: o.checkpoint ?? checkpointOf(storage, d),
     }),
     memoryLogger(),
   );
@@ -230,7 +234,8 @@ Deno.test("a lost catalog rebuilt from storage equals it (lineage, quality, data
       era_id: "default",
       version: "v1",
       change_type: "rebuild",
-      description: `catalog rebuild from ${data.path}: 2 lineage row(s) (150 ledgers, 1-150) ` +
+      description:
+        `catalog rebuild from ${data.path}: 2 lineage row(s) (150 ledgers between 1 and 150) ` +
         "recorded from their _manifest.json; 0 already present, 0 in conflict, 0 failed their check",
     },
     {
@@ -238,7 +243,8 @@ Deno.test("a lost catalog rebuilt from storage equals it (lineage, quality, data
       era_id: "p23",
       version: "v2",
       change_type: "rebuild",
-      description: `catalog rebuild from ${data.path}: 3 lineage row(s) (250 ledgers, 51-300) ` +
+      description:
+        `catalog rebuild from ${data.path}: 3 lineage row(s) (250 ledgers between 51 and 300) ` +
         "recorded from their _manifest.json; 0 already present, 0 in conflict, 0 failed their check",
     },
     {
@@ -246,7 +252,8 @@ Deno.test("a lost catalog rebuilt from storage equals it (lineage, quality, data
       era_id: "pre_p23",
       version: "v1",
       change_type: "rebuild",
-      description: `catalog rebuild from ${data.path}: 3 lineage row(s) (250 ledgers, 1-250) ` +
+      description:
+        `catalog rebuild from ${data.path}: 3 lineage row(s) (250 ledgers between 1 and 250) ` +
         "recorded from their _manifest.json; 0 already present, 0 in conflict, 0 failed their check",
     },
   ]);
@@ -329,4 +336,297 @@ Deno.test("a lost catalog rebuilt from storage equals it (lineage, quality, data
   ]);
   assert.deepEqual(await snapshot(fresh), held);
   assert.deepEqual(await changes(fresh), rebuilt);
+});
+
+const PRE_P23 = DATASETS[0];
+const LABEL = "bronze.ledgers_lcm_raw (testnet/pre_p23/v1)";
+const part = (root: string, start: number, end: number) =>
+  join(root, dir("testnet", "pre_p23", "v1", start, end), `part-${start}-${end}.parquet`);
+const manifestOf = (root: string, start: number, end: number) =>
+  join(root, dir("testnet", "pre_p23", "v1", start, end), "_manifest.json");
+
+Deno.test("a catalog that already holds some of the rows gets the rest; the result equals the lost catalog", async () => {
+  await using work = await tempDir();
+  const data = join(work.path, "data");
+  await using lost = await catalogTarget("postgres");
+  await copyDataset(lost, data, PRE_P23, { end: 300 });
+  const before = await snapshot(lost);
+  assert.equal(before.lineage.length, 3);
+
+  // The new catalog gets 101-200 by a copy (which adopts the stored file and its manifest).
+  await using partial = await catalogTarget("postgres");
+  await copyDataset(partial, data, PRE_P23, {
+    start: 101,
+    end: 200,
+    checkpoint: join(partial.stateDir, "checkpoint.json"),
+  });
+  const r = await rebuildCommand(partial, data);
+  assert.equal(r.code, 0, r.log.join("\n"));
+  assert.deepEqual(r.out.slice(1), [
+    "DATASET                                      RECORDED  PRESENT  CONFLICTS  FAILED  NO MANIFEST",
+    `${LABEL}         2        1          0       0            0`,
+  ]);
+  assert.deepEqual(await snapshot(partial), before);
+  assert.deepEqual((await changes(partial)).map((c) => c.description), [
+    `catalog rebuild from ${data}: 2 lineage row(s) (200 ledgers between 1 and 300) recorded ` +
+    "from their _manifest.json; 1 already present, 0 in conflict, 0 failed their check",
+  ]);
+});
+
+Deno.test("a file that fails its manifest is reported and not recorded (exit 4); a file without a manifest is named", async () => {
+  await using work = await tempDir();
+  const data = join(work.path, "data");
+  await using lost = await catalogTarget("postgres");
+  await copyDataset(lost, data, PRE_P23, { end: 300, partitionSize: 50 });
+  const before = await snapshot(lost);
+
+  // 51-100: one byte flipped; 101-150: cut short; 151-200: gone; 201-250: the manifest of
+  // another partition; 251-300: no manifest (as if its copy died before writing it).
+  const flipped = await Deno.open(part(data, 51, 100), { read: true, write: true });
+  const byte = new Uint8Array(1);
+  await flipped.seek(100, Deno.SeekMode.Start);
+  await flipped.read(byte);
+  await flipped.seek(100, Deno.SeekMode.Start);
+  await flipped.write(new Uint8Array([byte[0] ^ 0xff]));
+  flipped.close();
+  const flippedSha = createHash("sha256").update(await readFile(part(data, 51, 100))).digest("hex");
+  assert.notEqual(`sha256:${flippedSha}`, before.lineage[1].checksum);
+  const cut = await readFile(part(data, 101, 150));
+  await writeFile(part(data, 101, 150), cut.subarray(0, cut.length - 10));
+  await rm(part(data, 151, 200));
+  await cp(manifestOf(data, 1, 50), manifestOf(data, 201, 250), { force: true });
+  await rm(manifestOf(data, 251, 300));
+
+  await using fresh = await catalogTarget("postgres");
+  const r = await rebuildCommand(fresh, data);
+  assert.equal(r.code, EXIT_REBUILD_INCOMPLETE);
+  assert.match(r.out[0], /: 1 recorded, 0 already present, 0 in conflict, 4 failed$/);
+  const stored = before.lineage.find((l) => l.ledger_start === 51)!;
+  assert.deepEqual(r.out.slice(1), [
+    "DATASET                                      RECORDED  PRESENT  CONFLICTS  FAILED  NO MANIFEST",
+    `${LABEL}         1        0          0       4            1`,
+    `FAIL [checksum] partition 51-100 of ${LABEL} (${part(data, 51, 100)}): file hashes to ` +
+    `sha256:${flippedSha}, its manifest records ${stored.checksum}`,
+    `FAIL [size] partition 101-150 of ${LABEL} (${part(data, 101, 150)}): file is ${
+      cut.length - 10
+    } bytes, its manifest records ${cut.length}`,
+    `FAIL [missing] partition 151-200 of ${LABEL} (${part(data, 151, 200)}): file not found ` +
+    `beside its manifest ${manifestOf(data, 151, 200)}`,
+    `FAIL [manifest] partition 201-250 of ${LABEL} (${part(data, 201, 250)}): its manifest ` +
+    "describes partition 1-50, not the range=201-250 it lies in",
+    `NO MANIFEST ${part(data, 251, 300)}: no _manifest.json beside it (never committed; a copy ` +
+    "of its range adopts it), not recorded",
+  ]);
+  assert.ok(
+    r.log.includes(
+      `[warn] rebuild: partition 51-100 of ${LABEL} (${part(data, 51, 100)}): file hashes to ` +
+        `sha256:${flippedSha}, its manifest records ${stored.checksum}; not recorded`,
+    ),
+    r.log.join("\n"),
+  );
+  assert.deepEqual(
+    (await snapshot(fresh)).lineage,
+    before.lineage.filter((l) => l.ledger_start === 1),
+  );
+});
+
+Deno.test("conflicts: a stored partition the catalog records with other bytes or another range, and stored partitions that overlap each other, are reported and change nothing", async () => {
+  await using work = await tempDir();
+  const data = join(work.path, "data");
+  await using lost = await catalogTarget("postgres");
+  await copyDataset(lost, data, PRE_P23, { end: 300 });
+  const before = await snapshot(lost);
+  // A partial 1-50 beside the full 1-100, from another copy into other storage.
+  await using other = await catalogTarget("postgres");
+  await copyDataset(other, join(work.path, "other"), PRE_P23, {
+    end: 50,
+    checkpoint: join(other.stateDir, "checkpoint.json"),
+  });
+  const range150 = join("testnet/pre_p23/v1/ledgers_lcm_raw", "range=1-50");
+  await cp(join(work.path, "other", range150), join(data, range150), { recursive: true });
+
+  // Into an empty catalog: 1-50 and 1-100 overlap each other; the rest is recorded.
+  await using empty = await catalogTarget("postgres");
+  const first = await rebuildCommand(empty, data);
+  assert.equal(first.code, EXIT_REBUILD_INCOMPLETE);
+  const also =
+    "also in storage with a manifest: the catalog can hold only one, and which is not known";
+  assert.deepEqual(first.out.slice(1), [
+    "DATASET                                      RECORDED  PRESENT  CONFLICTS  FAILED  NO MANIFEST",
+    `${LABEL}         2        0          2       0            0`,
+    `CONFLICT partition 1-50 of ${LABEL} (${part(data, 1, 50)}): overlaps 1-100, ${also}`,
+    `CONFLICT partition 1-100 of ${LABEL} (${part(data, 1, 100)}): overlaps 1-50, ${also}`,
+  ]);
+  assert.deepEqual(
+    (await snapshot(empty)).lineage,
+    before.lineage.filter((l) => l.ledger_start !== 1),
+  );
+
+  // Into a catalog whose rows disagree: nothing of theirs changes; 201-300 is recorded.
+  await using held = await catalogTarget("postgres");
+  const c = await held.open();
+  const ids: number[] = [];
+  try {
+    const writer = new CatalogWriter(c);
+    const datasetId = await writer.ensureDataset({
+      domain: "bronze",
+      dataset: "ledgers_lcm_raw",
+      version: "v1",
+      eraId: "pre_p23",
+      network: "testnet",
+      schemaHash: SCHEMA_HASH,
+    });
+    for (const [start, end] of [[1, 100], [150, 160]]) {
+      ids.push(
+        await writer.recordPartition({
+          datasetId,
+          ledgerStart: start,
+          ledgerEnd: end,
+          rowCount: end - start + 1,
+          byteSize: 1,
+          checksum: `sha256:${"0".repeat(64)}`,
+          storagePath: `elsewhere/${start}`,
+          storageUri: `/elsewhere/${start}`,
+          firstPreviousLedgerHash: "a".repeat(64),
+          lastLedgerHash: "b".repeat(64),
+          producerVersion: "other",
+          producerGitSha: null,
+          sourceType: "archive",
+          sourceLocation: "lake",
+        }),
+      );
+    }
+  } finally {
+    await c.close();
+  }
+  const mine = await snapshot(held);
+  const second = await rebuildCommand(held, data);
+  assert.equal(second.code, EXIT_REBUILD_INCOMPLETE);
+  assert.deepEqual(second.out.slice(1), [
+    "DATASET                                      RECORDED  PRESENT  CONFLICTS  FAILED  NO MANIFEST",
+    `${LABEL}         1        0          3       0            0`,
+    `CONFLICT partition 1-50 of ${LABEL} (${part(data, 1, 50)}): overlaps recorded partition ` +
+    `1-100 (lineage id ${ids[0]})`,
+    `CONFLICT partition 1-100 of ${LABEL} (${part(data, 1, 100)}): the catalog records this ` +
+    `range with sha256:${"0".repeat(64)} (lineage id ${ids[0]}), the stored file and its ` +
+    `manifest are ${before.lineage[0].checksum}`,
+    `CONFLICT partition 101-200 of ${LABEL} (${part(data, 101, 200)}): overlaps recorded ` +
+    `partition 150-160 (lineage id ${ids[1]})`,
+  ]);
+  const after = await snapshot(held);
+  assert.deepEqual(after.datasets, mine.datasets);
+  assert.deepEqual(after.lineage, [
+    ...mine.lineage,
+    ...before.lineage.filter((l) => l.ledger_start === 201),
+  ]);
+});
+
+/** Rewrites every manifest under `store` as bronze wrote them before manifest_version 2. */
+async function makeManifestsOld(storage: string): Promise<number> {
+  const store = openStore(storage);
+  let n = 0;
+  try {
+    const keys: string[] = [];
+    for await (const o of store.list("")) if (o.key.endsWith("/_manifest.json")) keys.push(o.key);
+    for (const key of keys) {
+      const m = JSON.parse(new TextDecoder().decode(await store.get(key)));
+      const old = {
+        partition: {
+          start: m.partition.start,
+          end: m.partition.end,
+          table: m.partition.table,
+          file: m.partition.file,
+        },
+        table: m.table,
+        producer: m.producer,
+        created_at: m.created_at,
+      };
+      await store.delete(key);
+      await store.putIfAbsent(key, new TextEncoder().encode(JSON.stringify(old, null, 2) + "\n"));
+      n++;
+    }
+  } finally {
+    await store.close?.();
+  }
+  return n;
+}
+
+for (const where of ["local", "s3"] as const) {
+  Deno.test(`manifests written before manifest_version 2 [${where}]: identity, schema hash, hash-chain ends and quality are derived from storage and said; the source is left empty`, async () => {
+    const s3 = where === "s3" ? await startS3rver(["parts"]) : null;
+    try {
+      await withEnv(s3 ? s3Env(s3.endpoint) : {}, async () => {
+        await using work = await tempDir();
+        const data = s3 ? "s3://parts/bronze" : join(work.path, "data");
+        await using lost = await catalogTarget("postgres");
+        await copyDataset(lost, data, PRE_P23, {
+          end: 300,
+          checkpoint: join(work.path, "checkpoint.json"),
+        });
+        const before = await snapshot(lost);
+        assert.equal(await makeManifestsOld(data), 3);
+
+        await using fresh = await catalogTarget("postgres");
+        const r = await rebuildCommand(fresh, data);
+        assert.equal(r.code, 0, r.log.join("\n"));
+        assert.deepEqual(r.out.slice(1), [
+          "DATASET                                      RECORDED  PRESENT  CONFLICTS  FAILED  NO MANIFEST",
+          `${LABEL}         3        0          0       0            0`,
+          `DERIVED ${LABEL}: 3 partition manifest(s) written before manifest_version 2; ` +
+          "dataset (from the key) for 3, storage_path (from the key) for 3, schema_hash (from " +
+          "the Parquet schema) for 3, hash-chain ends (from the Parquet rows) for 3, quality " +
+          "metrics (from the Parquet rows) for 3, source (unknown: left empty) for 3",
+        ]);
+        const after = await snapshot(fresh);
+        if (s3) assert.match(String(after.lineage[0].storage_uri), /^s3:\/\/parts\/bronze\//);
+        assert.deepEqual(after.datasets, before.datasets);
+        assert.deepEqual(after.quality, before.quality);
+        assert.deepEqual(
+          after.lineage,
+          before.lineage.map((l) => ({ ...l, source_type: null, source_location: null })),
+        );
+        const json = await rebuildCommand(fresh, data, true);
+        assert.deepEqual(JSON.parse(json.out[0]).datasets[0].derived, {
+          dataset: 3,
+          storage_path: 3,
+          schema_hash: 3,
+          hash_chain: 3,
+          quality: 3,
+          source: 3,
+        });
+      });
+    } finally {
+      await s3?.stop();
+    }
+  });
+}
+
+Deno.test("into the embedded catalog, one network first, then the rest: equal to the lost PostgreSQL catalog", async () => {
+  await using work = await tempDir();
+  const data = join(work.path, "data");
+  await using lost = await catalogTarget("postgres");
+  for (const d of DATASETS) await copyDataset(lost, data, d);
+  const before = await snapshot(lost);
+
+  await using fresh = await catalogTarget("embedded");
+  const pubnet = await rebuild(
+    { ...options(fresh, data), networkFilter: "pubnet" },
+    memoryLogger(),
+  );
+  assert.deepEqual(pubnet.datasets.map((d) => [d.label, d.recorded]), [
+    ["bronze.ledgers_lcm_raw (pubnet/default/v1)", 2],
+  ]);
+  const log = memoryLogger();
+  const rest = await rebuild(options(fresh, data), log);
+  assert.deepEqual(rest.datasets.map((d) => [d.label, d.recorded, d.present]), [
+    ["bronze.ledgers_lcm_raw (pubnet/default/v1)", 0, 2],
+    ["bronze.ledgers_lcm_raw (testnet/p23/v2)", 3, 0],
+    ["bronze.ledgers_lcm_raw (testnet/pre_p23/v1)", 3, 0],
+  ]);
+  assert.deepEqual(await snapshot(fresh), before);
+  assert.deepEqual((await changes(fresh)).map((c) => [c.network, c.era_id, c.change_type]), [
+    ["pubnet", "default", "rebuild"],
+    ["testnet", "p23", "rebuild"],
+    ["testnet", "pre_p23", "rebuild"],
+  ]);
 });

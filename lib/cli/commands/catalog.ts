@@ -61,6 +61,9 @@ function toJson(r: RebuildResult) {
     manifests: r.manifests,
     bytes: r.bytes,
     seconds: Number(r.seconds.toFixed(3)),
+    phases: Object.fromEntries(
+      Object.entries(r.phases).map(([k, v]) => [k, Number(v.toFixed(3))]),
+    ),
     recorded: sum(r, (d) => d.recorded),
     present: sum(r, (d) => d.present),
     conflicts: sum(r, (d) => d.conflicts.length + (d.schemaConflict ? 1 : 0)),
