@@ -125,6 +125,7 @@ export interface RebuildResult {
 const OBJECT_KEY = /^([^/]+)\/([^/]+)\/([^/]+)\/([^/]+)\/range=(\d+)-(\d+)\/([^/]+)$/;
 const MANIFEST = "_manifest.json";
 const CHECKSUM = /^sha256:[0-9a-f]{64}$/;
+const HASH = /^[0-9a-f]{64}$/;
 
 /** A partition folder found in the listing. */
 interface Slot {
@@ -404,7 +405,39 @@ function manifestProblem(m: StoredManifest, slot: Slot, key: string): string | n
   if (t.rows !== range.end - range.start + 1) {
     return `records ${t.rows} rows for the ${range.end - range.start + 1} ledgers of its range`;
   }
-  if (typeof m.producer?.version !== "string") return "records no producer.version";
+  if (typeof m.producer?.version !== "string" || m.producer.version.length > 64) {
+    return `records no producer.version of at most 64 characters (${
+      JSON.stringify(m.producer?.version)
+    })`;
+  }
+  // What the catalog's columns take, so one bad manifest cannot fail its dataset's transaction.
+  const wrong = (what: string, value: unknown) => `records ${what} ${JSON.stringify(value)}`;
+  const gitSha = m.producer.git_sha;
+  if (
+    gitSha !== undefined && gitSha !== null && (typeof gitSha !== "string" || gitSha.length > 64)
+  ) {
+    return wrong("a producer.git_sha that is not a string of at most 64 characters:", gitSha);
+  }
+  for (const key of ["first_previous_ledger_hash", "last_ledger_hash"] as const) {
+    if (p[key] !== undefined && !HASH.test(String(p[key]))) {
+      return wrong(`a partition.${key} that is not 64 hex digits:`, p[key]);
+    }
+  }
+  if (d?.schema_hash !== undefined && !HASH.test(String(d.schema_hash))) {
+    return wrong("a dataset.schema_hash that is not 64 hex digits:", d.schema_hash);
+  }
+  for (const [name, value] of Object.entries(m.quality ?? {})) {
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      return wrong(`quality metric ${name} that is not a number:`, value);
+    }
+  }
+  const s = m.source;
+  if (
+    s !== undefined &&
+    (typeof s?.type !== "string" || s.type.length > 32 || typeof s.location !== "string")
+  ) {
+    return wrong("a source that is not {type, location} strings:", s);
+  }
   return null;
 }
 

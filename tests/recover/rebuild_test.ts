@@ -377,56 +377,62 @@ Deno.test("a file that fails its manifest is reported and not recorded (exit 4);
   await using work = await tempDir();
   const data = join(work.path, "data");
   await using lost = await catalogTarget("postgres");
-  await copyDataset(lost, data, PRE_P23, { end: 300, partitionSize: 50 });
+  await copyDataset(lost, data, PRE_P23, { end: 300, partitionSize: 40 });
   const before = await snapshot(lost);
 
-  // 51-100: one byte flipped; 101-150: cut short; 151-200: gone; 201-250: the manifest of
-  // another partition; 251-300: no manifest (as if its copy died before writing it).
-  const flipped = await Deno.open(part(data, 51, 100), { read: true, write: true });
+  // 41-80: one byte flipped; 81-120: cut short; 121-160: gone; 161-200: the manifest of
+  // another partition; 201-240: no manifest (as if its copy died before writing it); 241-280:
+  // a manifest whose quality metric the catalog cannot take.
+  const flipped = await Deno.open(part(data, 41, 80), { read: true, write: true });
   const byte = new Uint8Array(1);
   await flipped.seek(100, Deno.SeekMode.Start);
   await flipped.read(byte);
   await flipped.seek(100, Deno.SeekMode.Start);
   await flipped.write(new Uint8Array([byte[0] ^ 0xff]));
   flipped.close();
-  const flippedSha = createHash("sha256").update(await readFile(part(data, 51, 100))).digest("hex");
+  const flippedSha = createHash("sha256").update(await readFile(part(data, 41, 80))).digest("hex");
   assert.notEqual(`sha256:${flippedSha}`, before.lineage[1].checksum);
-  const cut = await readFile(part(data, 101, 150));
-  await writeFile(part(data, 101, 150), cut.subarray(0, cut.length - 10));
-  await rm(part(data, 151, 200));
-  await cp(manifestOf(data, 1, 50), manifestOf(data, 201, 250), { force: true });
-  await rm(manifestOf(data, 251, 300));
+  const cut = await readFile(part(data, 81, 120));
+  await writeFile(part(data, 81, 120), cut.subarray(0, cut.length - 10));
+  await rm(part(data, 121, 160));
+  await cp(manifestOf(data, 1, 40), manifestOf(data, 161, 200), { force: true });
+  await rm(manifestOf(data, 201, 240));
+  const odd = JSON.parse(await readFile(manifestOf(data, 241, 280), "utf8"));
+  odd.quality.tx_count = "many";
+  await writeFile(manifestOf(data, 241, 280), JSON.stringify(odd));
 
   await using fresh = await catalogTarget("postgres");
   const r = await rebuildCommand(fresh, data);
   assert.equal(r.code, EXIT_REBUILD_INCOMPLETE);
-  assert.match(r.out[0], /: 1 recorded, 0 already present, 0 in conflict, 4 failed$/);
-  const stored = before.lineage.find((l) => l.ledger_start === 51)!;
+  assert.match(r.out[0], /: 2 recorded, 0 already present, 0 in conflict, 5 failed$/);
+  const stored = before.lineage.find((l) => l.ledger_start === 41)!;
   assert.deepEqual(r.out.slice(1), [
     "DATASET                                      RECORDED  PRESENT  CONFLICTS  FAILED  NO MANIFEST",
-    `${LABEL}         1        0          0       4            1`,
-    `FAIL [checksum] partition 51-100 of ${LABEL} (${part(data, 51, 100)}): file hashes to ` +
+    `${LABEL}         2        0          0       5            1`,
+    `FAIL [checksum] partition 41-80 of ${LABEL} (${part(data, 41, 80)}): file hashes to ` +
     `sha256:${flippedSha}, its manifest records ${stored.checksum}`,
-    `FAIL [size] partition 101-150 of ${LABEL} (${part(data, 101, 150)}): file is ${
+    `FAIL [size] partition 81-120 of ${LABEL} (${part(data, 81, 120)}): file is ${
       cut.length - 10
     } bytes, its manifest records ${cut.length}`,
-    `FAIL [missing] partition 151-200 of ${LABEL} (${part(data, 151, 200)}): file not found ` +
-    `beside its manifest ${manifestOf(data, 151, 200)}`,
-    `FAIL [manifest] partition 201-250 of ${LABEL} (${part(data, 201, 250)}): its manifest ` +
-    "describes partition 1-50, not the range=201-250 it lies in",
-    `NO MANIFEST ${part(data, 251, 300)}: no _manifest.json beside it (never committed; a copy ` +
+    `FAIL [missing] partition 121-160 of ${LABEL} (${part(data, 121, 160)}): file not found ` +
+    `beside its manifest ${manifestOf(data, 121, 160)}`,
+    `FAIL [manifest] partition 161-200 of ${LABEL} (${part(data, 161, 200)}): its manifest ` +
+    "describes partition 1-40, not the range=161-200 it lies in",
+    `FAIL [manifest] partition 241-280 of ${LABEL} (${part(data, 241, 280)}): its manifest ` +
+    'records quality metric tx_count that is not a number: "many"',
+    `NO MANIFEST ${part(data, 201, 240)}: no _manifest.json beside it (never committed; a copy ` +
     "of its range adopts it), not recorded",
   ]);
   assert.ok(
     r.log.includes(
-      `[warn] rebuild: partition 51-100 of ${LABEL} (${part(data, 51, 100)}): file hashes to ` +
+      `[warn] rebuild: partition 41-80 of ${LABEL} (${part(data, 41, 80)}): file hashes to ` +
         `sha256:${flippedSha}, its manifest records ${stored.checksum}; not recorded`,
     ),
     r.log.join("\n"),
   );
   assert.deepEqual(
     (await snapshot(fresh)).lineage,
-    before.lineage.filter((l) => l.ledger_start === 1),
+    before.lineage.filter((l) => l.ledger_start === 1 || l.ledger_start === 281),
   );
 });
 
