@@ -255,6 +255,7 @@ async function listSlots(
     if (opts.eraFilter !== undefined && eraId !== opts.eraFilter) continue;
     if (opts.versionFilter !== undefined && version !== opts.versionFilter) continue;
     const range = { start: Number(a), end: Number(b) };
+    if (range.start < 1 || range.end < range.start) continue; // no partition's folder
     const isManifest = name === MANIFEST;
     if (!isManifest && name !== `part-${a}-${b}.parquet`) continue;
     const ds: DatasetIdentity = { domain: DOMAIN, dataset: TABLE, network, eraId, version };
