@@ -507,6 +507,18 @@ export const COMMAND_SETTINGS = {
     "datasetFilter",
     "json",
   ],
+  catalogRebuild: [
+    "storage",
+    "catalog",
+    "stateDir",
+    "networkFilter",
+    "eraFilter",
+    "versionFilter",
+    "datasetFilter",
+    "json",
+    "logFormat",
+    "progressInterval",
+  ],
 } as const satisfies Record<string, readonly Key[]>;
 
 export type CommandName = keyof typeof COMMAND_SETTINGS;

@@ -15,6 +15,7 @@ import { fleetCommand, parseFleetArgs } from "./commands/fleet.ts";
 import { parseRepairArgs, repairCommand } from "./commands/repair.ts";
 import { compactCommand, parseCompactArgs } from "./commands/compact.ts";
 import { lineageCommand, parseLineageArgs } from "./commands/lineage.ts";
+import { catalogRebuildCommand, parseCatalogRebuildArgs } from "./commands/catalog.ts";
 
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
 export const EXIT_INTERNAL = 70;
@@ -127,6 +128,16 @@ export function buildProgram(exit: (code: number) => void): Command {
     "checkpointShow",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await checkpointShowCommand(parseCheckpointShowArgs(flags, undefined, cmd.args)))
+  );
+
+  const catalogCmd = program.command("catalog").description("recover the catalog");
+  withOptions(
+    catalogCmd.command("rebuild").description(
+      "record the lineage of every partition under --storage from its _manifest.json, each file checked against it (exit 4 when one fails or conflicts with the catalog)",
+    ),
+    "catalogRebuild",
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await catalogRebuildCommand(parseCatalogRebuildArgs(flags, undefined, cmd.args)))
   );
 
   return program;

@@ -15,7 +15,8 @@ import type { CatalogWriter } from "../metadata/writer.ts";
 import type { SourceType } from "../source/source.ts";
 import type { Range } from "../table/grid.ts";
 import { type DatasetKey, manifestKey, partitionKey } from "../table/layout.ts";
-import { TABLE } from "../table/schema.ts";
+import { MANIFEST_VERSION } from "../table/manifest.ts";
+import { DOMAIN, SCHEMA_HASH, TABLE } from "../table/schema.ts";
 import { gitSha, PRODUCER } from "../version.ts";
 import type { Built } from "./build.ts";
 import { publishPartition, writeManifest } from "./publish.ts";
@@ -90,20 +91,36 @@ export class Committer {
     await this.#between("after-publish");
     const publish = lap();
 
-    await writeManifest(storage, manifestKey(dataset, range), {
+    const stored = await writeManifest(storage, manifestKey(dataset, range), {
+      manifest_version: MANIFEST_VERSION,
+      dataset: {
+        domain: DOMAIN,
+        dataset: TABLE,
+        network: dataset.network,
+        era_id: dataset.eraId,
+        version: dataset.version,
+        schema_hash: SCHEMA_HASH,
+      },
       partition: {
         start: range.start,
         end: range.end,
         table: TABLE,
         file: key.slice(key.lastIndexOf("/") + 1),
+        storage_path: key,
+        first_previous_ledger_hash: built.firstPreviousLedgerHash,
+        last_ledger_hash: built.lastLedgerHash,
       },
       table: { checksum, rows: range.end - range.start + 1, bytes: built.bytes },
+      quality: built.quality,
+      source: { type: this.deps.source.type, location: this.deps.source.url },
       producer: { version: PRODUCER, git_sha: gitSha() },
       created_at: new Date().toISOString(),
     });
     await this.#between("after-manifest");
     const manifest = lap();
 
+    // The lineage row says what the manifest in storage says (an adopted partition's manifest is
+    // the earlier run's, kept as it is), so `catalog rebuild` recreates this very row.
     const lineageId = await writer.recordPartition({
       datasetId: dataset.id,
       ledgerStart: range.start,
@@ -115,10 +132,11 @@ export class Committer {
       storageUri: url,
       firstPreviousLedgerHash: built.firstPreviousLedgerHash,
       lastLedgerHash: built.lastLedgerHash,
-      producerVersion: PRODUCER,
-      producerGitSha: gitSha(),
-      sourceType: this.deps.source.type,
-      sourceLocation: this.deps.source.url,
+      producerVersion: stored.producer?.version ?? PRODUCER,
+      producerGitSha: stored.producer ? stored.producer.git_sha ?? null : gitSha(),
+      sourceType: stored.source?.type ?? this.deps.source.type,
+      sourceLocation: stored.source?.location ?? this.deps.source.url,
+      createdAt: manifestTime(stored.created_at),
       quality: built.quality,
       change,
       claimId,
@@ -184,6 +202,12 @@ async function saveCheckpoint(
       }`,
     );
   }
+}
+
+/** A manifest's created_at as a time, or undefined (the catalog's clock) when it holds none. */
+function manifestTime(createdAt: unknown): Date | undefined {
+  const t = typeof createdAt === "string" ? new Date(createdAt) : null;
+  return t && !Number.isNaN(t.getTime()) ? t : undefined;
 }
 
 /** Seconds since the last call (or since it was made). */

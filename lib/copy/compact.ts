@@ -139,7 +139,11 @@ export async function compactCell(
         },
         copierId: deps.copierId,
         // The full row says where its ledgers came from: where the partials' did.
-        source: { type: parts[0].sourceType as SourceType, url: parts[0].sourceLocation },
+        source: {
+          type: (parts[0].sourceType ?? "archive") as SourceType,
+          url: parts[0].sourceLocation ??
+            `compaction of lineage ${parts.map((p) => p.id).join(", ")}`,
+        },
         log: deps.log,
       });
       const committed = await committer.commit({

@@ -5,7 +5,12 @@
  */
 import { BronzeError } from "../errors.ts";
 import { hashObject, type ObjectStore, objectUrl } from "../blob/mod.ts";
-import { encodeManifest, type Manifest, parseManifest } from "../table/manifest.ts";
+import {
+  encodeManifest,
+  type Manifest,
+  parseManifest,
+  type StoredManifest,
+} from "../table/manifest.ts";
 
 export class StoredPartitionMismatchError extends BronzeError {
   constructor(readonly url: string, readonly stored: string, readonly produced: string) {
@@ -43,13 +48,14 @@ export async function publishPartition(
 /**
  * Writes `_manifest.json` beside the partition if absent. A manifest already there (from the
  * run that first published the file) must describe the same checksum; it is kept as it is.
+ * Returns the manifest that is in storage now: `manifest`, or the one kept.
  */
 export async function writeManifest(
   store: ObjectStore,
   key: string,
   manifest: Manifest,
-): Promise<void> {
-  if (await store.putIfAbsent(key, encodeManifest(manifest)) === "created") return;
+): Promise<StoredManifest> {
+  if (await store.putIfAbsent(key, encodeManifest(manifest)) === "created") return manifest;
   const existing = parseManifest(await store.get(key), objectUrl(store, key));
   if (existing?.table?.checksum !== manifest.table.checksum) {
     throw new BronzeError(
@@ -57,4 +63,5 @@ export async function writeManifest(
         `but the partition beside it is ${manifest.table.checksum}`,
     );
   }
+  return existing;
 }

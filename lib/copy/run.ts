@@ -19,7 +19,7 @@ import { openReadyCatalog } from "../metadata/migrate.ts";
 import { CatalogWriter, datasetLabel } from "../metadata/writer.ts";
 import { openSource } from "../source/mod.ts";
 import type { Range } from "../table/grid.ts";
-import { SCHEMA_HASH, TABLE } from "../table/schema.ts";
+import { DOMAIN, SCHEMA_HASH, TABLE, TABLE_DESCRIPTION } from "../table/schema.ts";
 import { Committer, type Dataset } from "./commit.ts";
 import { planWork } from "./plan.ts";
 import { buildAndCommit, finish, RunState } from "./loop.ts";
@@ -127,7 +127,7 @@ async function open(
 
 async function register(writer: CatalogWriter, opts: CopyOptions): Promise<Dataset> {
   const info = {
-    domain: "bronze",
+    domain: DOMAIN,
     dataset: TABLE,
     version: opts.versionLabel,
     eraId: opts.era,
@@ -136,8 +136,7 @@ async function register(writer: CatalogWriter, opts: CopyOptions): Promise<Datas
   const id = await writer.ensureDataset({
     ...info,
     schemaHash: SCHEMA_HASH,
-    description:
-      "Stellar LedgerCloseMeta, one row per ledger, copied verbatim from a Galexie data lake",
+    description: TABLE_DESCRIPTION,
   });
   return {
     network: opts.network,

@@ -32,8 +32,13 @@ export interface PartitionRecord {
   lastLedgerHash: string;
   producerVersion: string;
   producerGitSha: string | null;
-  sourceType: string;
-  sourceLocation: string;
+  sourceType: string | null;
+  sourceLocation: string | null;
+  /**
+   * The row's created_at, and its quality rows': the partition manifest's created_at, so a
+   * catalog rebuilt from storage equals the lost one (default: the transaction's time).
+   */
+  createdAt?: Date;
   /** Quality metrics written in the same transaction as the lineage row. */
   quality?: Record<string, number>;
   /** A _meta_changes row (e.g. a backfill) written in the same transaction. */
@@ -51,7 +56,7 @@ export interface PartitionRecord {
 }
 
 export interface LineageRow
-  extends Omit<PartitionRecord, "quality" | "change" | "claimId" | "supersedes"> {
+  extends Omit<PartitionRecord, "quality" | "change" | "claimId" | "supersedes" | "createdAt"> {
   id: number;
   createdAt: Date;
   /** The row that replaced this one (compaction), or null for a current row. */
@@ -108,8 +113,8 @@ function toLineage(r: Row): LineageRow {
     lastLedgerHash: r.last_ledger_hash as string,
     producerVersion: r.producer_version as string,
     producerGitSha: r.producer_git_sha as string | null,
-    sourceType: r.source_type as string,
-    sourceLocation: r.source_location as string,
+    sourceType: r.source_type as string | null,
+    sourceLocation: r.source_location as string | null,
     createdAt: r.created_at as Date,
     supersededBy: (r.superseded_by as number | null) ?? null,
     supersededAt: (r.superseded_at as Date | null) ?? null,
@@ -223,9 +228,10 @@ export class CatalogWriter {
         const rows = await c.query<{ id: number }>(
           `INSERT INTO _meta_lineage (id, dataset_id, ledger_start, ledger_end, row_count, byte_size,
              checksum, storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash,
-             producer_version, producer_git_sha, source_type, source_location)
+             producer_version, producer_git_sha, source_type, source_location, created_at)
            VALUES (coalesce($15::int, nextval(pg_get_serial_sequence('_meta_lineage', 'id'))::int),
-                   $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                   $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                   coalesce($16::timestamptz, now()))
            RETURNING id`,
           [
             rec.datasetId,
@@ -243,15 +249,22 @@ export class CatalogWriter {
             rec.sourceType,
             rec.sourceLocation,
             newId,
+            rec.createdAt?.toISOString() ?? null,
           ],
         );
         const id = rows[0].id;
         const metrics = Object.entries(rec.quality ?? {});
         if (metrics.length > 0) {
           await c.query(
-            `INSERT INTO _meta_quality (lineage_id, metric_name, metric_value)
-             SELECT $1, m.name, m.value FROM unnest($2::text[], $3::float8[]) AS m(name, value)`,
-            [id, metrics.map(([k]) => k), metrics.map(([, v]) => v)],
+            `INSERT INTO _meta_quality (lineage_id, metric_name, metric_value, created_at)
+             SELECT $1, m.name, m.value, coalesce($4::timestamptz, now())
+             FROM unnest($2::text[], $3::float8[]) AS m(name, value)`,
+            [
+              id,
+              metrics.map(([k]) => k),
+              metrics.map(([, v]) => v),
+              rec.createdAt?.toISOString() ?? null,
+            ],
           );
         }
         if (rec.change) {

@@ -9,6 +9,11 @@ import { createHash } from "node:crypto";
 import type { SchemaElement } from "hyparquet";
 
 export const TABLE = "ledgers_lcm_raw";
+/** The catalog domain of bronze's datasets (_meta_datasets.domain). */
+export const DOMAIN = "bronze";
+/** _meta_datasets.description of a `ledgers_lcm_raw` dataset. */
+export const TABLE_DESCRIPTION =
+  "Stellar LedgerCloseMeta, one row per ledger, copied verbatim from a Galexie data lake";
 /** zstd level for every page; the benchmark compresses at the same level. */
 export const ZSTD_LEVEL = 3;
 export const CREATED_BY = "bronze ledgers_lcm_raw";
@@ -89,9 +94,23 @@ export const COLUMN_NAMES: readonly string[] = COLUMNS.map((c) => c.name);
  * sha256 of a canonical description of the schema (name, physical type, annotations, in order):
  * registered with the dataset so a schema change can never pass for the same dataset.
  */
-export const SCHEMA_HASH: string = createHash("sha256")
-  .update(JSON.stringify({
-    table: TABLE,
-    columns: COLUMNS.map((c) => [c.name, c.type, c.converted_type ?? null, c.logical_type ?? null]),
-  }))
-  .digest("hex");
+export const SCHEMA_HASH: string = schemaHashOf(COLUMNS);
+
+/**
+ * The schema hash of a table's column elements (without the root element): SCHEMA_HASH for this
+ * schema, and for a stored file's schema as a Parquet reader parses it (which `catalog rebuild`
+ * derives for a manifest written before manifests held it).
+ */
+export function schemaHashOf(columns: readonly SchemaElement[]): string {
+  return createHash("sha256")
+    .update(JSON.stringify({
+      table: TABLE,
+      columns: columns.map((c) => [
+        c.name,
+        c.type,
+        c.converted_type ?? null,
+        c.logical_type ?? null,
+      ]),
+    }))
+    .digest("hex");
+}

@@ -103,8 +103,13 @@ for (const kind of CATALOG_KINDS) {
         assert.equal(saved?.last_committed_ledger ?? 0, step === "after-checkpoint" ? 100 : 0);
         assert.ok((saved?.last_committed_ledger ?? 0) <= coverage);
 
-        // The next commit: adopts what storage holds, or finds the catalog already has it.
-        const next = new Committer({ ...deps, between: () => Promise.resolve() });
+        // The next commit (from another copy of the lake): adopts what storage holds, or finds the
+        // catalog already has it.
+        const next = new Committer({
+          ...deps,
+          source: { type: "archive", url: "lake-copy" },
+          between: () => Promise.resolve(),
+        });
         if (committed) {
           await assert.rejects(next.commit(request), DuplicatePartitionError);
         } else {
@@ -121,6 +126,24 @@ for (const kind of CATALOG_KINDS) {
           [1, 100, `sha256:${request.built.sha256}`],
         ]);
         assert.equal(await contiguousCoverage(catalog, id, 1), 100);
+        // The row says what the manifest in storage says: a manifest the crashed commit wrote is
+        // kept as it is, and names the first run's source and time.
+        const manifest = JSON.parse(
+          new TextDecoder().decode(
+            await storage.get(manifestKey(dataset, { start: 1, end: 100 })),
+          ),
+        );
+        assert.deepEqual(manifest.source, {
+          type: "archive",
+          location: step === "after-publish" ? "lake-copy" : "lake",
+        });
+        assert.equal(after[0].sourceLocation, manifest.source.location);
+        assert.equal(after[0].createdAt.toISOString(), manifest.created_at);
+        assert.equal(
+          after[0].firstPreviousLedgerHash,
+          manifest.partition.first_previous_ledger_hash,
+        );
+        assert.equal(after[0].lastLedgerHash, manifest.partition.last_ledger_hash);
       });
     });
   }

@@ -106,14 +106,24 @@ Deno.test({
         "utf8",
       ),
     );
+    const file = await readFile(join(out.path, rows[1].storage_path));
+    const parsed = await readPartitionRows(file);
     assert.deepEqual(manifest.partition, {
       start: 1410101,
       end: 1410200,
       table: "ledgers_lcm_raw",
       file: "part-1410101-1410200.parquet",
+      storage_path: rows[1].storage_path,
+      first_previous_ledger_hash: parsed[0].previous_ledger_hash,
+      last_ledger_hash: parsed[99].ledger_hash,
     });
-    assert.equal(manifest.table.checksum, rows[1].checksum);
-    assert.equal(manifest.table.rows, 100);
+    assert.deepEqual(manifest.table, {
+      checksum: rows[1].checksum,
+      rows: 100,
+      bytes: rows[1].byte_size,
+    });
+    assert.equal(manifest.quality.tx_count, parsed.reduce((n, r) => n + r.tx_count, 0));
+    assert.deepEqual(manifest.source, { type: "archive", location: source });
   },
 });
 

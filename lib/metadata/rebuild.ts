@@ -1,0 +1,155 @@
+/**
+ * The catalog side of `bronze catalog rebuild` (lib/recover/rebuild.ts reads storage): what a
+ * dataset already holds, and the one transaction that records what storage adds to it.
+ */
+import { BronzeError } from "../errors.ts";
+import { ConstraintError, dbOf } from "./_db.ts";
+import type { Catalog } from "./catalog.ts";
+import {
+  CatalogWriter,
+  type DatasetInfo,
+  datasetLabel,
+  type LineageRow,
+  type PartitionRecord,
+} from "./writer.ts";
+
+/** `_meta_changes.change_type` of a rebuild: lineage recorded from storage, no data changed. */
+export const REBUILD_CHANGE = "rebuild";
+
+export type DatasetIdentity = Pick<
+  DatasetInfo,
+  "domain" | "dataset" | "version" | "eraId" | "network"
+>;
+
+export interface HeldDataset {
+  id: number;
+  schemaHash: string | null;
+  /** Every lineage row of the dataset, in ledger order. */
+  lineage: LineageRow[];
+}
+
+/** A lineage row to record, with its quality rows; createdAt is its manifest's. */
+export type RebuiltRow = Omit<PartitionRecord, "datasetId" | "change" | "claimId">;
+
+/** Another writer recorded rows of the dataset meanwhile: read it again and reclassify. */
+export class LineageChangedError extends BronzeError {}
+
+/** The dataset as the catalog holds it, or null when it is not registered. */
+export async function heldDataset(
+  catalog: Catalog,
+  ds: DatasetIdentity,
+): Promise<HeldDataset | null> {
+  const db = dbOf(catalog);
+  const found = await db.query<{ id: number; schema_hash: string | null }>(
+    `SELECT id, schema_hash FROM _meta_datasets
+     WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5`,
+    [ds.domain, ds.dataset, ds.version, ds.eraId, ds.network],
+  );
+  if (!found.length) return null;
+  const { id, schema_hash } = found[0];
+  return {
+    id,
+    schemaHash: schema_hash,
+    lineage: await new CatalogWriter(catalog).listLineage(id),
+  };
+}
+
+/** Rows per INSERT: bounds the size of one statement's arrays. */
+const CHUNK = 2000;
+
+/**
+ * ONE transaction: registers the dataset when absent (an existing registration is left as it is),
+ * inserts `rows` with their quality rows, each with its own created_at, and one `_meta_changes`
+ * row saying what was rebuilt. A row of the dataset in the way (recorded meanwhile by a copier)
+ * rolls it all back and raises LineageChangedError. Returns the dataset id.
+ */
+export async function recordRebuild(
+  catalog: Catalog,
+  dataset: DatasetInfo,
+  rows: readonly RebuiltRow[],
+  description: string,
+): Promise<number> {
+  try {
+    return await dbOf(catalog).transaction(async (c) => {
+      const key = [
+        dataset.domain,
+        dataset.dataset,
+        dataset.version,
+        dataset.eraId,
+        dataset.network,
+      ];
+      const inserted = await c.query<{ id: number }>(
+        `INSERT INTO _meta_datasets (domain, dataset, version, era_id, network, schema_hash, description)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (domain, dataset, version, era_id, network) DO NOTHING
+         RETURNING id`,
+        [...key, dataset.schemaHash, dataset.description ?? null],
+      );
+      const id = inserted.length ? inserted[0].id : (await c.query<{ id: number }>(
+        `SELECT id FROM _meta_datasets
+         WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5`,
+        key,
+      ))[0].id;
+      for (let i = 0; i < rows.length; i += CHUNK) {
+        const chunk = rows.slice(i, i + CHUNK);
+        const col = <T>(f: (r: RebuiltRow) => T) => chunk.map(f);
+        const ids = await c.query<{ id: number; ledger_start: number }>(
+          `INSERT INTO _meta_lineage (dataset_id, ledger_start, ledger_end, row_count, byte_size,
+             checksum, storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash,
+             producer_version, producer_git_sha, source_type, source_location, created_at)
+           SELECT $1, r.* FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+             $13::text[], $14::text[], $15::timestamptz[]) AS r
+           RETURNING id, ledger_start`,
+          [
+            id,
+            col((r) => r.ledgerStart),
+            col((r) => r.ledgerEnd),
+            col((r) => r.rowCount),
+            col((r) => r.byteSize),
+            col((r) => r.checksum),
+            col((r) => r.storagePath),
+            col((r) => r.storageUri),
+            col((r) => r.firstPreviousLedgerHash),
+            col((r) => r.lastLedgerHash),
+            col((r) => r.producerVersion),
+            col((r) => r.producerGitSha),
+            col((r) => r.sourceType),
+            col((r) => r.sourceLocation),
+            col((r) => r.createdAt?.toISOString() ?? new Date().toISOString()),
+          ],
+        );
+        const idOf = new Map(ids.map((r) => [r.ledger_start, r.id]));
+        const q = { lineage: [] as number[], name: [] as string[], value: [] as number[] };
+        const at: string[] = [];
+        for (const r of chunk) {
+          for (const [name, value] of Object.entries(r.quality ?? {})) {
+            q.lineage.push(idOf.get(r.ledgerStart)!);
+            q.name.push(name);
+            q.value.push(value);
+            at.push(r.createdAt?.toISOString() ?? new Date().toISOString());
+          }
+        }
+        if (q.lineage.length) {
+          await c.query(
+            `INSERT INTO _meta_quality (lineage_id, metric_name, metric_value, created_at)
+             SELECT * FROM unnest($1::int[], $2::text[], $3::float8[], $4::timestamptz[])`,
+            [q.lineage, q.name, q.value, at],
+          );
+        }
+      }
+      await c.query(
+        `INSERT INTO _meta_changes (dataset_id, change_type, description) VALUES ($1, $2, $3)`,
+        [id, REBUILD_CHANGE, description],
+      );
+      return id;
+    });
+  } catch (err) {
+    if (err instanceof ConstraintError && err.constraint?.startsWith("_meta_lineage")) {
+      throw new LineageChangedError(
+        `lineage of ${datasetLabel(dataset)} changed during the rebuild (${err.message})`,
+      );
+    }
+    throw err;
+  }
+}
