@@ -63,9 +63,9 @@ export async function copy(
     const fleet = { start: range.start, end: range.end, size: opts.partitionSize };
     return await copyFleet(context, fleet, signal);
   }
-  await claims.claimRange(range.start, range.end);
+  const claim = await claims.claimRange(range.start, range.end);
   const point = await findResumePoint({ ...deps, dataset, copierId: opts.copierId, log }, range);
-  const run = { ...context, state: new RunState(point) };
+  const run = { ...context, state: new RunState(point), claimId: claim.id };
   if (point.coverage >= range.start) metrics?.resumed(point.coverage);
   if (opts.follow) return await follow(run, range, point, signal);
   const work = planWork(range, opts.partitionSize, point.held, point.stored);
