@@ -51,6 +51,8 @@ export interface Settings {
   datasetFilter?: string;
   /** verify: storage root to read partitions from instead of each lineage row's storage_uri. */
   storageRoot?: string;
+  /** retire: why, recorded in the catalog. */
+  reason?: string;
 }
 
 type Key = keyof Settings;
@@ -367,6 +369,11 @@ export const SPECS: Record<Key, Spec> = {
       return path === null ? undefined : existingDir(path);
     },
   },
+  reason: {
+    flag: "--reason",
+    help: 'why, recorded in the catalog (e.g. "superseded by v2")',
+    parse: nonEmpty,
+  },
 };
 
 /**
@@ -433,6 +440,16 @@ export const COMMAND_SETTINGS = {
     "eraFilter",
     "versionFilter",
     "datasetFilter",
+    "json",
+  ],
+  retire: [
+    "catalog",
+    "stateDir",
+    "networkFilter",
+    "eraFilter",
+    "versionFilter",
+    "datasetFilter",
+    "reason",
     "json",
   ],
 } as const satisfies Record<string, readonly Key[]>;

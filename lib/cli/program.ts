@@ -12,6 +12,7 @@ import { checkpointShowCommand, parseCheckpointShowArgs } from "./commands/check
 import { coverageCommand, parseCoverageArgs } from "./commands/coverage.ts";
 import { parseVerifyArgs, verifyCommand } from "./commands/verify.ts";
 import { fleetCommand, parseFleetArgs } from "./commands/fleet.ts";
+import { parseRetireArgs, retireCommand } from "./commands/retire.ts";
 
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
 export const EXIT_INTERNAL = 70;
@@ -89,6 +90,15 @@ export function buildProgram(exit: (code: number) => void): Command {
     "fleet",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await fleetCommand(parseFleetArgs(flags, undefined, cmd.args)))
+  );
+
+  withOptions(
+    program.command("retire").description(
+      "mark the matching datasets retired (--reason required): their lineage stays, copy refuses them, gc --apply deletes their files",
+    ),
+    "retire",
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await retireCommand(parseRetireArgs(flags, undefined, cmd.args)))
   );
 
   const checkpoint = program.command("checkpoint").description("inspect a copier's checkpoint");

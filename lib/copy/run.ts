@@ -16,6 +16,7 @@ import { checkpointManager } from "../checkpoint/checkpoint.ts";
 import { ClaimSession } from "../metadata/claims.ts";
 import { islands } from "../metadata/coverage.ts";
 import { openReadyCatalog } from "../metadata/migrate.ts";
+import { DatasetRetiredError, retirementOf } from "../metadata/retire.ts";
 import { CatalogWriter, datasetLabel } from "../metadata/writer.ts";
 import { openSource } from "../source/mod.ts";
 import type { Range } from "../table/grid.ts";
@@ -139,6 +140,9 @@ async function register(writer: CatalogWriter, opts: CopyOptions): Promise<Datas
     description:
       "Stellar LedgerCloseMeta, one row per ledger, copied verbatim from a Galexie data lake",
   });
+  // Retired (`bronze retire`): its files are bound for gc; nothing new goes in.
+  const retired = await retirementOf(writer.catalog, id);
+  if (retired) throw new DatasetRetiredError(datasetLabel(info), retired);
   return {
     network: opts.network,
     eraId: opts.era,
