@@ -12,6 +12,7 @@ import { checkpointShowCommand, parseCheckpointShowArgs } from "./commands/check
 import { coverageCommand, parseCoverageArgs } from "./commands/coverage.ts";
 import { parseVerifyArgs, verifyCommand } from "./commands/verify.ts";
 import { fleetCommand, parseFleetArgs } from "./commands/fleet.ts";
+import { gcCommand, parseGcArgs } from "./commands/gc.ts";
 import { parseRetireArgs, retireCommand } from "./commands/retire.ts";
 
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
@@ -90,6 +91,15 @@ export function buildProgram(exit: (code: number) => void): Command {
     "fleet",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await fleetCommand(parseFleetArgs(flags, undefined, cmd.args)))
+  );
+
+  withOptions(
+    program.command("gc").description(
+      "list what no lineage row references (temp files, never-committed partitions) and the files of retired datasets, older than --older-than; delete them with --apply",
+    ),
+    "gc",
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await gcCommand(parseGcArgs(flags, undefined, cmd.args)))
   );
 
   withOptions(

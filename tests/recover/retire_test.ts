@@ -1,15 +1,20 @@
 /**
  * bronze retire: a dataset version retired after a re-copy as another version. Its lineage stays;
- * copy refuses to write into it; coverage shows it retired and --fail-on-gaps ignores it; verify
- * reports its partitions as retired, not failed.
+ * copy refuses to write into it; coverage shows it retired and --fail-on-gaps ignores it; gc
+ * --apply deletes its files once it has been retired longer than --older-than (and not before),
+ * leaving the other version's untouched; verify reports its partitions as retired, not failed.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { copy } from "../../lib/copy/run.ts";
 import { memoryLogger } from "../../lib/log.ts";
 import { DatasetRetiredError } from "../../lib/metadata/retire.ts";
 import { coverageCommand, EXIT_GAPS, parseCoverageArgs } from "../../lib/cli/commands/coverage.ts";
 import { verifyCommand } from "../../lib/cli/commands/verify.ts";
+import { gcCommand, parseGcArgs } from "../../lib/cli/commands/gc.ts";
+import { manifestKey, partitionKey } from "../../lib/table/layout.ts";
 import { type CatalogTarget, catalogTarget, poolOf } from "../support/catalogs.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { copyOptions } from "../support/copy.ts";
@@ -17,6 +22,7 @@ import { runCli } from "../support/cli.ts";
 
 const LAKE = { network: "testnet", start: 1, count: 1000, lcmVersion: 2 } as const;
 const V1 = "bronze.ledgers_lcm_raw (testnet/pre_p23/v1)";
+const ds = (version: string) => ({ network: "testnet", eraId: "pre_p23", version });
 const ISO = "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z";
 
 async function sql<T = Record<string, unknown>>(target: CatalogTarget, text: string): Promise<T[]> {
@@ -28,7 +34,24 @@ async function sql<T = Record<string, unknown>>(target: CatalogTarget, text: str
   }
 }
 
-Deno.test("retire v1 after a re-copy as v2: copy refuses v1, coverage and verify say retired, lineage stays", async () => {
+/** Every file of one version's partitions, with its sha256. */
+async function files(root: string, version: string, ranges: number[][]): Promise<string[]> {
+  const out: string[] = [];
+  for (const [start, end] of ranges) {
+    for (
+      const key of [
+        manifestKey(ds(version), { start, end }),
+        partitionKey(ds(version), { start, end }),
+      ]
+    ) {
+      const bytes = await readFile(join(root, key)).catch(() => null);
+      out.push(`${key} ${bytes ? createHash("sha256").update(bytes).digest("hex") : "absent"}`);
+    }
+  }
+  return out;
+}
+
+Deno.test("retire v1 after a re-copy as v2: copy refuses v1, coverage and verify say retired, gc --apply deletes v1's files only once retired long enough, lineage stays", async () => {
   const source = await syntheticLake(LAKE);
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
@@ -146,6 +169,62 @@ Deno.test("retire v1 after a re-copy as v2: copy refuses v1, coverage and verify
     [["v1", at, "superseded by v2"], ["v2", null, null]],
   );
 
+  const v1Files = [[1, 100], [201, 300]];
+  const v2Files = [[1, 100], [101, 200], [201, 300]];
+  const v1Before = await files(out.path, "v1", v1Files);
+  const v2Before = await files(out.path, "v2", v2Files);
+  const gc = async (flags: Record<string, string | boolean>) => {
+    const lines: string[] = [];
+    const code = await gcCommand(
+      parseGcArgs(
+        { catalog: target.dsn, stateDir: target.stateDir, storage: out.path, ...flags },
+        () => undefined,
+      ),
+      (l) => lines.push(l),
+      () => {},
+    );
+    return { code, lines };
+  };
+  // Retired moments ago: within the default grace period of 24h its files stay, even with --apply.
+  const early = await gc({ apply: true });
+  assert.equal(early.code, 0);
+  assert.ok(
+    early.lines.some((l) =>
+      new RegExp(
+        `^${
+          V1.replace(/[().]/g, "\\$&")
+        }: retired \\S+ ago \\(superseded by v2\\): its files go once it has been retired for 24h$`,
+      )
+        .test(l)
+    ),
+    early.lines.join("\n"),
+  );
+  assert.equal(early.lines.at(-1), "deleted 0 objects (0 B), kept 0");
+  assert.deepEqual(await files(out.path, "v1", v1Files), v1Before);
+
+  // Past the grace period (0s: any retirement is older): v1's files go, v2's stay.
+  const dry = await gc({ olderThan: "0s" });
+  assert.equal(dry.lines.at(-1)?.startsWith("dry run: 4 objects ("), true, dry.lines.join("\n"));
+  assert.deepEqual(await files(out.path, "v1", v1Files), v1Before);
+  const applied = await gc({ olderThan: "0s", apply: true, json: true });
+  assert.equal(applied.code, 0);
+  const report = JSON.parse(applied.lines.join(""));
+  assert.deepEqual(
+    report.objects.map((o: Record<string, string>) => [o.outcome, o.what, o.key]),
+    v1Files.flatMap(([start, end]) => [
+      ["deleted", "retired", manifestKey(ds("v1"), { start, end })],
+      ["deleted", "retired", partitionKey(ds("v1"), { start, end })],
+    ]),
+  );
+  assert.match(report.objects[0].why, /^dataset retired \S+ ago \(superseded by v2\)$/);
+  assert.deepEqual(
+    await files(out.path, "v1", v1Files),
+    v1Before.map((l) => l.replace(/ \S+$/, " absent")),
+  );
+  assert.deepEqual(await files(out.path, "v2", v2Files), v2Before, "the other version untouched");
+  await assert.rejects(() => stat(join(out.path, partitionKey(ds("v1"), { start: 1, end: 100 }))));
+
+  // Lineage stays forever.
   assert.deepEqual(
     await sql(
       target,
@@ -155,7 +234,7 @@ Deno.test("retire v1 after a re-copy as v2: copy refuses v1, coverage and verify
     [{ version: "v1", n: 2 }, { version: "v2", n: 3 }],
   );
 
-  // verify: v1's partitions are reported as retired, not checked; v2 passes.
+  // verify: v1's missing files are expected, not failures; v2 passes.
   const lines: string[] = [];
   const code = await verifyCommand(
     {
