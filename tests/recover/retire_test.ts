@@ -8,9 +8,12 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { hostname } from "node:os";
 import { copy } from "../../lib/copy/run.ts";
 import { memoryLogger } from "../../lib/log.ts";
-import { DatasetRetiredError } from "../../lib/metadata/retire.ts";
+import { DatasetRetiredError, retireDatasets } from "../../lib/metadata/retire.ts";
+import { ClaimSession } from "../../lib/metadata/claims.ts";
+import { formatRetired } from "../../lib/cli/commands/retire.ts";
 import { coverageCommand, EXIT_GAPS, parseCoverageArgs } from "../../lib/cli/commands/coverage.ts";
 import { verifyCommand } from "../../lib/cli/commands/verify.ts";
 import { gcCommand, parseGcArgs } from "../../lib/cli/commands/gc.ts";
@@ -286,4 +289,58 @@ Deno.test("retire on the embedded catalog: copy into the retired dataset is refu
       return true;
     },
   );
+});
+
+Deno.test("retire while a copier still copies into the dataset: retire names it, and gc --apply keeps what its live claim covers", async () => {
+  const source = await syntheticLake(LAKE);
+  await using target = await catalogTarget("postgres");
+  await using out = await tempDir();
+  await copy(
+    copyOptions(target, { source, storage: out.path, start: 1, end: 200 }),
+    memoryLogger(),
+  );
+  const c = await target.open();
+  const { rows: [{ id }] } = await poolOf(c).query("SELECT id FROM _meta_datasets");
+  const copier = await ClaimSession.open(c, { id, label: V1 }, "late-copier");
+  try {
+    await copier.claimRange(101, 1000);
+    const [r] = await retireDatasets(c, { version: "v1" }, "superseded by v2");
+    assert.deepEqual(r.copiers, [{ copierId: "late-copier", host: hostname(), pid: Deno.pid }]);
+    assert.deepEqual(formatRetired(r).slice(1), [
+      `  copier late-copier (host ${hostname()}, pid ${Deno.pid}) is still copying into it: it ` +
+      `goes on until it stops, and gc keeps what it claims`,
+    ]);
+    const lines: string[] = [];
+    await gcCommand(
+      parseGcArgs({
+        catalog: target.dsn,
+        stateDir: target.stateDir,
+        storage: out.path,
+        olderThan: "0s",
+        apply: true,
+        json: true,
+      }, () => undefined),
+      (l) => lines.push(l),
+      () => {},
+    );
+    const inClaim =
+      `inside the claim of copier late-copier (host ${hostname()}, pid ${Deno.pid}) ` +
+      `on 101-1000: it may adopt it`;
+    assert.deepEqual(
+      JSON.parse(lines.join("")).objects.map((o: Record<string, string>) => [
+        o.outcome,
+        o.key,
+        o.reason,
+      ]),
+      [
+        ["deleted", manifestKey(ds("v1"), { start: 1, end: 100 }), null],
+        ["deleted", partitionKey(ds("v1"), { start: 1, end: 100 }), null],
+        ["kept", manifestKey(ds("v1"), { start: 101, end: 200 }), inClaim],
+        ["kept", partitionKey(ds("v1"), { start: 101, end: 200 }), inClaim],
+      ],
+    );
+  } finally {
+    await copier.close();
+    await c.close();
+  }
 });
