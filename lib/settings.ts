@@ -57,6 +57,12 @@ export interface Settings {
   datasetFilter?: string;
   /** verify: storage root to read partitions from instead of each lineage row's storage_uri. */
   storageRoot?: string;
+  /** gc: delete what it lists (without it, a dry run). */
+  apply: boolean;
+  /** gc: the grace period, in seconds (0 allowed). */
+  olderThan: number;
+  /** retire: why, recorded in the catalog. */
+  reason?: string;
 }
 
 type Key = keyof Settings;
@@ -91,6 +97,12 @@ const duration = (raw: string): number | Invalid => {
   if (!m) return new Invalid(`must be a duration such as 500ms, 5s, 10m or 1h, got "${raw}"`);
   const seconds = Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as "ms"];
   return seconds > 0 ? seconds : new Invalid(`must be more than 0, got "${raw}"`);
+};
+/** An age such as 0s, 30m, 24h or 7d, in seconds: like duration, but 0 is allowed and so are days. */
+const age = (raw: string): number | Invalid => {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(raw.trim());
+  if (!m) return new Invalid(`must be an age such as 0s, 30m, 24h or 7d, got "${raw}"`);
+  return Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as "ms"];
 };
 const oneOf = (choices: readonly string[]) => (raw: string): string | Invalid =>
   choices.includes(raw) ? raw : new Invalid(`must be one of ${choices.join(", ")}, got "${raw}"`);
@@ -396,6 +408,26 @@ export const SPECS: Record<Key, Spec> = {
       return path === null ? undefined : existingDir(path);
     },
   },
+  apply: {
+    flag: "--apply",
+    help: "delete what is listed (without it, gc only lists what it would delete)",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  olderThan: {
+    flag: "--older-than",
+    help:
+      "grace period: only objects older than this, and datasets retired longer ago, are deleted (0s, 30m, 24h, 7d)",
+    parse: age,
+    default: () => 86_400,
+    shown: "24h",
+  },
+  reason: {
+    flag: "--reason",
+    help: 'why, recorded in the catalog (e.g. "superseded by v2")',
+    parse: nonEmpty,
+  },
 };
 
 /**
@@ -518,6 +550,28 @@ export const COMMAND_SETTINGS = {
     "json",
     "logFormat",
     "progressInterval",
+  ],
+  gc: [
+    "catalog",
+    "stateDir",
+    "storage",
+    "networkFilter",
+    "eraFilter",
+    "versionFilter",
+    "datasetFilter",
+    "olderThan",
+    "apply",
+    "json",
+  ],
+  retire: [
+    "catalog",
+    "stateDir",
+    "networkFilter",
+    "eraFilter",
+    "versionFilter",
+    "datasetFilter",
+    "reason",
+    "json",
   ],
 } as const satisfies Record<string, readonly Key[]>;
 

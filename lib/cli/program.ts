@@ -16,6 +16,8 @@ import { parseRepairArgs, repairCommand } from "./commands/repair.ts";
 import { compactCommand, parseCompactArgs } from "./commands/compact.ts";
 import { lineageCommand, parseLineageArgs } from "./commands/lineage.ts";
 import { catalogRebuildCommand, parseCatalogRebuildArgs } from "./commands/catalog.ts";
+import { gcCommand, parseGcArgs } from "./commands/gc.ts";
+import { parseRetireArgs, retireCommand } from "./commands/retire.ts";
 
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
 export const EXIT_INTERNAL = 70;
@@ -120,6 +122,24 @@ export function buildProgram(exit: (code: number) => void): Command {
     "fleet",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await fleetCommand(parseFleetArgs(flags, undefined, cmd.args)))
+  );
+
+  withOptions(
+    program.command("gc").description(
+      "list what no lineage row references (temp files, never-committed partitions) and the files of retired datasets, older than --older-than; delete them with --apply",
+    ),
+    "gc",
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await gcCommand(parseGcArgs(flags, undefined, cmd.args)))
+  );
+
+  withOptions(
+    program.command("retire").description(
+      "mark the matching datasets retired (--reason required): their lineage stays, copy refuses them, gc --apply deletes their files",
+    ),
+    "retire",
+  ).action(async (flags: Flags, cmd: Command) =>
+    exit(await retireCommand(parseRetireArgs(flags, undefined, cmd.args)))
   );
 
   const checkpoint = program.command("checkpoint").description("inspect a copier's checkpoint");

@@ -37,6 +37,12 @@ export class RunState {
 
 export interface Run extends RunContext {
   state: RunState;
+  /**
+   * The range claim the run commits under: a commit happens only while its row is still there,
+   * so a copier whose claim was swept (its session ended; another copier or gc took over) commits
+   * nothing.
+   */
+  claimId?: number;
 }
 
 /**
@@ -136,6 +142,7 @@ async function commitOne(run: Run, built: Built, startedAt: number): Promise<voi
           `copier ${run.opts.copierId} filled ledgers from ${range.start} behind the highest recorded ledger ${state.highest}`,
       }
       : undefined,
+    claimId: run.claimId,
   });
   if (backfill) state.backfillRecorded = true;
   state.checkpointLedger = through;

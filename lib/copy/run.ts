@@ -16,6 +16,7 @@ import { checkpointManager } from "../checkpoint/checkpoint.ts";
 import { ClaimSession } from "../metadata/claims.ts";
 import { islands } from "../metadata/coverage.ts";
 import { openReadyCatalog } from "../metadata/migrate.ts";
+import { DatasetRetiredError, retirementOf } from "../metadata/retire.ts";
 import { CatalogWriter, datasetLabel } from "../metadata/writer.ts";
 import { openSource } from "../source/mod.ts";
 import type { Range } from "../table/grid.ts";
@@ -63,9 +64,9 @@ export async function copy(
     const fleet = { start: range.start, end: range.end, size: opts.partitionSize };
     return await copyFleet(context, fleet, signal);
   }
-  await claims.claimRange(range.start, range.end);
+  const claim = await claims.claimRange(range.start, range.end);
   const point = await findResumePoint({ ...deps, dataset, copierId: opts.copierId, log }, range);
-  const run = { ...context, state: new RunState(point) };
+  const run = { ...context, state: new RunState(point), claimId: claim.id };
   if (point.coverage >= range.start) metrics?.resumed(point.coverage);
   if (opts.follow) return await follow(run, range, point, signal);
   const work = planWork(range, opts.partitionSize, point.held, point.stored);
@@ -138,6 +139,9 @@ async function register(writer: CatalogWriter, opts: CopyOptions): Promise<Datas
     schemaHash: SCHEMA_HASH,
     description: TABLE_DESCRIPTION,
   });
+  // Retired (`bronze retire`): its files are bound for gc; nothing new goes in.
+  const retired = await retirementOf(writer.catalog, id);
+  if (retired) throw new DatasetRetiredError(datasetLabel(info), retired);
   return {
     network: opts.network,
     eraId: opts.era,

@@ -15,9 +15,9 @@ import type { Catalog } from "./catalog.ts";
  */
 
 // Two-key advisory locks: (CLAIM_LOCK_CLASS, claim id) marks a live claim; (SWEEP_LOCK_CLASS,
-// dataset id) serialises sweeping and claiming within one dataset.
+// dataset id) serialises sweeping and claiming within one dataset (and gc's deletions: gc.ts).
 export const CLAIM_LOCK_CLASS = 0x62726f6e; // "bron"
-const SWEEP_LOCK_CLASS = CLAIM_LOCK_CLASS + 1;
+export const SWEEP_LOCK_CLASS = CLAIM_LOCK_CLASS + 1;
 
 /**
  * How long a vanished peer's session may hold its claims, bounded on the server's side of the
@@ -255,18 +255,7 @@ export class ClaimSession {
         SWEEP_LOCK_CLASS,
         this.dataset.id,
       ]);
-      // Dead: nobody holds its advisory lock in this database (its session ended). A row locked
-      // by a commit in flight (writer.ts checks its claim) is skipped, never waited for: that
-      // commit settles whose cell it is.
-      await this.client.query(
-        `DELETE FROM _meta_copier_claims WHERE id IN (
-           SELECT c.id FROM _meta_copier_claims c WHERE c.dataset_id = $1 AND NOT ${LIVE}
-           FOR UPDATE SKIP LOCKED)`,
-        [this.dataset.id],
-      );
-      // ...or its process on this host is gone, though its session may linger a moment (and on
-      // the embedded catalog, one backend holds every lock: they never end with a connection).
-      await this.#sweepLocalDead();
+      await sweepDeadClaims(this.client, this.catalog, this.dataset.id);
       const held = await pick();
       await this.client.query(
         `SELECT pg_advisory_lock($1, id) FROM unnest($2::int[]) AS id`,
@@ -279,36 +268,6 @@ export class ClaimSession {
       await this.client.query("ROLLBACK").catch(() => {});
       throw db.error(err);
     }
-  }
-
-  async #sweepLocalDead(): Promise<void> {
-    const { rows } = await this.client.query<{ id: number; pid: number }>(
-      `SELECT id, pid FROM _meta_copier_claims WHERE dataset_id = $1 AND host = $2`,
-      [this.dataset.id, hostname()],
-    );
-    const dead = rows.filter((c: { pid: number }) => c.pid !== Deno.pid && !processAlive(c.pid))
-      .map((c: { id: number }) => c.id);
-    if (!dead.length) return;
-    // Their lingering sessions, found by the locks they hold (a pid alone may have been reused).
-    // On the embedded catalog one backend holds every lock, for whichever process took it: there
-    // the lock is simply released.
-    if (this.catalog.embedded) {
-      await this.client.query(
-        `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = ANY($2::int[]))
-         SELECT pg_advisory_unlock($1, id) FROM unnest($2::int[]) AS id`,
-        [CLAIM_LOCK_CLASS, dead],
-      );
-      return;
-    }
-    await this.client.query(
-      `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id IN (
-         SELECT id FROM _meta_copier_claims WHERE id = ANY($2::int[]) FOR UPDATE SKIP LOCKED))
-       SELECT pg_terminate_backend(l.pid) FROM pg_locks l
-       WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
-         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-         AND l.classid::bigint = $1 AND l.objid::bigint = ANY($2::int[]) AND l.objsubid = 2`,
-      [CLAIM_LOCK_CLASS, dead],
-    );
   }
 
   /** Inserts a claim row for each (s, e) that `select` yields ($5.. are its parameters). */
@@ -329,4 +288,62 @@ export class ClaimSession {
       end: r.e,
     }));
   }
+}
+
+/**
+ * Deletes the dataset's dead claims; to be run inside a transaction holding the dataset's sweep
+ * lock (every claiming transaction does, and so does gc). A claim is dead when nobody holds its
+ * advisory lock in this database (its session ended). A row locked by a commit in flight
+ * (writer.ts checks its claim) is skipped, never waited for: that commit settles whose cell it is.
+ * Once its row is gone, a copier that still runs (cut off from the catalog for longer than its
+ * session lasted) can commit nothing under that claim.
+ */
+export async function sweepDeadClaims(
+  client: pg.PoolClient,
+  catalog: Catalog,
+  datasetId: number,
+): Promise<void> {
+  await client.query(
+    `DELETE FROM _meta_copier_claims WHERE id IN (
+       SELECT c.id FROM _meta_copier_claims c WHERE c.dataset_id = $1 AND NOT ${LIVE}
+       FOR UPDATE SKIP LOCKED)`,
+    [datasetId],
+  );
+  // ...or its process on this host is gone, though its session may linger a moment (and on
+  // the embedded catalog, one backend holds every lock: they never end with a connection).
+  await sweepLocalDead(client, catalog, datasetId);
+}
+
+async function sweepLocalDead(
+  client: pg.PoolClient,
+  catalog: Catalog,
+  datasetId: number,
+): Promise<void> {
+  const { rows } = await client.query<{ id: number; pid: number }>(
+    `SELECT id, pid FROM _meta_copier_claims WHERE dataset_id = $1 AND host = $2`,
+    [datasetId, hostname()],
+  );
+  const dead = rows.filter((c: { pid: number }) => c.pid !== Deno.pid && !processAlive(c.pid))
+    .map((c: { id: number }) => c.id);
+  if (!dead.length) return;
+  // Their lingering sessions, found by the locks they hold (a pid alone may have been reused).
+  // On the embedded catalog one backend holds every lock, for whichever process took it: there
+  // the lock is simply released.
+  if (catalog.embedded) {
+    await client.query(
+      `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = ANY($2::int[]))
+       SELECT pg_advisory_unlock($1, id) FROM unnest($2::int[]) AS id`,
+      [CLAIM_LOCK_CLASS, dead],
+    );
+    return;
+  }
+  await client.query(
+    `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id IN (
+       SELECT id FROM _meta_copier_claims WHERE id = ANY($2::int[]) FOR UPDATE SKIP LOCKED))
+     SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND l.classid::bigint = $1 AND l.objid::bigint = ANY($2::int[]) AND l.objsubid = 2`,
+    [CLAIM_LOCK_CLASS, dead],
+  );
 }

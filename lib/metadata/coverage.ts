@@ -31,6 +31,9 @@ export interface DatasetRef {
   eraId: string;
   version: string;
   label: string;
+  /** When `bronze retire` retired the dataset, and why (null: it is not retired). */
+  retiredAt: Date | null;
+  retiredReason: string | null;
 }
 
 export interface Island extends Range {
@@ -47,6 +50,9 @@ export interface DatasetCoverage {
   eraId: string;
   version: string;
   label: string;
+  /** When `bronze retire` retired the dataset, and why (null: it is not retired). */
+  retiredAt: Date | null;
+  retiredReason: string | null;
   /** Lowest and highest ledger of the partitions overlapping the range (null: none). */
   firstLedger: number | null;
   lastLedger: number | null;
@@ -60,7 +66,7 @@ export interface DatasetCoverage {
 
 /** The datasets matching the filter, in a stable order. $1..$4: network, era, version, dataset. */
 const DATASETS_SQL = `
-SELECT d.id, d.domain, d.dataset, d.version, d.era_id, d.network
+SELECT d.id, d.domain, d.dataset, d.version, d.era_id, d.network, d.retired_at, d.retired_reason
 FROM _meta_datasets d
 WHERE ($1::text IS NULL OR d.network = $1)
   AND ($2::text IS NULL OR d.era_id = $2)
@@ -70,7 +76,7 @@ ORDER BY d.network, d.era_id, d.version, d.dataset, d.domain, d.id`;
 
 /** Every island of every dataset matching $1..$4 that overlaps [$5, $6] (NULL: open). */
 export const COVERAGE_SQL = `
-SELECT d.id, d.domain, d.dataset, d.version, d.era_id, d.network,
+SELECT d.id, d.domain, d.dataset, d.version, d.era_id, d.network, d.retired_at, d.retired_reason,
        i.ledger_start, i.ledger_end, i.partitions, i.row_count, i.byte_size
 FROM (${DATASETS_SQL}) d
 LEFT JOIN LATERAL _meta_islands(d.id, $5::bigint, $6::bigint) i ON true
@@ -95,7 +101,13 @@ function datasetRef(r: Row): DatasetRef {
     eraId: r.era_id as string,
     network: r.network as string,
   };
-  return { id: r.id as number, ...info, label: datasetLabel(info) };
+  return {
+    id: r.id as number,
+    ...info,
+    label: datasetLabel(info),
+    retiredAt: (r.retired_at as Date | null) ?? null,
+    retiredReason: (r.retired_reason as string | null) ?? null,
+  };
 }
 
 function island(r: Row): Island {
@@ -146,6 +158,8 @@ function summarize(ds: DatasetRef, islands: Island[], f: CoverageFilter): Datase
     eraId: ds.eraId,
     version: ds.version,
     label: ds.label,
+    retiredAt: ds.retiredAt,
+    retiredReason: ds.retiredReason,
     firstLedger: first,
     lastLedger: last,
     partitions: islands.reduce((n, i) => n + i.partitions, 0),

@@ -46,11 +46,13 @@ export async function coverageCommand(
   const report = await coverageReport(opts, err);
   if (opts.json) out(JSON.stringify(toJson(report)));
   else for (const line of formatCoverage(report)) out(line);
-  const gaps = report.datasets.reduce((n, d) => n + d.gaps.length, 0);
+  // A retired dataset's gaps are nobody's to fill: copy refuses to write into it.
+  const current = report.datasets.filter((d) => d.retiredAt === null);
+  const gaps = current.reduce((n, d) => n + d.gaps.length, 0);
   if (opts.failOnGaps && gaps > 0) {
     err(
       `bronze: ${gaps} gap${gaps === 1 ? "" : "s"} in ${
-        report.datasets.filter((d) => d.gaps.length).length
+        current.filter((d) => d.gaps.length).length
       } dataset(s) (--fail-on-gaps)`,
     );
     return EXIT_GAPS;
@@ -98,6 +100,8 @@ function toJson(r: CoverageReport) {
       network: d.network,
       era_id: d.eraId,
       version: d.version,
+      retired_at: d.retiredAt?.toISOString() ?? null,
+      retired_reason: d.retiredReason,
       first_ledger: d.firstLedger,
       last_ledger: d.lastLedger,
       partitions: d.partitions,
@@ -121,7 +125,7 @@ export function formatCoverage(r: CoverageReport): string[] {
   }
   const header = ["DATASET", "LEDGERS HELD", "PARTITIONS", "ROWS", "BYTES", "GAPS", "MISSING"];
   const rows = r.datasets.map((d) => [
-    d.label,
+    d.retiredAt ? `${d.label} (retired)` : d.label,
     d.firstLedger === null ? "-" : `${d.firstLedger}-${d.lastLedger}`,
     String(d.partitions),
     String(d.rows),
@@ -134,9 +138,19 @@ export function formatCoverage(r: CoverageReport): string[] {
     cells.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join("  ")
       .trimEnd();
   lines.push(fmt(header), ...rows.map(fmt));
+  const retired = r.datasets.filter((d) => d.retiredAt);
+  if (retired.length) {
+    lines.push(
+      "",
+      "retired (copy refuses them, --fail-on-gaps ignores them, gc deletes their files):",
+    );
+    for (const d of retired) {
+      lines.push(`  ${d.label}: retired at ${d.retiredAt!.toISOString()} (${d.retiredReason})`);
+    }
+  }
   for (const d of r.datasets) {
     if (!d.gaps.length) continue;
-    lines.push("", `gaps of ${d.label}:`);
+    lines.push("", `gaps of ${d.label}${d.retiredAt ? " (retired)" : ""}:`);
     const w = Math.max(...d.gaps.map((g) => `${g.start}-${g.end}`.length));
     for (const g of d.gaps) {
       const n = g.end - g.start + 1;

@@ -61,6 +61,13 @@ function toJson(r: VerifyResult) {
       check: f.check,
       message: f.message,
     })),
+    retired: r.retired.map((d) => ({
+      dataset: d.dataset,
+      retired_at: d.retiredAt.toISOString(),
+      reason: d.reason,
+      partitions: d.partitions,
+      ledgers: d.ledgers,
+    })),
   };
 }
 
@@ -76,6 +83,13 @@ export function formatVerify(r: VerifyResult): string[] {
     }`,
   ];
   for (const f of r.failures) lines.push(`FAIL [${f.check}] ${f.message}`);
+  for (const d of r.retired) {
+    lines.push(
+      `retired: ${d.partitions} partition${d.partitions === 1 ? "" : "s"} (${d.ledgers} ledgers) ` +
+        `of ${d.dataset} not checked: retired at ${d.retiredAt.toISOString()} (${d.reason}); ` +
+        `gc deletes its files`,
+    );
+  }
   if (r.failed) {
     lines.push(
       "the way back: `bronze repair --source <lake or RPC>` (with the same filters) rebuilds " +

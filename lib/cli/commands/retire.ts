@@ -1,0 +1,90 @@
+import { ConfigError } from "../../errors.ts";
+import { openReadyCatalog } from "../../metadata/migrate.ts";
+import { type Retired, retireDatasets } from "../../metadata/retire.ts";
+import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
+
+export type RetireArgs = SettingsOf<"retire"> & { reason: string };
+
+export function parseRetireArgs(
+  flags: Flags,
+  env?: (n: string) => string | undefined,
+  unknown: readonly string[] = [],
+): RetireArgs {
+  const s = resolveSettings(COMMAND_SETTINGS.retire, flags, env, {
+    unknown,
+    required: ["reason"],
+  });
+  // Without a filter every dataset of the catalog would go: never what anyone means.
+  if (!s.networkFilter && !s.eraFilter && !s.versionFilter && !s.datasetFilter) {
+    throw new ConfigError([
+      "retire needs at least one of --network, --era, --version-label, --dataset: " +
+      "it retires every dataset they match",
+    ]);
+  }
+  return s;
+}
+
+/**
+ * `bronze retire`: marks every dataset matching the filters retired (once: one already retired
+ * keeps its first retirement), with a _meta_changes row. Its lineage stays; copy no longer writes
+ * into it; `bronze gc --apply` deletes its files once it has been retired longer than gc's
+ * --older-than. Refuses when no dataset matches.
+ */
+export async function retireCommand(
+  args: RetireArgs,
+  out: (line: string) => void = console.log,
+  err: (line: string) => void = console.error,
+): Promise<number> {
+  const catalog = await openReadyCatalog({
+    dsn: args.catalog,
+    stateDir: args.stateDir,
+    mustExist: true,
+    log: (m) => err(`[catalog] ${m}`),
+  });
+  try {
+    const retired = await retireDatasets(catalog, {
+      network: args.networkFilter,
+      eraId: args.eraFilter,
+      version: args.versionFilter,
+      dataset: args.datasetFilter,
+    }, args.reason);
+    if (args.json) out(JSON.stringify({ catalog: catalog.label, datasets: retired.map(toJson) }));
+    else for (const r of retired) formatRetired(r).forEach((l) => out(l));
+    return 0;
+  } finally {
+    await catalog.close();
+  }
+}
+
+function toJson(r: Retired) {
+  return {
+    dataset_id: r.dataset.id,
+    domain: r.dataset.domain,
+    dataset: r.dataset.dataset,
+    network: r.dataset.network,
+    era_id: r.dataset.eraId,
+    version: r.dataset.version,
+    retired_at: r.retirement.at.toISOString(),
+    reason: r.retirement.reason,
+    already_retired: r.already,
+    copiers: r.copiers.map((c) => ({ copier_id: c.copierId, host: c.host, pid: c.pid })),
+  };
+}
+
+export function formatRetired(r: Retired): string[] {
+  const at = r.retirement.at.toISOString();
+  const lines = [
+    r.already
+      ? `${r.dataset.label} was already retired at ${at} (${r.retirement.reason}); nothing changed`
+      : `retired ${r.dataset.label} at ${at} (${r.retirement.reason}); its lineage stays, ` +
+        `copy no longer writes into it, \`bronze gc --apply\` deletes its files once it has been ` +
+        `retired longer than gc's --older-than`,
+  ];
+  for (const c of r.copiers) {
+    lines.push(
+      `  copier ${c.copierId} (host ${c.host}, pid ${c.pid}) is still copying into it: it goes on ` +
+        `until it stops, and gc keeps what it claims`,
+    );
+  }
+  return lines;
+}
