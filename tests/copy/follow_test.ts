@@ -11,7 +11,6 @@ import { copyEnv, lineageRows } from "../support/copy.ts";
 import { tempDir } from "../support/lakes.ts";
 import { Copier, growingLake, range } from "../support/growing.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const SIZE = 20;
 
 function env(target: CatalogTarget, lake: string, storage: string): Record<string, string> {
