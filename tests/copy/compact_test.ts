@@ -4,7 +4,8 @@
  * neither; two compactors at once; the migration keeps an existing catalog's rows and rules.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { readdir } from "node:fs/promises";
+import { join, relative } from "node:path";
 import { runner } from "node-pg-migrate";
 import { openCatalog } from "../../lib/metadata/catalog.ts";
 import { migrate, MIGRATIONS_DIR } from "../../lib/metadata/migrate.ts";
@@ -76,7 +77,7 @@ async function partials(target: CatalogTarget, lake: string, storage: string) {
   }
 }
 
-Deno.test("follow with a short flush interval, then compact: each compacted cell equals a backfill's (file and checksum); the partials stay, superseded; verify passes", async () => {
+Deno.test("follow with a short flush interval, then compact: each compacted cell equals a backfill's (file and checksum); the partials stay, superseded; verify passes; gc past the grace period deletes exactly the superseded files", async () => {
   await using target = await catalogTarget("postgres");
   await using dir = await tempDir();
   await using out = await tempDir();
@@ -135,13 +136,34 @@ Deno.test("follow with a short flush interval, then compact: each compacted cell
   }
   const verified = await runCli(["verify"], { env: e });
   assert.equal(verified.code, 0, verified.stdout);
+  // Past the grace period, gc deletes exactly the superseded partials' files and manifests.
+  const files = async () =>
+    (await readdir(out.path, { recursive: true, withFileTypes: true }))
+      .filter((d) => d.isFile())
+      .map((d) => relative(out.path, join(d.parentPath, d.name)))
+      .sort();
+  const beforeGc = await files();
+  const gcRun = await runCli(["gc", "--apply", "--older-than", "0s", "--json"], { env: e });
+  assert.equal(gcRun.code, 0, gcRun.stderr);
+  const gone = superseded.flatMap((
+    x,
+  ) => [x.storage_path, x.storage_path.replace(/[^/]+$/, "_manifest.json")]).sort();
+  assert.deepEqual(
+    JSON.parse(gcRun.stdout).objects.map((
+      o: { key: string; what: string; outcome: string },
+    ) => [o.key, o.what, o.outcome]),
+    gone.map((k) => [k, "superseded", "deleted"]).sort(),
+  );
+  const afterGc = await files();
+  assert.deepEqual(afterGc, beforeGc.filter((f) => !gone.includes(f)));
   const history = JSON.parse((await runCli(["lineage", "--history", "--json"], { env: e })).stdout);
   assert.equal(history.datasets[0].partitions.length, after.length);
   const now = JSON.parse((await runCli(["lineage", "--json"], { env: e })).stdout);
   assert.equal(now.datasets[0].partitions.length, 3);
   console.log(
     `compaction: ${before.length} rows in 3 cells -> 3 current (+${superseded.length} superseded), ` +
-      `${(seconds / 3).toFixed(2)} s per cell (CLI, process start included)`,
+      `${(seconds / 3).toFixed(2)} s per cell (CLI, process start included); ` +
+      `files in storage ${beforeGc.length} -> ${afterGc.length} after gc --apply`,
   );
   // Nothing left to do.
   const again = await runCli(["compact"], { env: e });
