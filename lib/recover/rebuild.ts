@@ -9,6 +9,9 @@
  * it adds only what is missing: a partition already recorded with the same checksum is "present";
  * one whose range a recorded row overlaps with other bytes is a conflict, reported and left alone.
  * A file that fails its manifest (missing, other size, other sha256) is reported, never recorded.
+ * Partials a compaction replaced (gc has not deleted them yet) lie inside the full partition that
+ * replaced them: the full one is recorded, they are named and not (their history is lost with the
+ * catalog; gc deletes their files as it would any unrecorded partition).
  *
  * Manifests written before manifest_version 2 lack fields; what they lack is derived and said:
  * the dataset and storage_path from the key, the schema hash from the file's Parquet schema, the
@@ -99,6 +102,11 @@ export interface DatasetRebuild {
   /** Partitions the catalog already held with the same checksum. */
   present: number;
   conflicts: PartitionNote[];
+  /**
+   * Partial partitions a full one covers (a compaction replaced them, and gc has not yet deleted
+   * their files): not recorded, the full one is.
+   */
+  compacted: PartitionNote[];
   /** The registered dataset's schema hash differs from its newest manifest's (left as it is). */
   schemaConflict: string | null;
   failed: PartitionFailure[];
@@ -543,10 +551,11 @@ async function recordDataset(
   const label = datasetLabel(ds);
   for (let attempt = 1;; attempt++) {
     const held = await heldDataset(catalog, ds);
-    const { add, present, conflicts } = classify(sound, held?.lineage ?? [], label);
+    const { add, present, conflicts, compacted } = classify(sound, held?.lineage ?? [], label);
     result.datasetId = held?.id ?? null;
     result.present = present;
     result.conflicts = conflicts;
+    result.compacted = compacted;
     // The dataset's schema hash is the newest partition's (a copy registers its own).
     const newest = [...sound].sort((a, b) =>
       (a.row.createdAt?.getTime() ?? 0) - (b.row.createdAt?.getTime() ?? 0) ||
@@ -580,6 +589,13 @@ async function recordDataset(
     }
   }
   for (const c of result.conflicts) log.warn("rebuild", `${c.message}; not recorded`);
+  if (result.compacted.length) {
+    log.info(
+      "rebuild",
+      `${label}: ${result.compacted.length} partial partition(s) a compaction replaced, not ` +
+        `recorded (gc deletes their files)`,
+    );
+  }
   if (result.schemaConflict) log.warn("rebuild", result.schemaConflict);
   log.info(
     "rebuild",
@@ -591,38 +607,53 @@ async function recordDataset(
 
 /**
  * Each sound partition against the catalog's rows (ledger order, never overlapping): the same
- * range with the same checksum is present; any other overlap is a conflict. Of the rest, those
- * that overlap each other are conflicts too (the catalog held at most one of them, and which is
- * not knowable); the others are added, in ledger order.
+ * range with the same checksum is present; one inside a larger recorded row that is stored too is a
+ * compacted partial (the row replaced it); any other overlap is a conflict. Of the rest, a run that overlaps each
+ * other is a compaction's leftovers when one partition spans the whole run (it is added, the
+ * partials inside it are not); otherwise all of the run are conflicts (the catalog held at most
+ * one of them, and which is not knowable). The others are added, in ledger order.
  */
 function classify(
   sound: Sound[],
   held: LineageRow[],
   label: string,
-): { add: Sound[]; present: number; conflicts: PartitionNote[] } {
+): { add: Sound[]; present: number; conflicts: PartitionNote[]; compacted: PartitionNote[] } {
   const conflicts: PartitionNote[] = [];
-  const conflict = (s: Sound, what: string) =>
-    conflicts.push({
-      start: s.row.ledgerStart,
-      end: s.row.ledgerEnd,
-      uri: s.uri,
-      message: `partition ${s.row.ledgerStart}-${s.row.ledgerEnd} of ${label} (${s.uri}): ${what}`,
-    });
+  const compacted: PartitionNote[] = [];
+  const note = (s: Sound, what: string): PartitionNote => ({
+    start: s.row.ledgerStart,
+    end: s.row.ledgerEnd,
+    uri: s.uri,
+    message: `partition ${s.row.ledgerStart}-${s.row.ledgerEnd} of ${label} (${s.uri}): ${what}`,
+  });
+  const conflict = (s: Sound, what: string) => conflicts.push(note(s, what));
+  const covered = (s: Sound, by: Range) =>
+    compacted.push(
+      note(s, `inside ${by.start}-${by.end}, the full partition a compaction replaced it with`),
+    );
+  const stored = (r: LineageRow) =>
+    sound.some((o) =>
+      o.row.ledgerStart === r.ledgerStart && o.row.ledgerEnd === r.ledgerEnd &&
+      o.row.checksum === r.checksum
+    );
   let present = 0;
   const fresh: Sound[] = [];
   for (const s of [...sound].sort((a, b) => a.row.ledgerStart - b.row.ledgerStart)) {
     const { ledgerStart: start, ledgerEnd: end, checksum } = s.row;
     const over = overlapping(held, start, end);
+    const only = over.length === 1 ? over[0] : null;
     if (over.length === 0) fresh.push(s);
-    else if (over.length === 1 && over[0].ledgerStart === start && over[0].ledgerEnd === end) {
-      if (over[0].checksum === checksum) present++;
+    else if (only && only.ledgerStart === start && only.ledgerEnd === end) {
+      if (only.checksum === checksum) present++;
       else {
         conflict(
           s,
-          `the catalog records this range with ${over[0].checksum} (lineage id ${over[0].id}), ` +
+          `the catalog records this range with ${only.checksum} (lineage id ${only.id}), ` +
             `the stored file and its manifest are ${checksum}`,
         );
       }
+    } else if (only && only.ledgerStart <= start && end <= only.ledgerEnd && stored(only)) {
+      covered(s, { start: only.ledgerStart, end: only.ledgerEnd });
     } else {
       conflict(
         s,
@@ -640,15 +671,22 @@ function classify(
       end = Math.max(end, fresh[j].row.ledgerEnd);
       j++;
     }
-    if (j === i + 1) add.push(fresh[i]);
-    else {
-      const run = fresh.slice(i, j);
+    const run = fresh.slice(i, j);
+    const start = fresh[i].row.ledgerStart;
+    const spanning = run.find((s) => s.row.ledgerStart === start && s.row.ledgerEnd === end);
+    if (run.length === 1) add.push(run[0]);
+    else if (spanning) {
+      add.push(spanning);
+      for (const s of run) if (s !== spanning) covered(s, { start, end });
+    } else {
       for (const s of run) {
         conflict(
           s,
           `overlaps ${
-            run.filter((o) => o !== s).map((o) => `${o.row.ledgerStart}-${o.row.ledgerEnd}`)
-              .join(", ")
+            run.filter((o) =>
+              o !== s && o.row.ledgerStart <= s.row.ledgerEnd &&
+              s.row.ledgerStart <= o.row.ledgerEnd
+            ).map((o) => `${o.row.ledgerStart}-${o.row.ledgerEnd}`).join(", ")
           }, also in storage with a manifest: the catalog can hold only one, and which is not known`,
         );
       }
@@ -656,7 +694,8 @@ function classify(
     i = j;
   }
   conflicts.sort(byRange);
-  return { add, present, conflicts };
+  compacted.sort(byRange);
+  return { add, present, conflicts, compacted };
 }
 
 /** The rows of `held` (sorted, disjoint) sharing a ledger with [start, end]. */
@@ -697,6 +736,7 @@ function emptyResult(ds: DatasetIdentity): DatasetRebuild {
     recordedLedgers: 0,
     present: 0,
     conflicts: [],
+    compacted: [],
     schemaConflict: null,
     failed: [],
     unmanifested: [],

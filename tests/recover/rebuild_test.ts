@@ -442,16 +442,18 @@ Deno.test("conflicts: a stored partition the catalog records with other bytes or
   await using lost = await catalogTarget("postgres");
   await copyDataset(lost, data, PRE_P23, { end: 300 });
   const before = await snapshot(lost);
-  // A partial 1-50 beside the full 1-100, from another copy into other storage.
+  // A 1-150 beside 1-100 and 101-200, from a copy with another partition size into other storage.
   await using other = await catalogTarget("postgres");
   await copyDataset(other, join(work.path, "other"), PRE_P23, {
-    end: 50,
+    end: 150,
+    partitionSize: 150,
     checkpoint: join(other.stateDir, "checkpoint.json"),
   });
-  const range150 = join("testnet/pre_p23/v1/ledgers_lcm_raw", "range=1-50");
-  await cp(join(work.path, "other", range150), join(data, range150), { recursive: true });
+  const range1150 = join("testnet/pre_p23/v1/ledgers_lcm_raw", "range=1-150");
+  await cp(join(work.path, "other", range1150), join(data, range1150), { recursive: true });
 
-  // Into an empty catalog: 1-50 and 1-100 overlap each other; the rest is recorded.
+  // Into an empty catalog: 1-100, 1-150 and 101-200 overlap, none spans the others; 201-300 is
+  // recorded.
   await using empty = await catalogTarget("postgres");
   const first = await rebuildCommand(empty, data);
   assert.equal(first.code, EXIT_REBUILD_INCOMPLETE);
@@ -459,13 +461,16 @@ Deno.test("conflicts: a stored partition the catalog records with other bytes or
     "also in storage with a manifest: the catalog can hold only one, and which is not known";
   assert.deepEqual(first.out.slice(1), [
     "DATASET                                      RECORDED  PRESENT  CONFLICTS  FAILED  NO MANIFEST",
-    `${LABEL}         2        0          2       0            0`,
-    `CONFLICT partition 1-50 of ${LABEL} (${part(data, 1, 50)}): overlaps 1-100, ${also}`,
-    `CONFLICT partition 1-100 of ${LABEL} (${part(data, 1, 100)}): overlaps 1-50, ${also}`,
+    `${LABEL}         1        0          3       0            0`,
+    `CONFLICT partition 1-100 of ${LABEL} (${part(data, 1, 100)}): overlaps 1-150, ${also}`,
+    `CONFLICT partition 1-150 of ${LABEL} (${
+      part(data, 1, 150)
+    }): overlaps 1-100, 101-200, ${also}`,
+    `CONFLICT partition 101-200 of ${LABEL} (${part(data, 101, 200)}): overlaps 1-150, ${also}`,
   ]);
   assert.deepEqual(
     (await snapshot(empty)).lineage,
-    before.lineage.filter((l) => l.ledger_start !== 1),
+    before.lineage.filter((l) => l.ledger_start === 201),
   );
 
   // Into a catalog whose rows disagree: nothing of theirs changes; 201-300 is recorded.
@@ -511,11 +516,11 @@ Deno.test("conflicts: a stored partition the catalog records with other bytes or
   assert.deepEqual(second.out.slice(1), [
     "DATASET                                      RECORDED  PRESENT  CONFLICTS  FAILED  NO MANIFEST",
     `${LABEL}         1        0          3       0            0`,
-    `CONFLICT partition 1-50 of ${LABEL} (${part(data, 1, 50)}): overlaps recorded partition ` +
-    `1-100 (lineage id ${ids[0]})`,
     `CONFLICT partition 1-100 of ${LABEL} (${part(data, 1, 100)}): the catalog records this ` +
     `range with sha256:${"0".repeat(64)} (lineage id ${ids[0]}), the stored file and its ` +
     `manifest are ${before.lineage[0].checksum}`,
+    `CONFLICT partition 1-150 of ${LABEL} (${part(data, 1, 150)}): overlaps recorded partitions ` +
+    `1-100 (lineage id ${ids[0]}), 150-160 (lineage id ${ids[1]})`,
     `CONFLICT partition 101-200 of ${LABEL} (${part(data, 101, 200)}): overlaps recorded ` +
     `partition 150-160 (lineage id ${ids[1]})`,
   ]);
@@ -525,6 +530,62 @@ Deno.test("conflicts: a stored partition the catalog records with other bytes or
     ...mine.lineage,
     ...before.lineage.filter((l) => l.ledger_start === 201),
   ]);
+});
+
+Deno.test("after a compaction, before gc: the full partition is recorded, the partials inside it are named and not recorded; the catalog that compacted gets nothing new", async () => {
+  await using work = await tempDir();
+  const data = join(work.path, "data");
+  await using lost = await catalogTarget("postgres");
+  for (const [start, end] of [[1, 40], [41, 100], [101, 200]]) {
+    await copyDataset(lost, data, PRE_P23, { start, end });
+  }
+  const env = {
+    CATALOG_DSN: lost.dsn!,
+    STATE_DIR: lost.stateDir,
+    STORAGE_URL: data,
+    PARTITION_SIZE: "100",
+  };
+  const compacted = await runCli(["compact"], { env });
+  assert.equal(compacted.code, 0, compacted.stderr);
+  const held = await snapshot(lost);
+  const current = held.lineage.filter((l) => l.superseded_by === null);
+  assert.deepEqual(current.map((l) => `${l.ledger_start}-${l.ledger_end}`), ["1-100", "101-200"]);
+  const leftovers = [
+    `COMPACTED partition 1-40 of ${LABEL} (${part(data, 1, 40)}): inside 1-100, the full ` +
+    `partition a compaction replaced it with: not recorded`,
+    `COMPACTED partition 41-100 of ${LABEL} (${part(data, 41, 100)}): inside 1-100, the full ` +
+    `partition a compaction replaced it with: not recorded`,
+  ];
+
+  // Into the catalog that compacted: the current rows are present, the partials its history.
+  const again = await rebuildCommand(lost, data);
+  assert.equal(again.code, 0, again.out.join("\n"));
+  assert.deepEqual(again.out.slice(1), [
+    "DATASET                                      RECORDED  PRESENT  CONFLICTS  FAILED  NO MANIFEST",
+    `${LABEL}         0        2          0       0            0`,
+    ...leftovers,
+  ]);
+  assert.deepEqual(await snapshot(lost), held);
+
+  // Into an empty catalog: what was current is recorded, as it was.
+  await using fresh = await catalogTarget("postgres");
+  const rebuilt = await rebuildCommand(fresh, data, true);
+  assert.equal(rebuilt.code, 0);
+  const report = JSON.parse(rebuilt.out[0]);
+  assert.deepEqual([report.recorded, report.conflicts, report.compacted], [2, 0, 2]);
+  assert.deepEqual(
+    report.datasets[0].compacted.map((c: { partition: { start: number; end: number } }) =>
+      c.partition
+    ),
+    [{ start: 1, end: 40 }, { start: 41, end: 100 }],
+  );
+  const strip = (rows: Rows) =>
+    rows.map(({ superseded_by: _b, superseded_at: _a, ...rest }) => rest);
+  assert.deepEqual(strip((await snapshot(fresh)).lineage), strip(current));
+  const coverage = await runCli(["coverage", "--fail-on-gaps"], {
+    env: { CATALOG_DSN: fresh.dsn!, STATE_DIR: fresh.stateDir },
+  });
+  assert.equal(coverage.code, 0, coverage.stdout + coverage.stderr);
 });
 
 /** Rewrites every manifest under `store` as bronze wrote them before manifest_version 2. */

@@ -69,6 +69,7 @@ function toJson(r: RebuildResult) {
     conflicts: sum(r, (d) => d.conflicts.length + (d.schemaConflict ? 1 : 0)),
     failed: sum(r, (d) => d.failed.length),
     unmanifested: sum(r, (d) => d.unmanifested.length),
+    compacted: sum(r, (d) => d.compacted.length),
     datasets: r.datasets.map((d) => ({
       dataset_id: d.datasetId,
       domain: d.domain,
@@ -86,6 +87,11 @@ function toJson(r: RebuildResult) {
         message: c.message,
       })),
       schema_conflict: d.schemaConflict,
+      compacted: d.compacted.map((c) => ({
+        partition: { start: c.start, end: c.end },
+        uri: c.uri,
+        message: c.message,
+      })),
       failed: d.failed.map((f) => ({
         partition: { start: f.start, end: f.end },
         uri: f.uri,
@@ -160,6 +166,9 @@ export function formatRebuild(r: RebuildResult): string[] {
   }
   for (const d of r.datasets) {
     for (const u of d.unmanifested) lines.push(`NO MANIFEST ${u.message}`);
+  }
+  for (const d of r.datasets) {
+    for (const c of d.compacted) lines.push(`COMPACTED ${c.message}: not recorded`);
   }
   return lines;
 }
