@@ -5,6 +5,7 @@
 import { BronzeError } from "../errors.ts";
 import { ConstraintError, dbOf } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
+import { SWEEP_LOCK_CLASS } from "./claims.ts";
 import {
   CatalogWriter,
   type DatasetInfo,
@@ -62,12 +63,17 @@ const CHUNK = 2000;
  * inserts `rows` with their quality rows, each with its own created_at, and one `_meta_changes`
  * row saying what was rebuilt. A row of the dataset in the way (recorded meanwhile by a copier)
  * rolls it all back and raises LineageChangedError. Returns the dataset id.
+ *
+ * The dataset's sweep lock is held from before `stillStored` runs until the commit: gc deletes
+ * unrecorded files only under that lock, so a file `stillStored` finds is not deleted before its
+ * row is committed (after which gc sees it recorded). `stillStored` throws to roll back.
  */
 export async function recordRebuild(
   catalog: Catalog,
   dataset: DatasetInfo,
   rows: readonly RebuiltRow[],
   description: string,
+  stillStored: () => Promise<void> = async () => {},
 ): Promise<number> {
   try {
     return await dbOf(catalog).transaction(async (c) => {
@@ -90,6 +96,10 @@ export async function recordRebuild(
          WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5`,
         key,
       ))[0].id;
+      // Storage is read inside this transaction: the server must not end it for idling meanwhile.
+      await c.query("SET LOCAL idle_in_transaction_session_timeout = 0");
+      await c.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK_CLASS, id]);
+      await stillStored();
       for (let i = 0; i < rows.length; i += CHUNK) {
         const chunk = rows.slice(i, i + CHUNK);
         const col = <T>(f: (r: RebuiltRow) => T) => chunk.map(f);

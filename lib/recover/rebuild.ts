@@ -21,6 +21,7 @@
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { BronzeError, ConfigError } from "../errors.ts";
+import { failpoint } from "../failpoint.ts";
 import type { Logger } from "../log.ts";
 import { existingDir, localPath } from "../probe.ts";
 import { Progress } from "../progress.ts";
@@ -149,6 +150,8 @@ interface Sound {
   ds: DatasetIdentity;
   row: RebuiltRow;
   uri: string;
+  /** The key of its manifest (the file's is row.storagePath). */
+  manifestKey: string;
   schemaHash: string;
   derived: DerivedField[];
 }
@@ -216,7 +219,7 @@ export async function rebuild(opts: RebuildOptions, log: Logger): Promise<Rebuil
       for (const s of sound) {
         for (const f of s.derived) result.derived[f] = (result.derived[f] ?? 0) + 1;
       }
-      await recordDataset(catalog, ds, sound, result, store.url, log);
+      await recordDataset(catalog, store, ds, sound, result, log);
       out.push(result);
     }
     return {
@@ -356,6 +359,7 @@ async function checkSlot(store: ObjectStore, slot: Slot, tmpDir: string): Promis
     return {
       ds,
       uri,
+      manifestKey: slot.manifest!.key,
       schemaHash: m.dataset?.schema_hash ?? facts!.schemaHash,
       derived,
       row: {
@@ -542,13 +546,14 @@ function rangeProblem(f: FileFacts, r: Range): string | null {
  */
 async function recordDataset(
   catalog: Catalog,
+  store: ObjectStore,
   ds: DatasetIdentity,
   sound: Sound[],
   result: DatasetRebuild,
-  root: string,
   log: Logger,
 ): Promise<void> {
   const label = datasetLabel(ds);
+  const root = store.url;
   for (let attempt = 1;; attempt++) {
     const held = await heldDataset(catalog, ds);
     const { add, present, conflicts, compacted } = classify(sound, held?.lineage ?? [], label);
@@ -573,18 +578,38 @@ async function recordDataset(
       }) recorded ` +
       `from their _manifest.json; ${present} already present, ${conflicts.length} in conflict, ` +
       `${result.failed.length} failed their check`;
+    await failpoint("rebuild-record");
     try {
       result.datasetId = await recordRebuild(
         catalog,
         { ...ds, schemaHash: newest!.schemaHash, description: TABLE_DESCRIPTION },
         add.map((s) => s.row),
         description,
+        () => stillStored(store, add),
       );
       result.recorded = add.length;
       result.recordedLedgers = ledgers;
       break;
     } catch (err) {
-      if (!(err instanceof LineageChangedError) || attempt === 3) throw err;
+      if (err instanceof GoneError) {
+        // Deleted since they were checked (gc judged them unrecorded): not recorded.
+        for (const s of err.gone) {
+          const failure: PartitionFailure = {
+            start: s.row.ledgerStart,
+            end: s.row.ledgerEnd,
+            uri: s.uri,
+            check: "missing",
+            message: `partition ${s.row.ledgerStart}-${s.row.ledgerEnd} of ${label} (${s.uri}): ` +
+              `its file or manifest was deleted while the rebuild ran (by bronze gc?)`,
+          };
+          result.failed.push(failure);
+          log.warn("rebuild", `${failure.message}; not recorded`);
+        }
+        result.failed.sort(byRange);
+        sound = sound.filter((s) => !err.gone.includes(s));
+        continue;
+      }
+      if (!(err instanceof LineageChangedError) || attempt >= 3) throw err;
       log.info("rebuild", `${err.message}; reading it again`);
     }
   }
@@ -696,6 +721,28 @@ function classify(
   conflicts.sort(byRange);
   compacted.sort(byRange);
   return { add, present, conflicts, compacted };
+}
+
+/** Partitions whose file or manifest is no longer stored. */
+class GoneError extends BronzeError {
+  constructor(readonly gone: Sound[]) {
+    super(`${gone.length} partition(s) deleted meanwhile`);
+  }
+}
+
+/**
+ * Under the dataset's sweep lock (recordRebuild): each partition to record still has its file and
+ * manifest. gc may have deleted some since they were checked, when they were unrecorded.
+ */
+async function stillStored(store: ObjectStore, add: Sound[]): Promise<void> {
+  const there = await pool(
+    add,
+    DEFAULT_CONCURRENCY,
+    async (s) =>
+      (await store.head(s.row.storagePath)) !== null && (await store.head(s.manifestKey)) !== null,
+  );
+  const gone = add.filter((_, i) => !there[i]);
+  if (gone.length) throw new GoneError(gone);
 }
 
 /** The rows of `held` (sorted, disjoint) sharing a ledger with [start, end]. */

@@ -17,6 +17,8 @@ import { type CatalogTarget, catalogTarget, poolOf } from "../support/catalogs.t
 import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { copyOptions } from "../support/copy.ts";
 import { runCli } from "../support/cli.ts";
+import { Copier } from "../support/growing.ts";
+import { gc } from "../../lib/recover/gc.ts";
 import { s3Env, startS3rver, withEnv } from "../support/servers.ts";
 
 const TESTNET = {
@@ -371,6 +373,62 @@ Deno.test("a catalog that already holds some of the rows gets the rest; the resu
     `catalog rebuild from ${data}: 2 lineage row(s) (200 ledgers between 1 and 300) recorded ` +
     "from their _manifest.json; 1 already present, 0 in conflict, 0 failed their check",
   ]);
+});
+
+Deno.test("gc deletes partitions the rebuild checked, before it records them: they are reported missing and not recorded (no row points at a deleted file)", async () => {
+  await using work = await tempDir();
+  const data = join(work.path, "data");
+  await using lost = await catalogTarget("postgres");
+  await copyDataset(lost, data, PRE_P23, { end: 300 });
+  const before = await snapshot(lost);
+  // The new catalog holds 1-100; to its gc, 101-200 and 201-300 are orphans.
+  await using partial = await catalogTarget("postgres");
+  await copyDataset(partial, data, PRE_P23, {
+    end: 100,
+    checkpoint: join(partial.stateDir, "checkpoint.json"),
+  });
+  const rebuilding = new Copier(
+    {
+      CATALOG_DSN: partial.dsn!,
+      STATE_DIR: partial.stateDir,
+      STORAGE_URL: data,
+      PROGRESS_INTERVAL: "0",
+      BRONZE_FAILPOINT: "rebuild-record:1:pause",
+    },
+    ["rebuild"],
+    "catalog",
+  );
+  await rebuilding.until(/\[failpoint\] paused at rebuild-record:1/);
+  const swept = await gc({
+    catalog: partial.dsn,
+    stateDir: partial.stateDir,
+    storage: data,
+    olderThan: 0,
+    apply: true,
+  });
+  assert.deepEqual(
+    swept.objects.map((o) => [o.key, o.outcome]),
+    [101, 201].flatMap((s) => [
+      [`${dir("testnet", "pre_p23", "v1", s, s + 99)}/_manifest.json`, "deleted"],
+      [`${dir("testnet", "pre_p23", "v1", s, s + 99)}/part-${s}-${s + 99}.parquet`, "deleted"],
+    ]),
+  );
+  rebuilding.child.kill("SIGUSR1");
+  const status = await rebuilding.end();
+  assert.equal(status.code, EXIT_REBUILD_INCOMPLETE, rebuilding.text);
+  for (const s of [101, 201]) {
+    assert.match(
+      rebuilding.text,
+      new RegExp(
+        `partition ${s}-${s + 99} of .*: its file or manifest was deleted while the rebuild ran ` +
+          `\\(by bronze gc\\?\\); not recorded`,
+      ),
+    );
+  }
+  assert.deepEqual(
+    (await snapshot(partial)).lineage,
+    before.lineage.filter((l) => l.ledger_start === 1),
+  );
 });
 
 Deno.test("a file that fails its manifest is reported and not recorded (exit 4); a file without a manifest is named", async () => {
