@@ -155,13 +155,15 @@ export const SPECS: Record<Key, Spec> = {
   catalog: {
     flag: "--catalog",
     env: "CATALOG_DSN",
-    help: "PostgreSQL URL of the catalog (default: embedded catalog in the state dir)",
+    help:
+      "PostgreSQL URL of the catalog (postgres://user:pass@host:5432/db); its password is never printed",
     parse: dsn,
+    shown: "embedded, in <state-dir>/catalog",
   },
   stateDir: {
     flag: "--state-dir",
     env: "STATE_DIR",
-    help: "directory for the embedded catalog and the local checkpoint",
+    help: "directory for the embedded catalog (catalog/), the local checkpoint and temp files",
     parse: nonEmpty,
     default: () => "./state",
     probe: (dir) => writableDir(dir),
@@ -211,7 +213,7 @@ export const SPECS: Record<Key, Spec> = {
   network: {
     flag: "--network",
     env: "NETWORK",
-    help: "pubnet, testnet or futurenet",
+    help: "pubnet, testnet or futurenet; the source's network passphrase must match",
     parse: oneOf(NETWORKS),
     default: () => "pubnet",
   },
@@ -225,7 +227,7 @@ export const SPECS: Record<Key, Spec> = {
   versionLabel: {
     flag: "--version-label",
     env: "VERSION_LABEL",
-    help: "version label of the dataset",
+    help: "version label of the dataset (also the bronze_version column)",
     parse: label,
     default: () => "v1",
   },
@@ -253,14 +255,15 @@ export const SPECS: Record<Key, Spec> = {
   concurrency: {
     flag: "--concurrency",
     env: "CONCURRENCY",
-    help: "partitions built at once, each by a worker thread",
+    help: "partitions built at once, each by a worker thread (commits stay in ledger order)",
     parse: intIn(1, 64),
     default: () => 2,
   },
   progressInterval: {
     flag: "--progress-interval",
     env: "PROGRESS_INTERVAL",
-    help: "seconds between progress lines when stderr is not a terminal (0: none)",
+    help:
+      "seconds between plain progress lines when stderr is not a terminal (0: none); on a terminal a live line shows ledgers/s, MB/s and ETA",
     parse: intIn(0, 86_400),
     default: () => 30,
   },
@@ -288,7 +291,8 @@ export const SPECS: Record<Key, Spec> = {
   },
   fillGaps: {
     flag: "--fill-gaps",
-    help: "copy only the ranges missing from the catalog",
+    help:
+      "copy only the ranges missing from the catalog; without --start/--end, between the dataset's lowest and highest ledger",
     parse: bool,
     boolean: true,
     default: () => false,
@@ -361,7 +365,7 @@ export const SPECS: Record<Key, Spec> = {
   },
   failOnGaps: {
     flag: "--fail-on-gaps",
-    help: "exit non-zero when any gap exists",
+    help: "exit 3 when any gap exists",
     parse: bool,
     boolean: true,
     default: () => false,
@@ -376,33 +380,38 @@ export const SPECS: Record<Key, Spec> = {
   networkFilter: {
     flag: "--network",
     env: "NETWORK",
-    help: "only datasets of this network: pubnet, testnet or futurenet (default: all)",
+    help: "only datasets of this network: pubnet, testnet or futurenet",
     parse: oneOf(NETWORKS),
+    shown: "all",
   },
   eraFilter: {
     flag: "--era",
     env: "ERA_ID",
-    help: "only datasets of this era label (default: all)",
+    help: "only datasets of this era label",
     parse: label,
+    shown: "all",
   },
   versionFilter: {
     flag: "--version-label",
     env: "VERSION_LABEL",
-    help: "only datasets of this version label (default: all)",
+    help: "only datasets of this version label",
     parse: label,
+    shown: "all",
   },
   datasetFilter: {
     flag: "--dataset",
     env: "DATASET",
-    help: "only this dataset name, e.g. ledgers_lcm_raw (default: all)",
+    help: "only this dataset name, e.g. ledgers_lcm_raw",
     parse: label,
+    shown: "all",
   },
   storageRoot: {
     flag: "--storage",
     env: "STORAGE_URL",
     help:
-      "read partitions under this root (path, file://, gs://, s3://) at each lineage row's storage_path (default: each row's storage_uri)",
+      "read partitions under this root (path, file://, gs://, s3://) at each lineage row's storage_path",
     parse: storeUrl,
+    shown: "each row's storage_uri",
     probe: (url) => {
       const path = localPath(url);
       return path === null ? undefined : existingDir(path);
@@ -576,6 +585,15 @@ export const COMMAND_SETTINGS = {
 } as const satisfies Record<string, readonly Key[]>;
 
 export type CommandName = keyof typeof COMMAND_SETTINGS;
+
+/** The settings a command cannot run without (they have no default). */
+export const COMMAND_REQUIRED = {
+  copy: ["source"],
+  repair: ["source"],
+  retire: ["reason"],
+} as const satisfies {
+  readonly [C in CommandName]?: readonly (typeof COMMAND_SETTINGS)[C][number][];
+};
 
 /**
  * The local paths each command checks on disk before it starts: copy writes to its storage, state

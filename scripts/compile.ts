@@ -25,7 +25,7 @@ import {
   WORKER,
 } from "./compile_stage.ts";
 
-export const CANNOT_BUILD_EXIT = 3;
+export const CANNOT_BUILD_EXIT = 3; // as EXIT_MEANINGS (lib/errors.ts) says
 
 export type CompileResult =
   | { ok: true; payload: Payload; embedded?: string[] }

@@ -3,7 +3,7 @@
  * `run(args)` returns the process's exit code; nothing here keeps state between runs.
  */
 import { Command, CommanderError, Option } from "commander";
-import { BronzeError } from "../errors.ts";
+import { BronzeError, EXIT } from "../errors.ts";
 import { gitSha, VERSION } from "../version.ts";
 import { COMMAND_SETTINGS, type CommandName, type Flags, SPECS } from "../settings.ts";
 import { migrateCommand, parseMigrateArgs } from "./commands/migrate.ts";
@@ -20,7 +20,7 @@ import { gcCommand, parseGcArgs } from "./commands/gc.ts";
 import { parseRetireArgs, retireCommand } from "./commands/retire.ts";
 
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
-export const EXIT_INTERNAL = 70;
+export const EXIT_INTERNAL = EXIT.internal;
 
 /**
  * Adds a command's flags, with their defaults and environment variables in the help text. Unknown
@@ -55,23 +55,28 @@ export function buildProgram(exit: (code: number) => void): Command {
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
 
   withOptions(
-    program.command("migrate").description("apply the _meta_* catalog schema (idempotent)"),
+    program.command("migrate").summary("apply the _meta_* schema (idempotent)").description(
+      "apply the _meta_* catalog schema (idempotent)",
+    ),
     "migrate",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await migrateCommand(parseMigrateArgs(flags, undefined, cmd.args)))
   );
 
   withOptions(
-    program.command("copy").description(
-      "copy a ledger range from a Galexie lake into Parquet partitions, resumably",
-    ),
+    program.command("copy").summary("copy a ledger range, resumably; or follow the network")
+      .description(
+        "copy a ledger range from a Galexie lake or a Stellar RPC node into Parquet partitions, resumably; with --follow, keep copying as the network grows",
+      ),
     "copy",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await copyCommand(parseCopyArgs(flags, undefined, cmd.args)))
   );
 
   withOptions(
-    program.command("coverage").description(
+    program.command("coverage").summary(
+      "which ledgers does the catalog hold, and where are the gaps?",
+    ).description(
       "per dataset: ledgers held, partitions, rows, bytes and every gap (exit 3 on gaps with --fail-on-gaps)",
     ),
     "coverage",
@@ -80,25 +85,29 @@ export function buildProgram(exit: (code: number) => void): Command {
   );
 
   withOptions(
-    program.command("verify").description(
-      "re-read stored partitions and check them against their lineage (exit 4 on any failure)",
-    ),
+    program.command("verify").summary("are the stored bytes what the catalog recorded?")
+      .description(
+        "re-read stored partitions and check them against their lineage (exit 4 on any failure)",
+      ),
     "verify",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await verifyCommand(parseVerifyArgs(flags, undefined, cmd.args)))
   );
 
   withOptions(
-    program.command("repair").description(
-      "rebuild from the source every partition whose stored file is missing or corrupt, publishing only bytes that match the lineage (exit 4 when one cannot be)",
-    ),
+    program.command("repair").summary("rebuild missing or corrupt partitions from the source")
+      .description(
+        "rebuild from the source every partition whose stored file is missing or corrupt, publishing only bytes that match the lineage (exit 4 when one cannot be)",
+      ),
     "repair",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await repairCommand(parseRepairArgs(flags, undefined, cmd.args)))
   );
 
   withOptions(
-    program.command("compact").description(
+    program.command("compact").summary(
+      "merge each complete cell's partial partitions into one file",
+    ).description(
       "replace the partial partitions of each complete grid cell by one file, byte-identical to a backfill's (the partials stay in lineage, marked superseded)",
     ),
     "compact",
@@ -107,7 +116,9 @@ export function buildProgram(exit: (code: number) => void): Command {
   );
 
   withOptions(
-    program.command("lineage").description(
+    program.command("lineage").summary(
+      "the partitions the catalog records (--history: superseded too)",
+    ).description(
       "the partitions the catalog records, in ledger order (--history: the superseded ones too)",
     ),
     "lineage",
@@ -116,17 +127,20 @@ export function buildProgram(exit: (code: number) => void): Command {
   );
 
   withOptions(
-    program.command("fleet").description(
-      "who is copying what: each fleet's cells committed, claimed and left, its pace and ETA, and every copier working",
-    ),
+    program.command("fleet").summary("who is copying what, across machines, and how fast")
+      .description(
+        "who is copying what: each fleet's cells committed, claimed and left, its pace and ETA, and every copier working",
+      ),
     "fleet",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await fleetCommand(parseFleetArgs(flags, undefined, cmd.args)))
   );
 
   withOptions(
-    program.command("gc").description(
-      "list what no lineage row references (temp files, never-committed partitions) and the files of retired datasets, older than --older-than; delete them with --apply",
+    program.command("gc").summary(
+      "list what no lineage row keeps (orphans, superseded, retired); --apply deletes",
+    ).description(
+      "list what no lineage row keeps (temp files, never-committed partitions, partials a compaction superseded) and the files of retired datasets, older than --older-than; delete them with --apply",
     ),
     "gc",
   ).action(async (flags: Flags, cmd: Command) =>
@@ -134,7 +148,9 @@ export function buildProgram(exit: (code: number) => void): Command {
   );
 
   withOptions(
-    program.command("retire").description(
+    program.command("retire").summary(
+      "retire a dataset version: copy refuses it, gc deletes its files later",
+    ).description(
       "mark the matching datasets retired (--reason required): their lineage stays, copy refuses them, gc --apply deletes their files",
     ),
     "retire",
@@ -144,7 +160,9 @@ export function buildProgram(exit: (code: number) => void): Command {
 
   const checkpoint = program.command("checkpoint").description("inspect a copier's checkpoint");
   withOptions(
-    checkpoint.command("show").description("print the checkpoint and the catalog's view beside it"),
+    checkpoint.command("show").summary("where is this copier?").description(
+      "print the checkpoint and the catalog's view beside it",
+    ),
     "checkpointShow",
   ).action(async (flags: Flags, cmd: Command) =>
     exit(await checkpointShowCommand(parseCheckpointShowArgs(flags, undefined, cmd.args)))
@@ -152,7 +170,7 @@ export function buildProgram(exit: (code: number) => void): Command {
 
   const catalogCmd = program.command("catalog").description("recover the catalog");
   withOptions(
-    catalogCmd.command("rebuild").description(
+    catalogCmd.command("rebuild").summary("recover a lost catalog from storage alone").description(
       "record the lineage of every partition under --storage from its _manifest.json, each file checked against it (exit 4 when one fails or conflicts with the catalog)",
     ),
     "catalogRebuild",

@@ -3,7 +3,7 @@
  * `copy` refuses to write into it; `gc --apply` deletes its files once it has been retired longer
  * than gc's grace period. Its row and its lineage stay forever: the audit trail outlives the files.
  */
-import { BronzeError } from "../errors.ts";
+import { BronzeError, EXIT } from "../errors.ts";
 import { dbOf, type Row } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 import { type DatasetFilter, type DatasetRef, findDatasets } from "./coverage.ts";
@@ -20,7 +20,7 @@ export class DatasetRetiredError extends BronzeError {
     super(
       `${label} was retired at ${retirement.at.toISOString()} (${retirement.reason}); ` +
         `copy does not write into a retired dataset: give another --version-label`,
-      2,
+      EXIT.usage,
     );
   }
 }

@@ -1,3 +1,4 @@
+import { EXIT } from "../../errors.ts";
 import { createLogger, type Logger } from "../../log.ts";
 import { type DatasetRebuild, rebuild, type RebuildResult } from "../../recover/rebuild.ts";
 import {
@@ -13,7 +14,7 @@ import { formatBytes } from "../format.ts";
  * `bronze catalog rebuild` exits with this code when a partition failed its manifest or conflicts
  * with the catalog (the code of `verify`'s failed checks): nothing of it was recorded.
  */
-export const EXIT_REBUILD_INCOMPLETE = 4;
+export const EXIT_REBUILD_INCOMPLETE = EXIT.incomplete;
 
 export type CatalogRebuildOptions = SettingsOf<"catalogRebuild">;
 

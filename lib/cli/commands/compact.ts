@@ -1,3 +1,4 @@
+import { EXIT } from "../../errors.ts";
 import { compact, type Compaction } from "../../copy/compact.ts";
 import { createLogger, type Logger } from "../../log.ts";
 import {
@@ -10,7 +11,7 @@ import {
 } from "../../settings.ts";
 
 /** `bronze compact` exits with this code when a cell's partial is not what its lineage says. */
-export const EXIT_REFUSED = 4;
+export const EXIT_REFUSED = EXIT.incomplete;
 
 export type CompactArgs = WithLedgerEnd<SettingsOf<"compact">>;
 

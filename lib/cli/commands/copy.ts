@@ -1,9 +1,10 @@
 import { copy, type CopyOptions, type CopyResult } from "../../copy/run.ts";
-import { areaOf } from "../../errors.ts";
+import { areaOf, EXIT } from "../../errors.ts";
 import { CopierMetrics, serveMetrics } from "../../metrics/mod.ts";
 import { createLogger, type Logger } from "../../log.ts";
 import {
   COMMAND_PROBES,
+  COMMAND_REQUIRED,
   COMMAND_SETTINGS,
   type Flags,
   resolveSettings,
@@ -18,14 +19,14 @@ export function parseCopyArgs(
   unknown: readonly string[] = [],
 ): CopyArgs {
   return resolveSettings(COMMAND_SETTINGS.copy, flags, env, {
-    required: ["source"],
+    required: COMMAND_REQUIRED.copy,
     probe: COMMAND_PROBES.copy,
     unknown,
   });
 }
 
 /** Exit code of an interrupted run, as a shell reports death by that signal. */
-const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: EXIT.sigint, SIGTERM: EXIT.sigterm };
 
 /**
  * `bronze copy`. The first SIGINT/SIGTERM stops reading, commits the partial partition in hand,

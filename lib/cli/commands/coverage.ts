@@ -1,3 +1,4 @@
+import { EXIT } from "../../errors.ts";
 import { type DatasetCoverage, queryCoverage } from "../../metadata/coverage.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import {
@@ -12,7 +13,7 @@ import {
 import { formatBytes } from "../format.ts";
 
 /** `bronze coverage --fail-on-gaps` exits with this code when any dataset has a gap. */
-export const EXIT_GAPS = 3;
+export const EXIT_GAPS = EXIT.gaps;
 
 export type CoverageOptions = WithLedgerEnd<SettingsOf<"coverage">>;
 

@@ -1,3 +1,4 @@
+import { EXIT } from "../../errors.ts";
 import { formatSpan, gc, type GcObject, type GcResult } from "../../recover/gc.ts";
 import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
 import { formatBytes } from "../format.ts";
@@ -34,7 +35,7 @@ export async function gcCommand(
   const failed = result.objects.filter((o) => o.outcome === "failed").length;
   if (failed) {
     err(`bronze: ${failed} object${failed === 1 ? "" : "s"} could not be deleted (FAILED above)`);
-    return 1;
+    return EXIT.error;
   }
   return 0;
 }

@@ -1,7 +1,9 @@
+import { EXIT } from "../../errors.ts";
 import { createLogger, type Logger } from "../../log.ts";
 import { repair, type RepairResult } from "../../recover/repair.ts";
 import {
   COMMAND_PROBES,
+  COMMAND_REQUIRED,
   COMMAND_SETTINGS,
   type Flags,
   resolveSettings,
@@ -11,7 +13,7 @@ import {
 } from "../../settings.ts";
 
 /** `bronze repair` exits with this code when a partition could not be brought back. */
-export const EXIT_NOT_REPAIRED = 4;
+export const EXIT_NOT_REPAIRED = EXIT.incomplete;
 
 export type RepairArgs = WithLedgerEnd<SettingsOf<"repair">> & { source: string };
 
@@ -21,7 +23,7 @@ export function parseRepairArgs(
   unknown: readonly string[] = [],
 ): RepairArgs {
   return withLedgerEnd(resolveSettings(COMMAND_SETTINGS.repair, flags, env, {
-    required: ["source"],
+    required: COMMAND_REQUIRED.repair,
     probe: COMMAND_PROBES.repair,
     unknown,
   }));

@@ -1,7 +1,13 @@
 import { ConfigError } from "../../errors.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { type Retired, retireDatasets } from "../../metadata/retire.ts";
-import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
+import {
+  COMMAND_REQUIRED,
+  COMMAND_SETTINGS,
+  type Flags,
+  resolveSettings,
+  type SettingsOf,
+} from "../../settings.ts";
 
 export type RetireArgs = SettingsOf<"retire"> & { reason: string };
 
@@ -12,7 +18,7 @@ export function parseRetireArgs(
 ): RetireArgs {
   const s = resolveSettings(COMMAND_SETTINGS.retire, flags, env, {
     unknown,
-    required: ["reason"],
+    required: COMMAND_REQUIRED.retire,
   });
   // Without a filter every dataset of the catalog would go: never what anyone means.
   if (!s.networkFilter && !s.eraFilter && !s.versionFilter && !s.datasetFilter) {

@@ -1,3 +1,4 @@
+import { EXIT } from "../../errors.ts";
 import { createLogger, type Logger } from "../../log.ts";
 import {
   COMMAND_PROBES,
@@ -12,7 +13,7 @@ import { verify, type VerifyResult } from "../../verify/verify.ts";
 import { formatBytes } from "../format.ts";
 
 /** `bronze verify` exits with this code when any partition fails a check. */
-export const EXIT_VERIFY_FAILED = 4;
+export const EXIT_VERIFY_FAILED = EXIT.incomplete;
 
 export type VerifyArgs = WithLedgerEnd<SettingsOf<"verify">>;
 
