@@ -3,7 +3,7 @@
  * it are the functions of this folder (writer.ts, coverage.ts, claims.ts, migrate.ts).
  */
 import { join } from "node:path";
-import { BronzeError } from "../errors.ts";
+import { BronzeError, EXIT } from "../errors.ts";
 import { attachDb, Db } from "./_db.ts";
 import { redactDsn, validateDsn } from "./dsn.ts";
 import { type EmbeddedCatalog, startEmbeddedCatalog } from "./embedded.ts";
@@ -121,7 +121,7 @@ class EmbeddedClientDb extends Db {
 export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
   if (opts.dsn !== undefined) {
     const problem = validateDsn(opts.dsn, "catalog DSN");
-    if (problem) throw new BronzeError(problem, 2);
+    if (problem) throw new BronzeError(problem, EXIT.usage);
     const db = new Db(opts.dsn, redactDsn(opts.dsn), opts.dsn);
     try {
       (await db.connect()).release();
