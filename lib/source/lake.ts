@@ -10,6 +10,7 @@ import { type Network, passphraseOf } from "./network.ts";
 import { NotFoundError, type ObjectStore } from "../blob/store.ts";
 import { objectUrl } from "../blob/keys.ts";
 import { readU32, XdrCorruptError } from "./xdr_skip.ts";
+import { ZstdDecompressor } from "../zstd.ts";
 import {
   type LedgerSource,
   MissingLedgerError,
@@ -36,6 +37,8 @@ export interface Lake extends LedgerSource {
 }
 
 export const CONFIG_KEY = ".config.json";
+/** One engine per thread: a build worker reads one batch at a time. */
+const zstd = new ZstdDecompressor();
 export const DEFAULT_PREFETCH = 8;
 const EXTENSIONS = ["zst", "zstd"] as const;
 /** `[%08X--<pstart>-<pend>/]%08X--<start>[-<end>].xdr.<ext>`: groups are start and ext. */
@@ -322,8 +325,7 @@ class GalexieLake implements Lake {
     const [url, compressed] = await this.#get(batchStart, firstWanted);
     let data: Uint8Array;
     try {
-      const out = zstdDecompressSync(compressed);
-      data = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+      data = zstd.decompress(compressed);
     } catch (e) {
       throw new BronzeError(
         `${url}: corrupt zstd (ledger ${firstWanted}): ${oneLine((e as Error).message)}`,

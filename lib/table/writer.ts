@@ -4,9 +4,9 @@
  * file's sha256 is known the moment it is finished.
  */
 import { createHash, type Hash } from "node:crypto";
-import { constants, zstdCompressSync } from "node:zlib";
 import { ByteWriter, type ColumnSource, ParquetWriter } from "hyparquet-writer";
 import type { LedgerRow } from "../source/ledger.ts";
+import { ZstdCompressor } from "../zstd.ts";
 import { COLUMN_NAMES, CREATED_BY, type PartitionMeta, SCHEMA, ZSTD_LEVEL } from "./schema.ts";
 
 /** Row-group budget in LedgerCloseMeta XDR bytes: bounds the writer's memory. */
@@ -21,8 +21,10 @@ export interface PartitionFileInfo {
   rows: number;
 }
 
-const compressZstd = (input: Uint8Array): Uint8Array =>
-  zstdCompressSync(input, { params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
+// One engine per thread (a build worker writes one file at a time), the same bytes as
+// zstdCompressSync's.
+const zstd = new ZstdCompressor(ZSTD_LEVEL);
+const compressZstd = (input: Uint8Array): Uint8Array => zstd.compress(input);
 
 // Unique per row (hashes, XDR): dictionary sampling can only lose, and hashing megabytes of XDR
 // to find that out is slow. Statistics on raw XDR are meaningless.
