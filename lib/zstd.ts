@@ -4,10 +4,10 @@
  * collect the output in fresh 16 KiB chunks and concatenate them (in profiles, a tenth of a
  * build's CPU besides zstd itself, and most of a 2 KB ledger's cost).
  *
- * The bytes are the same as theirs: zstd's output depends on the calls it sees, so the engine is
- * driven exactly as node:zlib drives it (the whole input with ZSTD_e_end, output offered in
- * 16 KiB windows); only where the output lands differs (one growing buffer, copied out once).
- * tests/zstd_test.ts holds both equal.
+ * The bytes are the same as theirs: zstd's compressed output depends on the calls it sees, so the
+ * compressing engine is driven exactly as node:zlib drives it (the whole input with ZSTD_e_end,
+ * output offered in 16 KiB windows); only where the output lands differs (one growing buffer).
+ * Decompressed output does not depend on the windows. tests/zstd_test.ts holds both equal.
  */
 import {
   constants,
@@ -41,9 +41,13 @@ class Reused {
   #engine: Engine | null = null;
   #out = new Uint8Array(1 << 20);
 
-  constructor(private readonly make: () => Engine) {}
+  /** `window`: the output offered per engine call (null: all the room the buffer has). */
+  constructor(private readonly make: () => Engine, private readonly window: number | null) {}
 
-  /** The whole of `input` through the engine with ZSTD_e_end; a copy of what came out. */
+  /**
+   * The whole of `input` through the engine with ZSTD_e_end; what came out, as a view of the
+   * engine's buffer (valid until the next call).
+   */
   run(input: Uint8Array): Uint8Array {
     const engine = this.#engine ??= this.make();
     const [handle, state] = [engine._handle, engine._writeState];
@@ -56,9 +60,11 @@ class Reused {
       handle.reset();
       for (;;) {
         if (this.#out.byteLength - outOff < WINDOW) this.#grow(outOff);
-        handle.writeSync(constants.ZSTD_e_end, input, inOff, inAvail, this.#out, outOff, WINDOW);
-        const [outLeft, inLeft] = [state[0], state[1]];
-        outOff += WINDOW - outLeft;
+        const room = this.window ?? this.#out.byteLength - outOff;
+        handle.writeSync(constants.ZSTD_e_end, input, inOff, inAvail, this.#out, outOff, room);
+        const outLeft = state[0];
+        const inLeft = state[1];
+        outOff += room - outLeft;
         inOff += inAvail - inLeft;
         inAvail = inLeft;
         // As node:zlib: a full window means there may be more; otherwise the call is done
@@ -73,7 +79,7 @@ class Reused {
       } catch { /* already closed */ }
       throw err;
     }
-    return this.#out.slice(0, outOff);
+    return this.#out.subarray(0, outOff);
   }
 
   #grow(used: number): void {
@@ -88,21 +94,29 @@ export class ZstdCompressor {
   readonly #engine: Reused;
 
   constructor(level: number) {
-    this.#engine = new Reused(() =>
-      createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: level } }) as Engine
+    this.#engine = new Reused(
+      () =>
+        createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: level } }) as Engine,
+      WINDOW,
     );
   }
 
   compress(input: Uint8Array): Uint8Array {
+    return this.#engine.run(input).slice();
+  }
+
+  /** compress(), without the copy: a view valid until the next call on this compressor. */
+  compressView(input: Uint8Array): Uint8Array {
     return this.#engine.run(input);
   }
 }
 
 /** Decompresses like `zstdDecompressSync(input)`: the first frame; anything after it is ignored. */
 export class ZstdDecompressor {
-  readonly #engine = new Reused(() => createZstdDecompress() as Engine);
+  // Decompression's output does not depend on the windows: offer all the room there is.
+  readonly #engine = new Reused(() => createZstdDecompress() as Engine, null);
 
   decompress(input: Uint8Array): Uint8Array {
-    return this.#engine.run(input);
+    return this.#engine.run(input).slice();
   }
 }

@@ -6,16 +6,18 @@
  *
  *   baseline   the work no copier can avoid: read every object, zstd-decompress it, sha256 every
  *              LedgerCloseMeta and zstd-compress the same bytes at the Parquet writer's level
- *              (ZSTD_LEVEL), single-threaded, in the same runtime;
- *   copy       `copy()` end to end with the embedded catalog at --concurrency 1, 2 and 4, and with
- *              PostgreSQL (a scratch database on 127.0.0.1:5432, created and dropped);
+ *              (ZSTD_LEVEL), single-threaded, in the same runtime, with the same zstd engines;
+ *   copy       `copy()` end to end with the embedded catalog and with PostgreSQL (a scratch
+ *              database on 127.0.0.1:5432, created and dropped), at --concurrency 1, the default
+ *              and 4; a fleet of two copiers;
  *   memory     one 1 MB-ledger partition far larger than the row-group budget (peak RSS must not
  *              grow with the partition).
  *
  * Every measurement runs in a fresh subprocess (this script with --child), which reports its own
- * peak RSS (VmHWM) before it exits. Throughput is over the copy loop (CopyStats.seconds: first build
- * to last commit); the end-to-end wall time (runtime start, catalog open, claims) is reported too.
- * Writes `.bench/report.json` and prints a table.
+ * peak RSS (VmHWM) before it exits. Throughput and CPU per GB are over the copy loop
+ * (CopyStats.seconds and .cpuSeconds: first build to last commit); the CPU outside it (runtime,
+ * catalog and worker start-up) and the end-to-end wall time are reported beside them. Writes
+ * `.bench/report.json` and prints a table, then each target of issue 14 beside its measured value.
  *
  *   deno task bench [--quick] [--scale 0.5] [--profiles 2k,200k,1m] [--no-postgres]
  *                   [--concurrency 1,2,4] [--repeat 2] [--no-memory] [--no-fleet]
@@ -32,12 +34,15 @@ import { makeLake } from "./make-lake.ts";
 import { objectKey } from "../lib/source/lake.ts";
 import { ZSTD_LEVEL } from "../lib/table/schema.ts";
 import { ZstdCompressor, ZstdDecompressor } from "../lib/zstd.ts";
+import { SPECS } from "../lib/settings.ts";
+import { PG_ADMIN, withScratchDb } from "./_scratch_db.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BENCH = join(ROOT, ".bench");
 /** hyparquet-writer's default page size, which bronze's writer keeps. */
 const PAGE = 1 << 20;
-const PG_ADMIN = Deno.env.get("BENCH_PG_URL") ?? "postgres://postgres@127.0.0.1:5432/postgres";
+/** `bronze copy`'s default --concurrency: the targets are measured there. */
+const DEFAULT_C = SPECS.concurrency.default!({}) as number;
 
 interface Profile {
   name: string;
@@ -62,8 +67,13 @@ interface Measure {
   ledgers: number;
   xdrBytes: number;
   peakRssMb: number;
-  /** CPU seconds (user + system, all threads) of the measured part. */
+  /**
+   * CPU seconds (user + system, all threads) over the same span as `seconds` (a copy's loop, from
+   * its first build to its last commit; the whole of a baseline).
+   */
   cpuSeconds: number;
+  /** CPU seconds outside that span: runtime, catalog and worker start-up, shutdown. */
+  fixedCpuSeconds?: number;
   stats?: Record<string, number>;
   /** sha256 over the stored partitions' checksums, in key order (determinism check). */
   digest?: string;
@@ -87,7 +97,8 @@ function peakRssMb(): number {
 async function baselineChild(lake: string, start: number, count: number): Promise<Measure> {
   const config = JSON.parse(await Deno.readTextFile(join(lake, ".config.json")));
   if (config.ledgersPerBatch !== 1) throw new Error("bench lakes hold one ledger per object");
-  // The fastest zstd this runtime offers, as the copier uses it (lib/zstd.ts: one engine, reused).
+  // The cheapest reads and zstd this runtime offers, as the copier's build workers use them
+  // (synchronous reads; lib/zstd.ts: one engine, reused).
   const compressor = new ZstdCompressor(ZSTD_LEVEL);
   const decompressor = new ZstdDecompressor();
   const cpu0 = cpuSeconds();
@@ -110,7 +121,7 @@ async function baselineChild(lake: string, start: number, count: number): Promis
   };
   for (let seq = start; seq < start + count; seq++) {
     const data = decompressor.decompress(
-      await Deno.readFile(join(lake, objectKey(config, seq, "zst"))),
+      Deno.readFileSync(join(lake, objectKey(config, seq, "zst"))),
     );
     const lcm = data.subarray(12); // LedgerCloseMetaBatch: start, end, count, then the one LCM
     sink ^= createHash("sha256").update(lcm).digest()[0];
@@ -175,6 +186,7 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
   }, log);
   const peak = peakRssMb();
   const cpu = cpuSeconds() - cpu0;
+  const loopCpu = result.stats?.cpuSeconds ?? cpu;
   // Older copiers (before CopyStats) are measured around the call.
   const seconds = (performance.now() - t0) / 1000;
   const ledgers = result.committed.reduce((n, r) => n + r.end - r.start + 1, 0);
@@ -208,7 +220,8 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
     ledgers: s.ledgers,
     xdrBytes: s.xdrBytes,
     peakRssMb: peak,
-    cpuSeconds: cpu,
+    cpuSeconds: loopCpu,
+    fixedCpuSeconds: Math.max(0, cpu - loopCpu),
     stats: result.stats ? { ...result.stats } : undefined,
     digest: hash.digest("hex").slice(0, 16),
   };
@@ -287,36 +300,6 @@ async function pgAvailable(): Promise<boolean> {
   }
 }
 
-async function withScratchDb<T>(f: (dsn: string) => Promise<T>): Promise<T> {
-  const pg = (await import("pg")).default;
-  const name = `bronze_bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: PG_ADMIN });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  try {
-    const { migrate } = await import("../lib/metadata/migrate.ts");
-    const { openCatalog } = await import("../lib/metadata/catalog.ts");
-    const url = new URL(PG_ADMIN);
-    url.pathname = `/${name}`;
-    const catalog = await openCatalog({ dsn: url.toString(), stateDir: BENCH, log: () => {} });
-    try {
-      await migrate(catalog);
-    } finally {
-      await catalog.close();
-    }
-    return await f(url.toString());
-  } finally {
-    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  }
-}
-
 interface Row {
   profile: string;
   run: string;
@@ -336,7 +319,7 @@ async function main() {
       quick: { type: "boolean", default: false },
       scale: { type: "string", default: "1" },
       profiles: { type: "string", default: PROFILES.map((p) => p.name).join(",") },
-      concurrency: { type: "string", default: "1,2,4" },
+      concurrency: { type: "string", default: [...new Set([1, DEFAULT_C, 4])].join(",") },
       "no-postgres": { type: "boolean", default: false },
       "no-memory": { type: "boolean", default: false },
       "no-fleet": { type: "boolean", default: false },
@@ -407,8 +390,9 @@ async function main() {
           }
           const args: CopyChildArgs = { lake, work, start: 1, ...a };
           const m = postgres
-            ? await withScratchDb((catalog) =>
-              child(["copy", JSON.stringify({ ...args, catalog })])
+            ? await withScratchDb(
+              "bronze_bench",
+              (catalog) => child(["copy", JSON.stringify({ ...args, catalog })]),
             )
             : await child(["copy", JSON.stringify(args)]);
           if (!best || m.seconds < best.seconds) best = m;
@@ -426,13 +410,12 @@ async function main() {
       });
     }
     if (usePg) {
-      for (const c of [levels[0], levels.at(-1)!]) {
+      for (const c of levels) {
         await copyRun(`postgres c=${c}`, {
           end: count,
           partitionSize: p.partitionSize,
           concurrency: c,
         }, true);
-        if (levels.length === 1) break;
       }
     }
     if (usePg && !values["no-fleet"]) {
@@ -447,22 +430,24 @@ async function main() {
         ];
         try {
           const storage = join(works[0], "shared-out");
-          const ms = await withScratchDb((catalog) =>
-            Promise.all(works.map((work, n) =>
-              child([
-                "copy",
-                JSON.stringify({
-                  lake,
-                  work,
-                  start: 1,
-                  end: count,
-                  partitionSize: p.partitionSize,
-                  concurrency: levels[0],
-                  catalog,
-                  fleet: { storage, copierId: `bench-${n}` },
-                }),
-              ])
-            ))
+          const ms = await withScratchDb(
+            "bronze_bench",
+            (catalog) =>
+              Promise.all(works.map((work, n) =>
+                child([
+                  "copy",
+                  JSON.stringify({
+                    lake,
+                    work,
+                    start: 1,
+                    end: count,
+                    partitionSize: p.partitionSize,
+                    concurrency: levels[0],
+                    catalog,
+                    fleet: { storage, copierId: `bench-${n}` },
+                  }),
+                ])
+              )),
           );
           const m: Measure = {
             seconds: Math.max(...ms.map((x) => x.seconds)),
@@ -501,42 +486,140 @@ async function main() {
     deno: Deno.version.deno,
     date: new Date().toISOString(),
   };
-  await Deno.writeTextFile(values.out!, JSON.stringify({ machine, scale, rows }, null, 2) + "\n");
+  const goals = targets(rows, machine.nproc);
+  await Deno.writeTextFile(
+    values.out!,
+    JSON.stringify({ machine, scale, rows, targets: goals }, null, 2) + "\n",
+  );
   console.log(table(rows));
+  console.log(`\nTargets (issue 14), at the default concurrency (${DEFAULT_C}):\n`);
+  console.log(targetTable(goals));
   console.log(
     `\n${machine.nproc} cores, ${machine.cpu}, ${machine.memTotalGb} GB; report: ${values.out}`,
   );
 }
 
+interface Target {
+  profile: string;
+  target: string;
+  measured: number;
+  limit: number;
+  /** The measured value must be at most (`max`) or at least (`min`) the limit. */
+  bound: "max" | "min";
+  met: boolean;
+}
+
+const cpuPerGb = (m: Measure) => m.cpuSeconds / (m.xdrBytes / 1e9);
+
+/** Each target of issue 14 beside what this run measured. */
+function targets(rows: Row[], nproc: number): Target[] {
+  const out: Target[] = [];
+  const add = (
+    profile: string,
+    target: string,
+    measured: number,
+    bound: "max" | "min",
+    limit: number,
+  ) =>
+    out.push({
+      profile,
+      target,
+      measured,
+      limit,
+      bound,
+      met: bound === "max" ? measured <= limit : measured >= limit,
+    });
+  for (const profile of [...new Set(rows.map((r) => r.profile))]) {
+    const find = (run: string) => rows.find((r) => r.profile === profile && r.run === run);
+    const base = find("baseline");
+    const pg = find(`postgres c=${DEFAULT_C}`);
+    const emb = find(`embedded c=${DEFAULT_C}`);
+    if (!base) continue;
+    if (pg && profile !== "2k") {
+      add(
+        profile,
+        "CPU per GB, postgres, × the baseline's",
+        cpuPerGb(pg.measure) / cpuPerGb(base.measure),
+        "max",
+        1.4,
+      );
+      add(profile, "throughput, postgres, × the baseline's", pg.ofBaseline, "min", 1.4);
+    }
+    if (pg && profile === "2k") {
+      add(
+        profile,
+        "throughput per core, postgres, × the baseline's",
+        pg.ofBaseline / Math.min(DEFAULT_C, nproc),
+        "min",
+        0.8,
+      );
+    }
+    if (pg && emb) {
+      add(profile, "embedded throughput, × postgres's", emb.ofBaseline / pg.ofBaseline, "min", 0.9);
+      add(
+        profile,
+        "embedded CPU per GB, × postgres's",
+        cpuPerGb(emb.measure) / cpuPerGb(pg.measure),
+        "max",
+        1.1,
+      );
+    }
+    for (const r of [pg, emb]) {
+      if (r) add(profile, `peak RSS MB, ${r.run.split(" ")[0]}`, r.measure.peakRssMb, "max", 600);
+    }
+  }
+  return out;
+}
+
+function targetTable(goals: Target[]): string {
+  return markdown(
+    ["profile", "target", "measured", "limit", "met"],
+    goals.map((g) => [
+      g.profile,
+      g.target,
+      g.measured >= 100 ? g.measured.toFixed(0) : g.measured.toFixed(2),
+      `${g.bound === "max" ? "≤" : "≥"} ${g.limit}`,
+      g.met ? "yes" : "NO",
+    ]),
+  );
+}
+
 function table(rows: Row[]): string {
-  const head = [
-    "profile",
-    "run",
-    "ledgers",
-    "ledgers/s",
-    "MB/s",
-    "of baseline",
-    "time ratio",
-    "catalog+ckpt",
-    "CPU s/GB",
-    "peak RSS MB",
-    "e2e s",
-    "digest",
-  ];
-  const body = rows.map((r) => [
-    r.profile,
-    r.run,
-    String(r.measure.ledgers),
-    (r.measure.ledgers / r.measure.seconds).toFixed(0),
-    (r.measure.xdrBytes / r.measure.seconds / 1e6).toFixed(1),
-    r.ofBaseline.toFixed(2),
-    r.timeVsBaseline.toFixed(2),
-    r.commitShare === undefined ? "" : `${(100 * r.commitShare).toFixed(2)}%`,
-    (r.measure.cpuSeconds / (r.measure.xdrBytes / 1e9)).toFixed(1),
-    String(r.measure.peakRssMb),
-    r.measure.wallSeconds.toFixed(1),
-    r.measure.digest ?? "",
-  ]);
+  return markdown(
+    [
+      "profile",
+      "run",
+      "ledgers",
+      "ledgers/s",
+      "MB/s",
+      "of baseline",
+      "time ratio",
+      "catalog+ckpt",
+      "CPU s/GB",
+      "fixed CPU s",
+      "peak RSS MB",
+      "e2e s",
+      "digest",
+    ],
+    rows.map((r) => [
+      r.profile,
+      r.run,
+      String(r.measure.ledgers),
+      (r.measure.ledgers / r.measure.seconds).toFixed(0),
+      (r.measure.xdrBytes / r.measure.seconds / 1e6).toFixed(1),
+      r.ofBaseline.toFixed(2),
+      r.timeVsBaseline.toFixed(2),
+      r.commitShare === undefined ? "" : `${(100 * r.commitShare).toFixed(2)}%`,
+      cpuPerGb(r.measure).toFixed(1),
+      r.measure.fixedCpuSeconds === undefined ? "" : r.measure.fixedCpuSeconds.toFixed(1),
+      String(r.measure.peakRssMb),
+      r.measure.wallSeconds.toFixed(1),
+      r.measure.digest ?? "",
+    ]),
+  );
+}
+
+function markdown(head: string[], body: string[][]): string {
   const all = [head, ...body];
   const widths = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
   const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;

@@ -56,6 +56,15 @@ export class FileStore implements ObjectStore {
     }
   }
 
+  getSync(key: string): Uint8Array {
+    const path = this.path(key);
+    try {
+      return Deno.readFileSync(path);
+    } catch (e) {
+      throw notFound(e, path);
+    }
+  }
+
   async getVersioned(key: string): Promise<VersionedObject | null> {
     const path = this.path(key);
     let file: Deno.FsFile;

@@ -3,6 +3,7 @@
  * the worker pool, committed through the Committer strictly in ledger order. Used by a plain copy
  * (run.ts) once, and by a follower (follow.ts) for each batch the source's head allows.
  */
+import process from "node:process";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Range } from "../table/grid.ts";
@@ -59,6 +60,7 @@ export async function buildAndCommit(
   const result = state.result;
   progress.begin(work.reduce((n, r) => n + r.end - r.start + 1, 0));
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const startedAt = new Map<number, number>();
   const meta = { bronzeVersion: opts.versionLabel, eraId: opts.era, network: opts.network };
   const onAbort = () => pool.stop();
@@ -106,6 +108,8 @@ export async function buildAndCommit(
     }
     progress.end();
     result.stats.seconds += (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    result.stats.cpuSeconds += (cpu.user + cpu.system) / 1e6;
   }
   // An interrupt that came after the last build finished stopped nothing.
   const last = result.committed.at(-1);

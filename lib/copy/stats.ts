@@ -8,6 +8,8 @@ import type { Built } from "./build.ts";
 export interface CopyStats {
   /** Wall time from the first build to the last commit. */
   seconds: number;
+  /** The process's CPU time (user + system, every thread) over the same span. */
+  cpuSeconds: number;
   partitions: number;
   ledgers: number;
   /** LedgerCloseMeta XDR bytes copied. */
@@ -29,6 +31,7 @@ export interface CopyStats {
 export function emptyStats(): CopyStats {
   return {
     seconds: 0,
+    cpuSeconds: 0,
     partitions: 0,
     ledgers: 0,
     xdrBytes: 0,

@@ -13,6 +13,8 @@ import { COLUMN_NAMES, CREATED_BY, type PartitionMeta, SCHEMA, ZSTD_LEVEL } from
 export const DEFAULT_ROW_GROUP_BYTES = 64 * 1024 * 1024;
 /** Row cap per row group, so tiny ledgers do not pile up millions of JS objects. */
 export const DEFAULT_ROW_GROUP_ROWS = 100_000;
+/** Encoded bytes the file sink holds before it writes them out. */
+const SPILL_BYTES = 4 << 20;
 
 export interface PartitionFileInfo {
   /** Plain lowercase hex sha256 of the file's bytes; callers add any "sha256:" prefix. */
@@ -22,9 +24,15 @@ export interface PartitionFileInfo {
 }
 
 // One engine per thread (a build worker writes one file at a time), the same bytes as
-// zstdCompressSync's.
+// zstdCompressSync's. hyparquet-writer appends a page's compressed bytes to the file sink before it
+// compresses another, so a view of the engine's buffer serves; the page itself is garbage once
+// compressed, and its buffer goes back to the pool below.
 const zstd = new ZstdCompressor(ZSTD_LEVEL);
-const compressZstd = (input: Uint8Array): Uint8Array => zstd.compress(input);
+const compressZstd = (input: Uint8Array): Uint8Array => {
+  const out = zstd.compressView(input);
+  recycle(input.buffer as ArrayBuffer);
+  return out;
+};
 
 // Unique per row (hashes, XDR): dictionary sampling can only lose, and hashing megabytes of XDR
 // to find that out is slow. Statistics on raw XDR are meaningless.
@@ -38,40 +46,67 @@ const PLAIN = new Set([
 
 // hyparquet-writer encodes every page into a fresh ByteWriter that starts at 1 KiB and doubles:
 // each ~1 MiB page of XDR is copied about ten times on its way to zstd (a tenth of a build's CPU
-// in profiles). Growing straight to 1 MiB makes that one copy at most. The bytes written are the
-// same; only the scratch buffers differ. (The package is pinned at 0.17.0; re-check on upgrade.)
+// in profiles). Growing straight to 1 MiB makes that one copy at most, and the buffers come from
+// a small pool of pages already compressed (a fresh one costs the kernel's page faults and V8's
+// zero fill, per MiB). The bytes written are the same; only the scratch buffers differ. (The
+// package is pinned at 0.17.0; re-check on upgrade: nothing may read a page after compressing it.)
 const MIN_GROWTH = 1 << 20;
+const POOL_MAX = 4;
+const pool: ArrayBuffer[] = [];
+
+function recycle(buffer: ArrayBuffer): void {
+  if (buffer.byteLength >= MIN_GROWTH && pool.length < POOL_MAX && !pool.includes(buffer)) {
+    pool.push(buffer);
+  }
+}
+
+function take(size: number): ArrayBuffer {
+  const i = pool.findIndex((b) => b.byteLength >= size);
+  return i < 0 ? new ArrayBuffer(size) : pool.splice(i, 1)[0];
+}
+
 ByteWriter.prototype.ensure = function (this: ByteWriter, size: number): void {
   if (this.index + size <= this.buffer.byteLength) return;
-  const grown = new ArrayBuffer(
-    Math.max(this.buffer.byteLength * 2, this.index + size, MIN_GROWTH),
-  );
+  const grown = take(Math.max(this.buffer.byteLength * 2, this.index + size, MIN_GROWTH));
   new Uint8Array(grown).set(new Uint8Array(this.buffer, 0, this.index));
+  recycle(this.buffer);
   this.buffer = grown;
   this.view = new DataView(grown);
 };
 
 /**
- * hyparquet-writer's ByteWriter that, after each row group, hashes and appends its buffer to the
- * file and starts over, so at most one encoded row group is held in memory.
+ * hyparquet-writer's ByteWriter that writes to the file as it goes: whenever its buffer would grow
+ * past SPILL_BYTES, and after each row group, it hashes and appends what it holds and starts over.
+ * hyparquet-writer only ever appends (offsets it records are `offset`, never rewritten), so at
+ * most a few MiB of encoded pages are held, not a whole encoded row group beside its rows.
  */
 class FileSink extends ByteWriter {
   readonly hash: Hash = createHash("sha256");
 
   constructor(private readonly file: Deno.FsFile) {
-    super(1 << 20);
+    super(SPILL_BYTES);
   }
 
-  async flush(): Promise<void> {
+  override ensure(size: number): void {
+    if (this.index + size <= this.buffer.byteLength) return;
+    if (this.index > 0) this.flush();
+    if (size > this.buffer.byteLength) {
+      this.buffer = new ArrayBuffer(size);
+      this.view = new DataView(this.buffer);
+    }
+  }
+
+  /** Hashes and writes what the buffer holds (synchronously: encoding waits for nothing else). */
+  flush(): void {
     const chunk = new Uint8Array(this.buffer, 0, this.index);
     this.hash.update(chunk);
     let written = 0;
-    while (written < chunk.length) written += await this.file.write(chunk.subarray(written));
+    while (written < chunk.length) written += this.file.writeSync(chunk.subarray(written));
     this.index = 0;
   }
 
   override async finish(): Promise<void> {
-    await this.flush();
+    this.flush();
     await this.file.syncData();
   }
 }
