@@ -116,7 +116,12 @@ export class ZstdDecompressor {
   // Decompression's output does not depend on the windows: offer all the room there is.
   readonly #engine = new Reused(() => createZstdDecompress() as Engine, null);
 
-  decompress(input: Uint8Array): Uint8Array {
-    return this.#engine.run(input).slice();
+  /** `alloc(n)` gives the `n`-byte array the output is copied into (by default, a new one). */
+  decompress(input: Uint8Array, alloc?: (n: number) => Uint8Array): Uint8Array {
+    const out = this.#engine.run(input);
+    if (!alloc) return out.slice();
+    const into = alloc(out.byteLength);
+    into.set(out);
+    return into;
   }
 }

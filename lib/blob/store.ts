@@ -37,9 +37,10 @@ export interface ObjectStore {
   /** Whole object. Throws NotFoundError when absent. */
   get(key: string): Promise<Uint8Array>;
   /**
-   * A local store's synchronous get(): for many small objects read one after another (a lake's
+   * A local store's synchronous get(): for many objects read one after another (a lake's
    * ledgers, in a build worker), cheaper than get(), which hands each read to the runtime's I/O
-   * threads and back (a third of a 2 KB ledger's cost). It blocks the calling thread.
+   * threads and back (a third of a 2 KB ledger's cost). It blocks the calling thread, and the
+   * bytes are the store's reused buffer: valid until its next getSync().
    */
   getSync?(key: string): Uint8Array;
   /** Whole object and its version token, or null when absent. */

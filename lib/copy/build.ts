@@ -33,6 +33,8 @@ export interface BuildHooks {
   stopped(): boolean;
   /** Called for each ledger written, with its XDR size. */
   progress(ledgers: number, bytes: number): void;
+  /** Each row group's rows, once in the file: their XDR is not read again. */
+  written?(rows: readonly LedgerRow[]): void;
 }
 
 /**
@@ -46,7 +48,13 @@ export async function buildPartitionFile(
   meta: PartitionMeta,
   hooks: BuildHooks,
 ): Promise<Built | null> {
-  return await writePartitionFile(decoded(source, range), range, path, meta, hooks);
+  return await writePartitionFile(decoded(source, range), range, path, meta, {
+    ...hooks,
+    // Written ledgers' memory goes back to the source for the next ones (see source/_buffers.ts).
+    written: source.release && ((rows) => {
+      for (const r of rows) source.release!(r.xdr);
+    }),
+  });
 }
 
 /** The source's ledgers of `range`, decoded into rows; its errors are the source's. */
@@ -79,7 +87,7 @@ export async function writePartitionFile(
 ): Promise<Built | null> {
   if (hooks.stopped()) return null;
   const t0 = performance.now();
-  const file = await PartitionFileWriter.create(path, meta);
+  const file = await PartitionFileWriter.create(path, meta, { onWritten: hooks.written });
   let first: { prev: string } | null = null;
   let lastSeq = range.start - 1;
   let lastHash = "";

@@ -11,6 +11,7 @@ import { NotFoundError, type ObjectStore } from "../blob/store.ts";
 import { objectUrl } from "../blob/keys.ts";
 import { readU32, XdrCorruptError } from "./xdr_skip.ts";
 import { ZstdDecompressor } from "../zstd.ts";
+import { BatchBuffers } from "./_buffers.ts";
 import {
   type LedgerSource,
   MissingLedgerError,
@@ -139,6 +140,7 @@ class GalexieLake implements Lake {
   readonly type = "archive";
   // Real lakes mix .zst and .zstd; whichever worked last is tried first.
   #ext: Ext = "zst";
+  readonly #buffers = new BatchBuffers();
 
   constructor(
     private readonly store: ObjectStore,
@@ -249,6 +251,10 @@ class GalexieLake implements Lake {
     }
   }
 
+  release(xdr: Uint8Array): void {
+    this.#buffers.release(xdr);
+  }
+
   keyFor(seq: number): string {
     return objectKey(this.config, this.#batchStart(seq), this.#ext);
   }
@@ -283,6 +289,10 @@ class GalexieLake implements Lake {
       signal?.throwIfAborted();
       const batch = await queue.shift()!;
       fill();
+      this.#buffers.hold(
+        batch.data,
+        batch.ledgers.filter(([seq]) => seq >= start && seq <= end).length,
+      );
       for (const [seq, from, to] of batch.ledgers) {
         if (seq < start || seq > end) continue;
         if (seq !== expect) throw this.#gap(expect, batch.url);
@@ -302,32 +312,59 @@ class GalexieLake implements Lake {
     );
   }
 
-  async #get(batchStart: number, firstWanted: number): Promise<[string, Uint8Array]> {
+  /**
+   * The batch object at `batchStart`, under whichever extension it has. With a store that reads
+   * synchronously (local disk: cheaper than a hop through the runtime's I/O threads, and a build
+   * worker has nothing else to do meanwhile) no await comes between the read and the caller's
+   * decompression, so the bytes may be the store's reused buffer.
+   */
+  #get(
+    batchStart: number,
+    firstWanted: number,
+  ): [string, Uint8Array] | Promise<[string, Uint8Array]> {
     const order: Ext[] = this.#ext === "zst" ? ["zst", "zstd"] : ["zstd", "zst"];
-    for (const ext of order) {
-      const key = objectKey(this.config, batchStart, ext);
-      try {
-        // In a build worker, reading each ledger synchronously is cheaper than handing it to the
-        // runtime's I/O threads, and the worker has nothing else to do meanwhile.
-        const data = this.store.getSync?.(key) ?? await this.store.get(key);
-        this.#ext = ext;
-        return [objectUrl(this.store, key), data];
-      } catch (e) {
-        if (!(e instanceof NotFoundError)) throw e;
+    const found = (ext: Ext, key: string, data: Uint8Array): [string, Uint8Array] => {
+      this.#ext = ext;
+      return [objectUrl(this.store, key), data];
+    };
+    const missing = () => {
+      const [a, b] = order.map((ext) => objectKey(this.config, batchStart, ext));
+      return new MissingLedgerError(
+        `ledger ${firstWanted} is missing from lake ${this.url}: neither ${a} nor ${b} exists`,
+        firstWanted,
+      );
+    };
+    const getSync = this.store.getSync?.bind(this.store);
+    if (getSync) {
+      for (const ext of order) {
+        const key = objectKey(this.config, batchStart, ext);
+        try {
+          return found(ext, key, getSync(key));
+        } catch (e) {
+          if (!(e instanceof NotFoundError)) throw e;
+        }
       }
+      throw missing();
     }
-    const [a, b] = order.map((ext) => objectKey(this.config, batchStart, ext));
-    throw new MissingLedgerError(
-      `ledger ${firstWanted} is missing from lake ${this.url}: neither ${a} nor ${b} exists`,
-      firstWanted,
-    );
+    return (async () => {
+      for (const ext of order) {
+        const key = objectKey(this.config, batchStart, ext);
+        try {
+          return found(ext, key, await this.store.get(key));
+        } catch (e) {
+          if (!(e instanceof NotFoundError)) throw e;
+        }
+      }
+      throw missing();
+    })();
   }
 
   async #fetch(batchStart: number, firstWanted: number): Promise<Batch> {
-    const [url, compressed] = await this.#get(batchStart, firstWanted);
+    const got = this.#get(batchStart, firstWanted);
+    const [url, compressed] = got instanceof Promise ? await got : got;
     let data: Uint8Array;
     try {
-      data = zstd.decompress(compressed);
+      data = zstd.decompress(compressed, (n) => this.#buffers.take(n));
     } catch (e) {
       throw new BronzeError(
         `${url}: corrupt zstd (ledger ${firstWanted}): ${oneLine((e as Error).message)}`,

@@ -42,5 +42,10 @@ export interface LedgerSource {
   stream(start: number, end: number, opts?: StreamOptions): AsyncIterable<RawLedger>;
   /** The newest ledger the source holds now. */
   head(): Promise<number>;
+  /**
+   * A streamed ledger's bytes are no longer needed (written to the file): the source may reuse
+   * their memory. Optional; after it, the ledger's `xdr` must not be read.
+   */
+  release?(xdr: Uint8Array): void;
   close?(): Promise<void>;
 }

@@ -126,13 +126,19 @@ export class PartitionFileWriter {
     private readonly pq: ParquetWriter,
     private readonly rowGroupBytes: number,
     private readonly rowGroupRows: number,
+    private readonly onWritten?: (rows: readonly LedgerRow[]) => void,
   ) {}
 
   /** Creates (or truncates) `path`. */
   static async create(
     path: string,
     meta: PartitionMeta,
-    opts: { rowGroupBytes?: number; rowGroupRows?: number } = {},
+    opts: {
+      rowGroupBytes?: number;
+      rowGroupRows?: number;
+      /** Each row group's rows, once written: their XDR is no longer read. */
+      onWritten?: (rows: readonly LedgerRow[]) => void;
+    } = {},
   ): Promise<PartitionFileWriter> {
     const file = await Deno.open(path, { write: true, create: true, truncate: true });
     const sink = new FileSink(file);
@@ -151,6 +157,7 @@ export class PartitionFileWriter {
       pq,
       opts.rowGroupBytes ?? DEFAULT_ROW_GROUP_BYTES,
       opts.rowGroupRows ?? DEFAULT_ROW_GROUP_ROWS,
+      opts.onWritten,
     );
   }
 
@@ -177,6 +184,7 @@ export class PartitionFileWriter {
     this.#groupBytes = 0;
     this.#total += rows.length;
     await this.pq.write({ columnData: this.#columns(rows), rowGroupSize: rows.length });
+    this.onWritten?.(rows);
   }
 
   #columns(rows: LedgerRow[]): ColumnSource[] {
