@@ -105,9 +105,11 @@ class FileSink extends ByteWriter {
     this.index = 0;
   }
 
-  override async finish(): Promise<void> {
+  // No fsync here: the file is a build's temp file, and publishing it is the durable step (the
+  // file store fsyncs it before any name points at it; a bucket gets it uploaded). An fsync here
+  // would hold a build worker idle while its successor could be building.
+  override finish(): void {
     this.flush();
-    await this.file.syncData();
   }
 }
 
