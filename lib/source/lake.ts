@@ -9,7 +9,7 @@ import { splitLedgers } from "./ledger.ts";
 import { type Network, passphraseOf } from "./network.ts";
 import { NotFoundError, type ObjectStore } from "../blob/store.ts";
 import { objectUrl } from "../blob/keys.ts";
-import { readU32, XdrCorruptError } from "./xdr_skip.ts";
+import { readU32, XdrCorruptError } from "./_xdr.ts";
 import { ZstdDecompressor } from "../zstd.ts";
 import { BatchBuffers } from "./_buffers.ts";
 import {

@@ -5,7 +5,18 @@
  */
 import { createHash } from "node:crypto";
 import { BronzeError } from "../errors.ts";
-import { fieldSkippers, readU32, type Skipper, skipper, xdr, XdrCorruptError } from "./xdr_skip.ts";
+import { readU32, XdrCorruptError } from "./_xdr.ts";
+import {
+  innerOfFeeBump,
+  opsOfTx,
+  opsOfTxV0,
+  skipEnvelope,
+  skipHeaderEntry,
+  skipLcm,
+  skipLcmExt,
+  skipOptionalBaseFee,
+  skipStellarValue,
+} from "./_skippers.generated.ts";
 
 export interface LedgerRow {
   ledgerSequence: number;
@@ -34,32 +45,6 @@ export function toHex(bytes: Uint8Array, start = 0, end = bytes.length): string 
   for (let i = start; i < end; i++) s += HEX[bytes[i]];
   return s;
 }
-
-// Compiled once: extents of the variable-length pieces between the fields we read.
-const skipLcm = skipper(xdr.LedgerCloseMeta);
-const skipLcmExt = skipper(xdr.LedgerCloseMetaExt);
-const skipHeaderEntry = skipper(xdr.LedgerHeaderHistoryEntry);
-const skipStellarValue = skipper(xdr.StellarValue);
-const skipEnvelope = skipper(xdr.TransactionEnvelope);
-const skipOptionalBaseFee = fieldSkippers(xdr.ParallelTxsComponent).get("baseFee")!;
-
-/** Offset of `field` in a struct starting at `off`: skips the fields before it. */
-function fieldOffset(type: { readonly schema: unknown }, field: string): Skipper {
-  const before: Skipper[] = [];
-  for (const [name, skip] of fieldSkippers(type)) {
-    if (name === field) {
-      return (view, off) => {
-        for (const s of before) off = s(view, off);
-        return off;
-      };
-    }
-    before.push(skip);
-  }
-  throw new Error(`${(type.schema as { name?: string }).name} has no field ${field}`);
-}
-const opsOfTxV0 = fieldOffset(xdr.TransactionV0, "operations");
-const opsOfTx = fieldOffset(xdr.Transaction, "operations");
-const innerOfFeeBump = fieldOffset(xdr.FeeBumpTransaction, "innerTx");
 
 const ENVELOPE_TX_V0 = 0;
 const ENVELOPE_TX = 2;

@@ -9,7 +9,7 @@
  * one decodes every ledger into XDR objects and we need the bytes. Reads are retried with backoff
  * on timeouts, HTTP 408/429/5xx, server-side JSON-RPC errors and malformed responses.
  */
-import { rpc } from "@stellar/stellar-sdk";
+import type { rpc } from "@stellar/stellar-sdk";
 import { schemeOf } from "../blob/url.ts";
 import { BronzeError } from "../errors.ts";
 import { splitLedgers } from "./ledger.ts";
@@ -107,7 +107,10 @@ export async function openRpc(
   network: Network,
   opts: RpcOptions = {},
 ): Promise<RpcNode> {
-  const source = new RpcSource(_parseEndpoint(url), network, { ...DEFAULTS, ...opts });
+  const ep = _parseEndpoint(url);
+  // The SDK is loaded only here: a lake's build workers never pay for it.
+  const sdk = await import("@stellar/stellar-sdk");
+  const source = new RpcSource(ep, network, { ...DEFAULTS, ...opts }, sdk.rpc);
   try {
     await source.checkNetwork();
   } catch (e) {
@@ -151,7 +154,12 @@ class RpcSource implements RpcNode {
   readonly #closed = new AbortController();
   readonly #client: Client;
 
-  constructor(ep: Endpoint, readonly network: Network, opts: Required<RpcOptions>) {
+  constructor(
+    ep: Endpoint,
+    readonly network: Network,
+    opts: Required<RpcOptions>,
+    private readonly sdk: typeof rpc,
+  ) {
     this.#ep = ep;
     this.#opts = opts;
     this.url = `rpc+${ep.printable}`;
@@ -379,7 +387,7 @@ class RpcSource implements RpcNode {
    * reports a refused connection as just "fetch failed".
    */
   #clientFor(signal: AbortSignal): Client {
-    const server = new rpc.Server(this.#ep.call, {
+    const server = new this.sdk.Server(this.#ep.call, {
       allowHttp: this.#ep.call.startsWith("http:"),
       headers: this.#ep.headers,
     });

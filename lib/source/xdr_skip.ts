@@ -1,29 +1,20 @@
 /**
- * Walks XDR bytes without building values: given a schema of `@stellar/stellar-sdk`'s `xdr`
- * types, returns where the encoded value ends. Splitting a LedgerCloseMetaBatch into its ledgers
- * and reading a few header fields only needs extents, and a full decode of a 1 MB ledger allocates
- * hundreds of thousands of objects for nothing.
+ * Generates the XDR skippers (lib/source/_skippers.generated.ts) from `@stellar/stellar-sdk`'s
+ * schema introspection: functions that, given a value's offset, return where it ends without
+ * building it. Splitting a LedgerCloseMetaBatch into its ledgers and reading a few header fields
+ * only needs extents, and a full decode of a 1 MB ledger allocates hundreds of thousands of
+ * objects for nothing.
  *
- * The skipper is generated once per root type from the SDK's own schema introspection, so it
- * follows the protocol's XDR exactly (new arms arrive with an SDK upgrade, not a hand edit here).
- * It is generated as JavaScript source, one function per struct and union with fixed-size runs
- * folded into one bounds check, because V8 then optimizes each call site for the one function it
- * calls: a closure per schema node (tests/support/xdr_skip_reference.ts, the specification this
- * must agree with) walks real pubnet ledgers three times slower. The walk is a third of a copy's
- * CPU beyond the unavoidable on real ledgers, which have many small structures.
+ * The skippers follow the protocol's XDR exactly (new arms arrive with an SDK upgrade and
+ * `deno task skippers`, not a hand edit; tests/source/xdr_skip_test.ts fails while the committed
+ * module differs from what this generates). They are generated as source, one function per
+ * struct and union with fixed-size runs folded into one bounds check, because V8 then optimizes
+ * each call site for the one function it calls: a closure per schema node
+ * (tests/support/xdr_skip_reference.ts, the specification they must agree with) walks real pubnet
+ * ledgers five times slower. And they are generated ahead of time, so a build worker never loads
+ * the SDK (a tenth of a second of CPU and 40 MB per worker).
  */
 import { xdr } from "@stellar/stellar-sdk";
-
-/** Thrown on bytes that do not follow the schema: truncated, unknown discriminant, too long. */
-export class XdrCorruptError extends Error {
-  constructor(message: string, readonly offset: number) {
-    super(`${message} at byte ${offset}`);
-    this.name = "XdrCorruptError";
-  }
-}
-
-/** Returns the offset just past the value starting at `off`. */
-export type Skipper = (view: DataView, off: number) => number;
 
 // The subset of js-xdr's schema introspection this module reads.
 interface Node {
@@ -40,21 +31,26 @@ interface Node {
   readonly getSchema?: () => Node;
 }
 
-function need(view: DataView, off: number, n: number): void {
-  if (n < 0 || off + n > view.byteLength) {
-    throw new XdrCorruptError(
-      `truncated XDR: need ${n} byte(s), have ${view.byteLength - off}`,
-      off,
-    );
-  }
-}
+type SdkType = { readonly schema: unknown };
 
-function u32(view: DataView, off: number): number {
-  need(view, off, 4);
-  return view.getUint32(off);
-}
+/** What the generated module exports: skip a whole type, one field, or up to a field. */
+export type Export =
+  | { name: string; skip: SdkType }
+  | { name: string; field: string; of: SdkType }
+  | { name: string; upTo: string; of: SdkType };
 
-const pad4 = (n: number) => (n + 3) & ~3;
+/** The skippers lib/source/ledger.ts and lake.ts use. */
+export const SKIPPERS: Export[] = [
+  { name: "skipLcm", skip: xdr.LedgerCloseMeta },
+  { name: "skipLcmExt", skip: xdr.LedgerCloseMetaExt },
+  { name: "skipHeaderEntry", skip: xdr.LedgerHeaderHistoryEntry },
+  { name: "skipStellarValue", skip: xdr.StellarValue },
+  { name: "skipEnvelope", skip: xdr.TransactionEnvelope },
+  { name: "skipOptionalBaseFee", field: "baseFee", of: xdr.ParallelTxsComponent },
+  { name: "opsOfTxV0", upTo: "operations", of: xdr.TransactionV0 },
+  { name: "opsOfTx", upTo: "operations", of: xdr.Transaction },
+  { name: "innerOfFeeBump", upTo: "innerTx", of: xdr.FeeBumpTransaction },
+];
 
 /** The node a lazy reference or a union arm's field stands for. */
 function resolve(s: Node): Node {
@@ -63,6 +59,8 @@ function resolve(s: Node): Node {
   }
   return s;
 }
+
+const pad4 = (n: number) => (n + 3) & ~3;
 
 /** Size in bytes when every value of the schema encodes to the same length, else -1. */
 function fixedSize(node: Node, seen = new Set<Node>()): number {
@@ -103,19 +101,17 @@ function fixedSize(node: Node, seen = new Set<Node>()): number {
   }
 }
 
-/**
- * Generates the skipper of `root` and of everything it reaches: one function per struct and
- * union, calling each other by name, with everything else inlined.
- */
-function generate(root: Node): Skipper {
+/** The source of lib/source/_skippers.generated.ts for `exports`. */
+export function generateSkippers(exports: Export[] = SKIPPERS): string {
   const names = new Map<Node, string>();
   const functions: string[] = [];
-  const fixedMemo = new Map<Node, number>();
+  const sizes = new Map<Node, number>();
   const size = (s: Node) => {
-    let n = fixedMemo.get(s);
-    if (n === undefined) fixedMemo.set(s, n = fixedSize(s));
+    let n = sizes.get(s);
+    if (n === undefined) sizes.set(s, n = fixedSize(s));
     return n;
   };
+  const advance = (n: number) => n === 0 ? "" : `need(v, o, ${n}); o += ${n};`;
 
   /** The name of the function that skips `node` (generating it on first use). */
   const fn = (node: Node): string => {
@@ -125,11 +121,27 @@ function generate(root: Node): Skipper {
     name = `s${names.size}`;
     names.set(s, name);
     const body = size(s) >= 0 ? advance(size(s)) : statements(s, true);
-    functions.push(`function ${name}(v, o) {\n${body}\nreturn o;\n}`);
+    functions.push(`function ${name}(v: DataView, o: number): number {\n${body}\nreturn o;\n}`);
     return name;
   };
 
-  const advance = (n: number) => n === 0 ? "" : `need(v, o, ${n}); o += ${n};`;
+  /** Statements advancing `o` past the fields of struct `s` before `stop` (all of them: null). */
+  const fields = (s: Node, stop: string | null): string => {
+    const out: string[] = [];
+    let run = 0; // fixed-size fields in a row: one bounds check for all of them
+    for (const [name, f] of s.entries!) {
+      if (name === stop) break;
+      const n = size(f);
+      if (n >= 0) {
+        run += n;
+        continue;
+      }
+      out.push(advance(run), statements(f));
+      run = 0;
+    }
+    out.push(advance(run));
+    return out.filter(Boolean).join("\n");
+  };
 
   /** Statements advancing `o` past a value of `node`; structs and unions are calls unless `own`. */
   const statements = (node: Node, own = false): string => {
@@ -139,17 +151,17 @@ function generate(root: Node): Skipper {
     switch (s.kind) {
       case "string":
       case "varOpaque":
-        return `{ const n = u32(v, o);
+        return `{ const n = readU32(v, o);
 if (n > ${s.maxLength}) throw new XdrCorruptError(\`opaque length \${n} exceeds ${s.maxLength}\`, o);
 need(v, o + 4, (n + 3) & ~3); o += 4 + ((n + 3) & ~3); }`;
       case "option":
-        return `{ const p = u32(v, o);
+        return `{ const p = readU32(v, o);
 if (p === 1) { o += 4; ${statements(s.element!)} }
 else if (p === 0) o += 4;
 else throw new XdrCorruptError(\`bad optional flag \${p}\`, o); }`;
       case "array": {
         const el = size(s.element!);
-        const check = `const n = u32(v, o);
+        const check = `const n = readU32(v, o);
 if (n > ${s.maxLength}) throw new XdrCorruptError(\`array length \${n} exceeds ${s.maxLength}\`, o);`;
         if (el >= 0) return `{ ${check} need(v, o + 4, n * ${el}); o += 4 + n * ${el}; }`;
         // Every element takes at least 4 bytes: a corrupt count fails here, not after a long walk.
@@ -158,22 +170,8 @@ for (let i = 0; i < n; i++) { ${statements(s.element!)} } }`;
       }
       case "fixedArray":
         return `for (let i = 0; i < ${s.length}; i++) { ${statements(s.element!)} }`;
-      case "struct": {
-        if (!own) return `o = ${fn(s)}(v, o);`;
-        const out: string[] = [];
-        let run = 0; // fixed-size fields in a row: one bounds check for all of them
-        for (const [, f] of s.entries!) {
-          const n = size(f);
-          if (n >= 0) {
-            run += n;
-            continue;
-          }
-          out.push(advance(run), statements(f));
-          run = 0;
-        }
-        out.push(advance(run));
-        return out.filter(Boolean).join("\n");
-      }
+      case "struct":
+        return own ? fields(s, null) : `o = ${fn(s)}(v, o);`;
       case "union": {
         if (!own) return `o = ${fn(s)}(v, o);`;
         const signed = s.switchOn!.kind === "int32" || s.switchOn!.kind === "enum";
@@ -183,11 +181,10 @@ for (let i = 0; i < n; i++) { ${statements(s.element!)} } }`;
           arms.set(d as number, c.arm);
         }
         const cases = [...arms].map(([d, arm]) => `case ${d}: o += 4; ${statements(arm)} break;`);
+        const name = (s.name ?? "union").replace(/[^A-Za-z0-9_]/g, "");
         const fallback = s.defaultArm
           ? `default: o += 4; ${statements(s.defaultArm)} break;`
-          : `default: throw new XdrCorruptError(\`unknown ${
-            (s.name ?? "union").replace(/[^A-Za-z0-9_]/g, "")
-          } discriminant \${d}\`, o);`;
+          : `default: throw new XdrCorruptError(\`unknown ${name} discriminant \${d}\`, o);`;
         return `need(v, o, 4);
 { const d = v.${signed ? "getInt32" : "getUint32"}(o);
 switch (d) {
@@ -200,33 +197,32 @@ ${fallback}
     }
   };
 
-  const entry = fn(root);
-  const source = `"use strict";\n${functions.join("\n")}\nreturn ${entry};`;
-  return new Function("need", "u32", "XdrCorruptError", source)(need, u32, XdrCorruptError);
+  const exported = exports.map((e) => {
+    if ("skip" in e) return `export const ${e.name}: Skipper = ${fn(e.skip.schema as Node)};`;
+    const struct = resolve(e.of.schema as Node);
+    const entry = struct.entries?.find(([n]) => n === ("field" in e ? e.field : e.upTo));
+    if (struct.kind !== "struct" || !entry) {
+      throw new Error(`xdr_skip: ${struct.name} has no field ${"field" in e ? e.field : e.upTo}`);
+    }
+    if ("field" in e) return `export const ${e.name}: Skipper = ${fn(entry[1])};`;
+    const body = fields(struct, e.upTo);
+    functions.push(
+      `function ${e.name}_(v: DataView, o: number): number {\n${body}\nreturn o;\n}`,
+    );
+    return `export const ${e.name}: Skipper = ${e.name}_;`;
+  });
+
+  return [
+    "// deno-fmt-ignore-file",
+    "// deno-lint-ignore-file",
+    "// Generated by `deno task skippers` (lib/source/xdr_skip.ts) from @stellar/stellar-sdk's XDR",
+    "// schema. Do not edit: tests/source/xdr_skip_test.ts fails while this differs from what it",
+    "// generates.",
+    'import { need, readU32, type Skipper, XdrCorruptError } from "./_xdr.ts";',
+    "",
+    ...functions,
+    "",
+    ...exported,
+    "",
+  ].join("\n");
 }
-
-const compiled = new Map<Node, Skipper>();
-
-function skipperFor(node: Node): Skipper {
-  const s = resolve(node);
-  let f = compiled.get(s);
-  if (!f) compiled.set(s, f = generate(s));
-  return f;
-}
-
-/** A compiled skipper for one of the SDK's XDR classes, e.g. `skipper(xdr.LedgerCloseMeta)`. */
-export function skipper(type: { readonly schema: unknown }): Skipper {
-  return skipperFor(type.schema as Node);
-}
-
-/** Skippers for each field of a struct class, in wire order, keyed by field name. */
-export function fieldSkippers(type: { readonly schema: unknown }): Map<string, Skipper> {
-  const s = type.schema as Node;
-  if (s.kind !== "struct") throw new Error(`xdr_skip: ${s.name} is not a struct`);
-  return new Map(s.entries!.map(([name, f]) => [name, skipperFor(f)]));
-}
-
-export { u32 as readU32 };
-
-// Re-exported so callers name types through one import.
-export { xdr };

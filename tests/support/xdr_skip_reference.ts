@@ -4,7 +4,7 @@
  * every field) but short enough to read as the specification; the generated skipper must agree
  * with it on every input, its errors included.
  */
-import { XdrCorruptError } from "../../lib/source/xdr_skip.ts";
+import { XdrCorruptError } from "../../lib/source/_xdr.ts";
 
 /** Returns the offset just past the value starting at `off`. */
 export type Skipper = (view: DataView, off: number) => number;
