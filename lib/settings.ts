@@ -257,7 +257,9 @@ export const SPECS: Record<Key, Spec> = {
     env: "CONCURRENCY",
     help: "partitions built at once, each by a worker thread (commits stay in ledger order)",
     parse: intIn(1, 64),
-    default: () => 2,
+    // A build worker keeps one core busy; the main thread's commits cost little beside them.
+    default: () => Math.min(64, Math.max(1, navigator.hardwareConcurrency || 1)),
+    shown: "the number of cores",
   },
   progressInterval: {
     flag: "--progress-interval",
