@@ -456,6 +456,7 @@ async function main() {
             xdrBytes: ms.reduce((n, x) => n + x.xdrBytes, 0),
             peakRssMb: Math.max(...ms.map((x) => x.peakRssMb)),
             cpuSeconds: ms.reduce((n, x) => n + x.cpuSeconds, 0),
+            fixedCpuSeconds: ms.reduce((n, x) => n + (x.fixedCpuSeconds ?? 0), 0),
             digest: ms[0].digest === ms[1].digest ? ms[0].digest : "differs",
           };
           m.wallSeconds = Math.max(...ms.map((x) => x.wallSeconds));

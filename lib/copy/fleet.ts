@@ -10,6 +10,7 @@
  */
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
+import process from "node:process";
 import { formatDuration } from "../progress.ts";
 import type { FleetRange, Held } from "../metadata/claims.ts";
 import { islands } from "../metadata/coverage.ts";
@@ -59,6 +60,7 @@ export async function copyFleet(
   }
   deps.progress.begin(start.ledgersLeft);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const onAbort = () => deps.pool.stop();
   signal.addEventListener("abort", onAbort);
   const active = new Set<Promise<void>>();
@@ -99,6 +101,8 @@ export async function copyFleet(
     await Promise.allSettled(active);
     deps.progress.end();
     result.stats.seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    result.stats.cpuSeconds = (cpu.user + cpu.system) / 1e6;
   }
   if (failure) throw failure;
   const end = await cellCounts(deps.catalog, dataset.id, fleet);
