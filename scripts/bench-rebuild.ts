@@ -16,12 +16,11 @@
 import { parseArgs } from "node:util";
 import { mkdir, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import pg from "pg";
 import { makeLake } from "./make-lake.ts";
 import { openCatalog } from "../lib/metadata/catalog.ts";
-import { migrate } from "../lib/metadata/migrate.ts";
 import { CatalogWriter, type LineageRow } from "../lib/metadata/writer.ts";
 import { DOMAIN, TABLE } from "../lib/table/schema.ts";
+import { PG_ADMIN, withScratchDb } from "./_scratch_db.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -29,7 +28,7 @@ const { values } = parseArgs({
     partitions: { type: "string", default: "10000" },
     runs: { type: "string", default: "3" },
     "no-embedded": { type: "boolean", default: false },
-    pg: { type: "string", default: "postgres://postgres@127.0.0.1:5432/postgres" },
+    pg: { type: "string", default: PG_ADMIN },
   },
 });
 const N = Number(values.partitions);
@@ -68,25 +67,6 @@ async function bronze(args: string[], env: Record<string, string> = {}) {
   };
 }
 
-async function createDb(): Promise<{ dsn: string; drop(): Promise<void> }> {
-  const name = `bronze_bench_rebuild_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
-  const admin = new pg.Client({ connectionString: values.pg });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(values.pg!);
-  url.pathname = `/${name}`;
-  return {
-    dsn: url.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: values.pg });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
-}
-
 /** A catalog's lineage of the bench dataset, without ids. */
 async function lineage(where: { dsn?: string; stateDir: string }): Promise<unknown[]> {
   const catalog = await openCatalog({ ...where, mustExist: true });
@@ -116,26 +96,21 @@ if (!(await exists(referenceFile))) {
     lcmVersion: 2,
     ledgerBytes: 512,
   });
-  const db = await createDb();
-  try {
+  await withScratchDb("bronze_bench_rebuild", async (dsn) => {
     const stateDir = join(dir, "copy-state");
-    const migrated = await bronze(["migrate", "--catalog", db.dsn, "--state-dir", stateDir]);
-    if (migrated.code !== 0) throw new Error(migrated.stderr);
     const copied = await bronze([
       "copy",
-      ...["--source", lake, "--storage", data, "--catalog", db.dsn, "--state-dir", stateDir],
+      ...["--source", lake, "--storage", data, "--catalog", dsn, "--state-dir", stateDir],
       ...["--network", "testnet", "--era", "bench", "--start", "1", "--end", String(N)],
       ...["--partition-size", "1"],
     ]);
     if (copied.code !== 0) throw new Error(copied.stderr);
     console.log(`  copied in ${copied.seconds.toFixed(1)}s`);
-    const rows = await lineage({ dsn: db.dsn, stateDir });
+    const rows = await lineage({ dsn, stateDir });
     if (rows.length !== N) throw new Error(`the copy recorded ${rows.length} partitions, not ${N}`);
     await writeFile(referenceFile, JSON.stringify(rows));
     await rm(stateDir, { recursive: true, force: true });
-  } finally {
-    await db.drop();
-  }
+  }, values.pg);
 }
 const reference = JSON.parse(await Deno.readTextFile(referenceFile));
 
@@ -147,37 +122,38 @@ const kinds = values["no-embedded"] ? ["postgres"] : ["postgres", "embedded"];
 const results: Record<string, number[]> = {};
 for (const kind of kinds) {
   for (let run = 1; run <= Number(values.runs); run++) {
-    const stateDir = await Deno.makeTempDir({ prefix: "bronze-bench-rebuild-" });
-    const db = kind === "postgres" ? await createDb() : null;
-    try {
-      if (db) {
-        const c = await openCatalog({ dsn: db.dsn, stateDir });
-        await migrate(c).finally(() => c.close());
-      }
-      const r = await bronze(
-        ["catalog", "rebuild", "--storage", data, "--state-dir", stateDir, "--json"],
-        db ? { CATALOG_DSN: db.dsn } : {},
-      );
-      if (r.code !== 0) throw new Error(`rebuild exited ${r.code}: ${r.stderr}`);
-      const report = JSON.parse(r.stdout);
-      if (report.recorded !== N) throw new Error(`recorded ${report.recorded}, not ${N}`);
-      const equal = JSON.stringify(await lineage({ dsn: db?.dsn, stateDir })) ===
-        JSON.stringify(reference);
-      (results[kind] ??= []).push(r.seconds);
-      console.log(
-        `${kind.padEnd(9)}  ${String(run).padStart(3)}  ${r.seconds.toFixed(2).padStart(6)}  ${
-          report.seconds.toFixed(2).padStart(9)
-        }  (${
-          [report.phases.list, report.phases.check, report.phases.record].map((x: number) =>
-            x.toFixed(2)
-          ).join("  ")
-        })  ${(N / r.seconds).toFixed(0).padStart(12)}  ${equal ? "yes" : "NO"}`,
-      );
-      if (!equal) throw new Error("the rebuilt lineage differs from the copy's");
-    } finally {
-      await db?.drop();
-      await rm(stateDir, { recursive: true, force: true });
-    }
+    // A fresh, migrated database for postgres; a fresh state dir for the embedded catalog.
+    await (kind === "postgres"
+      ? withScratchDb("bronze_bench_rebuild", (dsn) => timedRebuild(kind, run, dsn), values.pg)
+      : timedRebuild(kind, run));
+  }
+}
+
+async function timedRebuild(kind: string, run: number, dsn?: string) {
+  const stateDir = await Deno.makeTempDir({ prefix: "bronze-bench-rebuild-" });
+  try {
+    const r = await bronze(
+      ["catalog", "rebuild", "--storage", data, "--state-dir", stateDir, "--json"],
+      dsn ? { CATALOG_DSN: dsn } : {},
+    );
+    if (r.code !== 0) throw new Error(`rebuild exited ${r.code}: ${r.stderr}`);
+    const report = JSON.parse(r.stdout);
+    if (report.recorded !== N) throw new Error(`recorded ${report.recorded}, not ${N}`);
+    const equal = JSON.stringify(await lineage({ dsn, stateDir })) ===
+      JSON.stringify(reference);
+    (results[kind] ??= []).push(r.seconds);
+    console.log(
+      `${kind.padEnd(9)}  ${String(run).padStart(3)}  ${r.seconds.toFixed(2).padStart(6)}  ${
+        report.seconds.toFixed(2).padStart(9)
+      }  (${
+        [report.phases.list, report.phases.check, report.phases.record].map((x: number) =>
+          x.toFixed(2)
+        ).join("  ")
+      })  ${(N / r.seconds).toFixed(0).padStart(12)}  ${equal ? "yes" : "NO"}`,
+    );
+    if (!equal) throw new Error("the rebuilt lineage differs from the copy's");
+  } finally {
+    await rm(stateDir, { recursive: true, force: true });
   }
 }
 for (const [kind, times] of Object.entries(results)) {

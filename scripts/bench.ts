@@ -23,7 +23,9 @@
  *                   [--concurrency 1,2,4] [--repeat 2] [--no-memory] [--no-fleet]
  *                   [--out .bench/report.json]
  *
- * Each number is the best of --repeat runs (other load on the machine only slows a run down).
+ * Each number is the best of --repeat runs (other load on the machine only slows a run down), taken
+ * in rounds that measure every run once, so that a machine whose speed drifts during the bench
+ * moves the baseline with the copies.
  */
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -368,113 +370,109 @@ async function main() {
   for (const p of PROFILES.filter((p) => wanted.includes(p.name))) {
     const count = Math.max(p.partitionSize * 2, Math.round(p.count * scale));
     const lake = await lakeFor(p, count);
-    let base = await child(["baseline", lake, "1", String(count)]);
-    for (let i = 1; i < repeat; i++) {
-      const m = await child(["baseline", lake, "1", String(count)]);
-      if (m.seconds < base.seconds) base = m;
-    }
-    add(p.name, "baseline", base, base);
-    const copyRun = async (
-      run: string,
+    const copyOnce = async (
       a: Omit<CopyChildArgs, "lake" | "work" | "start" | "catalog">,
-      postgres = false,
-    ) => {
-      let best: Measure | undefined;
-      for (let i = 0; i < repeat; i++) {
-        const work = await Deno.makeTempDir({ dir: BENCH, prefix: "run-" });
-        try {
-          if (!postgres) {
-            await cp(join(template, "catalog"), join(work, "state", "catalog"), {
-              recursive: true,
-            });
-          }
-          const args: CopyChildArgs = { lake, work, start: 1, ...a };
-          const m = postgres
-            ? await withScratchDb(
-              "bronze_bench",
-              (catalog) => child(["copy", JSON.stringify({ ...args, catalog })]),
-            )
-            : await child(["copy", JSON.stringify(args)]);
-          if (!best || m.seconds < best.seconds) best = m;
-        } finally {
-          await Deno.remove(work, { recursive: true });
+      postgres: boolean,
+    ): Promise<Measure> => {
+      const work = await Deno.makeTempDir({ dir: BENCH, prefix: "run-" });
+      try {
+        if (!postgres) {
+          await cp(join(template, "catalog"), join(work, "state", "catalog"), {
+            recursive: true,
+          });
         }
+        const args: CopyChildArgs = { lake, work, start: 1, ...a };
+        return postgres
+          ? await withScratchDb(
+            "bronze_bench",
+            (catalog) => child(["copy", JSON.stringify({ ...args, catalog })]),
+          )
+          : await child(["copy", JSON.stringify(args)]);
+      } finally {
+        await Deno.remove(work, { recursive: true });
       }
-      add(p.name, run, best!, base);
     };
-    for (const c of levels) {
-      await copyRun(`embedded c=${c}`, {
-        end: count,
-        partitionSize: p.partitionSize,
-        concurrency: c,
-      });
-    }
-    if (usePg) {
-      for (const c of levels) {
-        await copyRun(`postgres c=${c}`, {
-          end: count,
-          partitionSize: p.partitionSize,
-          concurrency: c,
-        }, true);
+    const grid = { end: count, partitionSize: p.partitionSize };
+    const runs: { name: string; once: () => Promise<Measure> }[] = [
+      { name: "baseline", once: () => child(["baseline", lake, "1", String(count)]) },
+      ...levels.map((c) => ({
+        name: `embedded c=${c}`,
+        once: () => copyOnce({ ...grid, concurrency: c }, false),
+      })),
+      ...(usePg ? levels : []).map((c) => ({
+        name: `postgres c=${c}`,
+        once: () => copyOnce({ ...grid, concurrency: c }, true),
+      })),
+    ];
+    const fleetOnce = async (): Promise<Measure> => {
+      const works = [
+        await Deno.makeTempDir({ dir: BENCH, prefix: "run-" }),
+        await Deno.makeTempDir({ dir: BENCH, prefix: "run-" }),
+      ];
+      try {
+        const storage = join(works[0], "shared-out");
+        const ms = await withScratchDb(
+          "bronze_bench",
+          (catalog) =>
+            Promise.all(works.map((work, n) =>
+              child([
+                "copy",
+                JSON.stringify({
+                  lake,
+                  work,
+                  start: 1,
+                  ...grid,
+                  concurrency: levels[0],
+                  catalog,
+                  fleet: { storage, copierId: `bench-${n}` },
+                }),
+              ])
+            )),
+        );
+        return {
+          seconds: Math.max(...ms.map((x) => x.seconds)),
+          wallSeconds: Math.max(...ms.map((x) => x.wallSeconds)),
+          ledgers: ms.reduce((n, x) => n + x.ledgers, 0),
+          xdrBytes: ms.reduce((n, x) => n + x.xdrBytes, 0),
+          peakRssMb: Math.max(...ms.map((x) => x.peakRssMb)),
+          cpuSeconds: ms.reduce((n, x) => n + x.cpuSeconds, 0),
+          fixedCpuSeconds: ms.reduce((n, x) => n + (x.fixedCpuSeconds ?? 0), 0),
+          digest: ms[0].digest === ms[1].digest ? ms[0].digest : "differs",
+        };
+      } finally {
+        for (const w of works) await Deno.remove(w, { recursive: true });
       }
-    }
+    };
     if (usePg && !values["no-fleet"]) {
       // A fleet of two copiers (separate processes, one catalog, one storage) on this machine's
       // cores against one copier at the same concurrency: the cost of sharing, and what a second
       // process adds where one does not use every core.
-      let best: Measure | undefined;
-      for (let i = 0; i < repeat; i++) {
-        const works = [
-          await Deno.makeTempDir({ dir: BENCH, prefix: "run-" }),
-          await Deno.makeTempDir({ dir: BENCH, prefix: "run-" }),
-        ];
-        try {
-          const storage = join(works[0], "shared-out");
-          const ms = await withScratchDb(
-            "bronze_bench",
-            (catalog) =>
-              Promise.all(works.map((work, n) =>
-                child([
-                  "copy",
-                  JSON.stringify({
-                    lake,
-                    work,
-                    start: 1,
-                    end: count,
-                    partitionSize: p.partitionSize,
-                    concurrency: levels[0],
-                    catalog,
-                    fleet: { storage, copierId: `bench-${n}` },
-                  }),
-                ])
-              )),
-          );
-          const m: Measure = {
-            seconds: Math.max(...ms.map((x) => x.seconds)),
-            wallSeconds: 0,
-            ledgers: ms.reduce((n, x) => n + x.ledgers, 0),
-            xdrBytes: ms.reduce((n, x) => n + x.xdrBytes, 0),
-            peakRssMb: Math.max(...ms.map((x) => x.peakRssMb)),
-            cpuSeconds: ms.reduce((n, x) => n + x.cpuSeconds, 0),
-            fixedCpuSeconds: ms.reduce((n, x) => n + (x.fixedCpuSeconds ?? 0), 0),
-            digest: ms[0].digest === ms[1].digest ? ms[0].digest : "differs",
-          };
-          m.wallSeconds = Math.max(...ms.map((x) => x.wallSeconds));
-          if (!best || m.seconds < best.seconds) best = m;
-        } finally {
-          for (const w of works) await Deno.remove(w, { recursive: true });
-        }
-      }
-      add(p.name, `postgres fleet of 2, c=${levels[0]} each`, best!, base);
+      runs.push({ name: `postgres fleet of 2, c=${levels[0]} each`, once: () => fleetOnce() });
     }
     if (p.memoryLedgers && !values["no-memory"]) {
       const n = Math.min(count, p.memoryLedgers);
-      await copyRun(`memory: 1 partition of ${n}, c=1`, {
-        end: n,
-        partitionSize: 10_000,
-        concurrency: 1,
+      runs.push({
+        name: `memory: 1 partition of ${n}, c=1`,
+        once: () => copyOnce({ end: n, partitionSize: 10_000, concurrency: 1 }, false),
       });
     }
+    // Rounds, each measuring every run once: a machine that slows down (or speeds up) during
+    // the bench shifts the baseline with the copies instead of skewing their ratios.
+    const best = new Map<string, Measure>();
+    for (let round = 0; round < repeat; round++) {
+      for (const r of runs) {
+        const m = await r.once();
+        console.error(
+          `[bench] ${p.name} ${r.name}, round ${round + 1}/${repeat}: ${
+            (m.xdrBytes / m.seconds / 1e6).toFixed(1)
+          } MB/s`,
+        );
+        const prev = best.get(r.name);
+        if (!prev || m.seconds < prev.seconds) best.set(r.name, m);
+      }
+    }
+    const base = best.get("baseline")!;
+    for (const r of runs) add(p.name, r.name, best.get(r.name)!, base);
   }
 
   const machine = {
