@@ -71,18 +71,27 @@ Deno.test("the seed's example session: 1-30000, 1-50000 interrupted by SIGINT in
     ),
   );
 
-  // Ctrl+C shortly after the last partition (40001-50000, about two seconds of work) began.
+  // Ctrl+C inside the last partition (40001-50000): the one build worker pauses at its 15,000th
+  // ledger (45000), and the signal goes once 30001-40000 is committed and checkpointed. A delay
+  // after the checkpoint line raced the build, which overlaps the commit and can finish first.
+  let seen = 0;
   const second = await spawnCopy(
-    { ...env, LEDGER_START: "1", LEDGER_END: "50000" },
+    {
+      ...env,
+      LEDGER_START: "1",
+      LEDGER_END: "50000",
+      BRONZE_FAILPOINT: "build-ledger:15000:pause",
+    },
     (line, child) => {
-      if (line === "[checkpoint] saved: last_committed=40000") {
-        setTimeout(
-          () => child.kill("SIGINT"),
-          300,
-        );
+      if (
+        line === "[checkpoint] saved: last_committed=40000" ||
+        line === "[failpoint] paused at build-ledger:15000"
+      ) {
+        if (++seen === 2) child.kill("SIGINT");
       }
     },
   );
+  second.lines = second.lines.filter((l) => !l.startsWith("[failpoint]"));
   assert.equal(second.status.code, 130, second.lines.join("\n"));
   const partial = /^\[partition\] committed range 40001-(\d+)$/.exec(
     second.lines.filter((l) => l.startsWith("[partition]")).at(-1)!,
