@@ -54,128 +54,159 @@ export function buildProgram(exit: (code: number) => void): Command {
     .exitOverride()
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
 
-  withOptions(
-    program.command("migrate").summary("apply the _meta_* schema (idempotent)").description(
-      "apply the _meta_* catalog schema (idempotent)",
-    ),
+  /**
+   * A command under `parent` (named `text.name`, else `settings`): its flags from its settings
+   * list; its action parses them and runs the command's plain function.
+   */
+  const add = <A>(
+    parent: Command,
+    settings: CommandName,
+    text: { name?: string; summary: string; description: string },
+    parse: (flags: Flags, env: undefined, unknown: readonly string[]) => A,
+    command: (args: A) => Promise<number>,
+  ) =>
+    withOptions(
+      parent.command(text.name ?? settings).summary(text.summary).description(text.description),
+      settings,
+    ).action(async (flags: Flags, cmd: Command) =>
+      exit(await command(parse(flags, undefined, cmd.args)))
+    );
+
+  add(
+    program,
     "migrate",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await migrateCommand(parseMigrateArgs(flags, undefined, cmd.args)))
+    {
+      summary: "apply the _meta_* schema (idempotent)",
+      description: "apply the _meta_* catalog schema (idempotent)",
+    },
+    parseMigrateArgs,
+    migrateCommand,
   );
-
-  withOptions(
-    program.command("copy").summary("copy a ledger range, resumably; or follow the network")
-      .description(
-        "copy a ledger range from a Galexie lake or a Stellar RPC node into Parquet partitions, resumably; with --follow, keep copying as the network grows",
-      ),
+  add(
+    program,
     "copy",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await copyCommand(parseCopyArgs(flags, undefined, cmd.args)))
+    {
+      summary: "copy a ledger range, resumably; or follow the network",
+      description:
+        "copy a ledger range from a Galexie lake or a Stellar RPC node into Parquet partitions, resumably; with --follow, keep copying as the network grows",
+    },
+    parseCopyArgs,
+    copyCommand,
   );
-
-  withOptions(
-    program.command("coverage").summary(
-      "which ledgers does the catalog hold, and where are the gaps?",
-    ).description(
-      "per dataset: ledgers held, partitions, rows, bytes and every gap (exit 3 on gaps with --fail-on-gaps)",
-    ),
+  add(
+    program,
     "coverage",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await coverageCommand(parseCoverageArgs(flags, undefined, cmd.args)))
+    {
+      summary: "which ledgers does the catalog hold, and where are the gaps?",
+      description:
+        "per dataset: ledgers held, partitions, rows, bytes and every gap (exit 3 on gaps with --fail-on-gaps)",
+    },
+    parseCoverageArgs,
+    coverageCommand,
   );
-
-  withOptions(
-    program.command("verify").summary("are the stored bytes what the catalog recorded?")
-      .description(
-        "re-read stored partitions and check them against their lineage (exit 4 on any failure)",
-      ),
+  add(
+    program,
     "verify",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await verifyCommand(parseVerifyArgs(flags, undefined, cmd.args)))
+    {
+      summary: "are the stored bytes what the catalog recorded?",
+      description:
+        "re-read stored partitions and check them against their lineage (exit 4 on any failure)",
+    },
+    parseVerifyArgs,
+    verifyCommand,
   );
-
-  withOptions(
-    program.command("repair").summary("rebuild missing or corrupt partitions from the source")
-      .description(
-        "rebuild from the source every partition whose stored file is missing or corrupt, publishing only bytes that match the lineage (exit 4 when one cannot be)",
-      ),
+  add(
+    program,
     "repair",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await repairCommand(parseRepairArgs(flags, undefined, cmd.args)))
+    {
+      summary: "rebuild missing or corrupt partitions from the source",
+      description:
+        "rebuild from the source every partition whose stored file is missing or corrupt, publishing only bytes that match the lineage (exit 4 when one cannot be)",
+    },
+    parseRepairArgs,
+    repairCommand,
   );
-
-  withOptions(
-    program.command("compact").summary(
-      "merge each complete cell's partial partitions into one file",
-    ).description(
-      "replace the partial partitions of each complete grid cell by one file, byte-identical to a backfill's (the partials stay in lineage, marked superseded)",
-    ),
+  add(
+    program,
     "compact",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await compactCommand(parseCompactArgs(flags, undefined, cmd.args)))
+    {
+      summary: "merge each complete cell's partial partitions into one file",
+      description:
+        "replace the partial partitions of each complete grid cell by one file, byte-identical to a backfill's (the partials stay in lineage, marked superseded)",
+    },
+    parseCompactArgs,
+    compactCommand,
   );
-
-  withOptions(
-    program.command("lineage").summary(
-      "the partitions the catalog records (--history: superseded too)",
-    ).description(
-      "the partitions the catalog records, in ledger order (--history: the superseded ones too)",
-    ),
+  add(
+    program,
     "lineage",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await lineageCommand(parseLineageArgs(flags, undefined, cmd.args)))
+    {
+      summary: "the partitions the catalog records (--history: superseded too)",
+      description:
+        "the partitions the catalog records, in ledger order (--history: the superseded ones too)",
+    },
+    parseLineageArgs,
+    lineageCommand,
   );
-
-  withOptions(
-    program.command("fleet").summary("who is copying what, across machines, and how fast")
-      .description(
-        "who is copying what: each fleet's cells committed, claimed and left, its pace and ETA, and every copier working",
-      ),
+  add(
+    program,
     "fleet",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await fleetCommand(parseFleetArgs(flags, undefined, cmd.args)))
+    {
+      summary: "who is copying what, across machines, and how fast",
+      description:
+        "who is copying what: each fleet's cells committed, claimed and left, its pace and ETA, and every copier working",
+    },
+    parseFleetArgs,
+    fleetCommand,
   );
-
-  withOptions(
-    program.command("gc").summary(
-      "list what no lineage row keeps (orphans, superseded, retired); --apply deletes",
-    ).description(
-      "list what no lineage row keeps (temp files, never-committed partitions, partials a compaction superseded) and the files of retired datasets, older than --older-than; delete them with --apply",
-    ),
+  add(
+    program,
     "gc",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await gcCommand(parseGcArgs(flags, undefined, cmd.args)))
+    {
+      summary: "list what no lineage row keeps (orphans, superseded, retired); --apply deletes",
+      description:
+        "list what no lineage row keeps (temp files, never-committed partitions, partials a compaction superseded) and the files of retired datasets, older than --older-than; delete them with --apply",
+    },
+    parseGcArgs,
+    gcCommand,
   );
-
-  withOptions(
-    program.command("retire").summary(
-      "retire a dataset version: copy refuses it, gc deletes its files later",
-    ).description(
-      "mark the matching datasets retired (--reason required): their lineage stays, copy refuses them, gc --apply deletes their files",
-    ),
+  add(
+    program,
     "retire",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await retireCommand(parseRetireArgs(flags, undefined, cmd.args)))
+    {
+      summary: "retire a dataset version: copy refuses it, gc deletes its files later",
+      description:
+        "mark the matching datasets retired (--reason required): their lineage stays, copy refuses them, gc --apply deletes their files",
+    },
+    parseRetireArgs,
+    retireCommand,
   );
 
   const checkpoint = program.command("checkpoint").description("inspect a copier's checkpoint");
-  withOptions(
-    checkpoint.command("show").summary("where is this copier?").description(
-      "print the checkpoint and the catalog's view beside it",
-    ),
+  add(
+    checkpoint,
     "checkpointShow",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await checkpointShowCommand(parseCheckpointShowArgs(flags, undefined, cmd.args)))
+    {
+      name: "show",
+      summary: "where is this copier?",
+      description: "print the checkpoint and the catalog's view beside it",
+    },
+    parseCheckpointShowArgs,
+    checkpointShowCommand,
   );
 
   const catalogCmd = program.command("catalog").description("recover the catalog");
-  withOptions(
-    catalogCmd.command("rebuild").summary("recover a lost catalog from storage alone").description(
-      "record the lineage of every partition under --storage from its _manifest.json, each file checked against it (exit 4 when one fails or conflicts with the catalog)",
-    ),
+  add(
+    catalogCmd,
     "catalogRebuild",
-  ).action(async (flags: Flags, cmd: Command) =>
-    exit(await catalogRebuildCommand(parseCatalogRebuildArgs(flags, undefined, cmd.args)))
+    {
+      name: "rebuild",
+      summary: "recover a lost catalog from storage alone",
+      description:
+        "record the lineage of every partition under --storage from its _manifest.json, each file checked against it (exit 4 when one fails or conflicts with the catalog)",
+    },
+    parseCatalogRebuildArgs,
+    catalogRebuildCommand,
   );
 
   return program;
