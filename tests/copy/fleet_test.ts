@@ -10,7 +10,7 @@ import { type CatalogTarget, catalogTarget } from "../support/catalogs.ts";
 import { runCli } from "../support/cli.ts";
 import { copyEnv, lineageRows } from "../support/copy.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
-import { s3Env, startGcsEmulator, startS3rver } from "../support/servers.ts";
+import { s3Env, startGcsEmulator, startS3rver, withEnv } from "../support/servers.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const SIZE = 20;
@@ -289,15 +289,7 @@ for (const kind of ["s3", "gs"] as const) {
         `${x.ledger_start}-${x.ledger_end} ${x.checksum}`
       );
       assert.deepEqual(got, clean);
-      const old = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
-      for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
-      try {
-        await assertNoOrphans(storage, target);
-      } finally {
-        for (const [k, v] of Object.entries(old)) {
-          v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-        }
-      }
+      await withEnv(env, () => assertNoOrphans(storage, target));
     } finally {
       await server.stop();
     }

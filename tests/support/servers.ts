@@ -5,6 +5,8 @@
  * Both are Node programs installed by scripts/setup-test-servers.ts into .test-servers/ (done here
  * on first use). Neither enforces write preconditions; see precondition_server.ts for those.
  */
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setupTestServers, TEST_SERVERS_DIR } from "../../scripts/setup-test-servers.ts";
 
@@ -29,16 +31,32 @@ export const s3Env = (endpoint: string): Record<string, string> => ({
   AWS_REGION: "us-east-1",
 });
 
-/** Runs fn with the object-store environment pointing at a test server, then restores it. */
+/** Held while a test has set object-store variables in the environment (see withEnv). */
+const ENV_LOCK = join(tmpdir(), "bronze-tests-env.lock");
+
+/**
+ * Runs fn with the object-store environment pointing at a test server, then restores it.
+ *
+ * `deno test --parallel` runs test files as workers of one process, and the environment is the
+ * process's: without the lock, one file's store would meet another file's endpoint (a bucket
+ * missing on the wrong server). The lock is a flock, which other workers' handles wait on; it
+ * must not be nested.
+ */
 export async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const old = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
-  for (const [k, v] of Object.entries(vars)) Deno.env.set(k, v);
+  const lock = await Deno.open(ENV_LOCK, { create: true, write: true });
   try {
-    return await fn();
-  } finally {
-    for (const [k, v] of Object.entries(old)) {
-      v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    await lock.lock(true);
+    const old = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
+    for (const [k, v] of Object.entries(vars)) Deno.env.set(k, v);
+    try {
+      return await fn();
+    } finally {
+      for (const [k, v] of Object.entries(old)) {
+        v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+      }
     }
+  } finally {
+    lock.close(); // closing the last handle releases the flock
   }
 }
 
