@@ -5,6 +5,7 @@ import { existingDir, lakeDir, localPath, writableDir, writableFile } from "./pr
 import { parseListenAddress } from "./metrics/server.ts";
 import { ConfigError } from "./errors.ts";
 import { validateDsn } from "./metadata/dsn.ts";
+import type { DatasetFilter } from "./metadata/coverage.ts";
 import { type Network, NETWORKS } from "./source/network.ts";
 
 /**
@@ -443,6 +444,21 @@ export const SPECS: Record<Key, Spec> = {
 
 /** The filters that pick datasets, in help order (every command over existing datasets takes them). */
 const DATASET_FILTERS = ["networkFilter", "eraFilter", "versionFilter", "datasetFilter"] as const;
+
+/** The dataset filter flags (--network, --era, --version-label, --dataset) as the catalog's filter. */
+export function datasetFilterOf(s: {
+  networkFilter?: string;
+  eraFilter?: string;
+  versionFilter?: string;
+  datasetFilter?: string;
+}): DatasetFilter {
+  return {
+    network: s.networkFilter,
+    eraId: s.eraFilter,
+    version: s.versionFilter,
+    dataset: s.datasetFilter,
+  };
+}
 
 /**
  * The settings each command reads, in help order; a command rejects the rest (commander rejects

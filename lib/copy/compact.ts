@@ -12,7 +12,7 @@
 import { mkdir, open, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import type { SettingsOf, WithLedgerEnd } from "../settings.ts";
+import { datasetFilterOf, type SettingsOf, type WithLedgerEnd } from "../settings.ts";
 import type { Logger } from "../log.ts";
 import { FileStore } from "../blob/file.ts";
 import { hashObject, type ObjectStore, objectUrl, openStore } from "../blob/mod.ts";
@@ -221,12 +221,7 @@ export async function compact(opts: CompactOptions, log: Logger): Promise<Compac
   };
   const out: Compaction[] = [];
   for (
-    const ds of await findDatasets(catalog, {
-      network: opts.networkFilter,
-      eraId: opts.eraFilter,
-      version: opts.versionFilter,
-      dataset: opts.datasetFilter,
-    })
+    const ds of await findDatasets(catalog, datasetFilterOf(opts))
   ) {
     const rows = await writer.listLineage(ds.id, { start: opts.start, end: opts.end });
     const dataset = {

@@ -81,6 +81,7 @@ import type { Range } from "../table/grid.ts";
 import { datasetPrefix, manifestKey, partitionKey } from "../table/layout.ts";
 import { TABLE } from "../table/schema.ts";
 import { formatDuration } from "../progress.ts";
+import { datasetFilterOf } from "../settings.ts";
 
 /** The most objects deleted under one hold of a dataset's sweep lock. */
 export const BATCH_OBJECTS = 64;
@@ -195,12 +196,9 @@ async function collect(
     objects: [],
     notes: [],
   };
-  const datasets = (await findDatasets(catalog, {
-    network: opts.networkFilter,
-    eraId: opts.eraFilter,
-    version: opts.versionFilter,
-    dataset: opts.datasetFilter,
-  })).filter((d) => d.domain === "bronze" && d.dataset === TABLE);
+  const datasets = (await findDatasets(catalog, datasetFilterOf(opts))).filter((d) =>
+    d.domain === "bronze" && d.dataset === TABLE
+  );
   const catalogTime = await catalogNow(catalog);
   const grace = formatSpan(opts.olderThan);
   for (const ds of datasets) {

@@ -15,7 +15,7 @@ import { BronzeError } from "../errors.ts";
 import { failpoint } from "../failpoint.ts";
 import type { Logger } from "../log.ts";
 import { Progress } from "../progress.ts";
-import type { SettingsOf, WithLedgerEnd } from "../settings.ts";
+import { datasetFilterOf, type SettingsOf, type WithLedgerEnd } from "../settings.ts";
 import { hashObject, type ObjectStore, objectUrl, PreconditionFailedError } from "../blob/mod.ts";
 import { buildPartitionFile } from "../copy/build.ts";
 import { findDatasets } from "../metadata/coverage.ts";
@@ -80,12 +80,7 @@ export async function repair(opts: RepairOptions, log: Logger): Promise<RepairRe
   try {
     await mkdir(tmpDir, { recursive: true });
     const writer = new CatalogWriter(catalog);
-    const datasets = await findDatasets(catalog, {
-      network: opts.networkFilter,
-      eraId: opts.eraFilter,
-      version: opts.versionFilter,
-      dataset: opts.datasetFilter,
-    });
+    const datasets = await findDatasets(catalog, datasetFilterOf(opts));
     const work = [];
     for (const ds of datasets) {
       const rows = await writer.listLineage(ds.id, { start: opts.start, end: opts.end });

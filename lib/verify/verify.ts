@@ -7,7 +7,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../log.ts";
 import { Progress } from "../progress.ts";
-import type { SettingsOf, WithLedgerEnd } from "../settings.ts";
+import { datasetFilterOf, type SettingsOf, type WithLedgerEnd } from "../settings.ts";
 import { objectUrl } from "../blob/mod.ts";
 import { Stores } from "./locate.ts";
 import { findDatasets } from "../metadata/coverage.ts";
@@ -79,12 +79,7 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
   const progress = new Progress(log, opts.progressInterval);
   try {
     const writer = new CatalogWriter(catalog);
-    const datasets = await findDatasets(catalog, {
-      network: opts.networkFilter,
-      eraId: opts.eraFilter,
-      version: opts.versionFilter,
-      dataset: opts.datasetFilter,
-    });
+    const datasets = await findDatasets(catalog, datasetFilterOf(opts));
     const work: { label: string; datasetId: number; rows: LineageRow[] }[] = [];
     for (const ds of datasets) {
       const rows = await writer.listLineage(ds.id, { start: opts.start, end: opts.end });

@@ -4,6 +4,7 @@ import { openReadyCatalog } from "../../metadata/migrate.ts";
 import {
   COMMAND_PROBES,
   COMMAND_SETTINGS,
+  datasetFilterOf,
   type Flags,
   resolveSettings,
   type SettingsOf,
@@ -73,10 +74,7 @@ export async function coverageReport(
   });
   try {
     const datasets = await queryCoverage(catalog, {
-      network: opts.networkFilter,
-      eraId: opts.eraFilter,
-      version: opts.versionFilter,
-      dataset: opts.datasetFilter,
+      ...datasetFilterOf(opts),
       start: opts.start,
       end: opts.end,
     });

@@ -1,7 +1,13 @@
 import { type Fleet, fleetReport } from "../../metadata/fleet.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { formatDuration } from "../../progress.ts";
-import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
+import {
+  COMMAND_SETTINGS,
+  datasetFilterOf,
+  type Flags,
+  resolveSettings,
+  type SettingsOf,
+} from "../../settings.ts";
 
 export type FleetOptions = SettingsOf<"fleet">;
 
@@ -30,12 +36,7 @@ export async function fleetCommand(
     log: (m) => err(`[catalog] ${m}`),
   });
   try {
-    const fleets = await fleetReport(catalog, {
-      network: opts.networkFilter,
-      eraId: opts.eraFilter,
-      version: opts.versionFilter,
-      dataset: opts.datasetFilter,
-    });
+    const fleets = await fleetReport(catalog, datasetFilterOf(opts));
     if (opts.json) out(JSON.stringify({ catalog: catalog.label, fleets: fleets.map(toJson) }));
     else for (const line of formatFleets(catalog.label, fleets)) out(line);
     return 0;

@@ -3,6 +3,7 @@ import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { CatalogWriter, type LineageRow } from "../../metadata/writer.ts";
 import {
   COMMAND_SETTINGS,
+  datasetFilterOf,
   type Flags,
   resolveSettings,
   type SettingsOf,
@@ -41,12 +42,7 @@ export async function lineageCommand(
     const writer = new CatalogWriter(catalog);
     const datasets = [];
     for (
-      const ds of await findDatasets(catalog, {
-        network: opts.networkFilter,
-        eraId: opts.eraFilter,
-        version: opts.versionFilter,
-        dataset: opts.datasetFilter,
-      })
+      const ds of await findDatasets(catalog, datasetFilterOf(opts))
     ) {
       const rows = await writer.listLineage(ds.id, opts, { history: opts.history });
       datasets.push({ label: ds.label, rows });

@@ -4,6 +4,7 @@ import { type Retired, retireDatasets } from "../../metadata/retire.ts";
 import {
   COMMAND_REQUIRED,
   COMMAND_SETTINGS,
+  datasetFilterOf,
   type Flags,
   resolveSettings,
   type SettingsOf,
@@ -48,12 +49,7 @@ export async function retireCommand(
     log: (m) => err(`[catalog] ${m}`),
   });
   try {
-    const retired = await retireDatasets(catalog, {
-      network: args.networkFilter,
-      eraId: args.eraFilter,
-      version: args.versionFilter,
-      dataset: args.datasetFilter,
-    }, args.reason);
+    const retired = await retireDatasets(catalog, datasetFilterOf(args), args.reason);
     if (args.json) out(JSON.stringify({ catalog: catalog.label, datasets: retired.map(toJson) }));
     else for (const r of retired) formatRetired(r).forEach((l) => out(l));
     return 0;
