@@ -1,5 +1,5 @@
 #!/usr/bin/env -S deno run -A
-import "./lib/quiet.ts"; // first: silences dependencies' deprecation warnings before they load
+import "./lib/runtime/quiet.ts"; // first: silences dependencies' deprecation warnings before they load
 import { report, run } from "./lib/cli/program.ts";
 
 if (import.meta.main) {

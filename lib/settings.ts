@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { parseStoreUrl, redactUrl, schemeOf, splitObjectUrl } from "./blob/url.ts";
 import { existingDir, lakeDir, localPath, writableDir, writableFile } from "./probe.ts";
 import { parseListenAddress } from "./metrics/server.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError } from "./runtime/errors.ts";
 import { validateDsn } from "./metadata/dsn.ts";
 import type { DatasetFilter } from "./metadata/coverage.ts";
 import { type Network, NETWORKS } from "./source/network.ts";

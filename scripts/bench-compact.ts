@@ -19,7 +19,7 @@ import { compact } from "../lib/copy/compact.ts";
 import { gc } from "../lib/recover/gc.ts";
 import { parseCopyArgs } from "../lib/cli/commands/copy.ts";
 import { parseCompactArgs } from "../lib/cli/commands/compact.ts";
-import { memoryLogger } from "../lib/log.ts";
+import { memoryLogger } from "../lib/runtime/log.ts";
 import { openCatalog } from "../lib/metadata/catalog.ts";
 import { CatalogWriter } from "../lib/metadata/writer.ts";
 

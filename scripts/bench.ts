@@ -35,7 +35,7 @@ import { fileURLToPath } from "node:url";
 import { makeLake } from "./make-lake.ts";
 import { objectKey } from "../lib/source/lake.ts";
 import { ZSTD_LEVEL } from "../lib/table/schema.ts";
-import { ZstdCompressor, ZstdDecompressor } from "../lib/zstd.ts";
+import { ZstdCompressor, ZstdDecompressor } from "../lib/runtime/zstd.ts";
 import { SPECS } from "../lib/settings.ts";
 import { PG_ADMIN, withScratchDb } from "./_scratch_db.ts";
 
@@ -164,7 +164,7 @@ interface CopyChildArgs {
 
 async function copyChild(a: CopyChildArgs): Promise<Measure> {
   const { copy } = await import("../lib/copy/run.ts");
-  const { createLogger } = await import("../lib/log.ts");
+  const { createLogger } = await import("../lib/runtime/log.ts");
   const storage = a.fleet?.storage ?? join(a.work, "out");
   const log = createLogger("text", () => {}, false);
   const t0 = performance.now();

@@ -11,7 +11,7 @@
  * line. A built binary is run once (`--version`) before it is reported built.
  */
 import { basename, join, relative, resolve } from "node:path";
-import { gitSha, VERSION } from "../lib/version.ts";
+import { gitSha, VERSION } from "../lib/runtime/version.ts";
 import {
   denoErrorCause,
   describePayload,

@@ -18,7 +18,7 @@
  */
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { checkKey, checkPrefix } from "./keys.ts";
 import {
   NotFoundError,

@@ -14,7 +14,7 @@
 import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { Bucket, File, Storage } from "@google-cloud/storage";
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
 import {
   NotFoundError,

@@ -1,5 +1,5 @@
 /** Key and URL helpers shared by every ObjectStore backend. */
-import { BronzeError, inArea } from "../errors.ts";
+import { BronzeError, inArea } from "../runtime/errors.ts";
 import { parseStoreUrl, redactUrl } from "./url.ts";
 
 export { redactUrl };

@@ -1,5 +1,5 @@
 /** Opens the ObjectStore for a URL: a bare path or file:// (local), gs:// or s3://. */
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { FileStore } from "./file.ts";
 import { GcsStore } from "./gcs.ts";
 import { parseStoreUrl, redactUrl, schemeOf } from "./url.ts";

@@ -17,7 +17,7 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
 import {
   NotFoundError,

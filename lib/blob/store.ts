@@ -5,7 +5,7 @@
  * Keys are relative, '/'-separated, never starting with '/'. They are resolved under the store's
  * root (the path or bucket prefix of the URL the store was opened with).
  */
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 
 export interface ObjectInfo {
   key: string;

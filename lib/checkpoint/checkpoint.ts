@@ -7,7 +7,7 @@
  * written with a precondition on the version last seen, so two writers cannot silently clobber
  * each other.
  */
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import {
   type ObjectStore,
   objectUrl,

@@ -3,8 +3,8 @@
  * `run(args)` returns the process's exit code; nothing here keeps state between runs.
  */
 import { Command, CommanderError, Option } from "commander";
-import { BronzeError, EXIT } from "../errors.ts";
-import { gitSha, VERSION } from "../version.ts";
+import { BronzeError, EXIT } from "../runtime/errors.ts";
+import { gitSha, VERSION } from "../runtime/version.ts";
 import { COMMAND_SETTINGS, type CommandName, type Flags, SPECS } from "../settings.ts";
 import { migrateCommand, parseMigrateArgs } from "./commands/migrate.ts";
 import { copyCommand, parseCopyArgs } from "./commands/copy.ts";

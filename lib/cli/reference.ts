@@ -6,7 +6,7 @@
  * README equal to them.
  */
 import type { Command } from "commander";
-import { EXIT_MEANINGS } from "../errors.ts";
+import { EXIT_MEANINGS } from "../runtime/errors.ts";
 import { COMMAND_REQUIRED, COMMAND_SETTINGS, type CommandName, SPECS } from "../settings.ts";
 import { buildProgram } from "./program.ts";
 

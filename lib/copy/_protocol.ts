@@ -1,5 +1,5 @@
 /** The messages between the build pool (pool.ts) and its workers (_worker.ts). */
-import { BronzeError, type ErrorArea, inArea } from "../errors.ts";
+import { BronzeError, type ErrorArea, inArea } from "../runtime/errors.ts";
 import { MissingLedgerError } from "../source/source.ts";
 import type { Range } from "../table/grid.ts";
 import type { PartitionMeta } from "../table/schema.ts";

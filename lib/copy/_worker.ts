@@ -5,7 +5,7 @@
  * reports progress, its result or its error by message. The interrupt is a shared flag the main
  * thread sets; the build stops after the ledger in hand and finishes the partial file.
  */
-import "../quiet.ts"; // first, as in main.ts: no deprecation warnings from dependencies
+import "../runtime/quiet.ts"; // first, as in main.ts: no deprecation warnings from dependencies
 import { type LedgerSource, openSource } from "../source/mod.ts";
 import { buildPartitionFile } from "./build.ts";
 import { type BuildRequest, toWire, type WorkerReply } from "./_protocol.ts";

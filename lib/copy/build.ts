@@ -4,13 +4,13 @@
  * parallel while the main thread commits them in ledger order; it streams (memory is bounded by
  * the row-group budget and the lake's prefetch, never by the partition's size).
  */
-import { BronzeError, inArea } from "../errors.ts";
+import { BronzeError, inArea } from "../runtime/errors.ts";
 import type { LedgerSource } from "../source/source.ts";
 import { decodeLedger, type LedgerRow } from "../source/ledger.ts";
 import { PartitionFileWriter } from "../table/writer.ts";
 import type { PartitionMeta } from "../table/schema.ts";
 import type { Range } from "../table/grid.ts";
-import { failpoint } from "../failpoint.ts";
+import { failpoint } from "../runtime/failpoint.ts";
 
 export interface Built {
   range: Range;

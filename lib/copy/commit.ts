@@ -7,8 +7,8 @@
  * A crash between any two steps leaves state the next run completes: a stored file without a
  * lineage row is adopted (its bytes are re-derived and compared), never duplicated or lost.
  */
-import type { Logger } from "../log.ts";
-import { failpoint } from "../failpoint.ts";
+import type { Logger } from "../runtime/log.ts";
+import { failpoint } from "../runtime/failpoint.ts";
 import { type ObjectStore, objectUrl } from "../blob/mod.ts";
 import type { Manager } from "../checkpoint/checkpoint.ts";
 import type { CatalogWriter } from "../metadata/writer.ts";
@@ -17,9 +17,10 @@ import type { Range } from "../table/grid.ts";
 import { type DatasetKey, manifestKey, partitionKey } from "../table/layout.ts";
 import { MANIFEST_VERSION } from "../table/manifest.ts";
 import { DOMAIN, SCHEMA_HASH, TABLE } from "../table/schema.ts";
-import { gitSha, PRODUCER } from "../version.ts";
+import { gitSha, PRODUCER } from "../runtime/version.ts";
 import type { Built } from "./build.ts";
 import { publishPartition, writeManifest } from "./publish.ts";
+import { stopwatch } from "../runtime/time.ts";
 
 /** A registered dataset: where it is stored and its catalog id. */
 export interface Dataset extends DatasetKey {
@@ -208,15 +209,4 @@ async function saveCheckpoint(
 function manifestTime(createdAt: unknown): Date | undefined {
   const t = typeof createdAt === "string" ? new Date(createdAt) : null;
   return t && !Number.isNaN(t.getTime()) ? t : undefined;
-}
-
-/** Seconds since the last call (or since it was made). */
-function stopwatch(): () => number {
-  let t = performance.now();
-  return () => {
-    const now = performance.now();
-    const s = (now - t) / 1000;
-    t = now;
-    return s;
-  };
 }

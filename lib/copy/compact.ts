@@ -13,7 +13,7 @@ import { mkdir, open, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { datasetFilterOf, type SettingsOf, type WithLedgerEnd } from "../settings.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../runtime/log.ts";
 import { FileStore } from "../blob/file.ts";
 import { hashObject, type ObjectStore, objectUrl, openStore } from "../blob/mod.ts";
 import type { Catalog } from "../metadata/catalog.ts";

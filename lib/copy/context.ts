@@ -1,6 +1,6 @@
 /** The shapes a run is made of, shared by the range loop (run.ts) and the fleet's (fleet.ts). */
-import type { Logger } from "../log.ts";
-import type { Progress } from "../progress.ts";
+import type { Logger } from "../runtime/log.ts";
+import type { Progress } from "../runtime/progress.ts";
 import type { SettingsOf } from "../settings.ts";
 import type { ObjectStore } from "../blob/mod.ts";
 import type { Manager } from "../checkpoint/checkpoint.ts";

@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
 import process from "node:process";
-import { formatDuration } from "../progress.ts";
+import { formatDuration } from "../runtime/format.ts";
 import type { FleetRange, Held } from "../metadata/claims.ts";
 import { islands } from "../metadata/coverage.ts";
 import { type CellCounts, cellCounts, fleetReport } from "../metadata/fleet.ts";
@@ -25,6 +25,7 @@ import type { CopyResult, RunContext } from "./context.ts";
 import { planWork } from "./plan.ts";
 import { loadCheckpoint } from "./resume.ts";
 import { addCommit, emptyStats, summary } from "./stats.ts";
+import { sleep } from "../runtime/time.ts";
 
 /** Lines about what a waiting copier waits for come at most this often, unless it changes. */
 const WAIT_LINE_SECONDS = 30;
@@ -206,14 +207,6 @@ class WaitLine {
       this.#said = what;
       this.#saidAt = now;
     }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, seconds * 1000);
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      }
-      signal.addEventListener("abort", done);
-    });
+    await sleep(seconds * 1000, signal);
   }
 }

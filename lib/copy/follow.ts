@@ -10,8 +10,8 @@
  * ledger missing below the head (a lake still being written) is waited for, with a line after a
  * while; a source whose head goes backwards, or a lake whose .config.json changes, is an error.
  */
-import { formatDuration } from "../progress.ts";
-import { BronzeError, inArea } from "../errors.ts";
+import { formatDuration } from "../runtime/format.ts";
+import { BronzeError, inArea } from "../runtime/errors.ts";
 import { cellOf, gaps, type Range } from "../table/grid.ts";
 import { MissingLedgerError } from "../source/source.ts";
 import type { CopyResult } from "./context.ts";
@@ -20,6 +20,7 @@ import { planWork } from "./plan.ts";
 import { compactableCells, compactCell, type CompactDeps } from "./compact.ts";
 import { Stores } from "../verify/locate.ts";
 import type { ResumePoint } from "./resume.ts";
+import { sleep } from "../runtime/time.ts";
 
 /** A ledger missing below the head is said after this many polls of waiting for it. */
 const MISSING_POLLS = 5;
@@ -139,18 +140,6 @@ function ready(
   return planWork({ start: next, end: target }, size, held).filter((r) =>
     r.end === cellOf(r.start, size).end || r.end === end || flush
   );
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done);
-  });
 }
 
 /**

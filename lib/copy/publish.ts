@@ -3,7 +3,7 @@
  * if absent; an object already there is adopted when its bytes hash to ours and refused otherwise.
  * Nothing here ever overwrites or deletes a stored object.
  */
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { hashObject, type ObjectStore, objectUrl } from "../blob/mod.ts";
 import {
   encodeManifest,

@@ -4,7 +4,7 @@
  * and storage may hold partitions the catalog lacks (a crash between publish and commit), which
  * the plan adopts.
  */
-import type { Logger } from "../log.ts";
+import type { Logger } from "../runtime/log.ts";
 import type { ObjectStore } from "../blob/mod.ts";
 import {
   checkIdentity,

@@ -7,10 +7,10 @@
  */
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { BronzeError } from "../errors.ts";
-import type { Logger } from "../log.ts";
-import { processAlive } from "../process.ts";
-import { Progress } from "../progress.ts";
+import { BronzeError } from "../runtime/errors.ts";
+import type { Logger } from "../runtime/log.ts";
+import { processAlive } from "../runtime/process.ts";
+import { Progress } from "../runtime/progress.ts";
 import { openStore } from "../blob/mod.ts";
 import { checkpointManager } from "../checkpoint/checkpoint.ts";
 import { ClaimSession } from "../metadata/claims.ts";

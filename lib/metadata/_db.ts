@@ -4,7 +4,7 @@
  * folder, never through SQL of its own.
  */
 import pg from "pg";
-import { BronzeError, inArea } from "../errors.ts";
+import { BronzeError, inArea } from "../runtime/errors.ts";
 import { scrubSecret } from "./dsn.ts";
 
 export type Row = Record<string, unknown>;

@@ -3,7 +3,7 @@
  * it are the functions of this folder (writer.ts, coverage.ts, claims.ts, migrate.ts).
  */
 import { join } from "node:path";
-import { BronzeError, EXIT } from "../errors.ts";
+import { BronzeError, EXIT } from "../runtime/errors.ts";
 import { attachDb, Db } from "./_db.ts";
 import { redactDsn, validateDsn } from "./dsn.ts";
 import { type EmbeddedCatalog, startEmbeddedCatalog } from "./embedded.ts";

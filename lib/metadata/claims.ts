@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { hostname } from "node:os";
-import { processAlive } from "../process.ts";
-import { BronzeError } from "../errors.ts";
+import { processAlive } from "../runtime/process.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { dbOf } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 

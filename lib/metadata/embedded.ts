@@ -1,8 +1,9 @@
 import { PGlite } from "@electric-sql/pglite";
 import { btree_gist } from "@electric-sql/pglite/contrib/btree_gist";
 import { basename, dirname, join } from "node:path";
-import { BronzeError } from "../errors.ts";
-import { processAlive } from "../process.ts";
+import { BronzeError } from "../runtime/errors.ts";
+import { processAlive } from "../runtime/process.ts";
+import { sleep } from "../runtime/time.ts";
 
 /**
  * The embedded catalog: PGlite stored under the state directory, served on 127.0.0.1 (ephemeral
@@ -761,10 +762,6 @@ function fatal(code: string, message: string): Uint8Array {
   new DataView(msg.buffer).setInt32(1, 4 + fields.length);
   msg.set(fields, 5);
   return msg;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 async function exists(path: string): Promise<boolean> {

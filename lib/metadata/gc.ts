@@ -5,8 +5,8 @@
  */
 import type pg from "pg";
 import { hostname } from "node:os";
-import { BronzeError } from "../errors.ts";
-import { processAlive } from "../process.ts";
+import { BronzeError } from "../runtime/errors.ts";
+import { processAlive } from "../runtime/process.ts";
 import type { Range } from "../table/grid.ts";
 import { dbOf, type Row } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";

@@ -1,6 +1,6 @@
 import { runner } from "node-pg-migrate";
 import { fileURLToPath } from "node:url";
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { dbOf, NotMigratedError } from "./_db.ts";
 import { type Catalog, type CatalogOptions, openCatalog } from "./catalog.ts";
 

@@ -2,7 +2,7 @@
  * The catalog side of `bronze catalog rebuild` (lib/recover/rebuild.ts reads storage): what a
  * dataset already holds, and the one transaction that records what storage adds to it.
  */
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { ConstraintError, dbOf } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 import { SWEEP_LOCK_CLASS } from "./claims.ts";

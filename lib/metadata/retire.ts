@@ -3,7 +3,7 @@
  * `copy` refuses to write into it; `gc --apply` deletes its files once it has been retired longer
  * than gc's grace period. Its row and its lineage stay forever: the audit trail outlives the files.
  */
-import { BronzeError, EXIT } from "../errors.ts";
+import { BronzeError, EXIT } from "../runtime/errors.ts";
 import { dbOf, type Row } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 import { type DatasetFilter, type DatasetRef, findDatasets } from "./coverage.ts";

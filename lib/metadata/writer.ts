@@ -1,4 +1,4 @@
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { ConstraintError, type Db, dbOf, type Row } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 

@@ -8,7 +8,7 @@
  * The copier reports events; `check()` only reads the clock. The clock is injectable so that tests
  * move time instead of sleeping.
  */
-import { formatDuration } from "../progress.ts";
+import { formatDuration } from "../runtime/format.ts";
 
 export interface HealthOptions {
   /** Seconds without progress (while not waiting at the head) before unhealthy. Default 900. */

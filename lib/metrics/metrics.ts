@@ -3,7 +3,7 @@
  * set of calls from the copy loop. Every series carries the dataset's `network`, `era` and
  * `version`, so several copiers scraped into one Prometheus stay apart.
  */
-import type { ErrorArea } from "../errors.ts";
+import type { ErrorArea } from "../runtime/errors.ts";
 import { type Counter, type Gauge, type Histogram, Registry } from "./exposition.ts";
 import { Health, type HealthOptions } from "./health.ts";
 

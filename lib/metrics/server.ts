@@ -2,7 +2,7 @@
  * The HTTP side of `--metrics-addr`: Prometheus scrapes `/metrics`, an orchestrator probes
  * `/healthz` (200 or 503, with one plain-text line saying why). Nothing else is served.
  */
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { CONTENT_TYPE } from "./exposition.ts";
 import type { HealthStatus } from "./health.ts";
 

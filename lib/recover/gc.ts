@@ -62,7 +62,7 @@ import {
   PreconditionFailedError,
 } from "../blob/mod.ts";
 import { FileStore } from "../blob/file.ts";
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import type { Catalog } from "../metadata/catalog.ts";
 import { type DatasetRef, findDatasets } from "../metadata/coverage.ts";
 import {
@@ -80,7 +80,7 @@ import type { Network } from "../source/network.ts";
 import type { Range } from "../table/grid.ts";
 import { datasetPrefix, manifestKey, partitionKey } from "../table/layout.ts";
 import { TABLE } from "../table/schema.ts";
-import { formatDuration } from "../progress.ts";
+import { formatSpan } from "../runtime/format.ts";
 import { datasetFilterOf } from "../settings.ts";
 
 /** The most objects deleted under one hold of a dataset's sweep lock. */
@@ -459,16 +459,4 @@ function rootSpellings(store: ObjectStore): string[] {
   const url = store.url.replace(/\/+$/, "");
   if (!(store instanceof FileStore)) return [url];
   return [...new Set([url, store.root, pathToFileURL(store.root).href])];
-}
-
-/** 86400 → "24h", 604800 → "7d", 90 → "1m30s", 93900 → "26h05m", 0 → "0s". */
-export function formatSpan(seconds: number): string {
-  const s = Math.round(seconds);
-  if (s >= 2 * 86_400 && s % 86_400 === 0) return `${s / 86_400}d`;
-  if (s >= 3600 && s % 3600 === 0) return `${s / 3600}h`;
-  if (s >= 60 && s < 3600 && s % 60 === 0) return `${s / 60}m`;
-  if (s >= 2 * 86_400) {
-    return `${Math.floor(s / 86_400)}d${String(Math.floor((s % 86_400) / 3600)).padStart(2, "0")}h`;
-  }
-  return formatDuration(seconds);
 }

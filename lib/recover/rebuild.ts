@@ -20,11 +20,11 @@
  */
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { BronzeError, ConfigError } from "../errors.ts";
-import { failpoint } from "../failpoint.ts";
-import type { Logger } from "../log.ts";
+import { BronzeError, ConfigError } from "../runtime/errors.ts";
+import { failpoint } from "../runtime/failpoint.ts";
+import type { Logger } from "../runtime/log.ts";
 import { existingDir, localPath } from "../probe.ts";
-import { Progress } from "../progress.ts";
+import { Progress } from "../runtime/progress.ts";
 import type { SettingsOf } from "../settings.ts";
 import { FileStore } from "../blob/file.ts";
 import {
@@ -49,6 +49,7 @@ import type { Range } from "../table/grid.ts";
 import { parseManifest, type StoredManifest } from "../table/manifest.ts";
 import { fileBuffer, parquetMetadataAsync, rowGroups } from "../table/reader.ts";
 import { DOMAIN, schemaHashOf, TABLE, TABLE_DESCRIPTION } from "../table/schema.ts";
+import { stopwatch } from "../runtime/time.ts";
 
 /** What a rebuild reads: the command's settings but its output format. */
 export type RebuildOptions = Omit<SettingsOf<"catalogRebuild">, "json" | "logFormat"> & {
@@ -756,17 +757,6 @@ function overlapping(held: LineageRow[], start: number, end: number): LineageRow
   const out: LineageRow[] = [];
   for (let i = lo; i < held.length && held[i].ledgerStart <= end; i++) out.push(held[i]);
   return out;
-}
-
-/** Seconds since the last call (or since it was made). */
-function stopwatch(): () => number {
-  let t = performance.now();
-  return () => {
-    const now = performance.now();
-    const s = (now - t) / 1000;
-    t = now;
-    return s;
-  };
 }
 
 /** Ledger order, the shorter first when two start together. */

@@ -11,10 +11,10 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { BronzeError } from "../errors.ts";
-import { failpoint } from "../failpoint.ts";
-import type { Logger } from "../log.ts";
-import { Progress } from "../progress.ts";
+import { BronzeError } from "../runtime/errors.ts";
+import { failpoint } from "../runtime/failpoint.ts";
+import type { Logger } from "../runtime/log.ts";
+import { Progress } from "../runtime/progress.ts";
 import { datasetFilterOf, type SettingsOf, type WithLedgerEnd } from "../settings.ts";
 import { hashObject, type ObjectStore, objectUrl, PreconditionFailedError } from "../blob/mod.ts";
 import { buildPartitionFile } from "../copy/build.ts";

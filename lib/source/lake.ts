@@ -4,13 +4,13 @@
  * sequence; decoding the row is lib/ledger.ts's job.
  */
 import { constants as zlib, zstdDecompressSync } from "node:zlib";
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { splitLedgers } from "./ledger.ts";
 import { type Network, passphraseOf } from "./network.ts";
 import { NotFoundError, type ObjectStore } from "../blob/store.ts";
 import { objectUrl } from "../blob/keys.ts";
 import { readU32, XdrCorruptError } from "./_xdr.ts";
-import { ZstdDecompressor } from "../zstd.ts";
+import { ZstdDecompressor } from "../runtime/zstd.ts";
 import { BatchBuffers } from "./_buffers.ts";
 import {
   type LedgerSource,

@@ -4,7 +4,7 @@
  * else (transaction meta, the bulk of a ledger) is never touched.
  */
 import { createHash } from "node:crypto";
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { readU32, XdrCorruptError } from "./_xdr.ts";
 import {
   innerOfFeeBump,

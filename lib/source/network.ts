@@ -1,5 +1,5 @@
 /** The Stellar networks bronze knows, and the passphrase each one signs with. */
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 
 export type Network = "pubnet" | "testnet" | "futurenet";
 

@@ -11,10 +11,11 @@
  */
 import type { rpc } from "@stellar/stellar-sdk";
 import { schemeOf } from "../blob/url.ts";
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { splitLedgers } from "./ledger.ts";
 import { type Network, passphraseOf } from "./network.ts";
 import type { LedgerSource, RawLedger, StreamOptions } from "./source.ts";
+import { sleep } from "../runtime/time.ts";
 
 export interface RpcOptions {
   /** Ledgers asked for per getLedgers call (default 10: pubnet ledgers run to megabytes). */
@@ -357,7 +358,8 @@ class RpcSource implements RpcNode {
       }
       if (attempt < attempts) {
         const backoff = retryDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
-        await _sleep(Math.max(backoff, retryAfterMs), client.signal);
+        await sleep(Math.max(backoff, retryAfterMs), client.signal);
+        client.signal.throwIfAborted();
       }
     }
     throw new BronzeError(`RPC ${ep}: ${what} failed after ${attempts} attempts: ${problem}`);
@@ -450,19 +452,4 @@ function _fetchAdapter(timeoutMs: number, signal: AbortSignal): Adapter {
     }
     return { data, status: res.status, statusText: res.statusText, headers: {}, config };
   };
-}
-
-function _sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

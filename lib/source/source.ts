@@ -3,7 +3,7 @@
  * RPC node. Both yield each ledger's exact LedgerCloseMeta XDR in sequence; the same ledgers from
  * either give the same Parquet bytes.
  */
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import type { Network } from "./network.ts";
 
 /**

@@ -9,7 +9,7 @@
  * `table`, `producer` and `created_at`; StoredManifest is what may be found in storage, and
  * `catalog rebuild` derives what such a manifest lacks (see lib/recover/rebuild.ts).
  */
-import { BronzeError } from "../errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 
 export const MANIFEST_VERSION = 2;
 

@@ -6,7 +6,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { ByteWriter, type ColumnSource, ParquetWriter } from "hyparquet-writer";
 import type { LedgerRow } from "../source/ledger.ts";
-import { ZstdCompressor } from "../zstd.ts";
+import { ZstdCompressor } from "../runtime/zstd.ts";
 import { COLUMN_NAMES, CREATED_BY, type PartitionMeta, SCHEMA, ZSTD_LEVEL } from "./schema.ts";
 
 /** Row-group budget in LedgerCloseMeta XDR bytes: bounds the writer's memory. */

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { FileStore } from "../blob/file.ts";
 import { hashObject, type ObjectStore } from "../blob/mod.ts";
 import type { LineageRow } from "../metadata/writer.ts";
-import type { Progress } from "../progress.ts";
+import type { Progress } from "../runtime/progress.ts";
 import { fileBuffer, type FileMetaData, parquetMetadataAsync, rowGroups } from "../table/reader.ts";
 
 export type CheckName =

@@ -5,8 +5,8 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { Logger } from "../log.ts";
-import { Progress } from "../progress.ts";
+import type { Logger } from "../runtime/log.ts";
+import { Progress } from "../runtime/progress.ts";
 import { datasetFilterOf, type SettingsOf, type WithLedgerEnd } from "../settings.ts";
 import { objectUrl } from "../blob/mod.ts";
 import { Stores } from "./locate.ts";

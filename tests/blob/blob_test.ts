@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { BronzeError } from "../../lib/errors.ts";
+import { BronzeError } from "../../lib/runtime/errors.ts";
 import { FileStore } from "../../lib/blob/file.ts";
 import { gcsOptionsFromEnv, GcsStore } from "../../lib/blob/gcs.ts";
 import { joinKey, openStore, redactUrl } from "../../lib/blob/mod.ts";

@@ -7,7 +7,7 @@ import {
   ErrNoCheckpoint,
 } from "../../lib/checkpoint/checkpoint.ts";
 import { copy, type CopyOptions } from "../../lib/copy/run.ts";
-import { createLogger, type Logger, memoryLogger } from "../../lib/log.ts";
+import { createLogger, type Logger, memoryLogger } from "../../lib/runtime/log.ts";
 import { ClaimSession } from "../../lib/metadata/claims.ts";
 import { checkpointShowCommand } from "../../lib/cli/commands/checkpoint.ts";
 import { type CatalogTarget, catalogTarget, poolOf } from "../support/catalogs.ts";

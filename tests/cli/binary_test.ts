@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { compile } from "../../scripts/compile.ts";
-import { VERSION } from "../../lib/version.ts";
+import { VERSION } from "../../lib/runtime/version.ts";
 
 // The single binary is built once for this file. Building needs deno's runtime (denort): where it
 // cannot be had (no DENORT_BIN, no route to Deno's download host) these tests are skipped and the

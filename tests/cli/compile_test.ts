@@ -9,7 +9,7 @@ import {
   pruneLock,
   stage,
 } from "../../scripts/compile_stage.ts";
-import { VERSION } from "../../lib/version.ts";
+import { VERSION } from "../../lib/runtime/version.ts";
 
 // What goes into the binary, checked where the binary itself cannot be built or run (no denort):
 // the stage it is compiled from, that stage run by deno from its own files, and the list of files

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { regenerate, sectionOf, SECTIONS } from "../../lib/cli/reference.ts";
-import { EXIT, EXIT_MEANINGS } from "../../lib/errors.ts";
+import { EXIT, EXIT_MEANINGS } from "../../lib/runtime/errors.ts";
 import { COMMAND_SETTINGS, SPECS } from "../../lib/settings.ts";
 
 const README = await Deno.readTextFile(new URL("../../README.md", import.meta.url));

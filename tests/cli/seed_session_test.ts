@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { copy, type CopyOptions } from "../../lib/copy/run.ts";
-import { createLogger, memoryLogger } from "../../lib/log.ts";
+import { createLogger, memoryLogger } from "../../lib/runtime/log.ts";
 import { catalogTarget } from "../support/catalogs.ts";
 import { runCli } from "../support/cli.ts";
 import { SAMPLES, SAMPLES_ABSENT, syntheticLake, tempDir } from "../support/lakes.ts";

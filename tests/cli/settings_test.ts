@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { resolveSettings } from "../../lib/settings.ts";
-import { ConfigError } from "../../lib/errors.ts";
+import { ConfigError } from "../../lib/runtime/errors.ts";
 
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
 

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { copy, type CopyOptions } from "../../lib/copy/run.ts";
-import { memoryLogger } from "../../lib/log.ts";
+import { memoryLogger } from "../../lib/runtime/log.ts";
 import { openStore } from "../../lib/blob/mod.ts";
 import { hashObject } from "../../lib/blob/mod.ts";
 import { checkpointManager } from "../../lib/checkpoint/checkpoint.ts";

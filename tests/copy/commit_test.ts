@@ -11,7 +11,7 @@ import { hashObject, openStore } from "../../lib/blob/mod.ts";
 import { checkpointManager, ErrNoCheckpoint } from "../../lib/checkpoint/checkpoint.ts";
 import { buildPartitionFile, type Built } from "../../lib/copy/build.ts";
 import { type CommitStep, Committer, type Dataset } from "../../lib/copy/commit.ts";
-import { memoryLogger } from "../../lib/log.ts";
+import { memoryLogger } from "../../lib/runtime/log.ts";
 import { contiguousCoverage } from "../../lib/metadata/coverage.ts";
 import { CatalogWriter, DuplicatePartitionError } from "../../lib/metadata/writer.ts";
 import { openSource } from "../../lib/source/mod.ts";

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { copy } from "../../lib/copy/run.ts";
-import { memoryLogger } from "../../lib/log.ts";
+import { memoryLogger } from "../../lib/runtime/log.ts";
 import { openStore } from "../../lib/blob/mod.ts";
 import { openLake } from "../../lib/source/lake.ts";
 import { decodeLedger } from "../../lib/source/ledger.ts";

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { copy } from "../../lib/copy/run.ts";
-import { memoryLogger } from "../../lib/log.ts";
+import { memoryLogger } from "../../lib/runtime/log.ts";
 import { openStore } from "../../lib/blob/mod.ts";
 import { checkpointManager, ErrNoCheckpoint } from "../../lib/checkpoint/checkpoint.ts";
 import { rangeOfKey } from "../../lib/table/layout.ts";

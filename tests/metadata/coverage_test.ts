@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { copy, type CopyOptions } from "../../lib/copy/run.ts";
-import { memoryLogger } from "../../lib/log.ts";
+import { memoryLogger } from "../../lib/runtime/log.ts";
 import { coverageCommand, EXIT_GAPS, parseCoverageArgs } from "../../lib/cli/commands/coverage.ts";
 import {
   COVERAGE_SQL,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BronzeError } from "../../lib/errors.ts";
+import { BronzeError } from "../../lib/runtime/errors.ts";
 import { parseListenAddress, serveMetrics } from "../../lib/metrics/server.ts";
 
 const NOTHING = { render: () => "" };

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { cp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { copy } from "../../lib/copy/run.ts";
-import { memoryLogger } from "../../lib/log.ts";
+import { memoryLogger } from "../../lib/runtime/log.ts";
 import { openStore } from "../../lib/blob/mod.ts";
 import { CatalogWriter } from "../../lib/metadata/writer.ts";
 import { rebuild, type RebuildOptions } from "../../lib/recover/rebuild.ts";

@@ -10,7 +10,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { hostname } from "node:os";
 import { copy } from "../../lib/copy/run.ts";
-import { memoryLogger } from "../../lib/log.ts";
+import { memoryLogger } from "../../lib/runtime/log.ts";
 import { DatasetRetiredError, retireDatasets } from "../../lib/metadata/retire.ts";
 import { ClaimSession } from "../../lib/metadata/claims.ts";
 import { formatRetired } from "../../lib/cli/commands/retire.ts";

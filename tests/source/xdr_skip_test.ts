@@ -12,7 +12,7 @@ import { xdr } from "@stellar/stellar-sdk";
 import { generateSkippers } from "../../lib/source/xdr_skip.ts";
 import { XdrCorruptError } from "../../lib/source/_xdr.ts";
 import { skipLcm } from "../../lib/source/_skippers.generated.ts";
-import { ZstdDecompressor } from "../../lib/zstd.ts";
+import { ZstdDecompressor } from "../../lib/runtime/zstd.ts";
 import { syntheticLedgers } from "../../scripts/make-lake.ts";
 import { skipper as reference } from "../support/xdr_skip_reference.ts";
 import { SAMPLES, SAMPLES_ABSENT } from "../support/lakes.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { encodeManifest, type Manifest, parseManifest } from "../../lib/table/manifest.ts";
-import { BronzeError } from "../../lib/errors.ts";
+import { BronzeError } from "../../lib/runtime/errors.ts";
 
 const MANIFEST: Manifest = {
   manifest_version: 2,

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { copy } from "../../lib/copy/run.ts";
-import { memoryLogger } from "../../lib/log.ts";
+import { memoryLogger } from "../../lib/runtime/log.ts";
 import { partitionKey } from "../../lib/table/layout.ts";
 import { CatalogWriter, type LineageRow } from "../../lib/metadata/writer.ts";
 import { verify, type VerifyOptions } from "../../lib/verify/verify.ts";

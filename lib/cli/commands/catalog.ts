@@ -1,5 +1,5 @@
-import { EXIT } from "../../errors.ts";
-import { createLogger, type Logger } from "../../log.ts";
+import { EXIT } from "../../runtime/errors.ts";
+import { createLogger, type Logger } from "../../runtime/log.ts";
 import { type DatasetRebuild, rebuild, type RebuildResult } from "../../recover/rebuild.ts";
 import {
   COMMAND_PROBES,
@@ -8,7 +8,7 @@ import {
   resolveSettings,
   type SettingsOf,
 } from "../../settings.ts";
-import { formatBytes } from "../format.ts";
+import { formatBytes } from "../../runtime/format.ts";
 
 /**
  * `bronze catalog rebuild` exits with this code when a partition failed its manifest or conflicts

@@ -3,7 +3,7 @@ import {
   checkpointManager,
   ErrNoCheckpoint,
 } from "../../checkpoint/checkpoint.ts";
-import { BronzeError } from "../../errors.ts";
+import { BronzeError } from "../../runtime/errors.ts";
 import { islandAround } from "../../metadata/coverage.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { CatalogWriter } from "../../metadata/writer.ts";

@@ -1,6 +1,6 @@
-import { EXIT } from "../../errors.ts";
+import { EXIT } from "../../runtime/errors.ts";
 import { compact, type Compaction } from "../../copy/compact.ts";
-import { createLogger, type Logger } from "../../log.ts";
+import { createLogger, type Logger } from "../../runtime/log.ts";
 import {
   COMMAND_SETTINGS,
   type Flags,

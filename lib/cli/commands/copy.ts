@@ -1,7 +1,7 @@
 import { copy, type CopyOptions, type CopyResult } from "../../copy/run.ts";
-import { areaOf, EXIT } from "../../errors.ts";
+import { areaOf, EXIT } from "../../runtime/errors.ts";
 import { CopierMetrics, serveMetrics } from "../../metrics/mod.ts";
-import { createLogger, type Logger } from "../../log.ts";
+import { createLogger, type Logger } from "../../runtime/log.ts";
 import {
   COMMAND_PROBES,
   COMMAND_REQUIRED,

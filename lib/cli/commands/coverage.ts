@@ -1,4 +1,4 @@
-import { EXIT } from "../../errors.ts";
+import { EXIT } from "../../runtime/errors.ts";
 import { type DatasetCoverage, queryCoverage } from "../../metadata/coverage.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import {
@@ -11,7 +11,7 @@ import {
   type WithLedgerEnd,
   withLedgerEnd,
 } from "../../settings.ts";
-import { formatBytes } from "../format.ts";
+import { formatBytes } from "../../runtime/format.ts";
 
 /** `bronze coverage --fail-on-gaps` exits with this code when any dataset has a gap. */
 export const EXIT_GAPS = EXIT.gaps;

@@ -1,6 +1,6 @@
 import { type Fleet, fleetReport } from "../../metadata/fleet.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
-import { formatDuration } from "../../progress.ts";
+import { formatDuration } from "../../runtime/format.ts";
 import {
   COMMAND_SETTINGS,
   datasetFilterOf,

@@ -1,7 +1,8 @@
-import { EXIT } from "../../errors.ts";
-import { formatSpan, gc, type GcObject, type GcResult } from "../../recover/gc.ts";
+import { EXIT } from "../../runtime/errors.ts";
+import { gc, type GcObject, type GcResult } from "../../recover/gc.ts";
+import { formatSpan } from "../../runtime/format.ts";
 import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
-import { formatBytes } from "../format.ts";
+import { formatBytes } from "../../runtime/format.ts";
 
 export type GcArgs = SettingsOf<"gc">;
 

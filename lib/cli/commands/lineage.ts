@@ -10,7 +10,7 @@ import {
   type WithLedgerEnd,
   withLedgerEnd,
 } from "../../settings.ts";
-import { formatBytes } from "../format.ts";
+import { formatBytes } from "../../runtime/format.ts";
 
 export type LineageOptions = WithLedgerEnd<SettingsOf<"lineage">>;
 

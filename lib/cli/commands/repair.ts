@@ -1,5 +1,5 @@
-import { EXIT } from "../../errors.ts";
-import { createLogger, type Logger } from "../../log.ts";
+import { EXIT } from "../../runtime/errors.ts";
+import { createLogger, type Logger } from "../../runtime/log.ts";
 import { repair, type RepairResult } from "../../recover/repair.ts";
 import {
   COMMAND_PROBES,

@@ -1,4 +1,4 @@
-import { ConfigError } from "../../errors.ts";
+import { ConfigError } from "../../runtime/errors.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { type Retired, retireDatasets } from "../../metadata/retire.ts";
 import {

@@ -1,5 +1,5 @@
-import { EXIT } from "../../errors.ts";
-import { createLogger, type Logger } from "../../log.ts";
+import { EXIT } from "../../runtime/errors.ts";
+import { createLogger, type Logger } from "../../runtime/log.ts";
 import {
   COMMAND_PROBES,
   COMMAND_SETTINGS,
@@ -10,7 +10,7 @@ import {
   withLedgerEnd,
 } from "../../settings.ts";
 import { verify, type VerifyResult } from "../../verify/verify.ts";
-import { formatBytes } from "../format.ts";
+import { formatBytes } from "../../runtime/format.ts";
 
 /** `bronze verify` exits with this code when any partition fails a check. */
 export const EXIT_VERIFY_FAILED = EXIT.incomplete;

@@ -1,4 +1,4 @@
-import denoJson from "../deno.json" with { type: "json" };
+import denoJson from "../../deno.json" with { type: "json" };
 
 /** The producer version recorded in lineage rows and printed by `--version`. */
 export const VERSION: string = (denoJson as { version: string }).version;
@@ -14,13 +14,15 @@ export function gitSha(): string | null {
   if (cachedSha !== undefined) return cachedSha;
   cachedSha = null;
   try {
-    const info = JSON.parse(Deno.readTextFileSync(new URL("../build_info.json", import.meta.url)));
+    const info = JSON.parse(
+      Deno.readTextFileSync(new URL("../../build_info.json", import.meta.url)),
+    );
     if (typeof info.gitSha === "string") return (cachedSha = info.gitSha);
   } catch { /* not a compiled build */ }
   try {
     const out = new Deno.Command("git", {
       args: ["rev-parse", "HEAD"],
-      cwd: new URL("..", import.meta.url),
+      cwd: new URL("../..", import.meta.url),
       stdout: "piped",
       stderr: "null",
     }).outputSync();

@@ -1,3 +1,4 @@
+import { formatDuration } from "./format.ts";
 import type { Logger } from "./log.ts";
 
 /**
@@ -54,17 +55,4 @@ export class Progress {
   end(): void {
     this.log.progress("");
   }
-}
-
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  if (seconds > 0 && seconds < 1) return `${Math.round(seconds * 1000)}ms`;
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h
-    ? `${h}h${String(m).padStart(2, "0")}m`
-    : m
-    ? `${m}m${String(s % 60).padStart(2, "0")}s`
-    : `${s}s`;
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { createLogger } from "../lib/log.ts";
-import { Progress } from "../lib/progress.ts";
+import { createLogger } from "../../lib/runtime/log.ts";
+import { Progress } from "../../lib/runtime/progress.ts";
 
 Deno.test("log lines: the seed's [tag] text, [warn] lines, and one JSON object per line with --log-format json", () => {
   const text: string[] = [];

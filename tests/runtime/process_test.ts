@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { processAlive } from "../lib/process.ts";
+import { processAlive } from "../../lib/runtime/process.ts";
 
 Deno.test("processAlive: this process is; a finished child and a thread id are not", async () => {
   assert.equal(processAlive(Deno.pid), true);

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
-import { ZstdCompressor, ZstdDecompressor } from "../lib/zstd.ts";
+import { ZstdCompressor, ZstdDecompressor } from "../../lib/runtime/zstd.ts";
 
 /** Bytes that compress somewhat (as ledgers do): a repeating pattern with noise. */
 function sample(n: number, seed: number): Uint8Array {
