@@ -10,6 +10,11 @@
  *
  *   deno run -A scripts/make-lake.ts --out <dir|url> --network testnet --start 1 --count 30000 \
  *     --lcm-version 2 --ledger-bytes 2048 [--ledgers-per-batch 1 --batches-per-partition 64000]
+ *
+ * With `--rate` it is a lake that grows, as Galexie's does: it first writes whatever of the range
+ * is missing, then appends ledgers at that rate (the hash chain runs on: ledger n is the same
+ * for the same options whenever it is written), each object published whole, until `--count`
+ * ledgers exist or it is stopped (Ctrl+C). `--help` lists every option.
  */
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -20,6 +25,7 @@ import { FileStore } from "../lib/blob/file.ts";
 import { dirname } from "node:path";
 import { CONFIG_KEY, type LakeConfig, objectKey } from "../lib/source/lake.ts";
 import { type Network, parseNetwork, passphraseOf } from "../lib/source/network.ts";
+import { sleep } from "../lib/runtime/time.ts";
 
 export interface MakeLakeOptions {
   /** Where to write: an open store, or a URL/path for openStore. */
@@ -35,6 +41,16 @@ export interface MakeLakeOptions {
   batchesPerPartition?: number;
   ext?: "zst" | "zstd";
   seed?: number;
+  /**
+   * Grow: ledgers a second. The objects already in the lake are compared with what these options
+   * generate (a different seed or size would break the hash chain) and kept; the rest are
+   * appended at this pace, each published whole (put-if-absent), until `count` ledgers exist.
+   */
+  rate?: number;
+  /** Ends a growing lake between two objects. */
+  signal?: AbortSignal;
+  /** Told of each ledger as it is written (appended) or found already in the lake. */
+  onLedger?: (sequence: number, appended: boolean) => void;
 }
 
 // Wire objects are the SDK's plain `toXdrObject()` shapes; typing each one buys nothing here.
@@ -500,7 +516,8 @@ function u32be(n: number): Uint8Array {
   return b;
 }
 
-export async function makeLake(opts: MakeLakeOptions): Promise<void> {
+/** Writes the lake; returns the last ledger it holds (less than asked when stopped early). */
+export async function makeLake(opts: MakeLakeOptions): Promise<number> {
   if (!opts.store && !opts.url) throw new Error("makeLake: give store or url");
   // Loaded only for a URL, so tests that pass a store don't pull in the cloud SDKs.
   const store: ObjectStore = opts.store ??
@@ -523,16 +540,11 @@ export async function makeLake(opts: MakeLakeOptions): Promise<void> {
     const lpb = config.ledgersPerBatch;
     const ext = opts.ext ?? "zst";
     const zstd = { params: { [constants.ZSTD_c_compressionLevel]: 3 } };
-    // A generated lake is a fixture: on local disk it is written without the store's two fsyncs
-    // per object (30,000 objects took 22 s that way, 3 s without), and simply made again if lost.
-    const write = store instanceof FileStore
-      ? async (key: string, bytes: Uint8Array) => {
-        const path = store.path(key);
-        await Deno.mkdir(dirname(path), { recursive: true });
-        await Deno.writeFile(path, bytes, { createNew: true });
-      }
-      : (key: string, bytes: Uint8Array) => store.putIfAbsent(key, bytes);
+    const write = opts.rate === undefined
+      ? fixtureWriter(store)
+      : growingWriter(store, opts.rate, opts.signal);
     const inFlight = new Set<Promise<unknown>>();
+    let last = opts.start - 1;
     const put = async (batchStart: number, ledgers: Uint8Array[], first: number) => {
       const body = concat([
         u32be(first),
@@ -541,15 +553,24 @@ export async function makeLake(opts: MakeLakeOptions): Promise<void> {
         ...ledgers,
       ]);
       const key = objectKey(config, batchStart, ext);
-      const p = write(key, zstdCompressSync(body, zstd));
+      const p = write(key, zstdCompressSync(body, zstd)).then((outcome) => {
+        if (outcome === "stopped") return;
+        for (let i = 0; i < ledgers.length; i++) {
+          opts.onLedger?.(first + i, outcome === "written");
+        }
+        last = Math.max(last, first + ledgers.length - 1);
+      });
       inFlight.add(p);
       p.finally(() => inFlight.delete(p)).catch(() => {});
-      if (inFlight.size >= PUT_CONCURRENCY) await Promise.race(inFlight);
+      if (inFlight.size >= (opts.rate === undefined ? PUT_CONCURRENCY : 1)) {
+        await Promise.race(inFlight);
+      }
     };
     let batch: Uint8Array[] = [];
     let batchStart = -1;
     let first = -1;
     for (const { sequence, xdr } of syntheticLedgers(opts)) {
+      if (opts.signal?.aborted) break;
       const bs = Math.floor(sequence / lpb) * lpb;
       if (bs !== batchStart && batch.length) {
         await put(batchStart, batch, first);
@@ -561,66 +582,212 @@ export async function makeLake(opts: MakeLakeOptions): Promise<void> {
       }
       batch.push(xdr);
     }
-    if (batch.length) await put(batchStart, batch, first);
+    if (batch.length && !opts.signal?.aborted) await put(batchStart, batch, first);
     await Promise.all(inFlight);
+    return last;
   } finally {
     if (!opts.store) await (store as ObjectStore).close?.();
   }
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      out: { type: "string" },
-      network: { type: "string", default: "testnet" },
-      start: { type: "string", default: "1" },
-      count: { type: "string", default: "1000" },
-      "lcm-version": { type: "string", default: "2" },
-      "ledger-bytes": { type: "string", default: "2048" },
-      "ledgers-per-batch": { type: "string", default: "1" },
-      "batches-per-partition": { type: "string", default: "64000" },
-      ext: { type: "string", default: "zst" },
-      seed: { type: "string", default: "1" },
-    },
-  });
-  if (!values.out) {
-    console.error(
-      "usage: make-lake.ts --out <dir|url> [--network testnet] [--start 1] [--count N]",
-    );
-    Deno.exit(2);
+/** Writes one object: written, kept (already there, the same bytes) or stopped (not written). */
+type Write = (key: string, bytes: Uint8Array) => Promise<"written" | "kept" | "stopped">;
+
+/**
+ * A generated lake is a fixture: on local disk it is written without the store's two fsyncs per
+ * object (30,000 objects took 22 s that way, 3 s without), and simply made again if lost.
+ */
+function fixtureWriter(store: ObjectStore): Write {
+  if (!(store instanceof FileStore)) {
+    return async (key, bytes) => {
+      if (await store.putIfAbsent(key, bytes) === "created") return "written";
+      throw new Error(`${store.url}/${key} already exists`);
+    };
   }
-  const int = (name: string, v: string) => {
+  return async (key, bytes) => {
+    const path = store.path(key);
+    await Deno.mkdir(dirname(path), { recursive: true });
+    await Deno.writeFile(path, bytes, { createNew: true });
+    return "written";
+  };
+}
+
+/**
+ * A lake that grows while copiers read it: an object already there must be exactly what these
+ * options generate (else the hash chain would break where the old part ends); a new one waits
+ * for its time, then is published whole, as Galexie publishes (a reader never sees half of it).
+ */
+function growingWriter(store: ObjectStore, rate: number, signal?: AbortSignal): Write {
+  let next = performance.now();
+  return async (key, bytes) => {
+    const have = await store.getVersioned(key);
+    if (have) {
+      if (!sameBytes(have.data, bytes)) {
+        throw new Error(
+          `${store.url}/${key} is not what these options generate: the lake was made with ` +
+            `another --seed, --ledger-bytes, --lcm-version or --start, and growing it would ` +
+            `break the hash chain`,
+        );
+      }
+      return "kept";
+    }
+    const wait = next - performance.now();
+    if (wait > 0) await sleep(wait, signal);
+    if (signal?.aborted) return "stopped";
+    next = Math.max(next, performance.now()) + 1000 / rate;
+    // Another writer may have published it meanwhile: then it must be these bytes too.
+    if (await store.putIfAbsent(key, bytes) === "created") return "written";
+    const now = await store.get(key);
+    if (!sameBytes(now, bytes)) {
+      throw new Error(`${store.url}/${key} was written by another writer`);
+    }
+    return "kept";
+  };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** The command line: every option, its default, and what it does (`--help` prints this). */
+const OPTIONS = {
+  out: {
+    type: "string",
+    help: "where to write: a directory, file://, gs:// or s3:// URL (required)",
+  },
+  network: { type: "string", default: "testnet", help: "pubnet, testnet or futurenet" },
+  start: { type: "string", default: "1", help: "first ledger" },
+  count: {
+    type: "string",
+    default: "1000",
+    help: "ledgers in the lake; with --rate, 0 means no end (until Ctrl+C)",
+  },
+  "lcm-version": { type: "string", default: "2", help: "LedgerCloseMeta version: 0, 1 or 2" },
+  "ledger-bytes": { type: "string", default: "2048", help: "approximate size of each ledger" },
+  "ledgers-per-batch": { type: "string", default: "1", help: "ledgers per lake object" },
+  "batches-per-partition": { type: "string", default: "64000", help: "objects per lake folder" },
+  ext: { type: "string", default: "zst", help: "object extension: zst, or zstd (older lakes)" },
+  seed: { type: "string", default: "1", help: "the generator's seed (same seed, same ledgers)" },
+  rate: {
+    type: "string",
+    help: "grow: append this many ledgers a second (e.g. 0.2 for Stellar's pace), after " +
+      "writing what is missing; stops at --count ledgers (0: never)",
+  },
+  help: { type: "boolean", help: "print this and exit" },
+} as const;
+
+function usage(): string {
+  const lines = Object.entries(OPTIONS).map(([name, o]) => {
+    const left = `  --${name}${o.type === "string" ? " <value>" : ""}`;
+    const def = "default" in o ? ` (default ${o.default})` : "";
+    return `${left.padEnd(34)}${o.help}${def}`;
+  });
+  return [
+    "usage: deno run -A scripts/make-lake.ts --out <dir|url> [options]",
+    "",
+    "Writes a synthetic Galexie data lake with a valid hash chain (deterministic for a seed).",
+    "",
+    ...lines,
+  ].join("\n");
+}
+
+/** Parses the command line, or prints one line naming the problem and exits 2. */
+function parseCommandLine(args: string[]) {
+  const fail = (problem: string): never => {
+    console.error(`make-lake: ${problem} (--help lists the options)`);
+    Deno.exit(2);
+  };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args, options: OPTIONS as never, strict: true }).values;
+  } catch (e) {
+    return fail((e as Error).message.replace(/^Unknown option/, "unknown option"));
+  }
+  if (values.help) {
+    console.log(usage());
+    Deno.exit(0);
+  }
+  if (!values.out) fail("--out is required");
+  const int = (name: keyof typeof OPTIONS) => {
+    const v = String(values[name]);
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) {
-      console.error(`make-lake: --${name} must be a non-negative integer, got ${v}`);
-      Deno.exit(2);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) {
+      fail(`--${name} must be a non-negative integer, got "${v}"`);
     }
     return n;
   };
-  const lcmVersion = int("lcm-version", values["lcm-version"]!);
-  if (lcmVersion > 2) {
-    console.error("make-lake: --lcm-version must be 0, 1 or 2");
-    Deno.exit(2);
+  const lcmVersion = int("lcm-version");
+  if (lcmVersion > 2) fail("--lcm-version must be 0, 1 or 2");
+  if (values.ext !== "zst" && values.ext !== "zstd") fail("--ext must be zst or zstd");
+  let rate: number | undefined;
+  if (values.rate !== undefined) {
+    rate = Number(values.rate);
+    if (!(rate > 0) || !Number.isFinite(rate)) {
+      fail(`--rate must be a number of ledgers a second above 0, got "${values.rate}"`);
+    }
   }
-  if (values.ext !== "zst" && values.ext !== "zstd") {
-    console.error("make-lake: --ext must be zst or zstd");
-    Deno.exit(2);
+  let network: Network;
+  try {
+    network = parseNetwork(String(values.network), "--network");
+  } catch (e) {
+    return fail((e as Error).message);
   }
-  const t0 = performance.now();
-  const count = int("count", values.count!);
-  await makeLake({
-    url: values.out,
-    network: parseNetwork(values.network!, "--network"),
-    start: int("start", values.start!),
-    count,
+  const count = int("count");
+  if (count === 0 && rate === undefined) fail("--count 0 needs --rate (a lake that grows)");
+  const opts: MakeLakeOptions = {
+    url: String(values.out),
+    network,
+    start: int("start") || fail("--start must be at least 1"),
+    count: count === 0 ? Infinity : count,
     lcmVersion: lcmVersion as 0 | 1 | 2,
-    ledgerBytes: int("ledger-bytes", values["ledger-bytes"]!),
-    ledgersPerBatch: int("ledgers-per-batch", values["ledgers-per-batch"]!),
-    batchesPerPartition: int("batches-per-partition", values["batches-per-partition"]!),
-    ext: values.ext,
-    seed: int("seed", values.seed!),
-  });
-  const s = (performance.now() - t0) / 1000;
-  console.log(`wrote ${count} ledgers to ${values.out} in ${s.toFixed(1)}s`);
+    ledgerBytes: int("ledger-bytes"),
+    ledgersPerBatch: int("ledgers-per-batch") || fail("--ledgers-per-batch must be at least 1"),
+    batchesPerPartition: int("batches-per-partition") ||
+      fail("--batches-per-partition must be at least 1"),
+    ext: values.ext as "zst" | "zstd",
+    seed: int("seed"),
+  };
+  return { opts, rate };
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`make-lake: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
+
+async function main(): Promise<void> {
+  const { opts, rate } = parseCommandLine(Deno.args);
+  const t0 = performance.now();
+  if (rate === undefined) {
+    await makeLake(opts);
+    const s = (performance.now() - t0) / 1000;
+    console.log(`wrote ${opts.count} ledgers to ${opts.url} in ${s.toFixed(1)}s`);
+  } else {
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+    let had = 0;
+    let appending = false;
+    const last = await makeLake({
+      ...opts,
+      rate,
+      signal: stop.signal,
+      onLedger: (seq, appended) => {
+        if (!appended) return void had++;
+        if (!appending) {
+          appending = true;
+          console.log(
+            `kept the ${had} ledgers already in ${opts.url}; appending from ${seq} at ${rate}/s`,
+          );
+        }
+        console.log(`appended ledger ${seq}`);
+      },
+    });
+    console.log(`${stop.signal.aborted ? "stopped" : "done"}: ${opts.url} ends at ledger ${last}`);
+  }
 }
