@@ -8,6 +8,7 @@
  *
  *   deno run -A scripts/bench-compact.ts [--cells 3] [--cell 1000] [--every 50]
  */
+import { resolveSettings } from "../lib/settings/mod.ts";
 import { parseArgs } from "node:util";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -17,8 +18,6 @@ import { withScratchDb } from "./_scratch_db.ts";
 import { copy } from "../lib/copy/run.ts";
 import { compact } from "../lib/copy/compact.ts";
 import { gc } from "../lib/recover/gc.ts";
-import { parseCopyArgs } from "../lib/cli/commands/copy.ts";
-import { parseCompactArgs } from "../lib/cli/commands/compact.ts";
 import { memoryLogger } from "../lib/runtime/log.ts";
 import { openCatalog } from "../lib/metadata/catalog.ts";
 import { CatalogWriter } from "../lib/metadata/writer.ts";
@@ -63,14 +62,18 @@ try {
     for (let s = 1; s <= cells * cell; s += every) {
       const end = String(Math.min(s + every - 1, cells * cell));
       await copy(
-        parseCopyArgs({ ...flags(dsn, storage, stateDir), start: String(s), end }, none),
+        resolveSettings("copy", { ...flags(dsn, storage, stateDir), start: String(s), end }, none),
         quiet(),
       );
     }
     const before = { rows: await rowCount(dsn, stateDir), files: await files(storage) };
     const t0 = performance.now();
     const done = await compact(
-      parseCompactArgs({ catalog: dsn, stateDir, storage, partitionSize: String(cell) }, none),
+      resolveSettings(
+        "compact",
+        { catalog: dsn, stateDir, storage, partitionSize: String(cell) },
+        none,
+      ),
       quiet(),
     );
     const seconds = (performance.now() - t0) / 1000;
@@ -83,7 +86,7 @@ try {
     const same = await withScratchDb("bronze_bench_compact_ref", async (ref) => {
       const refStorage = join(work, "reference");
       await copy(
-        parseCopyArgs({
+        resolveSettings("copy", {
           ...flags(ref, refStorage, join(work, "ref-state")),
           start: "1",
           end: String(cells * cell),

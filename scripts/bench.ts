@@ -36,7 +36,7 @@ import { makeLake } from "./make-lake.ts";
 import { objectKey } from "../lib/source/lake.ts";
 import { ZSTD_LEVEL } from "../lib/table/schema.ts";
 import { ZstdCompressor, ZstdDecompressor } from "../lib/runtime/zstd.ts";
-import { SPECS } from "../lib/settings.ts";
+import { SPECS } from "../lib/settings/mod.ts";
 import { PG_ADMIN, withScratchDb } from "./_scratch_db.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");

@@ -5,22 +5,51 @@
 import { Command, CommanderError, Option } from "commander";
 import { BronzeError, EXIT } from "../runtime/errors.ts";
 import { gitSha, VERSION } from "../runtime/version.ts";
-import { COMMAND_SETTINGS, type CommandName, type Flags, SPECS } from "../settings.ts";
-import { migrateCommand, parseMigrateArgs } from "./commands/migrate.ts";
-import { copyCommand, parseCopyArgs } from "./commands/copy.ts";
-import { checkpointShowCommand, parseCheckpointShowArgs } from "./commands/checkpoint.ts";
-import { coverageCommand, parseCoverageArgs } from "./commands/coverage.ts";
-import { parseVerifyArgs, verifyCommand } from "./commands/verify.ts";
-import { fleetCommand, parseFleetArgs } from "./commands/fleet.ts";
-import { parseRepairArgs, repairCommand } from "./commands/repair.ts";
-import { compactCommand, parseCompactArgs } from "./commands/compact.ts";
-import { lineageCommand, parseLineageArgs } from "./commands/lineage.ts";
-import { catalogRebuildCommand, parseCatalogRebuildArgs } from "./commands/catalog.ts";
-import { gcCommand, parseGcArgs } from "./commands/gc.ts";
-import { parseRetireArgs, retireCommand } from "./commands/retire.ts";
+import {
+  type CommandName,
+  COMMANDS,
+  type Flags,
+  resolveSettings,
+  specOf,
+} from "../settings/mod.ts";
+import { type AnyCliCommand, type CliCommand, commandWords } from "./command.ts";
+import { CATALOG_REBUILD } from "./commands/catalog.ts";
+import { CHECKPOINT_SHOW } from "./commands/checkpoint.ts";
+import { COMPACT } from "./commands/compact.ts";
+import { COPY } from "./commands/copy.ts";
+import { COVERAGE } from "./commands/coverage.ts";
+import { FLEET } from "./commands/fleet.ts";
+import { GC } from "./commands/gc.ts";
+import { LINEAGE } from "./commands/lineage.ts";
+import { MIGRATE } from "./commands/migrate.ts";
+import { REPAIR } from "./commands/repair.ts";
+import { RETIRE } from "./commands/retire.ts";
+import { VERIFY } from "./commands/verify.ts";
 
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
 export const EXIT_INTERNAL = EXIT.internal;
+
+/** Every command, in help order. */
+export const CLI_COMMANDS: readonly AnyCliCommand[] = [
+  MIGRATE,
+  COPY,
+  COVERAGE,
+  VERIFY,
+  REPAIR,
+  COMPACT,
+  LINEAGE,
+  FLEET,
+  GC,
+  RETIRE,
+  CHECKPOINT_SHOW,
+  CATALOG_REBUILD,
+];
+
+/** The commands that only group others (`bronze checkpoint show`). */
+const GROUPS: Record<string, string> = {
+  checkpoint: "inspect a copier's checkpoint",
+  catalog: "recover the catalog",
+};
 
 /**
  * Adds a command's flags, with their defaults and environment variables in the help text. Unknown
@@ -29,8 +58,8 @@ export const EXIT_INTERNAL = EXIT.internal;
  */
 function withOptions(cmd: Command, name: CommandName): Command {
   cmd.allowUnknownOption().allowExcessArguments();
-  for (const key of COMMAND_SETTINGS[name]) {
-    const spec = SPECS[key];
+  for (const key of COMMANDS[name].settings) {
+    const spec = specOf(name, key);
     const flag = spec.boolean ? spec.flag : `${spec.flag} <value>`;
     // Defaults are applied by resolveSettings (after the environment), so they are only shown.
     const fallback = spec.shown ?? spec.default?.({});
@@ -38,6 +67,15 @@ function withOptions(cmd: Command, name: CommandName): Command {
     cmd.addOption(new Option(flag, spec.help + shown + (spec.env ? ` [env: ${spec.env}]` : "")));
   }
   return cmd;
+}
+
+/** Resolves a command's settings and runs it: its exit code. */
+function runCommand<C extends CommandName>(
+  command: CliCommand<C>,
+  flags: Flags,
+  unknown: readonly string[],
+): Promise<number> {
+  return command.run(resolveSettings(command.name, flags, undefined, unknown));
 }
 
 /** The program; each command's action hands its exit code to `exit`. */
@@ -54,166 +92,28 @@ export function buildProgram(exit: (code: number) => void): Command {
     .exitOverride()
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
 
-  /**
-   * A command under `parent` (named `text.name`, else `settings`): its flags from its settings
-   * list; its action parses them and runs the command's plain function.
-   */
-  const add = <A>(
-    parent: Command,
-    settings: CommandName,
-    text: { name?: string; summary: string; description: string },
-    parse: (flags: Flags, env: undefined, unknown: readonly string[]) => A,
-    command: (args: A) => Promise<number>,
-  ) =>
+  for (const command of CLI_COMMANDS) {
+    let parent = program;
+    const words = commandWords(command.name);
+    for (const group of words.slice(0, -1)) {
+      parent = parent.commands.find((c) => c.name() === group) ??
+        parent.command(group).description(GROUPS[group]);
+    }
     withOptions(
-      parent.command(text.name ?? settings).summary(text.summary).description(text.description),
-      settings,
+      parent.command(words.at(-1)!).summary(command.summary).description(command.description),
+      command.name,
     ).action(async (flags: Flags, cmd: Command) =>
-      exit(await command(parse(flags, undefined, cmd.args)))
+      exit(await runCommand(command, flags, cmd.args))
     );
-
-  add(
-    program,
-    "migrate",
-    {
-      summary: "apply the _meta_* schema (idempotent)",
-      description: "apply the _meta_* catalog schema (idempotent)",
-    },
-    parseMigrateArgs,
-    migrateCommand,
-  );
-  add(
-    program,
-    "copy",
-    {
-      summary: "copy a ledger range, resumably; or follow the network",
-      description:
-        "copy a ledger range from a Galexie lake or a Stellar RPC node into Parquet partitions, resumably; with --follow, keep copying as the network grows",
-    },
-    parseCopyArgs,
-    copyCommand,
-  );
-  add(
-    program,
-    "coverage",
-    {
-      summary: "which ledgers does the catalog hold, and where are the gaps?",
-      description:
-        "per dataset: ledgers held, partitions, rows, bytes and every gap (exit 3 on gaps with --fail-on-gaps)",
-    },
-    parseCoverageArgs,
-    coverageCommand,
-  );
-  add(
-    program,
-    "verify",
-    {
-      summary: "are the stored bytes what the catalog recorded?",
-      description:
-        "re-read stored partitions and check them against their lineage (exit 4 on any failure)",
-    },
-    parseVerifyArgs,
-    verifyCommand,
-  );
-  add(
-    program,
-    "repair",
-    {
-      summary: "rebuild missing or corrupt partitions from the source",
-      description:
-        "rebuild from the source every partition whose stored file is missing or corrupt, publishing only bytes that match the lineage (exit 4 when one cannot be)",
-    },
-    parseRepairArgs,
-    repairCommand,
-  );
-  add(
-    program,
-    "compact",
-    {
-      summary: "merge each complete cell's partial partitions into one file",
-      description:
-        "replace the partial partitions of each complete grid cell by one file, byte-identical to a backfill's (the partials stay in lineage, marked superseded)",
-    },
-    parseCompactArgs,
-    compactCommand,
-  );
-  add(
-    program,
-    "lineage",
-    {
-      summary: "the partitions the catalog records (--history: superseded too)",
-      description:
-        "the partitions the catalog records, in ledger order (--history: the superseded ones too)",
-    },
-    parseLineageArgs,
-    lineageCommand,
-  );
-  add(
-    program,
-    "fleet",
-    {
-      summary: "who is copying what, across machines, and how fast",
-      description:
-        "who is copying what: each fleet's cells committed, claimed and left, its pace and ETA, and every copier working",
-    },
-    parseFleetArgs,
-    fleetCommand,
-  );
-  add(
-    program,
-    "gc",
-    {
-      summary: "list what no lineage row keeps (orphans, superseded, retired); --apply deletes",
-      description:
-        "list what no lineage row keeps (temp files, never-committed partitions, partials a compaction superseded) and the files of retired datasets, older than --older-than; delete them with --apply",
-    },
-    parseGcArgs,
-    gcCommand,
-  );
-  add(
-    program,
-    "retire",
-    {
-      summary: "retire a dataset version: copy refuses it, gc deletes its files later",
-      description:
-        "mark the matching datasets retired (--reason required): their lineage stays, copy refuses them, gc --apply deletes their files",
-    },
-    parseRetireArgs,
-    retireCommand,
-  );
-
-  const checkpoint = program.command("checkpoint").description("inspect a copier's checkpoint");
-  add(
-    checkpoint,
-    "checkpointShow",
-    {
-      name: "show",
-      summary: "where is this copier?",
-      description: "print the checkpoint and the catalog's view beside it",
-    },
-    parseCheckpointShowArgs,
-    checkpointShowCommand,
-  );
-
-  const catalogCmd = program.command("catalog").description("recover the catalog");
-  add(
-    catalogCmd,
-    "catalogRebuild",
-    {
-      name: "rebuild",
-      summary: "recover a lost catalog from storage alone",
-      description:
-        "record the lineage of every partition under --storage from its _manifest.json, each file checked against it (exit 4 when one fails or conflicts with the catalog)",
-    },
-    parseCatalogRebuildArgs,
-    catalogRebuildCommand,
-  );
-
+  }
   return program;
 }
 
 /** Runs the command line `args` (without the program name); returns the exit code. */
 export async function run(args: string[]): Promise<number> {
+  // `bronze help --help` (or `help copy -h`) asks for the help: commander would take --help for
+  // the name of a command.
+  if (args[0] === "help") args = args.filter((a, i) => i === 0 || (a !== "--help" && a !== "-h"));
   let code = 0;
   const program = buildProgram((c) => code = c);
   try {

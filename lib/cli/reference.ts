@@ -1,13 +1,14 @@
 /**
  * The README's reference sections, made from the code that defines them, so they cannot drift:
- * the commands (each one's summary), every setting (SPECS and COMMAND_SETTINGS) and every exit
+ * the commands (each one's summary), every setting (SPECS and COMMANDS) and every exit
  * code (EXIT_MEANINGS). `deno task readme` writes them into README.md between
  * `<!-- reference:NAME -->` and `<!-- /reference:NAME -->`; tests/cli/reference_test.ts holds the
  * README equal to them.
  */
 import type { Command } from "commander";
 import { EXIT_MEANINGS } from "../runtime/errors.ts";
-import { COMMAND_REQUIRED, COMMAND_SETTINGS, type CommandName, SPECS } from "../settings.ts";
+import { type CommandName, COMMANDS, type Key, specOf, SPECS } from "../settings/mod.ts";
+import { commandWords } from "./command.ts";
 import { buildProgram } from "./program.ts";
 
 export type SectionName = "commands" | "settings" | "exit-codes";
@@ -34,34 +35,40 @@ function commandList(): string {
   return ["```", ...lines.map(([c, s]) => `${c.padEnd(width)}# ${s}`), "```"].join("\n");
 }
 
-/** "checkpointShow" → "checkpoint show": the words a user types. */
-function commandWords(name: CommandName): string {
-  return name.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
-}
-
-/** One row per setting: flag, variable, default, meaning and the commands that take it. */
+/**
+ * One row per setting, and one more for each command's own spec of it (copy's --end): flag,
+ * variable, default, meaning and the commands that take it so.
+ */
 function settingsTable(): string {
-  const names = Object.keys(COMMAND_SETTINGS) as CommandName[];
-  const rows = Object.entries(SPECS).map(([key, spec]) => {
-    const takers = names.filter((n) => (COMMAND_SETTINGS[n] as readonly string[]).includes(key));
-    const fallback = spec.shown ?? (spec.boolean ? "off" : spec.default?.({}));
-    const needs = names.filter((n) =>
-      (COMMAND_REQUIRED as Partial<Record<CommandName, readonly string[]>>)[n]?.includes(key)
-    );
-    return [
-      code(spec.flag),
-      spec.env ? code(spec.env) : "",
-      fallback !== undefined
-        ? code(String(fallback))
-        : needs.length
-        ? `required (${needs.map(commandWords).join(", ")})`
-        : "none",
-      spec.help,
-      takers.length === names.length ? "all" : takers.map(commandWords).join(", "),
-    ];
-  });
+  const names = Object.keys(COMMANDS) as CommandName[];
+  const rows: string[][] = [];
+  for (const key of Object.keys(SPECS) as Key[]) {
+    const takers = names.filter((n) => (COMMANDS[n].settings as readonly Key[]).includes(key));
+    const specs = [SPECS[key], ...new Set(takers.map((n) => specOf(n, key)))];
+    for (const spec of new Set(specs)) {
+      const these = takers.filter((n) => specOf(n, key) === spec);
+      if (these.length === 0) continue;
+      const fallback = spec.shown ?? (spec.boolean ? "off" : spec.default?.({}));
+      const needs = these.filter((n) =>
+        (COMMANDS[n] as { required?: readonly Key[] }).required?.includes(key)
+      );
+      rows.push([
+        code(spec.flag),
+        spec.env ? code(spec.env) : "",
+        fallback !== undefined
+          ? code(String(fallback))
+          : needs.length
+          ? `required (${needs.map(words).join(", ")})`
+          : "none",
+        spec.help,
+        these.length === names.length ? "all" : these.map(words).join(", "),
+      ]);
+    }
+  }
   return table(["flag", "environment", "default", "meaning", "commands"], rows);
 }
+
+const words = (name: CommandName) => commandWords(name).join(" ");
 
 function exitCodeTable(): string {
   return table(["code", "meaning"], EXIT_MEANINGS.map(([c, m]) => [c, m]));

@@ -12,7 +12,7 @@
 import { mkdir, open, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { datasetFilterOf, type SettingsOf, type WithLedgerEnd } from "../settings.ts";
+import { datasetFilterOf, type SettingsOf } from "../settings/mod.ts";
 import type { Logger } from "../runtime/log.ts";
 import { FileStore } from "../blob/file.ts";
 import { hashObject, type ObjectStore, objectUrl, openStore } from "../blob/mod.ts";
@@ -188,7 +188,7 @@ export async function compactCell(
 }
 
 /** What `bronze compact` reads. */
-export type CompactOptions = WithLedgerEnd<Omit<SettingsOf<"compact">, "json" | "logFormat">>;
+export type CompactOptions = Omit<SettingsOf<"compact">, "json" | "logFormat">;
 
 /**
  * `bronze compact`: every cell of the selected datasets and range that two or more current

@@ -1,7 +1,7 @@
 /** The shapes a run is made of, shared by the range loop (run.ts) and the fleet's (fleet.ts). */
 import type { Logger } from "../runtime/log.ts";
 import type { Progress } from "../runtime/progress.ts";
-import type { SettingsOf } from "../settings.ts";
+import type { SettingsOf } from "../settings/mod.ts";
 import type { ObjectStore } from "../blob/mod.ts";
 import type { Manager } from "../checkpoint/checkpoint.ts";
 import type { Catalog } from "../metadata/catalog.ts";
@@ -17,9 +17,7 @@ import type { CopierMetrics } from "../metrics/mod.ts";
 export type { CopyStats };
 
 /** What a copy reads: the copy command's settings but its log format (the caller's logger). */
-export type CopyOptions =
-  & Omit<SettingsOf<"copy">, "logFormat">
-  & Required<Pick<SettingsOf<"copy">, "source">>;
+export type CopyOptions = Omit<SettingsOf<"copy">, "logFormat">;
 
 export interface CopyResult {
   /** Ranges committed by this run (adopted ones included), in order. */

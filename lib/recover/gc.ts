@@ -81,7 +81,7 @@ import type { Range } from "../table/grid.ts";
 import { datasetPrefix, manifestKey, partitionKey } from "../table/layout.ts";
 import { TABLE } from "../table/schema.ts";
 import { formatSpan } from "../runtime/format.ts";
-import { datasetFilterOf } from "../settings.ts";
+import { datasetFilterOf } from "../settings/mod.ts";
 
 /** The most objects deleted under one hold of a dataset's sweep lock. */
 export const BATCH_OBJECTS = 64;

@@ -20,12 +20,11 @@
  */
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { BronzeError, ConfigError } from "../runtime/errors.ts";
+import { BronzeError } from "../runtime/errors.ts";
 import { failpoint } from "../runtime/failpoint.ts";
 import type { Logger } from "../runtime/log.ts";
-import { existingDir, localPath } from "../probe.ts";
 import { Progress } from "../runtime/progress.ts";
-import type { SettingsOf } from "../settings.ts";
+import type { SettingsOf } from "../settings/mod.ts";
 import { FileStore } from "../blob/file.ts";
 import {
   hashObject,
@@ -160,9 +159,6 @@ interface Sound {
 type Checked = Sound | { ds: DatasetIdentity; failure: PartitionFailure };
 
 export async function rebuild(opts: RebuildOptions, log: Logger): Promise<RebuildResult> {
-  const local = localPath(opts.storage);
-  const missing = local === null ? undefined : existingDir(local);
-  if (missing) throw new ConfigError([`--storage (STORAGE_URL) ${missing}`]);
   const started = performance.now();
   const store = openStore(opts.storage);
   let catalog: Catalog | undefined;

@@ -15,7 +15,7 @@ import { BronzeError } from "../runtime/errors.ts";
 import { failpoint } from "../runtime/failpoint.ts";
 import type { Logger } from "../runtime/log.ts";
 import { Progress } from "../runtime/progress.ts";
-import { datasetFilterOf, type SettingsOf, type WithLedgerEnd } from "../settings.ts";
+import { datasetFilterOf, type SettingsOf } from "../settings/mod.ts";
 import { hashObject, type ObjectStore, objectUrl, PreconditionFailedError } from "../blob/mod.ts";
 import { buildPartitionFile } from "../copy/build.ts";
 import { findDatasets } from "../metadata/coverage.ts";
@@ -27,9 +27,7 @@ import { isNetwork } from "../source/network.ts";
 import { Stores } from "../verify/locate.ts";
 
 /** What repair reads: the repair command's settings but its output format. */
-export type RepairOptions =
-  & WithLedgerEnd<Omit<SettingsOf<"repair">, "json" | "logFormat">>
-  & { source: string };
+export type RepairOptions = Omit<SettingsOf<"repair">, "json" | "logFormat">;
 
 export type RepairOutcome =
   /** The file was missing: recreated. */

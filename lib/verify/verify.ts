@@ -7,7 +7,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../runtime/log.ts";
 import { Progress } from "../runtime/progress.ts";
-import { datasetFilterOf, type SettingsOf, type WithLedgerEnd } from "../settings.ts";
+import { datasetFilterOf, type SettingsOf } from "../settings/mod.ts";
 import { objectUrl } from "../blob/mod.ts";
 import { Stores } from "./locate.ts";
 import { findDatasets } from "../metadata/coverage.ts";
@@ -18,7 +18,7 @@ import { type CheckName, checkPartition } from "./check.ts";
 export type { CheckName };
 
 /** What verify reads: the verify command's settings but its output format. */
-export type VerifyOptions = WithLedgerEnd<Omit<SettingsOf<"verify">, "json" | "logFormat">>;
+export type VerifyOptions = Omit<SettingsOf<"verify">, "json" | "logFormat">;
 
 export interface VerifyFailure {
   dataset: string;

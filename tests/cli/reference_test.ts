@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { regenerate, sectionOf, SECTIONS } from "../../lib/cli/reference.ts";
 import { EXIT, EXIT_MEANINGS } from "../../lib/runtime/errors.ts";
-import { COMMAND_SETTINGS, SPECS } from "../../lib/settings.ts";
+import { type CommandName, COMMANDS, type Key, specOf, SPECS } from "../../lib/settings/mod.ts";
 
 const README = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
 
@@ -24,14 +24,24 @@ for (const name of Object.keys(SECTIONS) as (keyof typeof SECTIONS)[]) {
   });
 }
 
-Deno.test("the settings table has a row for every setting, and names every command that takes it", () => {
+Deno.test("the settings table has a row for every setting (and each command's own meaning of one), and names every command that takes it", () => {
   const rows = normalized(sectionOf(README, "settings")!).slice(1);
-  assert.equal(rows.length, Object.keys(SPECS).length);
+  const names = Object.keys(COMMANDS) as CommandName[];
+  const specs = new Set(
+    names.flatMap((n) => (COMMANDS[n].settings as readonly Key[]).map((k) => specOf(n, k))),
+  );
+  assert.equal(rows.length, specs.size);
+  assert.ok(specs.size > Object.keys(SPECS).length);
+  const ends = rows.filter((r) => r.startsWith("|`--end`|"));
+  assert.deepEqual(ends.map((r) => r.split("|").at(-2)), [
+    "coverage, verify, repair, compact, lineage",
+    "copy",
+  ]);
   const copyRow = rows.find((r) => r.startsWith("|`--fleet`|"))!;
   assert.match(copyRow, /\|copy\|$/);
   const catalogRow = rows.find((r) => r.startsWith("|`--catalog`|"))!;
   assert.match(catalogRow, /\|all\|$/);
-  assert.ok(Object.keys(COMMAND_SETTINGS).length > 10);
+  assert.ok(Object.keys(COMMANDS).length > 10);
 });
 
 Deno.test("every exit code bronze uses has a row", () => {

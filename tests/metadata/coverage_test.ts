@@ -1,7 +1,8 @@
+import { resolveSettings } from "../../lib/settings/mod.ts";
 import assert from "node:assert/strict";
 import { copy, type CopyOptions } from "../../lib/copy/run.ts";
 import { memoryLogger } from "../../lib/runtime/log.ts";
-import { coverageCommand, EXIT_GAPS, parseCoverageArgs } from "../../lib/cli/commands/coverage.ts";
+import { coverageCommand, EXIT_GAPS } from "../../lib/cli/commands/coverage.ts";
 import {
   COVERAGE_SQL,
   coverageParams,
@@ -231,7 +232,8 @@ Deno.test("bronze coverage: table, --json, filters, --fail-on-gaps exits 3 only 
     const lines: string[] = [];
     const errs: string[] = [];
     const code = await coverageCommand(
-      parseCoverageArgs(
+      resolveSettings(
+        "coverage",
         { catalog: target.dsn, stateDir: target.stateDir, ...flags },
         () => undefined,
       ),
@@ -279,7 +281,7 @@ Deno.test("bronze coverage: table, --json, filters, --fail-on-gaps exits 3 only 
 
   // Bad filter values are configuration errors, reported together.
   assert.throws(
-    () => parseCoverageArgs({ network: "mainnet", start: "x" }, () => undefined),
+    () => resolveSettings("coverage", { network: "mainnet", start: "x" }, () => undefined),
     {
       message:
         `2 configuration problems: --network must be one of pubnet, testnet, futurenet, got "mainnet"; --start must be a whole number, got "x"`,

@@ -9,6 +9,7 @@
  * ctime, and nothing sets ctime back), so "older than the grace period" is `--older-than 0s`,
  * and "younger" is the default 24h, which every file made by the test is.
  */
+import { resolveSettings } from "../../lib/settings/mod.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { cp, readFile, stat, writeFile } from "node:fs/promises";
@@ -20,7 +21,7 @@ import { openStore } from "../../lib/blob/mod.ts";
 import { ClaimSession, SWEEP_LOCK_CLASS } from "../../lib/metadata/claims.ts";
 import { withSweepLock } from "../../lib/metadata/gc.ts";
 import { verify } from "../../lib/verify/verify.ts";
-import { gcCommand, parseGcArgs } from "../../lib/cli/commands/gc.ts";
+import { gcCommand } from "../../lib/cli/commands/gc.ts";
 import { formatBytes } from "../../lib/runtime/format.ts";
 import { datasetPrefix, manifestKey, partitionKey } from "../../lib/table/layout.ts";
 import { CATALOG_KINDS, type CatalogTarget, catalogTarget, poolOf } from "../support/catalogs.ts";
@@ -94,10 +95,13 @@ async function runGc(
   const lines: string[] = [];
   const errs: string[] = [];
   const code = await gcCommand(
-    parseGcArgs(
-      { catalog: target.dsn, stateDir: target.stateDir, storage, json: true, ...flags },
-      () => undefined,
-    ),
+    resolveSettings("gc", {
+      catalog: target.dsn,
+      stateDir: target.stateDir,
+      storage,
+      json: true,
+      ...flags,
+    }, () => undefined),
     (l) => lines.push(l),
     (l) => errs.push(l),
   );
@@ -463,7 +467,7 @@ Deno.test("gc against s3:// storage (s3rver): an orphan and its manifest listed,
 
 Deno.test("gc settings: --older-than takes 0s and days, defaults to 24h, names a bad value", () => {
   const olderThan = (raw?: string) =>
-    parseGcArgs(raw === undefined ? {} : { olderThan: raw }, () => undefined).olderThan;
+    resolveSettings("gc", raw === undefined ? {} : { olderThan: raw }, () => undefined).olderThan;
   assert.equal(olderThan(), 86_400);
   assert.equal(olderThan("0s"), 0);
   assert.equal(olderThan("30m"), 1800);
@@ -471,5 +475,5 @@ Deno.test("gc settings: --older-than takes 0s and days, defaults to 24h, names a
   assert.throws(() => olderThan("soon"), {
     message: `--older-than must be an age such as 0s, 30m, 24h or 7d, got "soon"`,
   });
-  assert.equal(parseGcArgs({}, () => undefined).apply, false);
+  assert.equal(resolveSettings("gc", {}, () => undefined).apply, false);
 });

@@ -4,6 +4,7 @@
  * --apply deletes its files once it has been retired longer than --older-than (and not before),
  * leaving the other version's untouched; verify reports its partitions as retired, not failed.
  */
+import { resolveSettings } from "../../lib/settings/mod.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
@@ -14,9 +15,9 @@ import { memoryLogger } from "../../lib/runtime/log.ts";
 import { DatasetRetiredError, retireDatasets } from "../../lib/metadata/retire.ts";
 import { ClaimSession } from "../../lib/metadata/claims.ts";
 import { formatRetired } from "../../lib/cli/commands/retire.ts";
-import { coverageCommand, EXIT_GAPS, parseCoverageArgs } from "../../lib/cli/commands/coverage.ts";
+import { coverageCommand, EXIT_GAPS } from "../../lib/cli/commands/coverage.ts";
 import { verifyCommand } from "../../lib/cli/commands/verify.ts";
-import { gcCommand, parseGcArgs } from "../../lib/cli/commands/gc.ts";
+import { gcCommand } from "../../lib/cli/commands/gc.ts";
 import { manifestKey, partitionKey } from "../../lib/table/layout.ts";
 import { type CatalogTarget, catalogTarget, poolOf } from "../support/catalogs.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
@@ -77,7 +78,8 @@ Deno.test("retire v1 after a re-copy as v2: copy refuses v1, coverage and verify
   const coverage = async (flags: Record<string, string | boolean>) => {
     const lines: string[] = [];
     const code = await coverageCommand(
-      parseCoverageArgs(
+      resolveSettings(
+        "coverage",
         { catalog: target.dsn, stateDir: target.stateDir, ...flags },
         () => undefined,
       ),
@@ -179,10 +181,12 @@ Deno.test("retire v1 after a re-copy as v2: copy refuses v1, coverage and verify
   const gc = async (flags: Record<string, string | boolean>) => {
     const lines: string[] = [];
     const code = await gcCommand(
-      parseGcArgs(
-        { catalog: target.dsn, stateDir: target.stateDir, storage: out.path, ...flags },
-        () => undefined,
-      ),
+      resolveSettings("gc", {
+        catalog: target.dsn,
+        stateDir: target.stateDir,
+        storage: out.path,
+        ...flags,
+      }, () => undefined),
       (l) => lines.push(l),
       () => {},
     );
@@ -313,7 +317,7 @@ Deno.test("retire while a copier still copies into the dataset: retire names it,
     ]);
     const lines: string[] = [];
     await gcCommand(
-      parseGcArgs({
+      resolveSettings("gc", {
         catalog: target.dsn,
         stateDir: target.stateDir,
         storage: out.path,

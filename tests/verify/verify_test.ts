@@ -1,3 +1,4 @@
+import { resolveSettings } from "../../lib/settings/mod.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile, rename, rm, writeFile } from "node:fs/promises";
@@ -7,11 +8,7 @@ import { memoryLogger } from "../../lib/runtime/log.ts";
 import { partitionKey } from "../../lib/table/layout.ts";
 import { CatalogWriter, type LineageRow } from "../../lib/metadata/writer.ts";
 import { verify, type VerifyOptions } from "../../lib/verify/verify.ts";
-import {
-  EXIT_VERIFY_FAILED,
-  parseVerifyArgs,
-  verifyCommand,
-} from "../../lib/cli/commands/verify.ts";
+import { EXIT_VERIFY_FAILED, verifyCommand } from "../../lib/cli/commands/verify.ts";
 import { CATALOG_KINDS, type CatalogTarget, catalogTarget, poolOf } from "../support/catalogs.ts";
 import { SAMPLES, SAMPLES_ABSENT, syntheticLake, tempDir } from "../support/lakes.ts";
 import { runCli } from "../support/cli.ts";
@@ -259,10 +256,10 @@ Deno.test("verify: --storage reads each partition at its storage_path under anot
   const found = await verify(vopts(target, { storageRoot: moved }), memoryLogger());
   assert.deepEqual([found.partitions, found.passed, found.failed], [2, 2, 0]);
   assert.equal(
-    parseVerifyArgs({ storage: moved }, () => undefined).storageRoot,
+    resolveSettings("verify", { storage: moved }, () => undefined).storageRoot,
     moved,
   );
-  assert.equal(parseVerifyArgs({}, () => undefined).storageRoot, undefined);
+  assert.equal(resolveSettings("verify", {}, () => undefined).storageRoot, undefined);
 });
 
 Deno.test({

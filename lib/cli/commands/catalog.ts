@@ -1,14 +1,9 @@
 import { EXIT } from "../../runtime/errors.ts";
 import { createLogger, type Logger } from "../../runtime/log.ts";
 import { type DatasetRebuild, rebuild, type RebuildResult } from "../../recover/rebuild.ts";
-import {
-  COMMAND_PROBES,
-  COMMAND_SETTINGS,
-  type Flags,
-  resolveSettings,
-  type SettingsOf,
-} from "../../settings.ts";
 import { formatBytes } from "../../runtime/format.ts";
+import type { SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
 /**
  * `bronze catalog rebuild` exits with this code when a partition failed its manifest or conflicts
@@ -18,16 +13,13 @@ export const EXIT_REBUILD_INCOMPLETE = EXIT.incomplete;
 
 export type CatalogRebuildOptions = SettingsOf<"catalogRebuild">;
 
-export function parseCatalogRebuildArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): CatalogRebuildOptions {
-  return resolveSettings(COMMAND_SETTINGS.catalogRebuild, flags, env, {
-    probe: COMMAND_PROBES.catalogRebuild,
-    unknown,
-  });
-}
+export const CATALOG_REBUILD: CliCommand<"catalogRebuild"> = {
+  name: "catalogRebuild",
+  summary: "recover a lost catalog from storage alone",
+  description:
+    "record the lineage of every partition under --storage from its _manifest.json, each file checked against it (exit 4 when one fails or conflicts with the catalog)",
+  run: catalogRebuildCommand,
+};
 
 /**
  * `bronze catalog rebuild`: records in the catalog the lineage of every partition stored under

@@ -8,26 +8,17 @@ import { islandAround } from "../../metadata/coverage.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { CatalogWriter } from "../../metadata/writer.ts";
 import { TABLE } from "../../table/schema.ts";
-import {
-  COMMAND_PROBES,
-  COMMAND_SETTINGS,
-  type Flags,
-  resolveSettings,
-  type SettingsOf,
-} from "../../settings.ts";
+import type { SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
 export type CheckpointShowArgs = SettingsOf<"checkpointShow">;
 
-export function parseCheckpointShowArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): CheckpointShowArgs {
-  return resolveSettings(COMMAND_SETTINGS.checkpointShow, flags, env, {
-    probe: COMMAND_PROBES.checkpointShow,
-    unknown,
-  });
-}
+export const CHECKPOINT_SHOW: CliCommand<"checkpointShow"> = {
+  name: "checkpointShow",
+  summary: "where is this copier?",
+  description: "print the checkpoint and the catalog's view beside it",
+  run: checkpointShowCommand,
+};
 
 /**
  * `bronze checkpoint show`: the checkpoint, and the catalog's view beside it. The catalog is the

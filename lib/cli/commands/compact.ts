@@ -1,27 +1,21 @@
 import { EXIT } from "../../runtime/errors.ts";
 import { compact, type Compaction } from "../../copy/compact.ts";
 import { createLogger, type Logger } from "../../runtime/log.ts";
-import {
-  COMMAND_SETTINGS,
-  type Flags,
-  resolveSettings,
-  type SettingsOf,
-  type WithLedgerEnd,
-  withLedgerEnd,
-} from "../../settings.ts";
+import type { SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
 /** `bronze compact` exits with this code when a cell's partial is not what its lineage says. */
 export const EXIT_REFUSED = EXIT.incomplete;
 
-export type CompactArgs = WithLedgerEnd<SettingsOf<"compact">>;
+export type CompactArgs = SettingsOf<"compact">;
 
-export function parseCompactArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): CompactArgs {
-  return withLedgerEnd(resolveSettings(COMMAND_SETTINGS.compact, flags, env, { unknown }));
-}
+export const COMPACT: CliCommand<"compact"> = {
+  name: "compact",
+  summary: "merge each complete cell's partial partitions into one file",
+  description:
+    "replace the partial partitions of each complete grid cell by one file, byte-identical to a backfill's (the partials stay in lineage, marked superseded)",
+  run: compactCommand,
+};
 
 /**
  * `bronze compact`: every cell of the selection that several current partitions cover exactly is

@@ -1,29 +1,19 @@
-import { copy, type CopyOptions, type CopyResult } from "../../copy/run.ts";
+import { copy, type CopyResult } from "../../copy/run.ts";
 import { areaOf, EXIT } from "../../runtime/errors.ts";
 import { CopierMetrics, serveMetrics } from "../../metrics/mod.ts";
 import { createLogger, type Logger } from "../../runtime/log.ts";
-import {
-  COMMAND_PROBES,
-  COMMAND_REQUIRED,
-  COMMAND_SETTINGS,
-  type Flags,
-  resolveSettings,
-  type SettingsOf,
-} from "../../settings.ts";
+import type { SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
-export type CopyArgs = SettingsOf<"copy"> & CopyOptions;
+export type CopyArgs = SettingsOf<"copy">;
 
-export function parseCopyArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): CopyArgs {
-  return resolveSettings(COMMAND_SETTINGS.copy, flags, env, {
-    required: COMMAND_REQUIRED.copy,
-    probe: COMMAND_PROBES.copy,
-    unknown,
-  });
-}
+export const COPY: CliCommand<"copy"> = {
+  name: "copy",
+  summary: "copy a ledger range, resumably; or follow the network",
+  description:
+    "copy a ledger range from a Galexie lake or a Stellar RPC node into Parquet partitions, resumably; with --follow, keep copying as the network grows",
+  run: copyCommand,
+};
 
 /** Exit code of an interrupted run, as a shell reports death by that signal. */
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: EXIT.sigint, SIGTERM: EXIT.sigterm };

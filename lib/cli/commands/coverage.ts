@@ -1,33 +1,22 @@
 import { EXIT } from "../../runtime/errors.ts";
 import { type DatasetCoverage, queryCoverage } from "../../metadata/coverage.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
-import {
-  COMMAND_PROBES,
-  COMMAND_SETTINGS,
-  datasetFilterOf,
-  type Flags,
-  resolveSettings,
-  type SettingsOf,
-  type WithLedgerEnd,
-  withLedgerEnd,
-} from "../../settings.ts";
 import { formatBytes } from "../../runtime/format.ts";
+import { datasetFilterOf, type SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
 /** `bronze coverage --fail-on-gaps` exits with this code when any dataset has a gap. */
 export const EXIT_GAPS = EXIT.gaps;
 
-export type CoverageOptions = WithLedgerEnd<SettingsOf<"coverage">>;
+export type CoverageOptions = SettingsOf<"coverage">;
 
-export function parseCoverageArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): CoverageOptions {
-  return withLedgerEnd(resolveSettings(COMMAND_SETTINGS.coverage, flags, env, {
-    probe: COMMAND_PROBES.coverage,
-    unknown,
-  }));
-}
+export const COVERAGE: CliCommand<"coverage"> = {
+  name: "coverage",
+  summary: "which ledgers does the catalog hold, and where are the gaps?",
+  description:
+    "per dataset: ledgers held, partitions, rows, bytes and every gap (exit 3 on gaps with --fail-on-gaps)",
+  run: coverageCommand,
+};
 
 export interface CoverageReport {
   catalog: string;

@@ -1,23 +1,18 @@
 import { type Fleet, fleetReport } from "../../metadata/fleet.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { formatDuration } from "../../runtime/format.ts";
-import {
-  COMMAND_SETTINGS,
-  datasetFilterOf,
-  type Flags,
-  resolveSettings,
-  type SettingsOf,
-} from "../../settings.ts";
+import { datasetFilterOf, type SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
 export type FleetOptions = SettingsOf<"fleet">;
 
-export function parseFleetArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): FleetOptions {
-  return resolveSettings(COMMAND_SETTINGS.fleet, flags, env, { unknown });
-}
+export const FLEET: CliCommand<"fleet"> = {
+  name: "fleet",
+  summary: "who is copying what, across machines, and how fast",
+  description:
+    "who is copying what: each fleet's cells committed, claimed and left, its pace and ETA, and every copier working",
+  run: fleetCommand,
+};
 
 /**
  * `bronze fleet`: who is copying what, across machines: per dataset, each fleet (its range and

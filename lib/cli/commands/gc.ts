@@ -1,18 +1,19 @@
 import { EXIT } from "../../runtime/errors.ts";
 import { gc, type GcObject, type GcResult } from "../../recover/gc.ts";
 import { formatSpan } from "../../runtime/format.ts";
-import { COMMAND_SETTINGS, type Flags, resolveSettings, type SettingsOf } from "../../settings.ts";
 import { formatBytes } from "../../runtime/format.ts";
+import type { SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
 export type GcArgs = SettingsOf<"gc">;
 
-export function parseGcArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): GcArgs {
-  return resolveSettings(COMMAND_SETTINGS.gc, flags, env, { unknown });
-}
+export const GC: CliCommand<"gc"> = {
+  name: "gc",
+  summary: "list what no lineage row keeps (orphans, superseded, retired); --apply deletes",
+  description:
+    "list what no lineage row keeps (temp files, never-committed partitions, partials a compaction superseded) and the files of retired datasets, older than --older-than; delete them with --apply",
+  run: gcCommand,
+};
 
 /**
  * `bronze gc`: what no lineage row references (temp files, never-committed partitions) and the

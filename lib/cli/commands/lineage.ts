@@ -1,26 +1,19 @@
 import { findDatasets } from "../../metadata/coverage.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { CatalogWriter, type LineageRow } from "../../metadata/writer.ts";
-import {
-  COMMAND_SETTINGS,
-  datasetFilterOf,
-  type Flags,
-  resolveSettings,
-  type SettingsOf,
-  type WithLedgerEnd,
-  withLedgerEnd,
-} from "../../settings.ts";
 import { formatBytes } from "../../runtime/format.ts";
+import { datasetFilterOf, type SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
-export type LineageOptions = WithLedgerEnd<SettingsOf<"lineage">>;
+export type LineageOptions = SettingsOf<"lineage">;
 
-export function parseLineageArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): LineageOptions {
-  return withLedgerEnd(resolveSettings(COMMAND_SETTINGS.lineage, flags, env, { unknown }));
-}
+export const LINEAGE: CliCommand<"lineage"> = {
+  name: "lineage",
+  summary: "the partitions the catalog records (--history: superseded too)",
+  description:
+    "the partitions the catalog records, in ledger order (--history: the superseded ones too)",
+  run: lineageCommand,
+};
 
 /**
  * `bronze lineage`: the partitions the catalog records, per dataset, in ledger order: the current

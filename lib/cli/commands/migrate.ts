@@ -1,25 +1,16 @@
 import { openCatalog } from "../../metadata/catalog.ts";
 import { migrate, migrationStatus } from "../../metadata/migrate.ts";
-import {
-  COMMAND_PROBES,
-  COMMAND_SETTINGS,
-  type Flags,
-  resolveSettings,
-  type SettingsOf,
-} from "../../settings.ts";
+import type { SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
 export type MigrateOptions = SettingsOf<"migrate">;
 
-export function parseMigrateArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): MigrateOptions {
-  return resolveSettings(COMMAND_SETTINGS.migrate, flags, env, {
-    probe: COMMAND_PROBES.migrate,
-    unknown,
-  });
-}
+export const MIGRATE: CliCommand<"migrate"> = {
+  name: "migrate",
+  summary: "apply the _meta_* schema (idempotent)",
+  description: "apply the _meta_* catalog schema (idempotent)",
+  run: migrateCommand,
+};
 
 /**
  * `bronze migrate`: applies pending migrations (or, with --status, lists them). Writes the report

@@ -1,33 +1,21 @@
 import { EXIT } from "../../runtime/errors.ts";
 import { createLogger, type Logger } from "../../runtime/log.ts";
 import { repair, type RepairResult } from "../../recover/repair.ts";
-import {
-  COMMAND_PROBES,
-  COMMAND_REQUIRED,
-  COMMAND_SETTINGS,
-  type Flags,
-  resolveSettings,
-  type SettingsOf,
-  type WithLedgerEnd,
-  withLedgerEnd,
-} from "../../settings.ts";
+import type { SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
 /** `bronze repair` exits with this code when a partition could not be brought back. */
 export const EXIT_NOT_REPAIRED = EXIT.incomplete;
 
-export type RepairArgs = WithLedgerEnd<SettingsOf<"repair">> & { source: string };
+export type RepairArgs = SettingsOf<"repair">;
 
-export function parseRepairArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): RepairArgs {
-  return withLedgerEnd(resolveSettings(COMMAND_SETTINGS.repair, flags, env, {
-    required: COMMAND_REQUIRED.repair,
-    probe: COMMAND_PROBES.repair,
-    unknown,
-  }));
-}
+export const REPAIR: CliCommand<"repair"> = {
+  name: "repair",
+  summary: "rebuild missing or corrupt partitions from the source",
+  description:
+    "rebuild from the source every partition whose stored file is missing or corrupt, publishing only bytes that match the lineage (exit 4 when one cannot be)",
+  run: repairCommand,
+};
 
 /**
  * `bronze repair`: rebuilds, from the source, every selected partition whose stored file is

@@ -1,35 +1,17 @@
-import { ConfigError } from "../../runtime/errors.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { type Retired, retireDatasets } from "../../metadata/retire.ts";
-import {
-  COMMAND_REQUIRED,
-  COMMAND_SETTINGS,
-  datasetFilterOf,
-  type Flags,
-  resolveSettings,
-  type SettingsOf,
-} from "../../settings.ts";
+import { datasetFilterOf, type SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
-export type RetireArgs = SettingsOf<"retire"> & { reason: string };
+export type RetireArgs = SettingsOf<"retire">;
 
-export function parseRetireArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): RetireArgs {
-  const s = resolveSettings(COMMAND_SETTINGS.retire, flags, env, {
-    unknown,
-    required: COMMAND_REQUIRED.retire,
-  });
-  // Without a filter every dataset of the catalog would go: never what anyone means.
-  if (!s.networkFilter && !s.eraFilter && !s.versionFilter && !s.datasetFilter) {
-    throw new ConfigError([
-      "retire needs at least one of --network, --era, --version-label, --dataset: " +
-      "it retires every dataset they match",
-    ]);
-  }
-  return s;
-}
+export const RETIRE: CliCommand<"retire"> = {
+  name: "retire",
+  summary: "retire a dataset version: copy refuses it, gc deletes its files later",
+  description:
+    "mark the matching datasets retired (--reason required): their lineage stays, copy refuses them, gc --apply deletes their files",
+  run: retireCommand,
+};
 
 /**
  * `bronze retire`: marks every dataset matching the filters retired (once: one already retired

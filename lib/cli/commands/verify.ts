@@ -1,32 +1,22 @@
 import { EXIT } from "../../runtime/errors.ts";
 import { createLogger, type Logger } from "../../runtime/log.ts";
-import {
-  COMMAND_PROBES,
-  COMMAND_SETTINGS,
-  type Flags,
-  resolveSettings,
-  type SettingsOf,
-  type WithLedgerEnd,
-  withLedgerEnd,
-} from "../../settings.ts";
 import { verify, type VerifyResult } from "../../verify/verify.ts";
 import { formatBytes } from "../../runtime/format.ts";
+import type { SettingsOf } from "../../settings/mod.ts";
+import type { CliCommand } from "../command.ts";
 
 /** `bronze verify` exits with this code when any partition fails a check. */
 export const EXIT_VERIFY_FAILED = EXIT.incomplete;
 
-export type VerifyArgs = WithLedgerEnd<SettingsOf<"verify">>;
+export type VerifyArgs = SettingsOf<"verify">;
 
-export function parseVerifyArgs(
-  flags: Flags,
-  env?: (n: string) => string | undefined,
-  unknown: readonly string[] = [],
-): VerifyArgs {
-  return withLedgerEnd(resolveSettings(COMMAND_SETTINGS.verify, flags, env, {
-    probe: COMMAND_PROBES.verify,
-    unknown,
-  }));
-}
+export const VERIFY: CliCommand<"verify"> = {
+  name: "verify",
+  summary: "are the stored bytes what the catalog recorded?",
+  description:
+    "re-read stored partitions and check them against their lineage (exit 4 on any failure)",
+  run: verifyCommand,
+};
 
 /**
  * `bronze verify`: re-reads every selected partition and checks it against its lineage row.

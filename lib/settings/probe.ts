@@ -4,7 +4,16 @@
  * deep inside a run. Each returns the problem, or undefined when the path will do.
  */
 import { dirname, join, resolve } from "node:path";
-import { parseStoreUrl } from "./blob/url.ts";
+import { parseStoreUrl } from "../blob/url.ts";
+
+/** Checks a setting's value before any work: the problem, or undefined when it will do. */
+export type Probe = (value: string) => string | undefined;
+
+/** The probe of the local path a URL names: nothing to check for a bucket or an RPC node. */
+export const onDisk = (probe: (path: string) => string | undefined): Probe => (url) => {
+  const path = localPath(url);
+  return path === null ? undefined : probe(path);
+};
 
 /** The local path a store URL names, or null for a bucket (or anything else not on this disk). */
 export function localPath(url: string): string | null {

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { existingDir, lakeDir, localPath, writableDir, writableFile } from "../lib/probe.ts";
-import { tempDir } from "./support/lakes.ts";
+import {
+  existingDir,
+  lakeDir,
+  localPath,
+  writableDir,
+  writableFile,
+} from "../../lib/settings/probe.ts";
+import { tempDir } from "../support/lakes.ts";
 
 Deno.test("probes: a file where a directory must be, an unwritable place, a lake without .config.json; nothing is created", async () => {
   await using dir = await tempDir();

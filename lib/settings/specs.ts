@@ -1,0 +1,363 @@
+/**
+ * Every setting: its flag, environment variable, help, parser and default. A setting comes from
+ * its flag, else its environment variable, else its default; which commands take it, and what
+ * else they demand of it, is COMMANDS' (commands.ts).
+ */
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { type Network, NETWORKS } from "../source/network.ts";
+import {
+  age,
+  bool,
+  dsn,
+  duration,
+  intIn,
+  label,
+  ledger,
+  listenAddress,
+  nonEmpty,
+  objectUrl,
+  oneOf,
+  type Parser,
+  sourceUrl,
+  storeUrl,
+} from "./parsers.ts";
+
+export interface Settings {
+  catalog?: string;
+  stateDir: string;
+  source?: string;
+  storage: string;
+  start?: number;
+  /** A ledger (copy's --end also takes `latest`: COMMANDS.copy.specs). */
+  end?: number;
+  partitionSize: number;
+  network: Network;
+  era: string;
+  versionLabel: string;
+  copierId: string;
+  checkpoint: string;
+  concurrency: number;
+  progressInterval: number;
+  /** Seconds. */
+  pollInterval: number;
+  logFormat: "text" | "json";
+  json: boolean;
+  fillGaps: boolean;
+  fleet: boolean;
+  follow: boolean;
+  /** With --follow: compact each cell its partials complete. */
+  compact: boolean;
+  /** Seconds; undefined: partial cells wait until they are complete. */
+  flushInterval?: number;
+  /** lineage: superseded rows too. */
+  history: boolean;
+  /** verify: record no quality rows (a read-only standby). */
+  noRecord: boolean;
+  /** host:port of the Prometheus /metrics and /healthz server. */
+  metricsAddr?: string;
+  /** Seconds without progress, or of a head that does not advance, before /healthz says 503. */
+  stallAfter: number;
+  failOnGaps: boolean;
+  status: boolean;
+  /** Optional filters of coverage/verify: the same flags as the copier's, without defaults. */
+  networkFilter?: Network;
+  eraFilter?: string;
+  versionFilter?: string;
+  datasetFilter?: string;
+  /** verify: storage root to read partitions from instead of each lineage row's storage_uri. */
+  storageRoot?: string;
+  /** gc: delete what it lists (without it, a dry run). */
+  apply: boolean;
+  /** gc: the grace period, in seconds (0 allowed). */
+  olderThan: number;
+  /** retire: why, recorded in the catalog. */
+  reason?: string;
+}
+
+export type Key = keyof Settings;
+
+export interface Spec<T = unknown> {
+  flag: string;
+  env?: string;
+  help: string;
+  parse: Parser<T>;
+  /** Applied when neither the flag nor the environment gives a value. */
+  default?: (s: Partial<Settings>) => T;
+  /** The settings its default reads: resolved (and defaulted) before it. */
+  after?: readonly Key[];
+  boolean?: true;
+  /** The default as help shows it, where `default` alone would not say it well. */
+  shown?: string;
+}
+
+export const SPECS: { readonly [K in Key]-?: Spec<NonNullable<Settings[K]>> } = {
+  catalog: {
+    flag: "--catalog",
+    env: "CATALOG_DSN",
+    help:
+      "PostgreSQL URL of the catalog (postgres://user:pass@host:5432/db); its password is never printed",
+    parse: dsn,
+    shown: "embedded, in <state-dir>/catalog",
+  },
+  stateDir: {
+    flag: "--state-dir",
+    env: "STATE_DIR",
+    help: "directory for the embedded catalog (catalog/), the local checkpoint and temp files",
+    parse: nonEmpty,
+    default: () => "./state",
+  },
+  source: {
+    flag: "--source",
+    env: "SOURCE_URL",
+    help:
+      "where ledgers come from: a Galexie data lake (a path, file://, gs:// or s3:// URL) or a Stellar RPC node (rpc+https://host[:port][/path])",
+    parse: sourceUrl,
+  },
+  storage: {
+    flag: "--storage",
+    env: "STORAGE_URL",
+    help: "where the partitions are stored: a path, file://, gs:// or s3:// URL",
+    parse: storeUrl,
+    default: () => "./data",
+  },
+  start: {
+    flag: "--start",
+    env: "LEDGER_START",
+    help: "first ledger of the range",
+    parse: ledger,
+  },
+  end: {
+    flag: "--end",
+    env: "LEDGER_END",
+    help: "last ledger of the range (inclusive)",
+    parse: ledger,
+  },
+  partitionSize: {
+    flag: "--partition-size",
+    env: "PARTITION_SIZE",
+    help: "ledgers per partition (grid cell)",
+    parse: intIn(1, 10_000_000),
+    default: () => 10_000,
+  },
+  network: {
+    flag: "--network",
+    env: "NETWORK",
+    help: "pubnet, testnet or futurenet; the source's network passphrase must match",
+    parse: oneOf(NETWORKS),
+    default: () => "pubnet",
+  },
+  era: {
+    flag: "--era",
+    env: "ERA_ID",
+    help: "era label of the dataset",
+    parse: label,
+    default: () => "default",
+  },
+  versionLabel: {
+    flag: "--version-label",
+    env: "VERSION_LABEL",
+    help: "version label of the dataset (also the bronze_version column)",
+    parse: label,
+    default: () => "v1",
+  },
+  copierId: {
+    flag: "--copier-id",
+    env: "COPIER_ID",
+    help: "identity of this copier (its checkpoint belongs to it)",
+    parse: label,
+    // A fleet copier is one process among many: by default, the host and pid say which.
+    default: (s) => s.fleet ? `${hostname().slice(0, 50)}-${Deno.pid}` : "bronze-copier",
+    after: ["fleet"],
+    shown: "bronze-copier; with --fleet, <host>-<pid>",
+  },
+  checkpoint: {
+    flag: "--checkpoint",
+    env: "CHECKPOINT_URL",
+    help: "checkpoint location: a path, gs:// or s3:// URL",
+    parse: objectUrl,
+    default: (s) => join(s.stateDir ?? "./state", "checkpoint.json"),
+    after: ["stateDir"],
+    shown: "<state-dir>/checkpoint.json",
+  },
+  concurrency: {
+    flag: "--concurrency",
+    env: "CONCURRENCY",
+    help: "partitions built at once, each by a worker thread (commits stay in ledger order)",
+    parse: intIn(1, 64),
+    // A build worker keeps one core busy; the main thread's commits cost little beside them.
+    default: () => Math.min(64, Math.max(1, navigator.hardwareConcurrency || 1)),
+    shown: "the number of cores",
+  },
+  progressInterval: {
+    flag: "--progress-interval",
+    env: "PROGRESS_INTERVAL",
+    help:
+      "seconds between plain progress lines when stderr is not a terminal (0: none); on a terminal a live line shows ledgers/s, MB/s and ETA",
+    parse: intIn(0, 86_400),
+    default: () => 30,
+  },
+  pollInterval: {
+    flag: "--poll-interval",
+    env: "POLL_INTERVAL",
+    help: "how often to look again for work: cells held by other fleet copiers, new ledgers",
+    parse: duration,
+    default: () => 5,
+    shown: "5s",
+  },
+  logFormat: {
+    flag: "--log-format",
+    env: "LOG_FORMAT",
+    help: "text or json log lines on stderr",
+    parse: oneOf(["text", "json"]),
+    default: () => "text",
+  },
+  json: {
+    flag: "--json",
+    help: "machine-readable output on stdout",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  fillGaps: {
+    flag: "--fill-gaps",
+    help:
+      "copy only the ranges missing from the catalog; without --start/--end, between the dataset's lowest and highest ledger",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  fleet: {
+    flag: "--fleet",
+    env: "FLEET",
+    help:
+      "share the range with every copier given the same range (any number, on any machines), cell by cell, coordinated by the PostgreSQL catalog",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  follow: {
+    flag: "--follow",
+    env: "FOLLOW",
+    help:
+      "keep copying as the source grows: commit each grid cell as soon as it is complete, then poll for more",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  compact: {
+    flag: "--compact",
+    env: "COMPACT",
+    help:
+      "with --follow: once a cell is complete, compact its partial partitions into one file, byte-identical to a backfill's",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  flushInterval: {
+    flag: "--flush-interval",
+    env: "FLUSH_INTERVAL",
+    help:
+      "with --follow: commit a partial cell once its oldest ledger has waited this long (500ms, 5s, 10m), so downstream lag stays under it",
+    parse: duration,
+  },
+  metricsAddr: {
+    flag: "--metrics-addr",
+    env: "METRICS_ADDR",
+    help: "serve Prometheus /metrics and /healthz on host:port while copying (off by default)",
+    parse: listenAddress,
+  },
+  history: {
+    flag: "--history",
+    help: "also the superseded partitions (replaced by a compaction), each with what replaced it",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  noRecord: {
+    flag: "--no-record",
+    help: "record no verify_* quality rows: for a read-only catalog (a standby)",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  stallAfter: {
+    flag: "--stall-after",
+    env: "STALL_AFTER",
+    help:
+      "/healthz answers 503 once the copier has made no progress, or the source's head has not advanced, for this long",
+    parse: duration,
+    default: () => 600,
+    shown: "10m",
+  },
+  failOnGaps: {
+    flag: "--fail-on-gaps",
+    help: "exit 3 when any gap exists",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  status: {
+    flag: "--status",
+    help: "list applied and pending migrations instead of migrating",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  networkFilter: {
+    flag: "--network",
+    env: "NETWORK",
+    help: "only datasets of this network: pubnet, testnet or futurenet",
+    parse: oneOf(NETWORKS),
+    shown: "all",
+  },
+  eraFilter: {
+    flag: "--era",
+    env: "ERA_ID",
+    help: "only datasets of this era label",
+    parse: label,
+    shown: "all",
+  },
+  versionFilter: {
+    flag: "--version-label",
+    env: "VERSION_LABEL",
+    help: "only datasets of this version label",
+    parse: label,
+    shown: "all",
+  },
+  datasetFilter: {
+    flag: "--dataset",
+    env: "DATASET",
+    help: "only this dataset name, e.g. ledgers_lcm_raw",
+    parse: label,
+    shown: "all",
+  },
+  storageRoot: {
+    flag: "--storage",
+    env: "STORAGE_URL",
+    help:
+      "read partitions under this root (path, file://, gs://, s3://) at each lineage row's storage_path",
+    parse: storeUrl,
+    shown: "each row's storage_uri",
+  },
+  apply: {
+    flag: "--apply",
+    help: "delete what is listed (without it, gc only lists what it would delete)",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  olderThan: {
+    flag: "--older-than",
+    help:
+      "grace period: only objects older than this, and datasets retired longer ago, are deleted (0s, 30m, 24h, 7d)",
+    parse: age,
+    default: () => 86_400,
+    shown: "24h",
+  },
+  reason: {
+    flag: "--reason",
+    help: 'why, recorded in the catalog (e.g. "superseded by v2")',
+    parse: nonEmpty,
+  },
+};
