@@ -8,6 +8,7 @@
  *
  *   deno run -A scripts/bench-compact.ts [--cells 3] [--cell 1000] [--every 50]
  */
+import { toStoreUrl } from "../lib/blob/mod.ts";
 import { resolveSettings } from "../lib/settings/mod.ts";
 import { parseArgs } from "node:util";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
@@ -79,7 +80,13 @@ try {
     const seconds = (performance.now() - t0) / 1000;
     const compacted = done.filter((c) => c.outcome === "compacted");
     const afterCompact = { rows: await rowCount(dsn, stateDir), files: await files(storage) };
-    const swept = await gc({ catalog: dsn, stateDir, storage, olderThan: 0, apply: true });
+    const swept = await gc({
+      catalog: dsn,
+      stateDir,
+      storage: toStoreUrl(storage),
+      olderThan: 0,
+      apply: true,
+    });
     const afterGc = { rows: await rowCount(dsn, stateDir), files: await files(storage) };
 
     // The reference: one backfill of the same ledgers, into a catalog of its own.

@@ -165,13 +165,15 @@ interface CopyChildArgs {
 async function copyChild(a: CopyChildArgs): Promise<Measure> {
   const { copy } = await import("../lib/copy/run.ts");
   const { createLogger } = await import("../lib/runtime/log.ts");
+  const { toObjectUrl, toStoreUrl } = await import("../lib/blob/mod.ts");
+  const { toSourceUrl } = await import("../lib/source/mod.ts");
   const storage = a.fleet?.storage ?? join(a.work, "out");
   const log = createLogger("text", () => {}, false);
   const t0 = performance.now();
   const cpu0 = cpuSeconds();
   const result = await copy({
-    source: a.lake,
-    storage,
+    source: toSourceUrl(a.lake),
+    storage: toStoreUrl(storage),
     start: a.start,
     end: a.end,
     partitionSize: a.partitionSize,
@@ -181,7 +183,7 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
     copierId: a.fleet?.copierId ?? "bench",
     catalog: a.catalog,
     stateDir: join(a.work, "state"),
-    checkpoint: join(a.work, "state", "checkpoint.json"),
+    checkpoint: toObjectUrl(join(a.work, "state", "checkpoint.json")),
     concurrency: a.concurrency,
     progressInterval: 0,
     pollInterval: 0.2,

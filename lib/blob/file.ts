@@ -17,7 +17,6 @@
  * lock: link(2) refuses an existing name. A crashed holder's lock dies with its process.
  */
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { BronzeError } from "../runtime/errors.ts";
 import { checkKey, checkPrefix } from "./keys.ts";
 import {
@@ -35,11 +34,14 @@ export class FileStore implements ObjectStore {
   /** Absolute path of the root folder. */
   readonly root: string;
 
-  constructor(url: string) {
-    this.root = resolve(url.startsWith("file://") ? fileURLToPath(url) : url);
-    // Absolute, so a storage_uri recorded from `--storage data` still finds the file from
-    // another working directory.
-    this.url = url.startsWith("file://") ? url : this.root;
+  /**
+   * The store of the folder at `path` (a local path); `url` is how it names itself, by default its
+   * absolute path, so a storage_uri recorded from `--storage data` still finds the file from
+   * another working directory.
+   */
+  constructor(path: string, url?: string) {
+    this.root = resolve(path);
+    this.url = url ?? this.root;
   }
 
   /** The local path of `key`; it names the object in error messages. */

@@ -15,7 +15,8 @@ import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { Bucket, File, Storage } from "@google-cloud/storage";
 import { BronzeError } from "../runtime/errors.ts";
-import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
+import { checkKey, checkPrefix, storeError } from "./keys.ts";
+import type { BucketUrl } from "./url.ts";
 import {
   NotFoundError,
   type ObjectInfo,
@@ -56,9 +57,9 @@ export class GcsStore implements ObjectStore {
   /** The client, created (and its library loaded) on first use. */
   #storage?: Promise<Storage>;
 
-  constructor(url: string, options: GcsOptions = gcsOptionsFromEnv()) {
-    ({ bucket: this.bucket, prefix: this.prefix } = parseBucketUrl(redactUrl(url), "gs"));
-    this.url = redactUrl(url).replace(/\/+$/, "");
+  /** `location` as the settings (or openStore) parsed it. */
+  constructor(location: BucketUrl, options: GcsOptions = gcsOptionsFromEnv()) {
+    ({ bucket: this.bucket, prefix: this.prefix, url: this.url } = location);
     this.#options = options;
   }
 

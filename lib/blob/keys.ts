@@ -1,8 +1,5 @@
 /** Key and URL helpers shared by every ObjectStore backend. */
 import { BronzeError, inArea } from "../runtime/errors.ts";
-import { parseStoreUrl, redactUrl } from "./url.ts";
-
-export { redactUrl };
 
 /**
  * Joins key parts with '/', dropping empty parts and stray slashes at the joins, so
@@ -41,20 +38,6 @@ export function checkPrefix(storeUrl: string, prefix: string): string {
 /** The printable URL of `key` in a store: its root URL and the key, joined by one '/'. */
 export function objectUrl(store: { readonly url: string }, key: string): string {
   return `${store.url.replace(/\/+$/, "")}/${key}`;
-}
-
-/** Splits `scheme://bucket/prefix` into the bucket and a prefix that is "" or ends in '/'. */
-export function parseBucketUrl(
-  url: string,
-  scheme: "gs" | "s3",
-): { bucket: string; prefix: string } {
-  const parsed = parseStoreUrl(url);
-  if ("problem" in parsed || parsed.scheme !== scheme) {
-    throw new BronzeError(
-      `invalid ${scheme}:// URL ${redactUrl(url)}: expected ${scheme}://bucket[/prefix]`,
-    );
-  }
-  return { bucket: parsed.bucket, prefix: parsed.prefix };
 }
 
 /**

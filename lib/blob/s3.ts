@@ -18,7 +18,8 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { BronzeError } from "../runtime/errors.ts";
-import { checkKey, checkPrefix, parseBucketUrl, redactUrl, storeError } from "./keys.ts";
+import { checkKey, checkPrefix, storeError } from "./keys.ts";
+import type { BucketUrl } from "./url.ts";
 import {
   NotFoundError,
   type ObjectInfo,
@@ -67,9 +68,9 @@ export class S3Store implements ObjectStore {
   /** The SDK and client, loaded and created on first use. */
   #s3?: Promise<{ sdk: S3Sdk; client: S3Client }>;
 
-  constructor(url: string, options: S3Options = s3OptionsFromEnv()) {
-    ({ bucket: this.bucket, prefix: this.prefix } = parseBucketUrl(redactUrl(url), "s3"));
-    this.url = redactUrl(url).replace(/\/+$/, "");
+  /** `location` as the settings (or openStore) parsed it. */
+  constructor(location: BucketUrl, options: S3Options = s3OptionsFromEnv()) {
+    ({ bucket: this.bucket, prefix: this.prefix, url: this.url } = location);
     this.#options = options;
   }
 

@@ -1,12 +1,41 @@
 /**
  * Store URLs, parsed in one place: a bare path or file:// (local disk), gs://bucket[/prefix] or
- * s3://bucket[/prefix]. Settings validation, openStore and the checkpoint all read URLs here.
+ * s3://bucket[/prefix]. Settings parse each URL once and hand the parsed value on; openStore and
+ * the checkpoint take it as it is. A URL that comes from elsewhere (a lineage row's storage_uri)
+ * is parsed here too.
  */
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { BronzeError, EXIT } from "../runtime/errors.ts";
 
-export type StoreUrl =
-  | { scheme: "file"; path: string }
-  /** prefix is "" or ends in '/'. */
-  | { scheme: "gs" | "s3"; bucket: string; prefix: string };
+/** A folder on this machine. */
+export interface FileUrl {
+  scheme: "file";
+  /** The local path, as given (a file:// URL's path, decoded). */
+  path: string;
+  /** How the store names itself: the file:// URL as given, else the absolute path. */
+  url: string;
+}
+
+/** A bucket, and a prefix inside it. */
+export interface BucketUrl {
+  scheme: "gs" | "s3";
+  bucket: string;
+  /** "" or ends in '/'. */
+  prefix: string;
+  /** How the store names itself: `scheme://bucket[/prefix]`, no user:password, no trailing '/'. */
+  url: string;
+}
+
+export type StoreUrl = FileUrl | BucketUrl;
+
+/** One object (the checkpoint file): the store of its folder, and its name there. */
+export interface ObjectUrl {
+  root: StoreUrl;
+  name: string;
+  /** Its path on this machine, or null in a bucket. */
+  local: string | null;
+}
 
 /** A URL that names no store: the reason, one line, to follow the flag it came from. */
 export interface UrlProblem {
@@ -23,10 +52,17 @@ export function schemeOf(url: string): string | null {
 export function parseStoreUrl(raw: string): StoreUrl | UrlProblem {
   if (!raw.trim()) return { problem: "must not be empty" };
   const m = SCHEME.exec(raw);
-  if (!m) return { scheme: "file", path: raw };
+  // Absolute, so a storage_uri recorded from `--storage data` still finds the file from another
+  // working directory.
+  if (!m) return { scheme: "file", path: raw, url: resolve(raw) };
   const scheme = m[1].toLowerCase();
   if (scheme === "file") {
-    return m[2] ? { scheme: "file", path: m[2] } : { problem: `names no path: "${raw}"` };
+    if (!m[2]) return { problem: `names no path: "${raw}"` };
+    try {
+      return { scheme: "file", path: fileURLToPath(raw), url: raw };
+    } catch {
+      return { problem: `names no path on this machine: "${raw}" (expected file:///path)` };
+    }
   }
   if (scheme !== "gs" && scheme !== "s3") {
     return {
@@ -35,34 +71,61 @@ export function parseStoreUrl(raw: string): StoreUrl | UrlProblem {
       }"`,
     };
   }
-  const [bucket, ...rest] = m[2].split("/");
+  const shown = redactUrl(raw);
+  const [bucket, ...rest] = shown.slice(scheme.length + 3).split("/");
   if (!bucket) {
-    return { problem: `names no bucket: "${raw}" (expected ${scheme}://bucket[/prefix])` };
+    return { problem: `names no bucket: "${shown}" (expected ${scheme}://bucket[/prefix])` };
   }
   const prefix = rest.filter((p) => p !== "").join("/");
-  return { scheme, bucket, prefix: prefix === "" ? "" : prefix + "/" };
+  return {
+    scheme,
+    bucket,
+    prefix: prefix === "" ? "" : prefix + "/",
+    url: shown.replace(/\/+$/, ""),
+  };
 }
 
 /**
- * Splits a URL naming one object (the checkpoint file) into the store URL of its folder and its
- * name: `gs://b/state/ck.json` → `gs://b/state` and `ck.json`; `./state/ck.json` → `./state`.
+ * A URL naming one object (the checkpoint file): `gs://b/state/ck.json` is `ck.json` in the
+ * store `gs://b/state`; `./state/ck.json` is `ck.json` in `./state`.
  */
-export function splitObjectUrl(raw: string): { root: string; name: string } | UrlProblem {
-  const parsed = parseStoreUrl(raw);
-  if ("problem" in parsed) return parsed;
+export function parseObjectUrl(raw: string): ObjectUrl | UrlProblem {
+  const whole = parseStoreUrl(raw);
+  if ("problem" in whole) return whole;
   if (raw.endsWith("/")) return { problem: `must name a file, not a folder: "${raw}"` };
-  const cut = raw.lastIndexOf("/");
-  if (parsed.scheme !== "file" && parsed.prefix === "") {
+  if (whole.scheme !== "file" && whole.prefix === "") {
     return {
       problem:
-        `must name an object, e.g. ${parsed.scheme}://${parsed.bucket}/state/checkpoint.json, got "${
+        `must name an object, e.g. ${whole.scheme}://${whole.bucket}/state/checkpoint.json, got "${
           redactUrl(raw)
         }"`,
     };
   }
-  if (cut === -1) return { root: ".", name: raw };
-  const root = raw.slice(0, cut);
-  return { root: root === "" || root === "file://" ? root + "/" : root, name: raw.slice(cut + 1) };
+  const cut = raw.lastIndexOf("/");
+  const folder = cut === -1 ? "." : raw.slice(0, cut);
+  const root = parseStoreUrl(folder === "" || folder === "file://" ? folder + "/" : folder);
+  if ("problem" in root) return root;
+  const local = whole.scheme === "file" ? whole.path : null;
+  return { root, name: raw.slice(cut + 1), local };
+}
+
+/**
+ * `url` parsed, if it is not already (a URL from elsewhere than the settings: a lineage row's);
+ * one naming no store is a configuration error naming `what`.
+ */
+export function toStoreUrl(url: string | StoreUrl, what = "storage"): StoreUrl {
+  if (typeof url !== "string") return url;
+  const parsed = parseStoreUrl(url);
+  if ("problem" in parsed) throw new BronzeError(`${what} ${parsed.problem}`, EXIT.usage);
+  return parsed;
+}
+
+/** Like toStoreUrl, for a URL naming one object. */
+export function toObjectUrl(url: string | ObjectUrl, what = "checkpoint location"): ObjectUrl {
+  if (typeof url !== "string") return url;
+  const parsed = parseObjectUrl(url);
+  if ("problem" in parsed) throw new BronzeError(`${what} ${parsed.problem}`, EXIT.usage);
+  return parsed;
 }
 
 /** Removes user:password from a URL so it can be printed; non-URLs (bare paths) pass through. */

@@ -10,11 +10,11 @@
 import { BronzeError } from "../runtime/errors.ts";
 import {
   type ObjectStore,
+  type ObjectUrl,
   objectUrl,
   openStore,
+  parseObjectUrl,
   PreconditionFailedError,
-  schemeOf,
-  splitObjectUrl,
 } from "../blob/mod.ts";
 
 export interface PartitionInfo {
@@ -52,20 +52,14 @@ export interface Manager {
   save(cp: Checkpoint): Promise<void>;
 }
 
-/** A manager for a local path, file://, gs:// or s3:// URL naming the checkpoint object. */
-export function checkpointManager(location: string): Manager {
-  const scheme = schemeOf(location);
-  if (scheme && !["file", "gs", "s3"].includes(scheme)) {
-    throw new CheckpointError(
-      `checkpoint location ${location}: unsupported scheme ${scheme}:// (use a path, gs:// or s3://)`,
-      2,
-    );
-  }
-  const split = splitObjectUrl(location);
-  if ("problem" in split) {
-    throw new CheckpointError(`checkpoint location ${split.problem}`, 2);
-  }
-  return new ObjectCheckpoint(openStore(split.root), split.name);
+/**
+ * A manager for the checkpoint object a local path, file://, gs:// or s3:// URL names (parsed by
+ * the settings, or here).
+ */
+export function checkpointManager(location: string | ObjectUrl): Manager {
+  const parsed = typeof location === "string" ? parseObjectUrl(location) : location;
+  if ("problem" in parsed) throw new CheckpointError(`checkpoint location ${parsed.problem}`, 2);
+  return new ObjectCheckpoint(openStore(parsed.root), parsed.name);
 }
 
 class ObjectCheckpoint implements Manager {

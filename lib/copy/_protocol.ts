@@ -4,11 +4,12 @@ import { MissingLedgerError } from "../source/source.ts";
 import type { Range } from "../table/grid.ts";
 import type { PartitionMeta } from "../table/schema.ts";
 import type { Network } from "../source/network.ts";
+import type { SourceUrl } from "../source/url.ts";
 import type { Built } from "./build.ts";
 
 export interface BuildRequest {
   id: number;
-  source: string;
+  source: SourceUrl;
   network: Network;
   range: Range;
   path: string;

@@ -28,7 +28,7 @@ self.onmessage = async (e: MessageEvent<BuildRequest>) => {
     ledgers = bytes = 0;
   };
   try {
-    const key = `${req.network} ${req.source}`;
+    const key = `${req.network} ${JSON.stringify(req.source)}`;
     if (source?.key !== key) {
       source = { key, source: openSource(req.source, req.network) };
     }

@@ -5,6 +5,7 @@
  */
 import type { Built } from "./build.ts";
 import type { Network } from "../source/network.ts";
+import type { SourceUrl } from "../source/url.ts";
 import type { PartitionMeta } from "../table/schema.ts";
 import type { Range } from "../table/grid.ts";
 import { type BuildRequest, fromWire, type WorkerReply } from "./_protocol.ts";
@@ -32,7 +33,7 @@ export class BuildPool {
 
   constructor(
     size: number,
-    private readonly source: string,
+    private readonly source: SourceUrl,
     private readonly network: Network,
     private readonly onProgress: (ledgers: number, bytes: number) => void,
   ) {

@@ -60,6 +60,7 @@ import {
   objectUrl,
   openStore,
   PreconditionFailedError,
+  type StoreUrl,
 } from "../blob/mod.ts";
 import { FileStore } from "../blob/file.ts";
 import { BronzeError } from "../runtime/errors.ts";
@@ -93,7 +94,7 @@ const FIRST_PASS = 1000;
 export interface GcOptions {
   catalog?: string;
   stateDir: string;
-  storage: string;
+  storage: StoreUrl;
   networkFilter?: Network;
   eraFilter?: string;
   versionFilter?: string;

@@ -106,7 +106,7 @@ export async function repair(opts: RepairOptions, log: Logger): Promise<RepairRe
         const uri = objectUrl(store, key);
         log.warn(
           "repair",
-          `partition ${row.ledgerStart}-${row.ledgerEnd} of ${ds.label} (${uri}): ${found.problem}; rebuilding it from ${opts.source}`,
+          `partition ${row.ledgerStart}-${row.ledgerEnd} of ${ds.label} (${uri}): ${found.problem}; rebuilding it from ${opts.source.url}`,
         );
         const done = await rebuild(await source(), store, key, row, found, {
           tmpDir,
@@ -126,7 +126,7 @@ export async function repair(opts: RepairOptions, log: Logger): Promise<RepairRe
         if (r.outcome === "restored" || r.outcome === "replaced") {
           await writer.recordRepair(
             row,
-            `bronze repair ${r.outcome} ${uri} (${r.problem}) from ${opts.source}: ` +
+            `bronze repair ${r.outcome} ${uri} (${r.problem}) from ${opts.source.url}: ` +
               `rebuilt bytes hash to the recorded ${row.checksum}`,
           );
           log.info("repair", r.message);

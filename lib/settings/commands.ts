@@ -86,7 +86,7 @@ export const COMMANDS = {
     probes: {
       source: onDisk(lakeDir),
       storage: onDisk(writableDir),
-      stateDir: writableDir,
+      stateDir: onDisk(writableDir),
       checkpoint: onDisk(writableFile),
     },
     rules: [
@@ -134,7 +134,11 @@ export const COMMANDS = {
     ],
     required: ["source"],
     // It reads the lake and the stored files, and builds in <state-dir>/tmp.
-    probes: { source: onDisk(lakeDir), storageRoot: onDisk(existingDir), stateDir: writableDir },
+    probes: {
+      source: onDisk(lakeDir),
+      storageRoot: onDisk(existingDir),
+      stateDir: onDisk(writableDir),
+    },
     rules: [END_NOT_BEFORE_START],
   }),
   compact: command({
@@ -150,7 +154,7 @@ export const COMMANDS = {
       "logFormat",
     ],
     // It writes each cell's file to storage, built in <state-dir>/tmp.
-    probes: { storage: onDisk(writableDir), stateDir: writableDir },
+    probes: { storage: onDisk(writableDir), stateDir: onDisk(writableDir) },
     rules: [END_NOT_BEFORE_START],
   }),
   lineage: command({
@@ -171,7 +175,7 @@ export const COMMANDS = {
     ],
     // It reads what storage holds, and checks files in <state-dir>/tmp (beside the embedded
     // catalog it may make).
-    probes: { storage: onDisk(existingDir), stateDir: writableDir },
+    probes: { storage: onDisk(existingDir), stateDir: onDisk(writableDir) },
   }),
   gc: command({
     settings: ["catalog", "stateDir", "storage", ...DATASET_FILTERS, "olderThan", "apply", "json"],

@@ -3,7 +3,8 @@
  * returns the value, or an Invalid whose message follows the flag or variable name it came from
  * (`--concurrency must be between 1 and 64, got 0`).
  */
-import { parseStoreUrl, redactUrl, schemeOf, splitObjectUrl } from "../blob/url.ts";
+import { type ObjectUrl, parseObjectUrl, parseStoreUrl, type StoreUrl } from "../blob/url.ts";
+import { parseSourceUrl, type SourceUrl } from "../source/url.ts";
 import { validateDsn } from "../metadata/dsn.ts";
 import { parseListenAddress } from "../metrics/server.ts";
 
@@ -74,34 +75,21 @@ export const dsn: Parser<string> = (raw) => {
 };
 
 /** A local path, file://, gs://bucket[/prefix] or s3://bucket[/prefix]. */
-export const storeUrl: Parser<string> = (raw) => {
+export const storeUrl: Parser<StoreUrl> = (raw) => {
   const parsed = parseStoreUrl(raw);
-  return "problem" in parsed ? new Invalid(parsed.problem) : raw;
+  return "problem" in parsed ? new Invalid(parsed.problem) : parsed;
 };
 
-export const isRpc = (url: string) => schemeOf(url)?.startsWith("rpc+") ?? false;
-
 /** A Galexie lake (a store URL) or a Stellar RPC node: rpc+https://host[:port][/path]. */
-export const sourceUrl: Parser<string> = (raw) => {
-  if (!isRpc(raw)) return storeUrl(raw);
-  const scheme = schemeOf(raw);
-  if (scheme !== "rpc+https" && scheme !== "rpc+http") {
-    return new Invalid(
-      `must be rpc+https:// or rpc+http:// for a Stellar RPC node, got "${redactUrl(raw)}"`,
-    );
-  }
-  try {
-    if (new URL(raw.slice("rpc+".length)).hostname) return raw;
-  } catch { /* reported below */ }
-  return new Invalid(
-    `names no RPC host: "${redactUrl(raw)}" (expected ${scheme}://host[:port][/path])`,
-  );
+export const sourceUrl: Parser<SourceUrl> = (raw) => {
+  const parsed = parseSourceUrl(raw);
+  return "problem" in parsed ? new Invalid(parsed.problem) : parsed;
 };
 
 /** Like storeUrl, but naming one object (the checkpoint file). */
-export const objectUrl: Parser<string> = (raw) => {
-  const split = splitObjectUrl(raw);
-  return "problem" in split ? new Invalid(split.problem) : raw;
+export const objectUrl: Parser<ObjectUrl> = (raw) => {
+  const parsed = parseObjectUrl(raw);
+  return "problem" in parsed ? new Invalid(parsed.problem) : parsed;
 };
 
 /** host:port of a server to listen on. */

@@ -4,21 +4,26 @@
  * deep inside a run. Each returns the problem, or undefined when the path will do.
  */
 import { dirname, join, resolve } from "node:path";
-import { parseStoreUrl } from "../blob/url.ts";
+import type { ObjectUrl, StoreUrl } from "../blob/url.ts";
+import type { SourceUrl } from "../source/url.ts";
+
+/** What a probe is given: a path (--state-dir) or a parsed URL. */
+export type Located = string | StoreUrl | ObjectUrl | SourceUrl;
 
 /** Checks a setting's value before any work: the problem, or undefined when it will do. */
-export type Probe = (value: string) => string | undefined;
+export type Probe = (value: Located) => string | undefined;
 
-/** The probe of the local path a URL names: nothing to check for a bucket or an RPC node. */
-export const onDisk = (probe: (path: string) => string | undefined): Probe => (url) => {
-  const path = localPath(url);
+/** The probe of the local path a value names: nothing to check in a bucket or an RPC node. */
+export const onDisk = (probe: (path: string) => string | undefined): Probe => (value) => {
+  const path = localPath(value);
   return path === null ? undefined : probe(path);
 };
 
-/** The local path a store URL names, or null for a bucket (or anything else not on this disk). */
-export function localPath(url: string): string | null {
-  const parsed = parseStoreUrl(url);
-  return "problem" in parsed || parsed.scheme !== "file" ? null : parsed.path;
+/** The local path a value names, or null for a bucket, an object in one, or an RPC node. */
+export function localPath(value: Located): string | null {
+  if (typeof value === "string") return value;
+  if ("local" in value) return value.local;
+  return value.scheme === "file" ? value.path : null;
 }
 
 /** The OS's reason, without the operation and path Deno appends (we name the path ourselves). */

@@ -12,7 +12,7 @@ import {
   specOf,
 } from "./commands.ts";
 import { Invalid } from "./parsers.ts";
-import type { Probe } from "./probe.ts";
+import type { Located, Probe } from "./probe.ts";
 import { type Key, type Settings, SPECS } from "./specs.ts";
 import { unknownProblems } from "./_unknown.ts";
 
@@ -86,7 +86,7 @@ export function resolveSettings<C extends CommandName>(
   }
   for (const [key, probe] of Object.entries(command.probes ?? {}) as [Key, Probe][]) {
     const value = out[key];
-    const problem = typeof value === "string" ? probe(value) : undefined;
+    const problem = value === undefined ? undefined : probe(value as Located);
     if (problem) problems.push(`${origin(key)} ${problem}`);
   }
   if (problems.length) throw new ConfigError(problems);

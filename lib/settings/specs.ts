@@ -5,13 +5,16 @@
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
+import type { ObjectUrl, StoreUrl } from "../blob/url.ts";
 import { type Network, NETWORKS } from "../source/network.ts";
+import type { SourceUrl } from "../source/url.ts";
 import {
   age,
   bool,
   dsn,
   duration,
   intIn,
+  Invalid,
   label,
   ledger,
   listenAddress,
@@ -26,8 +29,8 @@ import {
 export interface Settings {
   catalog?: string;
   stateDir: string;
-  source?: string;
-  storage: string;
+  source?: SourceUrl;
+  storage: StoreUrl;
   start?: number;
   /** A ledger (copy's --end also takes `latest`: COMMANDS.copy.specs). */
   end?: number;
@@ -36,7 +39,7 @@ export interface Settings {
   era: string;
   versionLabel: string;
   copierId: string;
-  checkpoint: string;
+  checkpoint: ObjectUrl;
   concurrency: number;
   progressInterval: number;
   /** Seconds. */
@@ -66,7 +69,7 @@ export interface Settings {
   versionFilter?: string;
   datasetFilter?: string;
   /** verify: storage root to read partitions from instead of each lineage row's storage_uri. */
-  storageRoot?: string;
+  storageRoot?: StoreUrl;
   /** gc: delete what it lists (without it, a dry run). */
   apply: boolean;
   /** gc: the grace period, in seconds (0 allowed). */
@@ -76,6 +79,12 @@ export interface Settings {
 }
 
 export type Key = keyof Settings;
+
+/** A default's value, which its parser takes (a bug otherwise). */
+function must<T>(value: T | Invalid): T {
+  if (value instanceof Invalid) throw new Error(`a default is invalid: ${value.message}`);
+  return value;
+}
 
 export interface Spec<T = unknown> {
   flag: string;
@@ -119,7 +128,8 @@ export const SPECS: { readonly [K in Key]-?: Spec<NonNullable<Settings[K]>> } = 
     env: "STORAGE_URL",
     help: "where the partitions are stored: a path, file://, gs:// or s3:// URL",
     parse: storeUrl,
-    default: () => "./data",
+    default: () => must(storeUrl("./data")),
+    shown: "./data",
   },
   start: {
     flag: "--start",
@@ -176,7 +186,7 @@ export const SPECS: { readonly [K in Key]-?: Spec<NonNullable<Settings[K]>> } = 
     env: "CHECKPOINT_URL",
     help: "checkpoint location: a path, gs:// or s3:// URL",
     parse: objectUrl,
-    default: (s) => join(s.stateDir ?? "./state", "checkpoint.json"),
+    default: (s) => must(objectUrl(join(s.stateDir ?? "./state", "checkpoint.json"))),
     after: ["stateDir"],
     shown: "<state-dir>/checkpoint.json",
   },

@@ -5,12 +5,17 @@
 import { openStore } from "../blob/mod.ts";
 import { openLake } from "./lake.ts";
 import type { Network } from "./network.ts";
-import { isRpcUrl, openRpc } from "./rpc.ts";
+import { openRpc } from "./rpc.ts";
 import type { LedgerSource } from "./source.ts";
+import { isRpcUrl, type SourceUrl, toSourceUrl } from "./url.ts";
 
 export type { LedgerSource, RawLedger, SourceType, StreamOptions } from "./source.ts";
 
-export async function openSource(url: string, network: Network): Promise<LedgerSource> {
-  if (isRpcUrl(url)) return await openRpc(url, network);
-  return await openLake(openStore(url), network);
+export { isRpcUrl, parseSourceUrl, type RpcUrl, type SourceUrl, toSourceUrl } from "./url.ts";
+
+/** The source `url` names, parsed by the settings (or here, for a URL from elsewhere). */
+export async function openSource(url: string | SourceUrl, network: Network): Promise<LedgerSource> {
+  const parsed = toSourceUrl(url);
+  if (isRpcUrl(parsed)) return await openRpc(parsed, network);
+  return await openLake(openStore(parsed), network);
 }

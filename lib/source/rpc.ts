@@ -10,12 +10,12 @@
  * on timeouts, HTTP 408/429/5xx, server-side JSON-RPC errors and malformed responses.
  */
 import type { rpc } from "@stellar/stellar-sdk";
-import { schemeOf } from "../blob/url.ts";
 import { BronzeError } from "../runtime/errors.ts";
 import { splitLedgers } from "./ledger.ts";
 import { type Network, passphraseOf } from "./network.ts";
 import type { LedgerSource, RawLedger, StreamOptions } from "./source.ts";
 import { sleep } from "../runtime/time.ts";
+import { isRpcUrl, type RpcUrl, toSourceUrl } from "./url.ts";
 
 export interface RpcOptions {
   /** Ledgers asked for per getLedgers call (default 10: pubnet ledgers run to megabytes). */
@@ -37,10 +37,6 @@ const MAX_RETRY_AFTER_MS = 30_000;
 /** JSON-RPC errors that say our request is wrong: asking again cannot help. */
 const CLIENT_ERRORS = new Set([-32700, -32600, -32601, -32602]);
 
-export function isRpcUrl(url: string): boolean {
-  return schemeOf(url)?.startsWith("rpc+") ?? false;
-}
-
 export interface RpcNode extends LedgerSource {
   readonly type: "live";
   /** Cancels every call in flight. */
@@ -58,32 +54,8 @@ interface Endpoint {
   scrub(text: string): string;
 }
 
-function _parseEndpoint(url: string): Endpoint {
-  const m = /^rpc\+(https?:\/\/.*)$/i.exec(url);
-  let u: URL | undefined;
-  try {
-    if (m) u = new URL(m[1]);
-  } catch { /* reported below */ }
-  if (!u || !/^https?:$/.test(u.protocol)) {
-    const shown = url.replace(/^([a-z+]+:\/\/)[^/@?#]*@/i, "$1").replace(/[?#].*$/, "");
-    throw new BronzeError(
-      `invalid RPC URL ${JSON.stringify(shown)}: expected rpc+https://host[:port][/path] ` +
-        `or rpc+http://host[:port][/path]`,
-    );
-  }
-  const headers: Record<string, string> = {};
-  if (u.username || u.password) {
-    const userPass = `${_decoded(u.username)}:${_decoded(u.password)}`;
-    headers.Authorization = `Basic ${new TextEncoder().encode(userPass).toBase64()}`;
-    u.username = u.password = "";
-  }
-  u.hash = "";
-  const call = u.href;
-  const printable = `${u.protocol}//${u.host}${u.pathname}`;
-  // Long query values are taken for secrets wherever they appear; short ones (a flag) would
-  // mangle the numbers in a message.
-  const secrets = [u.search, ...[...u.searchParams.values()].filter((v) => v.length >= 8)]
-    .filter((s) => s !== "" && s !== "?");
+function _endpoint(url: RpcUrl): Endpoint {
+  const { call, printable, secrets } = url;
   const scrub = (text: string) => {
     let out = text.replaceAll(call, printable);
     for (const s of secrets) {
@@ -91,24 +63,23 @@ function _parseEndpoint(url: string): Endpoint {
     }
     return out;
   };
+  const headers: Record<string, string> = url.authorization
+    ? { Authorization: url.authorization }
+    : {};
   return { call, printable, headers, scrub };
-}
-
-function _decoded(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s; // a stray '%': taken as typed
-  }
 }
 
 /** Opens the RPC node a `rpc+https://` or `rpc+http://` URL names, checking its network. */
 export async function openRpc(
-  url: string,
+  url: string | RpcUrl,
   network: Network,
   opts: RpcOptions = {},
 ): Promise<RpcNode> {
-  const ep = _parseEndpoint(url);
+  const parsed = toSourceUrl(url);
+  if (!isRpcUrl(parsed)) {
+    throw new BronzeError(`source ${parsed.url} is not a Stellar RPC node (rpc+https://…)`);
+  }
+  const ep = _endpoint(parsed);
   // The SDK is loaded only here: a lake's build workers never pay for it.
   const sdk = await import("@stellar/stellar-sdk");
   const source = new RpcSource(ep, network, { ...DEFAULTS, ...opts }, sdk.rpc);

@@ -3,13 +3,14 @@
  * storage_uri (the root being the URI without the storage_path suffix). One store per root,
  * opened once and closed together: verify and repair read many rows of few roots.
  */
-import { type ObjectStore, openStore } from "../blob/mod.ts";
+import { type ObjectStore, openStore, type StoreUrl } from "../blob/mod.ts";
 import type { LineageRow } from "../metadata/writer.ts";
 
 export class Stores {
   readonly #open = new Map<string, ObjectStore>();
 
-  constructor(private readonly storageRoot: string | undefined) {}
+  /** `storageRoot`: the root every row's file is under (--storage), else each row's own. */
+  constructor(private readonly storageRoot: StoreUrl | undefined) {}
 
   locate(row: Pick<LineageRow, "storagePath" | "storageUri">): { store: ObjectStore; key: string } {
     if (this.storageRoot !== undefined) {
@@ -28,9 +29,11 @@ export class Stores {
     this.#open.clear();
   }
 
-  #for(root: string): ObjectStore {
-    let s = this.#open.get(root);
-    if (!s) this.#open.set(root, s = openStore(root));
+  /** A lineage row's root is parsed here: it comes from the catalog, not the settings. */
+  #for(root: string | StoreUrl): ObjectStore {
+    const key = typeof root === "string" ? root : root.url;
+    let s = this.#open.get(key);
+    if (!s) this.#open.set(key, s = openStore(root));
     return s;
   }
 }

@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { BronzeError } from "../../lib/runtime/errors.ts";
 import { FileStore } from "../../lib/blob/file.ts";
 import { gcsOptionsFromEnv, GcsStore } from "../../lib/blob/gcs.ts";
-import { joinKey, openStore, redactUrl } from "../../lib/blob/mod.ts";
+import { type BucketUrl, joinKey, openStore, redactUrl, toStoreUrl } from "../../lib/blob/mod.ts";
 import { s3OptionsFromEnv, S3Store } from "../../lib/blob/s3.ts";
 import { NotFoundError, type ObjectStore, PreconditionFailedError } from "../../lib/blob/store.ts";
 import { startPreconditionServer } from "../support/precondition_server.ts";
@@ -30,9 +30,12 @@ function fileStore(root: string): Named & FileStore {
   return Object.assign(store, { objectUrl: (key: string) => store.path(key) });
 }
 
+/** A bucket URL, parsed as the settings parse --storage. */
+const bucket = (url: string) => toStoreUrl(url) as BucketUrl;
+
 function s3Store(endpoint: string, url = "s3://bronze-test/run") {
   return new S3Store(
-    url,
+    bucket(url),
     s3OptionsFromEnv({
       AWS_ENDPOINT_URL_S3: endpoint,
       S3_FORCE_PATH_STYLE: "true",
@@ -43,7 +46,10 @@ function s3Store(endpoint: string, url = "s3://bronze-test/run") {
 }
 
 function gcsStore(host: string) {
-  return new GcsStore("gs://bronze-test/run", gcsOptionsFromEnv({ STORAGE_EMULATOR_HOST: host }));
+  return new GcsStore(
+    bucket("gs://bronze-test/run"),
+    gcsOptionsFromEnv({ STORAGE_EMULATOR_HOST: host }),
+  );
 }
 
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
@@ -379,8 +385,10 @@ Deno.test("file store: conformance and preconditions", async (t) => {
     await preconditions(t, store);
 
     await t.step("file:// URLs and relative paths resolve to the same objects", async () => {
-      assert.equal(dec(await new FileStore(`file://${root}/lake`).get("a/one.txt")), "one");
-      assert.equal(new FileStore("rel/dir").root, `${Deno.cwd()}/rel/dir`);
+      assert.equal(dec(await openStore(`file://${root}/lake`).get("a/one.txt")), "one");
+      assert.equal(openStore(`file://${root}/lake`).url, `file://${root}/lake`);
+      assert.equal((openStore("rel/dir") as FileStore).root, `${Deno.cwd()}/rel/dir`);
+      assert.equal(openStore("rel/dir").url, `${Deno.cwd()}/rel/dir`);
     });
 
     await t.step("a failed write leaves no temp file behind", async () => {
@@ -584,16 +592,16 @@ Deno.test("openStore dispatches on the scheme and refuses others", () => {
   const s3 = openStore("s3://bucket");
   assert.ok(s3 instanceof S3Store);
   assert.equal(s3.objectUrl("a/b"), "s3://bucket/a/b");
-  for (const url of ["http://example.com/x", "az://c/x", ""]) {
+  for (const url of ["http://example.com/x", "az://c/x"]) {
     assert.throws(() => openStore(url), {
       name: "BronzeError",
-      message: `unsupported storage URL ${
-        JSON.stringify(url)
-      }: use a local path, file://, gs://bucket[/prefix] or s3://bucket[/prefix]`,
+      message:
+        `storage must be a local path, file://, gs://bucket[/prefix] or s3://bucket[/prefix], got "${url}"`,
     });
   }
+  assert.throws(() => openStore(""), { message: "storage must not be empty" });
   assert.throws(() => openStore("s3://"), {
-    message: "invalid s3:// URL s3://: expected s3://bucket[/prefix]",
+    message: 'storage names no bucket: "s3://" (expected s3://bucket[/prefix])',
   });
 });
 

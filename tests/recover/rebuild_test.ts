@@ -8,7 +8,7 @@ import { cp, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { copy } from "../../lib/copy/run.ts";
 import { memoryLogger } from "../../lib/runtime/log.ts";
-import { openStore } from "../../lib/blob/mod.ts";
+import { openStore, toStoreUrl } from "../../lib/blob/mod.ts";
 import { CatalogWriter } from "../../lib/metadata/writer.ts";
 import { rebuild, type RebuildOptions } from "../../lib/recover/rebuild.ts";
 import { catalogRebuildCommand, EXIT_REBUILD_INCOMPLETE } from "../../lib/cli/commands/catalog.ts";
@@ -122,7 +122,12 @@ async function changes(target: CatalogTarget): Promise<Rows> {
 }
 
 function options(target: CatalogTarget, storage: string): RebuildOptions {
-  return { storage, catalog: target.dsn, stateDir: target.stateDir, progressInterval: 0 };
+  return {
+    storage: toStoreUrl(storage),
+    catalog: target.dsn,
+    stateDir: target.stateDir,
+    progressInterval: 0,
+  };
 }
 
 /** `bronze catalog rebuild` in this process: its exit code, stdout lines and log lines. */
@@ -402,7 +407,7 @@ Deno.test("gc deletes partitions the rebuild checked, before it records them: th
   const swept = await gc({
     catalog: partial.dsn,
     stateDir: partial.stateDir,
-    storage: data,
+    storage: toStoreUrl(data),
     olderThan: 0,
     apply: true,
   });

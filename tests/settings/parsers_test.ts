@@ -1,5 +1,7 @@
 /** lib/settings/parsers.ts: each value's parser, and the message that names a bad one. */
 import assert from "node:assert/strict";
+import type { BucketUrl, ObjectUrl } from "../../lib/blob/url.ts";
+import type { RpcUrl } from "../../lib/source/url.ts";
 import {
   age,
   duration,
@@ -7,8 +9,10 @@ import {
   Invalid,
   ledger,
   ledgerOrLatest,
+  objectUrl,
   type Parser,
   sourceUrl,
+  storeUrl,
 } from "../../lib/settings/parsers.ts";
 
 /** The value, or the message of the Invalid. */
@@ -17,20 +21,25 @@ const run = <T>(parse: Parser<T>, raw: string) => {
   return v instanceof Invalid ? `! ${v.message}` : v;
 };
 
-Deno.test("parsers: --source takes a lake URL or a Stellar RPC node, and names a bad one", () => {
+Deno.test("parsers: the URL settings are parsed once (lib/blob/url.ts, lib/source/url.ts), a bad one named", () => {
   assert.equal(
-    run(sourceUrl, "rpc+https://rpc.example.org:443/soroban"),
-    "rpc+https://rpc.example.org:443/soroban",
+    (run(sourceUrl, "rpc+https://rpc.example.org") as RpcUrl).call,
+    "https://rpc.example.org/",
   );
-  assert.equal(run(sourceUrl, "rpc+http://127.0.0.1:8000"), "rpc+http://127.0.0.1:8000");
-  assert.equal(run(sourceUrl, "gs://lake/ledgers"), "gs://lake/ledgers");
+  assert.equal((run(sourceUrl, "gs://lake/ledgers") as BucketUrl).prefix, "ledgers/");
+  assert.equal((run(storeUrl, "s3://b/p") as BucketUrl).bucket, "b");
+  assert.equal((run(objectUrl, "gs://b/state/ck.json") as ObjectUrl).name, "ck.json");
   assert.equal(
-    run(sourceUrl, "rpc+ftp://u:secret@host/x"),
+    run(sourceUrl, "rpc+ftp://u:secret@host/x?apikey=secretsecret"),
     '! must be rpc+https:// or rpc+http:// for a Stellar RPC node, got "rpc+ftp://host/x"',
   );
   assert.equal(
-    run(sourceUrl, "rpc+https://"),
-    '! names no RPC host: "rpc+https://" (expected rpc+https://host[:port][/path])',
+    run(storeUrl, "gs://"),
+    '! names no bucket: "gs://" (expected gs://bucket[/prefix])',
+  );
+  assert.equal(
+    run(objectUrl, "s3://bucket"),
+    '! must name an object, e.g. s3://bucket/state/checkpoint.json, got "s3://bucket"',
   );
 });
 

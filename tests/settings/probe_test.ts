@@ -8,6 +8,8 @@ import {
   writableFile,
 } from "../../lib/settings/probe.ts";
 import { tempDir } from "../support/lakes.ts";
+import { parseObjectUrl, parseStoreUrl, type UrlProblem } from "../../lib/blob/url.ts";
+import { parseSourceUrl } from "../../lib/source/url.ts";
 
 Deno.test("probes: a file where a directory must be, an unwritable place, a lake without .config.json; nothing is created", async () => {
   await using dir = await tempDir();
@@ -39,9 +41,17 @@ Deno.test("probes: a file where a directory must be, an unwritable place, a lake
   assert.deepEqual([...Deno.readDirSync(dir.path)].map((e) => e.name), ["afile"]);
 });
 
-Deno.test("localPath: a path or file:// is local; buckets and RPC nodes are not", () => {
-  assert.equal(localPath("./data"), "./data");
-  assert.equal(localPath("file:///var/bronze"), "/var/bronze");
-  assert.equal(localPath("gs://b/p"), null);
-  assert.equal(localPath("s3://b"), null);
+Deno.test("localPath: a path or file:// is local; buckets, objects in them and RPC nodes are not", () => {
+  const parsed = <T>(v: T | UrlProblem) => {
+    assert.ok(!(v && typeof v === "object" && "problem" in v), JSON.stringify(v));
+    return v as T;
+  };
+  assert.equal(localPath("./state"), "./state");
+  assert.equal(localPath(parsed(parseStoreUrl("./data"))), "./data");
+  assert.equal(localPath(parsed(parseStoreUrl("file:///var/bronze%20data"))), "/var/bronze data");
+  assert.equal(localPath(parsed(parseStoreUrl("gs://b/p"))), null);
+  assert.equal(localPath(parsed(parseStoreUrl("s3://b"))), null);
+  assert.equal(localPath(parsed(parseObjectUrl("./state/ck.json"))), "./state/ck.json");
+  assert.equal(localPath(parsed(parseObjectUrl("s3://b/state/ck.json"))), null);
+  assert.equal(localPath(parsed(parseSourceUrl("rpc+https://rpc.example.org"))), null);
 });

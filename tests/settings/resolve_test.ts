@@ -42,7 +42,8 @@ Deno.test("settings: a flag beats its environment variable, which beats the defa
   assert.equal(s.partitionSize, 500);
   assert.equal(s.network, "testnet");
   assert.equal(s.stateDir, stateDir);
-  assert.equal(s.checkpoint, join(stateDir, "checkpoint.json"));
+  assert.equal(s.checkpoint.local, join(stateDir, "checkpoint.json"));
+  assert.equal(s.storage.url, join(Deno.cwd(), "data"));
   assert.equal(s.era, "default");
   assert.equal(s.copierId, "bronze-copier");
   assert.match(

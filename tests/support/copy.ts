@@ -1,6 +1,8 @@
 import { join } from "node:path";
 import { poolOf } from "./catalogs.ts";
 import type { CopyOptions } from "../../lib/copy/run.ts";
+import { type ObjectUrl, type StoreUrl, toObjectUrl, toStoreUrl } from "../../lib/blob/mod.ts";
+import { type SourceUrl, toSourceUrl } from "../../lib/source/mod.ts";
 import type { CatalogTarget } from "./catalogs.ts";
 
 /**
@@ -8,14 +10,22 @@ import type { CatalogTarget } from "./catalogs.ts";
  * and the environment and query of the seed's CLI session.
  */
 
+/** Where copy() reads and writes, parsed as the settings would, or as they parsed it. */
+export interface Places {
+  source: string | SourceUrl;
+  storage: string | StoreUrl;
+  checkpoint?: string | ObjectUrl;
+}
+
 /**
  * Options for copy() into `target`: 100-ledger partitions of testnet/pre_p23/v1, the checkpoint
  * in the target's state dir, two builders, no gap filling. `o` overrides any of them.
  */
 export function copyOptions(
   target: CatalogTarget,
-  o: Partial<CopyOptions> & Pick<CopyOptions, "source" | "storage">,
+  o: Partial<Omit<CopyOptions, keyof Places>> & Places,
 ): CopyOptions {
+  const { source, storage, checkpoint, ...rest } = o;
   return {
     partitionSize: 100,
     network: "testnet",
@@ -24,7 +34,6 @@ export function copyOptions(
     copierId: "test-copier",
     catalog: target.dsn,
     stateDir: target.stateDir,
-    checkpoint: join(target.stateDir, "checkpoint.json"),
     concurrency: 2,
     progressInterval: 0,
     pollInterval: 0.2,
@@ -33,7 +42,10 @@ export function copyOptions(
     follow: false,
     compact: false,
     stallAfter: 600,
-    ...o,
+    ...rest,
+    source: toSourceUrl(source),
+    storage: toStoreUrl(storage),
+    checkpoint: toObjectUrl(checkpoint ?? join(target.stateDir, "checkpoint.json")),
   };
 }
 

@@ -1,3 +1,4 @@
+import { toStoreUrl } from "../../lib/blob/mod.ts";
 import { resolveSettings } from "../../lib/settings/mod.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -253,10 +254,10 @@ Deno.test("verify: --storage reads each partition at its storage_path under anot
   await rename(first, moved);
   const lost = await verify(vopts(target), memoryLogger());
   assert.deepEqual(lost.failures.map((f) => f.check), ["missing", "missing"]);
-  const found = await verify(vopts(target, { storageRoot: moved }), memoryLogger());
+  const found = await verify(vopts(target, { storageRoot: toStoreUrl(moved) }), memoryLogger());
   assert.deepEqual([found.partitions, found.passed, found.failed], [2, 2, 0]);
   assert.equal(
-    resolveSettings("verify", { storage: moved }, () => undefined).storageRoot,
+    resolveSettings("verify", { storage: moved }, () => undefined).storageRoot?.url,
     moved,
   );
   assert.equal(resolveSettings("verify", {}, () => undefined).storageRoot, undefined);
