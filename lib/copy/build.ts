@@ -8,6 +8,7 @@ import { BronzeError, inArea } from "../runtime/errors.ts";
 import type { LedgerSource } from "../source/source.ts";
 import { decodeLedger, type LedgerRow } from "../source/ledger.ts";
 import { PartitionFileWriter } from "../table/writer.ts";
+import { PartitionTally } from "../table/quality.ts";
 import type { PartitionMeta } from "../table/schema.ts";
 import type { Range } from "../table/grid.ts";
 import { failpoint } from "../runtime/failpoint.ts";
@@ -88,66 +89,33 @@ export async function writePartitionFile(
   if (hooks.stopped()) return null;
   const t0 = performance.now();
   const file = await PartitionFileWriter.create(path, meta, { onWritten: hooks.written });
-  let first: { prev: string } | null = null;
-  let lastSeq = range.start - 1;
-  let lastHash = "";
-  let chainBreaks = 0;
-  let txs = 0;
-  let ops = 0;
-  let xdrBytes = 0;
-  let firstClose = 0;
-  let lastClose = 0;
+  const tally = new PartitionTally();
   try {
     for await (const row of rows) {
-      if (first === null) {
-        first = { prev: row.previousLedgerHash };
-        firstClose = row.closeTimeMs;
-      } else if (row.previousLedgerHash !== lastHash) {
-        chainBreaks++;
-      }
+      tally.add(row);
       await file.write(row);
-      lastSeq = row.ledgerSequence;
-      lastHash = row.ledgerHash;
-      lastClose = row.closeTimeMs;
-      txs += row.txCount;
-      ops += row.operationCount;
-      xdrBytes += row.xdrByteLength;
       hooks.progress(1, row.xdrByteLength);
       await failpoint("build-ledger", hooks.stopped);
       if (hooks.stopped()) break;
     }
-    if (first === null) {
+    if (tally.rows === 0) {
       await file.abort();
       return null;
     }
     const info = await file.finish();
-    const read = { start: range.start, end: lastSeq };
-    if (info.rows !== read.end - read.start + 1) {
-      throw new Error(
-        `partition ${read.start}-${read.end}: wrote ${info.rows} rows for ${
-          read.end - read.start + 1
-        } ledgers`,
-      );
-    }
+    const read = { start: range.start, end: tally.last };
+    const off = tally.rangeProblem(read) ??
+      (info.rows === tally.rows ? null : `wrote ${info.rows} rows for ${tally.rows} ledgers`);
+    if (off) throw new Error(`partition ${read.start}-${read.end}: ${off}`);
     return {
       range: read,
       partial: read.end < range.end,
       path,
       sha256: info.sha256,
       bytes: info.bytes,
-      firstPreviousLedgerHash: first.prev,
-      lastLedgerHash: lastHash,
-      chainBreaks,
-      quality: {
-        row_count: info.rows,
-        row_count_matches_range: 1,
-        chain_intact: chainBreaks === 0 ? 1 : 0,
-        first_close_time_ms: firstClose,
-        last_close_time_ms: lastClose,
-        tx_count: txs,
-        operation_count: ops,
-        xdr_bytes: xdrBytes,
-      },
+      ...tally.chain,
+      chainBreaks: tally.chainBreaks,
+      quality: tally.quality(read),
       seconds: (performance.now() - t0) / 1000,
     };
   } catch (err) {

@@ -8,7 +8,7 @@
 import { gaps, type Range } from "../table/grid.ts";
 import { dbOf, type Row } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
-import { datasetLabel } from "./writer.ts";
+import { type DatasetIdentity, datasetLabel } from "../table/dataset.ts";
 
 export interface DatasetFilter {
   network?: string;
@@ -23,13 +23,9 @@ export interface CoverageFilter extends DatasetFilter {
   end?: number;
 }
 
-export interface DatasetRef {
+/** A registered dataset: its catalog id, identity and label, and whether it is retired. */
+export interface DatasetRef extends DatasetIdentity {
   id: number;
-  domain: string;
-  dataset: string;
-  network: string;
-  eraId: string;
-  version: string;
   label: string;
   /** When `bronze retire` retired the dataset, and why (null: it is not retired). */
   retiredAt: Date | null;
@@ -42,17 +38,8 @@ export interface Island extends Range {
   bytes: number;
 }
 
-export interface DatasetCoverage {
-  datasetId: number;
-  domain: string;
-  dataset: string;
-  network: string;
-  eraId: string;
-  version: string;
-  label: string;
-  /** When `bronze retire` retired the dataset, and why (null: it is not retired). */
-  retiredAt: Date | null;
-  retiredReason: string | null;
+/** A registered dataset and what it holds. */
+export interface DatasetCoverage extends DatasetRef {
   /** Lowest and highest ledger of the partitions overlapping the range (null: none). */
   firstLedger: number | null;
   lastLedger: number | null;
@@ -151,15 +138,7 @@ function summarize(ds: DatasetRef, islands: Island[], f: CoverageFilter): Datase
     ? gaps({ start: from, end: to }, islands)
     : [];
   return {
-    datasetId: ds.id,
-    domain: ds.domain,
-    dataset: ds.dataset,
-    network: ds.network,
-    eraId: ds.eraId,
-    version: ds.version,
-    label: ds.label,
-    retiredAt: ds.retiredAt,
-    retiredReason: ds.retiredReason,
+    ...ds,
     firstLedger: first,
     lastLedger: last,
     partitions: islands.reduce((n, i) => n + i.partitions, 0),

@@ -5,22 +5,17 @@
 import { BronzeError } from "../runtime/errors.ts";
 import { ConstraintError, dbOf } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
+import { type DatasetIdentity, datasetLabel } from "../table/dataset.ts";
 import { SWEEP_LOCK_CLASS } from "./claims.ts";
 import {
   CatalogWriter,
   type DatasetInfo,
-  datasetLabel,
   type LineageRow,
   type PartitionRecord,
 } from "./writer.ts";
 
 /** `_meta_changes.change_type` of a rebuild: lineage recorded from storage, no data changed. */
 export const REBUILD_CHANGE = "rebuild";
-
-export type DatasetIdentity = Pick<
-  DatasetInfo,
-  "domain" | "dataset" | "version" | "eraId" | "network"
->;
 
 export interface HeldDataset {
   id: number;

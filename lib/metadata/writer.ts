@@ -1,15 +1,12 @@
 import { BronzeError } from "../runtime/errors.ts";
 import { ConstraintError, type Db, dbOf, type Row } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
+import { type DatasetIdentity, datasetLabel } from "../table/dataset.ts";
 
 /** The seed's Writer: dataset registry and partition lineage, raw parameterized SQL. */
 
-export interface DatasetInfo {
-  domain: string;
-  dataset: string;
-  version: string;
-  eraId: string;
-  network: string;
+/** A dataset as the copy registers it: its identity, its Parquet schema hash and description. */
+export interface DatasetInfo extends DatasetIdentity {
   schemaHash: string;
   description?: string;
 }
@@ -119,12 +116,6 @@ function toLineage(r: Row): LineageRow {
     supersededBy: (r.superseded_by as number | null) ?? null,
     supersededAt: (r.superseded_at as Date | null) ?? null,
   };
-}
-
-export function datasetLabel(
-  ds: Pick<DatasetInfo, "domain" | "dataset" | "version" | "eraId" | "network">,
-): string {
-  return `${ds.domain}.${ds.dataset} (${ds.network}/${ds.eraId}/${ds.version})`;
 }
 
 export class CatalogWriter {
@@ -332,7 +323,7 @@ export class CatalogWriter {
 
   /** The id and label of a registered dataset, or null. */
   async findDataset(
-    ds: Pick<DatasetInfo, "domain" | "dataset" | "version" | "eraId" | "network">,
+    ds: DatasetIdentity,
   ): Promise<{ id: number; label: string } | null> {
     const rows = await this.#db.query<{ id: number }>(
       `SELECT id FROM _meta_datasets

@@ -7,7 +7,7 @@
  *
  * Manifests written before `manifest_version` 2 hold only `partition` {start, end, table, file},
  * `table`, `producer` and `created_at`; StoredManifest is what may be found in storage, and
- * `catalog rebuild` derives what such a manifest lacks (see lib/recover/rebuild.ts).
+ * `catalog rebuild` derives what such a manifest lacks (manifest_check.ts says what it lacks).
  */
 import { BronzeError } from "../runtime/errors.ts";
 

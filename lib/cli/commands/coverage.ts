@@ -82,7 +82,7 @@ function toJson(r: CoverageReport) {
     catalog: r.catalog,
     range: r.range,
     datasets: r.datasets.map((d) => ({
-      dataset_id: d.datasetId,
+      dataset_id: d.id,
       domain: d.domain,
       dataset: d.dataset,
       network: d.network,
