@@ -1,0 +1,134 @@
+/**
+ * Creating the embedded catalog's data directory, and the parameters PGlite starts with. Only the
+ * owner (embedded.ts), under the lock, creates it.
+ */
+import { PGlite } from "@electric-sql/pglite";
+import { basename, dirname, join } from "node:path";
+
+/**
+ * PGlite's default start parameters (PGlite.defaultStartParams) with a catalog-sized memory
+ * budget. initdb writes shared_buffers = 128MB, and PGlite's shared memory lives in its wasm heap,
+ * which is touched at start and never shrinks: 128 MB of resident memory for a catalog of a few
+ * MB. 8 MB (1024 pages) holds the whole catalog of a 60-million-ledger backfill many times over.
+ * `-F` (fsync off) is kept: PGlite's file system layer does not pass fsync to the OS anyway.
+ */
+export const PGLITE_START_PARAMS: readonly string[] = [
+  "--single",
+  "-F",
+  "-O",
+  "-j",
+  "-c",
+  "search_path=public",
+  "-c",
+  "exit_on_error=false",
+  "-c",
+  "log_checkpoints=false",
+  "-c",
+  "max_worker_processes=0",
+  "-c",
+  "max_parallel_workers=0",
+  "-c",
+  "max_parallel_workers_per_gather=0",
+  "-c",
+  "io_method=sync",
+  "-c",
+  "max_parallel_maintenance_workers=0",
+  // the catalog's budget:
+  "-c",
+  "shared_buffers=8MB",
+  "-c",
+  "temp_buffers=1MB",
+  "-c",
+  "max_connections=20",
+];
+
+/** Creates the data directory unless it holds a catalog already (first use). */
+export async function ensureDataDir(dataDir: string, log: (line: string) => void): Promise<void> {
+  if (await exists(join(dataDir, "PG_VERSION"))) return;
+  log(`creating embedded catalog at ${dataDir} (first use takes a few seconds)`);
+  await createDataDir(dataDir);
+}
+
+const INITDB_WORKER = "bronze-catalog-initdb";
+
+/**
+ * Runs PGlite's initdb in a worker of its own, into a temporary folder renamed into place when
+ * complete (a process killed during initdb leaves no half-made catalog behind; we hold the lock).
+ * initdb runs a second PGlite instance and the initdb program, some 350 MB that a terminated
+ * worker hands back to the OS at once, instead of garbage this process would carry all run long.
+ */
+async function createDataDir(dataDir: string): Promise<void> {
+  const parent = dirname(dataDir);
+  const prefix = `${basename(dataDir)}.initdb-`;
+  for await (const e of Deno.readDir(parent)) {
+    if (e.isDirectory && e.name.startsWith(prefix)) {
+      await Deno.remove(join(parent, e.name), { recursive: true });
+    }
+  }
+  const building = join(parent, `${prefix}${Deno.pid}`);
+  const inWorker = await initdbInWorker(building);
+  if (inWorker !== undefined) {
+    // A worker that could not run at all (a runtime without this module as a worker entry):
+    // initdb here instead, at the cost of the memory it leaves behind.
+    await Deno.remove(building, { recursive: true }).catch(() => {});
+    try {
+      await initdb(building);
+    } catch (err) {
+      throw new Error(`initdb failed: ${(err as Error).message} (in a worker: ${inWorker})`);
+    }
+  }
+  await Deno.rename(building, dataDir);
+}
+
+/** initdb in a worker: undefined when done, else why not. */
+async function initdbInWorker(dataDir: string): Promise<string | undefined> {
+  let worker: Worker;
+  try {
+    worker = new Worker(import.meta.url, { type: "module", name: INITDB_WORKER });
+  } catch (err) {
+    return (err as Error).message;
+  }
+  try {
+    const outcome = await new Promise<{ error?: string }>((resolve) => {
+      worker.onmessage = (e) => resolve(e.data);
+      worker.onerror = (e) => {
+        e.preventDefault();
+        resolve({ error: e.message });
+      };
+      worker.postMessage(dataDir);
+    });
+    return outcome.error;
+  } finally {
+    worker.terminate();
+  }
+}
+
+async function initdb(dataDir: string): Promise<void> {
+  const db = await PGlite.create({ dataDir, startParams: [...PGLITE_START_PARAMS] });
+  await db.close();
+}
+
+// This module in the initdb worker: initialise the folder it is given, then say so.
+if ((globalThis as { name?: unknown }).name === INITDB_WORKER) {
+  const scope = globalThis as unknown as {
+    onmessage: (e: MessageEvent<string>) => void;
+    postMessage: (m: unknown) => void;
+  };
+  scope.onmessage = async (e) => {
+    try {
+      await initdb(e.data);
+      scope.postMessage({});
+    } catch (err) {
+      scope.postMessage({ error: (err as Error).message ?? String(err) });
+    }
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
