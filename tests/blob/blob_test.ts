@@ -17,6 +17,7 @@ import { s3OptionsFromEnv, S3Store } from "../../lib/blob/s3.ts";
 import { NotFoundError, type ObjectStore, PreconditionFailedError } from "../../lib/blob/store.ts";
 import { startPreconditionServer } from "../support/precondition_server.ts";
 import { startGcsEmulator, startS3rver } from "../support/servers.ts";
+import { until } from "../support/wait.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const TEMP_KEY = /(^|\/)\.[^/]+\.tmp-[0-9a-f]{16}$/;
@@ -78,6 +79,15 @@ async function bigFile(dir: string, size: number): Promise<string> {
  * The slack is for stores that keep whole seconds (S3, the file store's ctime) and for coarse
  * filesystem clocks; a store reporting another time (epoch, an old mtime) is far outside it.
  */
+/**
+ * How many processes wait, blocked, for a flock on the file of inode `ino` (Linux /proc/locks: a
+ * waiter's line reads "N: -> FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode> 0 EOF").
+ */
+async function flockWaiters(ino: number | null): Promise<number> {
+  const locks = await Deno.readTextFile("/proc/locks");
+  return locks.split("\n").filter((l) => / -> FLOCK /.test(l) && l.includes(`:${ino} `)).length;
+}
+
 function assertWrittenBetween(modified: Date, before: number, after: number) {
   assert.ok(modified instanceof Date && !Number.isNaN(modified.getTime()), `${modified}`);
   const ms = modified.getTime();
@@ -466,10 +476,10 @@ Deno.test("file store: conformance and preconditions", async (t) => {
     });
 
     // The CAS holds the object's flock from its compare to its rename/unlink. Here the test holds
-    // that lock, as a concurrent repair would, and replaces the object while holding it: the
-    // waiting writer must then see the new version and fail. (The pause only gives an
-    // implementation without the lock the time to compare and go ahead; the outcome expected
-    // does not depend on it.)
+    // that lock, as a concurrent repair would, waits until the kernel shows the writer blocked on
+    // it (/proc/locks), and replaces the object while holding it: the waiting writer must then see
+    // the new version and fail. An implementation that compares without the lock never shows up
+    // there, and the wait says so.
     for (const op of ["putIfVersion", "delete"] as const) {
       await t.step(`${op} waits for the lock, then compares with what is there`, async () => {
         const key = `lock/${op}`;
@@ -482,7 +492,11 @@ Deno.test("file store: conformance and preconditions", async (t) => {
             ? store.delete(key, v1)
             : store.putIfVersion(key, enc("late"), v1);
           pending.catch(() => {}); // settled below
-          await new Promise((r) => setTimeout(r, 200));
+          const { ino } = await Deno.stat(store.path(key));
+          await until(
+            async () => (await flockWaiters(ino)) > 0,
+            `${op} blocking on the lock of the object it compares`,
+          );
           // What the lock holder installs, the way FileStore itself would: temp, then rename.
           const temp = `${root}/lake/lock/.${op}.tmp-00000000000000ff`;
           await Deno.writeFile(temp, enc("v2"));

@@ -10,6 +10,7 @@ import { createLogger, memoryLogger } from "../../lib/runtime/log.ts";
 import { catalogTarget } from "../support/catalogs.ts";
 import { runCli } from "../support/cli.ts";
 import { SAMPLES, SAMPLES_ABSENT, syntheticLake, tempDir } from "../support/lakes.ts";
+import { EXIT_MS, within } from "../support/wait.ts";
 import {
   copyEnv,
   copyOptions,
@@ -48,7 +49,10 @@ function spawnCopy(
     }
     return { lines, status: await child.status };
   })();
-  return done;
+  return within(done, "bronze copy ending", EXIT_MS).catch((err) => {
+    child.kill("SIGKILL");
+    throw new Error(`${err.message}; it said:\n${lines.join("\n")}`);
+  });
 }
 
 Deno.test("the seed's example session: 1-30000, 1-50000 interrupted by SIGINT in its last partition, resume to 50000", async () => {

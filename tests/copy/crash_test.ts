@@ -15,6 +15,8 @@ import { checkpointManager, ErrNoCheckpoint } from "../../lib/checkpoint/checkpo
 import { rangeOfKey } from "../../lib/table/layout.ts";
 import { type CatalogTarget, catalogTarget } from "../support/catalogs.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
+import { seededRandom } from "../support/random.ts";
+import { finish } from "../support/wait.ts";
 import { copyEnv, copyOptions, lineageRows } from "../support/copy.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -47,13 +49,6 @@ function spawn(env: Record<string, string>): Deno.ChildProcess {
     stdout: "null",
     stderr: "piped",
   }).spawn();
-}
-
-async function finish(
-  child: Deno.ChildProcess,
-): Promise<{ status: Deno.CommandStatus; stderr: string }> {
-  const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
-  return { status, stderr };
 }
 
 type Lineage = { range: string; checksum: string; path: string }[];
@@ -178,9 +173,8 @@ const KILLS = Number(Deno.env.get("BRONZE_KILLS") ?? 20);
 Deno.test(`${KILLS} SIGKILLs in a row at random moments: after each the invariants hold; every run ends like a clean run`, async () => {
   const source = await lake();
   await cleanLineage(source);
-  // Deterministic "random" moments, so a failure can be replayed.
-  let seed = 0x5eed;
-  const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  // Seeded moments: the seed is printed, and BRONZE_TEST_SEED replays them.
+  const random = seededRandom("crash_test SIGKILLs");
   let kills = 0;
   let rounds = 0;
   while (kills < KILLS) {

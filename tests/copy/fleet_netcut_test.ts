@@ -11,6 +11,7 @@ import { createTestDatabase, poolOf } from "../support/catalogs.ts";
 import { copyEnv, lineageRows } from "../support/copy.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { netnsMissing, remoteHost } from "../support/netns.ts";
+import { EXIT_MS, Output, within } from "../support/wait.ts";
 import type { CatalogTarget } from "../support/catalogs.ts";
 import { openCatalog } from "../../lib/metadata/catalog.ts";
 import { migrate } from "../../lib/metadata/migrate.ts";
@@ -18,18 +19,8 @@ import { migrate } from "../../lib/metadata/migrate.ts";
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const SIZE = 20;
 const END = 8 * SIZE;
-
-async function readUntil(
-  reader: ReadableStreamDefaultReader<string>,
-  text: { value: string },
-  pattern: RegExp,
-): Promise<void> {
-  while (!pattern.test(text.value)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`stream ended before ${pattern}:\n${text.value}`);
-    text.value += value;
-  }
-}
+/** The takeover waits out the server's keepalive bound (about a minute): 3 minutes at most. */
+const TAKEOVER_MS = 180_000;
 
 Deno.test({
   name:
@@ -79,10 +70,9 @@ Deno.test({
     stdout: "null",
     stderr: "piped",
   });
-  const remoteText = { value: "" };
-  const remoteReader = remote.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  await readUntil(remoteReader, remoteText, /\[failpoint\] paused at after-publish:1\n/);
-  const holder = /\[fleet\] copier (\S+) joins/.exec(remoteText.value)![1];
+  const remoteErr = new Output(remote.stderr, "the remote copier");
+  await remoteErr.until(/\[failpoint\] paused at after-publish:1\n/);
+  const holder = (await remoteErr.until(/\[fleet\] copier (\S+) joins/))[1];
 
   await host.cut();
   const cutAt = performance.now();
@@ -94,35 +84,29 @@ Deno.test({
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  const localText = { value: "" };
-  const localReader = local.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  await readUntil(localReader, localText, new RegExp(`waiting for 1 cell held by ${holder} `));
-  await readUntil(localReader, localText, /\[partition\] committed range 1-20\n/);
+  const localErr = new Output(local.stderr, "the local copier");
+  await localErr.until(new RegExp(`waiting for 1 cell held by ${holder} `));
+  // Liveness, not timing: the server's keepalive bound (about a minute) ends the cut copier's
+  // session; the test fails only if the claim never dies.
+  await localErr.until(/\[partition\] committed range 1-20\n/, TAKEOVER_MS);
   const takeover = (performance.now() - cutAt) / 1000;
   console.log(
     `takeover: cell 1-20 committed by the other copier ${takeover.toFixed(1)} s after the cut`,
   );
-  // Liveness, not timing: the bound is the server's keepalive (about a minute); the test only
-  // fails if the claim never dies.
-  assert.ok(takeover < 180, `taken over after ${takeover.toFixed(0)} s`);
-  await readUntil(localReader, localText, /\[copier\] complete\n/);
-  assert.equal((await local.status).code, 0, localText.value);
+  await localErr.until(/\[copier\] complete\n/);
+  assert.equal((await within(local.status, "the local copier exiting")).code, 0, localErr.text);
   // The adopted bytes are the cut copier's own: deterministic, the same file.
-  assert.match(localText.value, /\[storage\] adopted \S+part-1-20\.parquet/);
+  assert.match(localErr.text, /\[storage\] adopted \S+part-1-20\.parquet/);
 
   // The cable returns; the cut copier goes on from its pause, and must not commit.
   await host.restore();
   remote.kill("SIGUSR1");
-  for (;;) {
-    const { value, done } = await remoteReader.read();
-    if (done) break;
-    remoteText.value += value;
-  }
-  const status = await remote.status;
-  assert.notEqual(status.code, 0, remoteText.value);
-  assert.doesNotMatch(remoteText.value, /\[partition\] committed range 1-20/);
-  console.log(`the cut copier ended with: ${remoteText.value.trimEnd().split("\n").at(-1)}`);
-  assert.match(remoteText.value, /lost the claims of copier|taken over by another copier|catalog /);
+  const remoteText = await remoteErr.end(EXIT_MS);
+  const status = await within(remote.status, "the remote copier exiting");
+  assert.notEqual(status.code, 0, remoteText);
+  assert.doesNotMatch(remoteText, /\[partition\] committed range 1-20/);
+  console.log(`the cut copier ended with: ${remoteText.trimEnd().split("\n").at(-1)}`);
+  assert.match(remoteText, /lost the claims of copier|taken over by another copier|catalog /);
 
   const rows = await lineageRows(target);
   assert.deepEqual(rows.map((r) => r.ledger_start), [1, 21, 41, 61, 81, 101, 121, 141]);

@@ -10,6 +10,8 @@ import { type CatalogTarget, catalogTarget } from "../support/catalogs.ts";
 import { runCli } from "../support/cli.ts";
 import { copyEnv, lineageRows } from "../support/copy.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
+import { seededRandom } from "../support/random.ts";
+import { EXIT_MS, finish, Output, within } from "../support/wait.ts";
 import { s3Env, startGcsEmulator, startS3rver, withEnv } from "../support/servers.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -55,11 +57,6 @@ function spawn(env: Record<string, string>, args: string[] = []): Deno.ChildProc
   }).spawn();
 }
 
-async function finish(child: Deno.ChildProcess) {
-  const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
-  return { status, stderr };
-}
-
 /** The lineage a single clean (non-fleet) run of the same range writes: "start-end checksum". */
 async function cleanLineage(source: string, end: number): Promise<string[]> {
   await using target = await catalogTarget("postgres");
@@ -96,8 +93,8 @@ Deno.test("four fleet copiers on 100 cells, SIGKILLed at random and restarted: a
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
   await using states = await tempDir();
-  let seed = 0xf1ee7;
-  const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  // Seeded moments: the seed is printed, and BRONZE_TEST_SEED replays them.
+  const random = seededRandom("fleet_test SIGKILLs");
   const committedBy = [0, 0, 0, 0];
   const kills = [0, 0, 0, 0];
   // Each "VM" runs its copier until it exits 0; a supervisor (this loop) restarts it after each
@@ -157,37 +154,22 @@ Deno.test("a fleet copier waits for a cell held by a live copier, says so, and t
     ...fleetEnv(target, source, out.path, states.path, 0, END),
     BRONZE_FAILPOINT: "after-publish:1:pause",
   });
-  let aText = "";
-  const reader = a.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  while (!aText.includes("[failpoint] paused at after-publish:1")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    aText += value;
-  }
-  const held = /\[fleet\] copier (\S+) joins/.exec(aText)![1];
+  const aErr = new Output(a.stderr, "copier A");
+  await aErr.until("[failpoint] paused at after-publish:1");
+  const held = (await aErr.until(/\[fleet\] copier (\S+) joins/))[1];
   // Copier B copies every other cell, then waits for A's.
   const b = spawn(fleetEnv(target, source, out.path, states.path, 1, END));
-  let bText = "";
-  const bReader = b.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  while (!/\[fleet\] waiting for 1 cell held by /.test(bText)) {
-    const { value, done } = await bReader.read();
-    if (done) break;
-    bText += value;
-  }
+  const bErr = new Output(b.stderr, "copier B");
+  await bErr.until(/\[fleet\] waiting for 1 cell held by /);
   assert.match(
-    bText,
+    bErr.text,
     new RegExp(
       `\\[fleet\\] waiting for 1 cell held by ${held} \\(host \\S+, pid \\d+: 1-20\\); looking again every 200ms\\n`,
     ),
   );
   a.kill("SIGKILL");
-  await a.status;
-  await reader.cancel();
-  for (;;) {
-    const { value, done } = await bReader.read();
-    if (done) break;
-    bText += value;
-  }
+  await within(a.status, "copier A exiting on SIGKILL");
+  const bText = await bErr.end(EXIT_MS);
   assert.equal((await b.status).code, 0, bText);
   assert.match(
     bText,
@@ -208,19 +190,9 @@ Deno.test("bronze fleet --json while two copiers hold cells; SIGTERM commits the
       ...fleetEnv(target, source, out.path, states.path, n, END),
       BRONZE_FAILPOINT: "build-ledger:5:pause",
     });
-    return {
-      child,
-      reader: child.stderr.pipeThrough(new TextDecoderStream()).getReader(),
-      text: "",
-    };
+    return { child, stderr: new Output(child.stderr, `copier ${n}`) };
   });
-  for (const c of copiers) {
-    while (!c.text.includes("[failpoint] paused at build-ledger:5")) {
-      const { value, done } = await c.reader.read();
-      if (done) break;
-      c.text += value;
-    }
-  }
+  for (const c of copiers) await c.stderr.until("[failpoint] paused at build-ledger:5");
   const r = await runCli(["fleet", "--json", "--catalog", target.dsn!]);
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout);
@@ -252,13 +224,9 @@ Deno.test("bronze fleet --json while two copiers hold cells; SIGTERM commits the
   );
   for (const c of copiers) c.child.kill("SIGTERM");
   for (const c of copiers) {
-    for (;;) {
-      const { value, done } = await c.reader.read();
-      if (done) break;
-      c.text += value;
-    }
-    assert.equal((await c.child.status).code, 143, c.text);
-    assert.match(c.text, /\[partition\] committed range \d+-\d+\n/);
+    const text = await c.stderr.end(EXIT_MS);
+    assert.equal((await c.child.status).code, 143, text);
+    assert.match(text, /\[partition\] committed range \d+-\d+\n/);
   }
   const rest = await finish(spawn(fleetEnv(target, source, out.path, states.path, 0, END)));
   assert.equal(rest.status.code, 0, rest.stderr);

@@ -11,6 +11,7 @@ import { catalogTarget, poolOf } from "../support/catalogs.ts";
 import { runCli } from "../support/cli.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { stderrWithoutSummary } from "../support/copy.ts";
+import { EXIT_MS, within } from "../support/wait.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -33,14 +34,23 @@ async function runPausedAndSignal(
     i === 0 ? `[failpoint] paused at ${failpoint}\n` : `[copier] ${signals[i - 1]} received`
   );
   let text = "";
-  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-    text += chunk;
-    while (cues.length && text.includes(cues[0])) {
-      cues.shift();
-      child.kill(signals.shift()!);
+  const reading = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      while (cues.length && text.includes(cues[0])) {
+        cues.shift();
+        child.kill(signals.shift()!);
+      }
     }
+    return await child.status;
+  })();
+  try {
+    const what = `bronze copy (paused at ${failpoint}, then sent ${signals.join(", ")}) ending`;
+    return { status: await within(reading, what, EXIT_MS), stderr: text };
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw new Error(`${(err as Error).message}; it said:\n${text}`);
   }
-  return { status: await child.status, stderr: text };
 }
 
 async function setup() {

@@ -17,6 +17,7 @@ import { startEmbeddedCatalog } from "../../lib/metadata/embedded.ts";
 import { readLockRecord } from "../../lib/metadata/_embedded_lock.ts";
 import { openReadyCatalog } from "../../lib/metadata/migrate.ts";
 import { CatalogWriter, type DatasetInfo } from "../../lib/metadata/writer.ts";
+import { until, WAIT_MS, within } from "../support/wait.ts";
 import { LOAD_TABLE, transactionLoad } from "./_embedded_holder.ts";
 
 const HOLDER = new URL("./_embedded_holder.ts", import.meta.url).pathname;
@@ -61,18 +62,30 @@ class Lines {
     })();
   }
 
-  async next(): Promise<string> {
+  /** The next line; fails when none comes within `ms`, or the stream ends first. */
+  async next(ms = WAIT_MS): Promise<string> {
+    const deadline = Date.now() + ms;
     while (this.#lines.length === 0) {
       if (this.#ended) throw new Error(`stream ended; it said: ${this.text}`);
-      await new Promise<void>((r) => (this.#wake = r));
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no line within ${ms / 1000} s; it said: ${this.text}`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((r) => {
+        this.#wake = r;
+        timer = setTimeout(r, left);
+      });
+      clearTimeout(timer);
     }
     return this.#lines.shift()!;
   }
 
-  /** Waits for a line containing `needle` (skipping others). */
-  async find(needle: string): Promise<string> {
+  /** Waits for a line containing `needle` (skipping others), up to `ms` in all. */
+  async find(needle: string, ms = WAIT_MS): Promise<string> {
+    const deadline = Date.now() + ms;
     for (;;) {
-      const line = await this.next();
+      const line = await this.next(Math.max(0, deadline - Date.now())).catch((err) => {
+        throw new Error(`no line containing ${JSON.stringify(needle)}: ${err.message}`);
+      });
       if (line.includes(needle)) return line;
     }
   }
@@ -125,12 +138,12 @@ class Holder {
   async close(): Promise<number> {
     assert.equal(await this.ask("close"), "closed");
     await this.#stdin.close().catch(() => {});
-    return (await this.child.status).code;
+    return (await within(this.child.status, `holder ${this.pid} exiting once closed`)).code;
   }
 
   async kill(): Promise<void> {
     this.child.kill("SIGKILL");
-    await this.child.status;
+    await within(this.child.status, `holder ${this.pid} exiting on SIGKILL`);
     await this.#stdin.close().catch(() => {});
   }
 }
@@ -366,7 +379,10 @@ Deno.test("waiting for an owner that is still starting is announced, and a lock 
 
   const notes: string[] = [];
   const opening = startEmbeddedCatalog(dir.path, (l) => notes.push(l));
-  while (notes.length === 0) await new Promise((r) => setTimeout(r, 50));
+  await until(
+    () => notes.length > 0,
+    "the opening process announcing its wait for the starting owner",
+  );
   assert.deepEqual(notes, [
     `waiting for bronze process ${Deno.pid}, which is opening the embedded catalog at ${
       join(dir.path, "catalog")
@@ -460,7 +476,10 @@ Deno.test("a long-running process (a copy) does not become the client of a short
     holdsLong: true,
     log: (l) => notes.push(l),
   }).finally(() => (settled = true));
-  while (notes.length === 0) await new Promise((r) => setTimeout(r, 50));
+  await until(
+    () => notes.length > 0,
+    "the long-running process announcing its wait for the shorter-lived owner",
+  );
   assert.deepEqual(notes, [
     `waiting for bronze process ${owner.pid} to close the embedded catalog at ${
       join(dir.path, "catalog")
@@ -529,7 +548,10 @@ Deno.test("the owner's query that waits over a second for another process's open
     assert.equal(await client.ask("begin"), "began");
     // The one backend is the client's until its transaction ends.
     const query = dbOf(catalog).query("SELECT 1 AS one");
-    while (notes.length === 0) await new Promise((r) => setTimeout(r, 50));
+    await until(
+      () => notes.length > 0,
+      "the owner's query announcing its wait for the client's transaction",
+    );
     assert.match(
       notes[0],
       new RegExp(
@@ -561,7 +583,15 @@ function message(type: string, ...parts: (string | number[])[]): Uint8Array {
 }
 
 /** Reads backend messages up to ReadyForQuery. */
-async function untilReady(conn: Deno.Conn): Promise<{ type: string; body: Uint8Array }[]> {
+function untilReady(conn: Deno.Conn): Promise<{ type: string; body: Uint8Array }[]> {
+  return untilMessage(conn, "Z");
+}
+
+/** Reads backend messages up to one of type `last` (bounded: a server that never sends it fails). */
+async function untilMessage(
+  conn: Deno.Conn,
+  last: string,
+): Promise<{ type: string; body: Uint8Array }[]> {
   const got: { type: string; body: Uint8Array }[] = [];
   let buf = new Uint8Array(0);
   const chunk = new Uint8Array(65536);
@@ -572,9 +602,9 @@ async function untilReady(conn: Deno.Conn): Promise<{ type: string; body: Uint8A
       const type = String.fromCharCode(buf[0]);
       got.push({ type, body: buf.slice(5, 1 + len) });
       buf = buf.slice(1 + len);
-      if (type === "Z") return got;
+      if (type === last) return got;
     }
-    const n = await conn.read(chunk);
+    const n = await within(conn.read(chunk), `the server's reply up to a message ${last}`);
     if (n === null) throw new Error("connection closed");
     const next = new Uint8Array(buf.length + n);
     next.set(buf);
@@ -584,8 +614,12 @@ async function untilReady(conn: Deno.Conn): Promise<{ type: string; body: Uint8A
 }
 
 Deno.test("an extended-protocol query split over several writes keeps the backend: another connection's query waits, and each gets its own result", async () => {
-  await withCatalog("embedded", async (catalog, where) => {
-    const address = (await readLockRecord(join(where.stateDir, "catalog.lock")))!.address!;
+  await using dir = await stateDir();
+  const notes: string[] = [];
+  const catalog = await openReadyCatalog({ stateDir: dir.path, log: (l) => notes.push(l) });
+  notes.length = 0; // the migrations it applied
+  try {
+    const address = (await readLockRecord(join(dir.path, "catalog.lock")))!.address!;
     const [hostname, port] = address.split(":");
     const conn = await Deno.connect({ hostname, port: Number(port) });
     try {
@@ -597,12 +631,24 @@ Deno.test("an extended-protocol query split over several writes keeps the backen
       await conn.write(packet);
       await untilReady(conn);
 
-      // Parse only: the unnamed statement now belongs to this connection's open unit.
-      await conn.write(message("P", "", "SELECT 'first'::text AS a", [0, 0]));
-      const other = poolOf(catalog).query("SELECT $1::text AS b", ["second"]);
+      // Parse, then Flush: ParseComplete comes back without a ReadyForQuery, so the unit is open
+      // and the unnamed statement belongs to this connection once the reply is here.
+      await conn.write(
+        new Uint8Array([...message("P", "", "SELECT 'first'::text AS a", [0, 0]), ...message("H")]),
+      );
+      await untilMessage(conn, "1");
+      const other: Promise<{ rows: unknown[] }> = poolOf(catalog).query(
+        "SELECT $1::text AS b",
+        ["second"],
+      );
       let settled = false;
       other.finally(() => (settled = true)).catch(() => {});
-      await new Promise((r) => setTimeout(r, 300));
+      // The server says its own process's query waits for the backend this unit holds.
+      await until(
+        () =>
+          notes.some((n) => n.startsWith("waiting for a client to end its catalog transaction")),
+        "the other connection's query announcing that it waits for this connection's unit",
+      );
       assert.equal(settled, false, "another connection ran inside this one's unit");
       // Bind, Describe, Execute, Sync: the unit ends.
       await conn.write(
@@ -618,12 +664,17 @@ Deno.test("an extended-protocol query split over several writes keeps the backen
       assert.equal(new TextDecoder().decode(row.body.slice(6)), "first");
       const field = reply.find((m) => m.type === "T")!;
       assert.equal(new TextDecoder().decode(field.body.slice(2, 3)), "a");
-      assert.deepEqual((await other).rows, [{ b: "second" }]);
+      assert.deepEqual((await within(other, "the other connection's result")).rows, [
+        { b: "second" },
+      ]);
+      assert.equal(notes.length, 1, notes.join("\n"));
       await conn.write(message("X"));
     } finally {
       conn.close();
     }
-  });
+  } finally {
+    await catalog.close();
+  }
 });
 
 Deno.test("session advisory locks belong to the one backend: a dead client's lock stays granted, and anyone's try-lock of it succeeds", async () => {

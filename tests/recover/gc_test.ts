@@ -29,6 +29,7 @@ import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { copyOptions, lineageRows } from "../support/copy.ts";
 import { s3Env, startS3rver, withEnv } from "../support/servers.ts";
 import { runCli } from "../support/cli.ts";
+import { EXIT_MS, Output, until, within } from "../support/wait.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const LAKE = { network: "testnet", start: 1, count: 1000, lcmVersion: 2 } as const;
@@ -276,15 +277,15 @@ Deno.test("while gc holds a dataset's sweep lock, a copier's claim on it waits u
     const seen = await withSweepLock(c, { id: ds.id, label: "v1" }, async (locked) => {
       claimed = copier.claimRange(1, 100);
       // Its claiming transaction queues behind gc's lock: wait until the catalog shows it so.
-      for (;;) {
-        const { rows } = await pool.query(
-          `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-             AND classid::bigint = $1 AND objid::bigint = $2`,
-          [SWEEP_LOCK_CLASS, ds.id],
-        );
-        if (rows.length) break;
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await until(
+        async () =>
+          (await pool.query(
+            `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+               AND classid::bigint = $1 AND objid::bigint = $2`,
+            [SWEEP_LOCK_CLASS, ds.id],
+          )).rows.length > 0,
+        "the copier's claim queueing behind gc's sweep lock",
+      );
       await locked.stillLocked();
       return await locked.claims(); // what gc decides on: no claim can appear meanwhile
     });
@@ -312,27 +313,24 @@ Deno.test("a copier whose claim gc swept while it was paused before its catalog 
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  let stderr = "";
-  let gcReport: Report | undefined;
-  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-    stderr += chunk;
-    if (gcReport || !stderr.includes("[failpoint] paused at after-manifest:1\n")) continue;
-    // Paused between its manifest and its catalog commit, with its file adopted: its catalog
-    // session is cut off, so its claim is dead, and gc, past the grace period, takes the files.
-    const c = await target.open();
-    try {
-      await poolOf(c).query(
-        `SELECT pg_terminate_backend(backend_pid) FROM _meta_copier_claims
-         WHERE copier_id = 'test-copier'`,
-      );
-    } finally {
-      await c.close();
-    }
-    gcReport = (await runGc(target, out.path, { olderThan: "0s", apply: true })).report;
-    child.kill("SIGUSR1"); // and now it goes on to its commit
+  const copierErr = new Output(child.stderr, "bronze copy");
+  await copierErr.until("[failpoint] paused at after-manifest:1\n");
+  // Paused between its manifest and its catalog commit, with its file adopted: its catalog
+  // session is cut off, so its claim is dead, and gc, past the grace period, takes the files.
+  const c = await target.open();
+  try {
+    await poolOf(c).query(
+      `SELECT pg_terminate_backend(backend_pid) FROM _meta_copier_claims
+       WHERE copier_id = 'test-copier'`,
+    );
+  } finally {
+    await c.close();
   }
-  const status = await child.status;
-  assert.deepEqual(verdicts(gcReport!), [
+  const gcReport = (await runGc(target, out.path, { olderThan: "0s", apply: true })).report;
+  child.kill("SIGUSR1"); // and now it goes on to its commit
+  const stderr = await copierErr.end(EXIT_MS);
+  const status = await within(child.status, "bronze copy exiting once resumed");
+  assert.deepEqual(verdicts(gcReport), [
     ["deleted", "manifest", manifest(101, 200), null],
     ["deleted", "orphan", part(101, 200), null],
   ]);

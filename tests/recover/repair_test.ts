@@ -12,6 +12,7 @@ import { runCli } from "../support/cli.ts";
 import { copyEnv, lineageRows } from "../support/copy.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { s3Env, startGcsEmulator, startS3rver, withEnv } from "../support/servers.ts";
+import { EXIT_MS, Output, within } from "../support/wait.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const LAKE = { network: "testnet", start: 1, count: 500, lcmVersion: 2 } as const;
@@ -158,20 +159,19 @@ Deno.test("repair: a file changed by another writer while the repair runs is lef
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let err = "";
-  while (!err.includes("[failpoint] paused at before-replace:1")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    err += value;
-  }
+  const stderr = new Output(child.stderr, "bronze repair");
+  await stderr.until("[failpoint] paused at before-replace:1");
   // Another writer (another repair, a person) replaces the object meanwhile.
   const theirs = new TextEncoder().encode("someone else's bytes");
   const store = openStore(out.path);
   await store.putIfVersion(key, theirs, (await store.head(key))!.version);
   child.kill("SIGUSR1");
-  const [status, stdout] = await Promise.all([child.status, new Response(child.stdout).text()]);
-  await reader.cancel();
+  const [status, stdout] = await within(
+    Promise.all([child.status, new Response(child.stdout).text()]),
+    "bronze repair exiting once resumed",
+    EXIT_MS,
+  );
+  await stderr.end();
   assert.equal(status.code, 4);
   assert.match(
     stdout,

@@ -7,6 +7,7 @@ import { copyFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { objectKey } from "../../lib/source/lake.ts";
 import { syntheticLake } from "./lakes.ts";
+import { EXIT_MS, Output, within } from "./wait.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const CONFIG = { ledgersPerBatch: 1, batchesPerPartition: 64000 } as const;
@@ -37,11 +38,10 @@ export async function growingLake(dir: string) {
 
 export const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 
-/** A running `bronze copy` whose stderr the test reads line by line. */
+/** A running `bronze copy` (or another command) whose stderr the test reads as it comes. */
 export class Copier {
   readonly child: Deno.ChildProcess;
-  #reader: ReadableStreamDefaultReader<string>;
-  text = "";
+  readonly #stderr: Output;
 
   constructor(env: Record<string, string>, args: string[], command = "copy") {
     this.child = new Deno.Command(Deno.execPath(), {
@@ -50,26 +50,22 @@ export class Copier {
       stdout: "null",
       stderr: "piped",
     }).spawn();
-    this.#reader = this.child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    this.#stderr = new Output(this.child.stderr, `bronze ${command}`);
   }
 
-  /** Reads until `pattern` has appeared (or throws, with what was read, if the process ends). */
-  async until(pattern: RegExp): Promise<RegExpExecArray> {
-    for (;;) {
-      const m = pattern.exec(this.text);
-      if (m) return m;
-      const { value, done } = await this.#reader.read();
-      if (done) throw new Error(`ended before ${pattern}:\n${this.text}`);
-      this.text += value;
-    }
+  /** All it said so far. */
+  get text(): string {
+    return this.#stderr.text;
   }
 
-  async end(): Promise<Deno.CommandStatus> {
-    for (;;) {
-      const { value, done } = await this.#reader.read();
-      if (done) break;
-      this.text += value;
-    }
-    return await this.child.status;
+  /** Waits (bounded) until `pattern` has appeared; throws, with what was read, if it ends first. */
+  until(pattern: RegExp, ms?: number): Promise<RegExpExecArray> {
+    return this.#stderr.until(pattern, ms);
+  }
+
+  /** Waits (bounded) for it to exit. */
+  async end(ms = EXIT_MS): Promise<Deno.CommandStatus> {
+    await this.#stderr.end(ms);
+    return await within(this.child.status, `bronze exiting`, ms);
   }
 }
