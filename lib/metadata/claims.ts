@@ -25,7 +25,7 @@ export const SWEEP_LOCK_CLASS = CLAIM_LOCK_CLASS + 1;
  * unanswered probes; one with data in flight (keepalive does not run then) is dropped once data
  * has gone unacknowledged for 60 s (tcp_user_timeout), instead of after ~15 minutes of
  * retransmits. Measured from a pulled cable to the claim's release: 61-62.5 s idle, 60.7 s busy
- * (tests/metadata/keepalive_test.ts).
+ * (tests/metadata/claims_keepalive_test.ts).
  */
 export const CLAIM_SESSION_SETTINGS =
   "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; " +

@@ -60,7 +60,7 @@ async function twoWritersCannotClobber(location: string) {
   assert.equal((await checkpointManager(location).load()).copier_id, CP.copier_id);
 }
 
-Deno.test("TestCheckpoint_SaveLoad: local file, written atomically with the seed's field names", async () => {
+Deno.test("TestCheckpoint_SaveLoad: a local checkpoint round-trips with the seed's field names, written atomically (no temp file left), and a second writer cannot clobber it", async () => {
   await using dir = await tempDir();
   const location = join(dir.path, "state", "checkpoint.json");
   await saveLoadRoundTrip(location);
@@ -80,7 +80,7 @@ Deno.test("TestCheckpoint_SaveLoad: local file, written atomically with the seed
   await twoWritersCannotClobber(join(dir.path, "other.json"));
 });
 
-Deno.test("TestCheckpoint_SaveLoad: s3:// object on s3rver", async () => {
+Deno.test("TestCheckpoint_SaveLoad: an s3:// checkpoint (on s3rver) round-trips, absent until saved", async () => {
   const s3 = await startS3rver(["bronze-state"]);
   try {
     await withEnv(
@@ -92,7 +92,7 @@ Deno.test("TestCheckpoint_SaveLoad: s3:// object on s3rver", async () => {
   }
 });
 
-Deno.test("TestCheckpoint_SaveLoad: gs:// object on the GCS emulator", async () => {
+Deno.test("TestCheckpoint_SaveLoad: a gs:// checkpoint (on the GCS emulator) round-trips, absent until saved", async () => {
   const gcs = await startGcsEmulator();
   try {
     await withEnv(
@@ -168,7 +168,7 @@ const lake500 = () =>
 const lineage = async (target: CatalogTarget): Promise<string[]> =>
   (await lineageRows(target)).map((r) => `${r.ledger_start}-${r.ledger_end} ${r.checksum}`);
 
-Deno.test("TestCheckpoint_NoCheckpoint: the copier starts from the configured start", async () => {
+Deno.test("TestCheckpoint_NoCheckpoint: without a checkpoint the copier starts from the configured start", async () => {
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
   const log = memoryLogger();

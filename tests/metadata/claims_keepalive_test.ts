@@ -24,8 +24,8 @@ import { CLAIM_LOCK_CLASS, CLAIM_SESSION_SETTINGS } from "../../lib/metadata/cla
  * tcp_user_timeout = 60 s; a 5 s heartbeat with a 5 s deadline noticed after 9.9 s; keepAlive
  * 10 s noticed after 692 s; a client with a query in flight noticed after 938 s.
  *
- * This file is also the claimer: `deno run -A keepalive_test.ts holder JSON` (run inside the
- * namespace) takes a lock and reports on stdout in JSON lines.
+ * This file is also the claimer: `deno run -A claims_keepalive_test.ts holder JSON` (run inside
+ * the namespace) takes a lock and reports on stdout in JSON lines.
  */
 
 // The keepalives alone, without tcp_user_timeout: what claims.ts set before these measurements.

@@ -1,3 +1,7 @@
+/**
+ * lib/table/writer.ts: PartitionFileWriter writes deterministic Parquet (the same rows, the same
+ * bytes), bounded row groups, and files hyparquet and DuckDB read back exactly.
+ */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { DuckDBInstance } from "@duckdb/node-api";
