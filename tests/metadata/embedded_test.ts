@@ -148,6 +148,18 @@ class Holder {
   }
 }
 
+/** This test plays an owner: it holds the state dir's catalog lock, its record the line given. */
+async function holdLock(dir: string, record: string): Promise<Deno.FsFile> {
+  const lock = await Deno.open(join(dir, "catalog.lock"), {
+    read: true,
+    write: true,
+    create: true,
+  });
+  assert.equal(await lock.tryLock(true), true);
+  await lock.write(new TextEncoder().encode(`${record}\n`));
+  return lock;
+}
+
 /** Whether this process could take the state dir's catalog lock (it lets go at once). */
 async function lockFree(dir: string): Promise<boolean> {
   const f = await Deno.open(join(dir, "catalog.lock"), { read: true, write: true, create: true });
@@ -369,13 +381,7 @@ Deno.test("a SIGKILLed owner: its clients fail with one clear line, and its stal
 Deno.test("waiting for an owner that is still starting is announced, and a lock let go meanwhile is taken", async () => {
   await using dir = await stateDir();
   // This test plays an owner that took the lock and is still starting: no address yet.
-  const lock = await Deno.open(join(dir.path, "catalog.lock"), {
-    read: true,
-    write: true,
-    create: true,
-  });
-  assert.equal(await lock.tryLock(true), true);
-  await lock.write(new TextEncoder().encode(`{"pid":${Deno.pid}}\n`));
+  const lock = await holdLock(dir.path, `{"pid":${Deno.pid}}`);
 
   const notes: string[] = [];
   const opening = startEmbeddedCatalog(dir.path, (l) => notes.push(l));
@@ -400,15 +406,9 @@ Deno.test("waiting for an owner that is still starting is announced, and a lock 
 
 Deno.test("an owner that never serves: the wait ends with an error naming it", async () => {
   await using dir = await stateDir();
-  const lock = await Deno.open(join(dir.path, "catalog.lock"), {
-    read: true,
-    write: true,
-    create: true,
-  });
+  // What a bronze from before shared catalogs writes.
+  const lock = await holdLock(dir.path, `${Deno.pid}`);
   try {
-    assert.equal(await lock.tryLock(true), true);
-    // What a bronze from before shared catalogs writes.
-    await lock.write(new TextEncoder().encode(`${Deno.pid}\n`));
     const notes: string[] = [];
     await assert.rejects(
       () => startEmbeddedCatalog(dir.path, (l) => notes.push(l), { waitMs: 2000 }),
@@ -430,12 +430,11 @@ Deno.test("an owner that never serves: the wait ends with an error naming it", a
 Deno.test("an owner whose server hangs up on connecting clients: opening starts over, then fails with one clear line", async () => {
   await using dir = await stateDir();
   // A live "owner" (this process) whose advertised server drops every connection it reads from.
-  const lock = await Deno.open(join(dir.path, "catalog.lock"), {
-    read: true,
-    write: true,
-    create: true,
-  });
   const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const lock = await holdLock(
+    dir.path,
+    `{"pid":${Deno.pid},"address":"127.0.0.1:${server.addr.port}"}`,
+  );
   let startups = 0;
   const serving = (async () => {
     for await (const conn of server) {
@@ -447,12 +446,6 @@ Deno.test("an owner whose server hangs up on connecting clients: opening starts 
     }
   })();
   try {
-    assert.equal(await lock.tryLock(true), true);
-    await lock.write(
-      new TextEncoder().encode(
-        `{"pid":${Deno.pid},"address":"127.0.0.1:${server.addr.port}"}\n`,
-      ),
-    );
     await assert.rejects(() => openCatalog({ stateDir: dir.path, log: () => {} }), {
       message: `lost the embedded catalog at ${
         join(dir.path, "catalog")
