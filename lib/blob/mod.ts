@@ -15,6 +15,7 @@ export {
   parseStoreUrl,
   redactUrl,
   schemeOf,
+  storageRootOf,
   type StoreUrl,
   toObjectUrl,
   toStoreUrl,

@@ -132,3 +132,14 @@ export function toObjectUrl(url: string | ObjectUrl, what = "checkpoint location
 export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, "$1");
 }
+
+/**
+ * A storage root as the catalog records it with a dataset, and as DuckDB reads it: a local root as
+ * its absolute path (`./data` and `file:///abs/data` both `/abs/data`), a bucket as
+ * `gs://bucket[/prefix]` or `s3://bucket[/prefix]`, never with a trailing '/'. Equal roots give
+ * equal strings, so a flag and a dataset's root compare as strings.
+ */
+export function storageRootOf(url: string | StoreUrl): string {
+  const u = toStoreUrl(url);
+  return u.scheme === "file" ? resolve(u.path) : u.url;
+}

@@ -13,7 +13,7 @@ import {
   specOf,
 } from "../settings/mod.ts";
 import { type AnyCliCommand, type CliCommand, commandWords } from "./command.ts";
-import { CATALOG_REBUILD } from "./commands/catalog.ts";
+import { CATALOG_REBUILD, CATALOG_SERVE } from "./commands/catalog.ts";
 import { CHECKPOINT_SHOW } from "./commands/checkpoint.ts";
 import { COMPACT } from "./commands/compact.ts";
 import { COPY } from "./commands/copy.ts";
@@ -43,12 +43,13 @@ export const CLI_COMMANDS: readonly AnyCliCommand[] = [
   RETIRE,
   CHECKPOINT_SHOW,
   CATALOG_REBUILD,
+  CATALOG_SERVE,
 ];
 
 /** The commands that only group others (`bronze checkpoint show`). */
 const GROUPS: Record<string, string> = {
   checkpoint: "inspect a copier's checkpoint",
-  catalog: "recover the catalog",
+  catalog: "recover the catalog; serve the embedded one to DuckLake readers",
 };
 
 /**

@@ -2,7 +2,8 @@
  * Steps 2-5 of the commit protocol (design.md), in this order and no other:
  *   2. publish the file only if absent (adopt an identical one, refuse a different one);
  *   3. write _manifest.json;
- *   4. ONE catalog transaction: lineage row + quality rows. This is the commit point;
+ *   4. ONE catalog transaction: lineage row + quality rows + the DuckLake snapshot of the same
+ *      file. This is the commit point;
  *   5. save the checkpoint; a failure here is loud but does not fail the partition.
  * A crash between any two steps leaves state the next run completes: a stored file without a
  * lineage row is adopted (its bytes are re-derived and compared), never duplicated or lost.
@@ -142,6 +143,10 @@ export class Committer {
       change,
       claimId,
       supersedes,
+      // The DuckLake snapshot of this commit: its author and what it says.
+      author: this.deps.copierId,
+      message: change?.description ??
+        `ledgers ${range.start}-${range.end} committed${adopted ? " (adopted from storage)" : ""}`,
     });
     log.info("partition", `committed range ${range.start}-${range.end}`, {
       start: range.start,

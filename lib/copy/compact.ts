@@ -15,7 +15,14 @@ import { join } from "node:path";
 import { datasetFilterOf, type SettingsOf } from "../settings/mod.ts";
 import type { Logger } from "../runtime/log.ts";
 import { FileStore } from "../blob/file.ts";
-import { hashObject, type ObjectStore, objectUrl, openStore } from "../blob/mod.ts";
+import {
+  hashObject,
+  type ObjectStore,
+  objectUrl,
+  openStore,
+  storageRootOf,
+  type StoreUrl,
+} from "../blob/mod.ts";
 import type { Catalog } from "../metadata/catalog.ts";
 import { ClaimSession, RangeClaimedError } from "../metadata/claims.ts";
 import { findDatasets } from "../metadata/coverage.ts";
@@ -30,6 +37,7 @@ import { Stores } from "../verify/locate.ts";
 import type { Built } from "./build.ts";
 import { writePartitionFile } from "./build.ts";
 import { Committer, type Dataset } from "./commit.ts";
+import { placementOf } from "./placement.ts";
 
 export interface Compaction {
   dataset: string;
@@ -203,26 +211,36 @@ export async function compact(opts: CompactOptions, log: Logger): Promise<Compac
     log: (m) => log.info("catalog", m),
   });
   stack.defer(() => catalog.close());
-  const storage = openStore(opts.storage);
-  stack.defer(async () => await storage.close?.());
+  // Each dataset's full-cell files go where its partials are: its own storage root.
+  const storages = new Map<string, ObjectStore>();
+  stack.defer(async () => {
+    for (const s of storages.values()) await s.close?.();
+  });
+  const storageAt = (url: StoreUrl) => {
+    if (!storages.has(url.url)) storages.set(url.url, openStore(url));
+    return storages.get(url.url)!;
+  };
   const stores = new Stores(undefined);
   stack.defer(() => stores.close());
   const tmpDir = join(opts.stateDir, "tmp");
   await mkdir(tmpDir, { recursive: true });
   const writer = new CatalogWriter(catalog);
-  const deps: CompactDeps = {
+  const base = {
     catalog,
     writer,
-    storage,
     stores,
     tmpDir,
     copierId: `compactor-${hostname().slice(0, 40)}-${Deno.pid}`,
     log,
   };
   const out: Compaction[] = [];
-  for (
-    const ds of await findDatasets(catalog, datasetFilterOf(opts))
-  ) {
+  const datasets = await findDatasets(catalog, datasetFilterOf(opts));
+  // Every dataset's storage and grid first: a flag that disagrees with one refuses the whole run.
+  const placements = datasets.map((ds) => placementOf(ds, opts));
+  for (const [i, ds] of datasets.entries()) {
+    const place = placements[i];
+    const deps: CompactDeps = { ...base, storage: storageAt(place.storage) };
+    await writer.recordPlacement(ds.id, storageRootOf(place.storage), place.partitionSize);
     const rows = await writer.listLineage(ds.id, { start: opts.start, end: opts.end });
     const dataset = {
       network: ds.network,
@@ -231,7 +249,7 @@ export async function compact(opts: CompactOptions, log: Logger): Promise<Compac
       id: ds.id,
       label: ds.label,
     };
-    for (const cell of compactableCells(rows, opts.partitionSize)) {
+    for (const cell of compactableCells(rows, place.partitionSize)) {
       const c = await compactCell(deps, dataset, cell);
       out.push(c);
       if (c.outcome === "compacted") {

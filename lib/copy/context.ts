@@ -13,11 +13,15 @@ import type { Committer, Dataset } from "./commit.ts";
 import type { BuildPool } from "./pool.ts";
 import type { CopyStats } from "./stats.ts";
 import type { CopierMetrics } from "../metrics/mod.ts";
+import type { Placement } from "./placement.ts";
 
 export type { CopyStats };
 
 /** What a copy reads: the copy command's settings but its log format (the caller's logger). */
 export type CopyOptions = Omit<SettingsOf<"copy">, "logFormat">;
+
+/** A run's options once its dataset's storage and grid are settled (placement.ts). */
+export type PlacedCopyOptions = CopyOptions & Placement;
 
 export interface CopyResult {
   /** Ranges committed by this run (adopted ones included), in order. */
@@ -43,7 +47,7 @@ export interface Deps {
 
 /** What a run has once it starts building: shared with the fleet's loop (fleet.ts). */
 export interface RunContext {
-  opts: CopyOptions;
+  opts: PlacedCopyOptions;
   deps: Deps;
   dataset: Dataset;
   committer: Committer;

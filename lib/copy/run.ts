@@ -11,7 +11,7 @@ import { BronzeError } from "../runtime/errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { processAlive } from "../runtime/process.ts";
 import { Progress } from "../runtime/progress.ts";
-import { openStore } from "../blob/mod.ts";
+import { openStore, storageRootOf } from "../blob/mod.ts";
 import { checkpointManager } from "../checkpoint/checkpoint.ts";
 import { ClaimSession } from "../metadata/claims.ts";
 import { islands } from "../metadata/coverage.ts";
@@ -30,7 +30,8 @@ import type { CopierMetrics } from "../metrics/mod.ts";
 import { BuildPool } from "./pool.ts";
 import { announce, findResumePoint } from "./resume.ts";
 import { copyFleet } from "./fleet.ts";
-import type { CopyOptions, CopyResult, Deps } from "./context.ts";
+import type { CopyOptions, CopyResult, Deps, PlacedCopyOptions } from "./context.ts";
+import { placementOf } from "./placement.ts";
 
 export type { CopyOptions, CopyResult, CopyStats } from "./context.ts";
 
@@ -44,8 +45,9 @@ export async function copy(
   metrics?: CopierMetrics,
 ): Promise<CopyResult> {
   await using stack = new AsyncDisposableStack();
-  const deps = await open(opts, log, stack, metrics);
-  const dataset = await register(deps.writer, opts);
+  const { deps, placed } = await open(opts, log, stack, metrics);
+  opts = placed;
+  const dataset = await register(deps.writer, placed);
   const range = await resolveRange(opts, deps, dataset, log);
   const claims = await ClaimSession.open(deps.catalog, dataset, opts.copierId);
   stack.defer(() => claims.close());
@@ -60,9 +62,9 @@ export async function copy(
     log,
     onCheckpointError: () => metrics?.error("checkpoint"),
   });
-  const context = { opts, deps, dataset, committer, claims, log, metrics };
+  const context = { opts: placed, deps, dataset, committer, claims, log, metrics };
   if (opts.fleet) {
-    const fleet = { start: range.start, end: range.end, size: opts.partitionSize };
+    const fleet = { start: range.start, end: range.end, size: placed.partitionSize };
     return await copyFleet(context, fleet, signal);
   }
   const claim = await claims.claimRange(range.start, range.end);
@@ -70,7 +72,7 @@ export async function copy(
   const run = { ...context, state: new RunState(point), claimId: claim.id };
   if (point.coverage >= range.start) metrics?.resumed(point.coverage);
   if (opts.follow) return await follow(run, range, point, signal);
-  const work = planWork(range, opts.partitionSize, point.held, point.stored);
+  const work = planWork(range, placed.partitionSize, point.held, point.stored);
   if (work.length === 0) {
     log.info(
       "copier",
@@ -88,9 +90,7 @@ async function open(
   log: Logger,
   stack: AsyncDisposableStack,
   metrics?: CopierMetrics,
-): Promise<Deps> {
-  const storage = openStore(opts.storage);
-  stack.defer(async () => await storage.close?.());
+): Promise<{ deps: Deps; placed: PlacedCopyOptions }> {
   const source = await openSource(opts.source, opts.network);
   stack.defer(async () => await source.close?.());
   const checkpoint = checkpointManager(opts.checkpoint);
@@ -113,33 +113,38 @@ async function open(
     holdsLong: true,
   });
   stack.defer(() => catalog.close());
+  // An existing dataset's storage root and grid are its own; the flags may only repeat them.
+  const writer = new CatalogWriter(catalog);
+  const placed = { ...opts, ...placementOf(await writer.findDataset(identityOf(opts)), opts) };
+  const storage = openStore(placed.storage);
+  stack.defer(async () => await storage.close?.());
   const tmpDir = join(opts.stateDir, "tmp");
   await mkdir(tmpDir, { recursive: true });
   return {
-    source,
-    storage,
-    checkpoint,
-    catalog,
-    writer: new CatalogWriter(catalog),
-    pool,
-    progress,
-    tmpDir,
+    deps: { source, storage, checkpoint, catalog, writer, pool, progress, tmpDir },
+    placed,
   };
 }
 
-async function register(writer: CatalogWriter, opts: CopyOptions): Promise<Dataset> {
-  const info = {
+function identityOf(opts: CopyOptions) {
+  return {
     domain: DOMAIN,
     dataset: TABLE,
     version: opts.versionLabel,
     eraId: opts.era,
     network: opts.network,
   };
+}
+
+async function register(writer: CatalogWriter, opts: PlacedCopyOptions): Promise<Dataset> {
+  const info = identityOf(opts);
   const id = await writer.ensureDataset({
     ...info,
     schemaHash: SCHEMA_HASH,
     description: TABLE_DESCRIPTION,
-  });
+    storageRoot: storageRootOf(opts.storage),
+    partitionSize: opts.partitionSize,
+  }, opts.copierId);
   // Retired (`bronze retire`): its files are bound for gc; nothing new goes in.
   const retired = await retirementOf(writer.catalog, id);
   if (retired) throw new DatasetRetiredError(datasetLabel(info), retired);

@@ -30,6 +30,9 @@ export class NotMigratedError extends BronzeError {}
 /** The catalog is a read-only standby, or read-only by configuration (25006). */
 export class ReadOnlyCatalogError extends BronzeError {}
 
+/** The catalog's user lacks a privilege the statement needs (42501). */
+export class PermissionDeniedError extends BronzeError {}
+
 // BIGINT comes back from pg as a string; ledger numbers and sizes fit a double exactly.
 const types = {
   getTypeParser(oid: number, format?: string) {
@@ -140,6 +143,8 @@ export class Db {
         );
       case "25006":
         return new ReadOnlyCatalogError(say(`catalog ${label} is read-only: ${raw}`));
+      case "42501":
+        return new PermissionDeniedError(say(`catalog ${label}: ${raw}`));
       case "ECONNREFUSED":
         return new BronzeError(say(
           `cannot reach catalog ${label}: connection refused; is PostgreSQL running there? ` +

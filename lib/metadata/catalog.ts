@@ -58,6 +58,16 @@ export class Catalog {
     return this.#embedded?.role;
   }
 
+  /**
+   * Where the embedded catalog's PostgreSQL wire-protocol server listens (host and port, user
+   * postgres, database postgres), for readers such as DuckDB; undefined for PostgreSQL.
+   */
+  get embeddedAddress(): { host: string; port: number } | undefined {
+    if (!this.#embedded) return undefined;
+    const u = new URL(this.#embedded.url);
+    return { host: u.hostname, port: Number(u.port) };
+  }
+
   /** The pid of the bronze process that runs the embedded catalog (undefined for PostgreSQL). */
   get embeddedOwnerPid(): number | undefined {
     return this.#embedded?.ownerPid;

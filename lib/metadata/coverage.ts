@@ -30,6 +30,9 @@ export interface DatasetRef extends DatasetIdentity {
   /** When `bronze retire` retired the dataset, and why (null: it is not retired). */
   retiredAt: Date | null;
   retiredReason: string | null;
+  /** Where its partitions are stored and its grid, as recorded with it (null: not known). */
+  storageRoot: string | null;
+  partitionSize: number | null;
 }
 
 export interface Island extends Range {
@@ -53,7 +56,8 @@ export interface DatasetCoverage extends DatasetRef {
 
 /** The datasets matching the filter, in a stable order. $1..$4: network, era, version, dataset. */
 const DATASETS_SQL = `
-SELECT d.id, d.domain, d.dataset, d.version, d.era_id, d.network, d.retired_at, d.retired_reason
+SELECT d.id, d.domain, d.dataset, d.version, d.era_id, d.network, d.retired_at, d.retired_reason,
+       d.storage_root, d.partition_size
 FROM _meta_datasets d
 WHERE ($1::text IS NULL OR d.network = $1)
   AND ($2::text IS NULL OR d.era_id = $2)
@@ -64,6 +68,7 @@ ORDER BY d.network, d.era_id, d.version, d.dataset, d.domain, d.id`;
 /** Every island of every dataset matching $1..$4 that overlaps [$5, $6] (NULL: open). */
 export const COVERAGE_SQL = `
 SELECT d.id, d.domain, d.dataset, d.version, d.era_id, d.network, d.retired_at, d.retired_reason,
+       d.storage_root, d.partition_size,
        i.ledger_start, i.ledger_end, i.partitions, i.row_count, i.byte_size
 FROM (${DATASETS_SQL}) d
 LEFT JOIN LATERAL _meta_islands(d.id, $5::bigint, $6::bigint) i ON true
@@ -94,6 +99,8 @@ function datasetRef(r: Row): DatasetRef {
     label: datasetLabel(info),
     retiredAt: (r.retired_at as Date | null) ?? null,
     retiredReason: (r.retired_reason as string | null) ?? null,
+    storageRoot: (r.storage_root as string | null) ?? null,
+    partitionSize: (r.partition_size as number | null) ?? null,
   };
 }
 

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { BronzeError } from "../runtime/errors.ts";
 import { dbOf, NotMigratedError } from "./_db.ts";
 import { type Catalog, type CatalogOptions, openCatalog } from "./catalog.ts";
+import { syncDuckLake } from "./ducklake.ts";
 
 /** Shipped with the binary (`deno compile --include migrations`). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url));
@@ -16,7 +17,9 @@ export interface MigrationState {
 /**
  * Applies every pending migration, in one transaction, under node-pg-migrate's advisory lock in
  * "wait" mode: a concurrent `bronze migrate` blocks until this one is done, then finds nothing to
- * apply. Returns the names applied (empty when the schema was already current).
+ * apply; then registers the DuckLake table of every dataset that lacks one (a catalog older than
+ * migration 008), replaying its lineage. Returns the names applied (empty when the schema was
+ * already current).
  *
  * The embedded catalog is migrated by the process that runs it (its owner), which only then lets
  * other bronze processes connect: a client finds the schema current, or refuses to change it.
@@ -43,6 +46,8 @@ export async function migrate(catalog: Catalog): Promise<string[]> {
   } finally {
     client.release();
   }
+  // Datasets registered before the catalog was a DuckLake get their tables, with their history.
+  await syncDuckLake(catalog);
   await catalog.publish();
   return applied;
 }

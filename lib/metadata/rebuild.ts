@@ -7,6 +7,7 @@ import { ConstraintError, dbOf } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 import { type DatasetIdentity, datasetLabel } from "../table/dataset.ts";
 import { SWEEP_LOCK_CLASS } from "./claims.ts";
+import { commitFiles, registerTable } from "./ducklake.ts";
 import {
   CatalogWriter,
   type DatasetInfo,
@@ -16,10 +17,15 @@ import {
 
 /** `_meta_changes.change_type` of a rebuild: lineage recorded from storage, no data changed. */
 export const REBUILD_CHANGE = "rebuild";
+/** The author of a rebuild's DuckLake snapshots. */
+const REBUILD_AUTHOR = "bronze catalog rebuild";
 
 export interface HeldDataset {
   id: number;
   schemaHash: string | null;
+  /** Its recorded storage root and grid (null: not recorded). */
+  storageRoot: string | null;
+  partitionSize: number | null;
   /** Every lineage row of the dataset, in ledger order. */
   lineage: LineageRow[];
 }
@@ -36,16 +42,23 @@ export async function heldDataset(
   ds: DatasetIdentity,
 ): Promise<HeldDataset | null> {
   const db = dbOf(catalog);
-  const found = await db.query<{ id: number; schema_hash: string | null }>(
-    `SELECT id, schema_hash FROM _meta_datasets
+  const found = await db.query<{
+    id: number;
+    schema_hash: string | null;
+    storage_root: string | null;
+    partition_size: number | null;
+  }>(
+    `SELECT id, schema_hash, storage_root, partition_size FROM _meta_datasets
      WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5`,
     [ds.domain, ds.dataset, ds.version, ds.eraId, ds.network],
   );
   if (!found.length) return null;
-  const { id, schema_hash } = found[0];
+  const { id, schema_hash, storage_root, partition_size } = found[0];
   return {
     id,
     schemaHash: schema_hash,
+    storageRoot: storage_root,
+    partitionSize: partition_size,
     lineage: await new CatalogWriter(catalog).listLineage(id),
   };
 }
@@ -80,11 +93,12 @@ export async function recordRebuild(
         dataset.network,
       ];
       const inserted = await c.query<{ id: number }>(
-        `INSERT INTO _meta_datasets (domain, dataset, version, era_id, network, schema_hash, description)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        `INSERT INTO _meta_datasets (domain, dataset, version, era_id, network, schema_hash,
+           description, storage_root)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (domain, dataset, version, era_id, network) DO NOTHING
          RETURNING id`,
-        [...key, dataset.schemaHash, dataset.description ?? null],
+        [...key, dataset.schemaHash, dataset.description ?? null, dataset.storageRoot ?? null],
       );
       const id = inserted.length ? inserted[0].id : (await c.query<{ id: number }>(
         `SELECT id FROM _meta_datasets
@@ -95,6 +109,7 @@ export async function recordRebuild(
       await c.query("SET LOCAL idle_in_transaction_session_timeout = 0");
       await c.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK_CLASS, id]);
       await stillStored();
+      const added: number[] = [];
       for (let i = 0; i < rows.length; i += CHUNK) {
         const chunk = rows.slice(i, i + CHUNK);
         const col = <T>(f: (r: RebuiltRow) => T) => chunk.map(f);
@@ -125,6 +140,7 @@ export async function recordRebuild(
           ],
         );
         const idOf = new Map(ids.map((r) => [r.ledger_start, r.id]));
+        added.push(...ids.map((r) => r.id));
         const q = { lineage: [] as number[], name: [] as string[], value: [] as number[] };
         const at: string[] = [];
         for (const r of chunk) {
@@ -147,6 +163,17 @@ export async function recordRebuild(
         `INSERT INTO _meta_changes (dataset_id, change_type, description) VALUES ($1, $2, $3)`,
         [id, REBUILD_CHANGE, description],
       );
+      // A dataset registered here has the root it was rebuilt from and the grid its rows show.
+      if (inserted.length) {
+        await c.query(
+          `UPDATE _meta_datasets SET partition_size = _bronze_inferred_partition_size(id)
+           WHERE id = $1`,
+          [id],
+        );
+      }
+      // The same files in the DuckLake, one snapshot (after the table's, for a new dataset).
+      await registerTable(c, id, dataset, dataset.storageRoot ?? null, REBUILD_AUTHOR);
+      await commitFiles(c, id, added, REBUILD_AUTHOR, description);
       return id;
     });
   } catch (err) {

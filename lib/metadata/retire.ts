@@ -8,6 +8,7 @@ import { dbOf, type Row } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 import { type DatasetFilter, type DatasetRef, findDatasets } from "./coverage.ts";
 import { LIVE } from "./claims.ts";
+import { dropTable } from "./ducklake.ts";
 
 export interface Retirement {
   at: Date;
@@ -49,7 +50,8 @@ export interface Retired {
 
 /**
  * Retires every dataset matching `filter` that is not retired yet, in one transaction: its
- * retired_at and retired_reason, and a _meta_changes row (change_type 'retire'). One already
+ * retired_at and retired_reason, a _meta_changes row (change_type 'retire') and a DuckLake
+ * snapshot dropping its table. One already
  * retired keeps its first retirement (its time is what gc measures from). Refuses when no dataset
  * matches. Returns each matching dataset with its retirement.
  */
@@ -81,6 +83,10 @@ export async function retireDatasets(
        FROM target t JOIN _meta_datasets d ON d.id = t.id`,
       [matching.map((d) => d.id), reason, `retired: ${reason}`],
     );
+    // Its DuckLake table is dropped in the same transaction: readers no longer see its files.
+    for (const r of rows) {
+      if (!r.already) await dropTable(tx, r.id, "bronze retire", `retired: ${reason}`);
+    }
     return new Map(rows.map((r) => [r.id, r]));
   });
   const copiers = await db.query<Row>(

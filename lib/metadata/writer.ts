@@ -1,7 +1,8 @@
-import { BronzeError } from "../runtime/errors.ts";
+import { BronzeError, EXIT } from "../runtime/errors.ts";
 import { ConstraintError, type Db, dbOf, type Row } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 import { type DatasetIdentity, datasetLabel } from "../table/dataset.ts";
+import { commitFiles, registerTable } from "./ducklake.ts";
 
 /** The seed's Writer: dataset registry and partition lineage, raw parameterized SQL. */
 
@@ -9,6 +10,13 @@ import { type DatasetIdentity, datasetLabel } from "../table/dataset.ts";
 export interface DatasetInfo extends DatasetIdentity {
   schemaHash: string;
   description?: string;
+  /**
+   * Where its partitions are stored (a canonical root: lib/blob/url.ts storageRootOf) and its grid:
+   * recorded when the dataset is registered, or when an older one has none yet. A value that
+   * disagrees with the recorded one is refused (PlacementError).
+   */
+  storageRoot?: string;
+  partitionSize?: number;
 }
 
 export interface PartitionRecord {
@@ -50,10 +58,16 @@ export interface PartitionRecord {
    * the same transaction (the one change a lineage row may ever receive).
    */
   supersedes?: number[];
+  /** The DuckLake snapshot's author (the copier) and commit message. */
+  author?: string;
+  message?: string;
 }
 
-export interface LineageRow
-  extends Omit<PartitionRecord, "quality" | "change" | "claimId" | "supersedes" | "createdAt"> {
+export interface LineageRow extends
+  Omit<
+    PartitionRecord,
+    "quality" | "change" | "claimId" | "supersedes" | "createdAt" | "author" | "message"
+  > {
   id: number;
   createdAt: Date;
   /** The row that replaced this one (compaction), or null for a current row. */
@@ -72,6 +86,16 @@ export class DuplicatePartitionError extends BronzeError {
 
 /** A compaction found the rows it would replace already replaced: nothing was changed. */
 export class SupersededError extends BronzeError {}
+
+/**
+ * A dataset's storage root or grid given to a command disagrees with the one recorded with the
+ * dataset: one dataset is never split over two roots or two grids (exit 2).
+ */
+export class PlacementError extends BronzeError {
+  constructor(message: string) {
+    super(message, EXIT.usage);
+  }
+}
 
 /** The claim a partition was built under was swept: another copier may have taken it over. */
 export class ClaimLostError extends BronzeError {}
@@ -126,14 +150,17 @@ export class CatalogWriter {
   }
 
   /**
-   * Registers the dataset or returns the id it already has. When the Parquet schema hash changed
-   * since registration, the new hash is stored and a schema_change row records the old and new.
+   * Registers the dataset (with its storage root, grid and DuckLake table, in one transaction) or
+   * returns the id it already has, recording a root or grid it lacks and refusing one that
+   * disagrees. When the Parquet schema hash changed since registration, the new hash is stored and
+   * a schema_change row records the old and new.
    */
-  async ensureDataset(ds: DatasetInfo): Promise<number> {
+  async ensureDataset(ds: DatasetInfo, author = "bronze"): Promise<number> {
     return await this.#db.transaction(async (c) => {
       const inserted = await c.query<{ id: number }>(
-        `INSERT INTO _meta_datasets (domain, dataset, version, era_id, network, schema_hash, description)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        `INSERT INTO _meta_datasets (domain, dataset, version, era_id, network, schema_hash,
+           description, storage_root, partition_size)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (domain, dataset, version, era_id, network) DO NOTHING
          RETURNING id`,
         [
@@ -144,16 +171,35 @@ export class CatalogWriter {
           ds.network,
           ds.schemaHash,
           ds.description ?? null,
+          ds.storageRoot ?? null,
+          ds.partitionSize ?? null,
         ],
       );
-      if (inserted.length === 1) return inserted[0].id;
-      const rows = await c.query<{ id: number; schema_hash: string | null }>(
-        `SELECT id, schema_hash FROM _meta_datasets
+      if (inserted.length === 1) {
+        await registerTable(c, inserted[0].id, ds, ds.storageRoot ?? null, author);
+        return inserted[0].id;
+      }
+      const rows = await c.query<{
+        id: number;
+        schema_hash: string | null;
+        storage_root: string | null;
+        partition_size: number | null;
+      }>(
+        `SELECT id, schema_hash, storage_root, partition_size FROM _meta_datasets
          WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5
          FOR UPDATE`,
         [ds.domain, ds.dataset, ds.version, ds.eraId, ds.network],
       );
-      const { id, schema_hash: old } = rows[0];
+      const { id, schema_hash: old, storage_root: root, partition_size: size } = rows[0];
+      const problem = placementProblem(datasetLabel(ds), { root, size }, ds);
+      if (problem) throw new PlacementError(problem);
+      if ((root === null && ds.storageRoot) || (size === null && ds.partitionSize)) {
+        await c.query(
+          `UPDATE _meta_datasets SET storage_root = coalesce(storage_root, $2),
+             partition_size = coalesce(partition_size, $3), updated_at = now() WHERE id = $1`,
+          [id, ds.storageRoot ?? null, ds.partitionSize ?? null],
+        );
+      }
       if (old !== ds.schemaHash) {
         await c.query(
           `UPDATE _meta_datasets SET schema_hash = $2, updated_at = now() WHERE id = $1`,
@@ -169,6 +215,18 @@ export class CatalogWriter {
             ds.schemaHash.slice(0, 32),
           ],
         );
+      }
+      // A dataset without a live DuckLake table (un-retired by hand) gets one, with its files.
+      const [{ live }] = await c.query<{ live: number | null }>(
+        `SELECT _bronze_ducklake_table_of($1) AS live`,
+        [id],
+      );
+      if (live === null && await registerTable(c, id, ds, root ?? ds.storageRoot ?? null, author)) {
+        await c.query(`SELECT _bronze_ducklake_reconcile($1, $2, $3)`, [
+          id,
+          author,
+          "the dataset's current lineage, on its new table",
+        ]);
       }
       return id;
     });
@@ -264,10 +322,19 @@ export class CatalogWriter {
             [rec.datasetId, rec.change.type, rec.change.description],
           );
         }
+        // The DuckLake snapshot of the same files: made as this transaction commits.
+        await commitFiles(
+          c,
+          rec.datasetId,
+          [id],
+          rec.author ?? "bronze",
+          rec.message ?? rec.change?.description ??
+            `ledgers ${rec.ledgerStart}-${rec.ledgerEnd} committed`,
+        );
         return id;
       });
     } catch (err) {
-      if (err instanceof ConstraintError) {
+      if (err instanceof ConstraintError && err.constraint?.startsWith("_meta_lineage")) {
         const label = await this.#datasetLabelOf(rec.datasetId);
         const existing = await this.findOverlapping(rec.datasetId, rec.ledgerStart, rec.ledgerEnd);
         const same = existing.find((r) =>
@@ -321,16 +388,40 @@ export class CatalogWriter {
     return rows.map(toLineage);
   }
 
-  /** The id and label of a registered dataset, or null. */
+  /** The id, label, storage root and grid of a registered dataset, or null. */
   async findDataset(
     ds: DatasetIdentity,
-  ): Promise<{ id: number; label: string } | null> {
-    const rows = await this.#db.query<{ id: number }>(
-      `SELECT id FROM _meta_datasets
+  ): Promise<
+    { id: number; label: string; storageRoot: string | null; partitionSize: number | null } | null
+  > {
+    const rows = await this.#db.query<
+      { id: number; storage_root: string | null; partition_size: number | null }
+    >(
+      `SELECT id, storage_root, partition_size FROM _meta_datasets
        WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5`,
       [ds.domain, ds.dataset, ds.version, ds.eraId, ds.network],
     );
-    return rows.length ? { id: rows[0].id, label: datasetLabel(ds) } : null;
+    return rows.length
+      ? {
+        id: rows[0].id,
+        label: datasetLabel(ds),
+        storageRoot: rows[0].storage_root,
+        partitionSize: rows[0].partition_size,
+      }
+      : null;
+  }
+
+  /**
+   * Records a dataset's storage root and grid where it has none yet (a dataset registered before
+   * they were recorded); recorded ones never change.
+   */
+  async recordPlacement(datasetId: number, storageRoot: string, partitionSize?: number) {
+    await this.#db.query(
+      `UPDATE _meta_datasets SET storage_root = coalesce(storage_root, $2),
+         partition_size = coalesce(partition_size, $3), updated_at = now()
+       WHERE id = $1 AND (storage_root IS NULL OR (partition_size IS NULL AND $3::int IS NOT NULL))`,
+      [datasetId, storageRoot, partitionSize ?? null],
+    );
   }
 
   /**
@@ -380,4 +471,26 @@ export class CatalogWriter {
       network: r.network,
     });
   }
+}
+
+/**
+ * What is wrong with giving a dataset `given` storage root and grid when it has `recorded` ones
+ * (null: nothing recorded yet, anything goes), or null.
+ */
+export function placementProblem(
+  label: string,
+  recorded: { root: string | null; size: number | null },
+  given: { storageRoot?: string; partitionSize?: number },
+): string | null {
+  const problems = [];
+  if (recorded.root !== null && given.storageRoot && given.storageRoot !== recorded.root) {
+    problems.push(`its storage is ${recorded.root}, not ${given.storageRoot}`);
+  }
+  if (recorded.size !== null && given.partitionSize && given.partitionSize !== recorded.size) {
+    problems.push(`its partition size is ${recorded.size}, not ${given.partitionSize}`);
+  }
+  return problems.length
+    ? `${label}: ${problems.join("; ")} (a dataset keeps the storage and grid it was ` +
+      `registered with: drop the flag, or give the dataset's)`
+    : null;
 }

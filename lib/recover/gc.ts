@@ -65,6 +65,7 @@ import { datasetPrefix } from "../table/layout.ts";
 import { TABLE } from "../table/schema.ts";
 import { formatSpan } from "../runtime/format.ts";
 import { datasetFilterOf } from "../settings/mod.ts";
+import { storageOf } from "../copy/placement.ts";
 import { type Candidate, type GcObject, listCandidates } from "./gc_list.ts";
 import { deleteUnderLock, judgeDryRun, keep, remove } from "./gc_sweep.ts";
 
@@ -73,7 +74,8 @@ export type { GcObject, GcOutcome, GcWhat } from "./gc_list.ts";
 export interface GcOptions {
   catalog?: string;
   stateDir: string;
-  storage: StoreUrl;
+  /** Unset: each dataset's recorded storage root (lib/copy/placement.ts). */
+  storage?: StoreUrl;
   networkFilter?: Network;
   eraFilter?: string;
   versionFilter?: string;
@@ -106,47 +108,52 @@ export interface GcHooks {
 
 export async function gc(opts: GcOptions, hooks: GcHooks = {}): Promise<GcResult> {
   const now = hooks.now ?? (() => new Date());
-  const store = openStore(opts.storage);
+  const catalog = await openReadyCatalog({
+    dsn: opts.catalog,
+    mustExist: true,
+    stateDir: opts.stateDir,
+    log: hooks.log,
+  });
+  const stores = new Map<string, ObjectStore>();
   try {
-    const catalog = await openReadyCatalog({
-      dsn: opts.catalog,
-      mustExist: true,
-      stateDir: opts.stateDir,
-      log: hooks.log,
-    });
-    try {
-      return await collect(catalog, store, opts, now, hooks);
-    } finally {
-      await catalog.close();
-    }
+    return await collect(catalog, stores, opts, now, hooks);
   } finally {
-    await store.close?.();
+    for (const store of stores.values()) await store.close?.();
+    await catalog.close();
   }
 }
 
 async function collect(
   catalog: Catalog,
-  store: ObjectStore,
+  stores: Map<string, ObjectStore>,
   opts: GcOptions,
   now: () => Date,
   hooks: GcHooks,
 ): Promise<GcResult> {
+  const datasets = (await findDatasets(catalog, datasetFilterOf(opts))).filter((d) =>
+    d.domain === "bronze" && d.dataset === TABLE
+  );
+  // Each dataset in its own storage root; a --storage that disagrees with one refuses the run.
+  const storeOf = new Map<number, ObjectStore>();
+  for (const ds of datasets) {
+    const url = storageOf(ds, opts);
+    if (!stores.has(url.url)) stores.set(url.url, openStore(url));
+    storeOf.set(ds.id, stores.get(url.url)!);
+  }
   const result: GcResult = {
     catalog: catalog.label,
-    storage: store.url,
+    storage: stores.size ? [...stores.keys()].join(", ") : storageOf(null, opts).url,
     apply: opts.apply,
     olderThan: opts.olderThan,
     datasets: 0,
     objects: [],
     notes: [],
   };
-  const datasets = (await findDatasets(catalog, datasetFilterOf(opts))).filter((d) =>
-    d.domain === "bronze" && d.dataset === TABLE
-  );
   const catalogTime = await catalogNow(catalog);
   const grace = formatSpan(opts.olderThan);
   for (const ds of datasets) {
     result.datasets++;
+    const store = storeOf.get(ds.id)!;
     const anchor = await storageAnchor(catalog, ds.id, rootSpellings(store));
     if (anchor.recorded && !anchor.here) {
       result.notes.push(

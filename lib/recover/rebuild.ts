@@ -24,7 +24,11 @@ import { pool } from "../runtime/pool.ts";
 import { Progress } from "../runtime/progress.ts";
 import { stopwatch } from "../runtime/time.ts";
 import { datasetFilterOf, type SettingsOf } from "../settings/mod.ts";
-import { objectUrl, openStore } from "../blob/mod.ts";
+import { type ObjectStore, objectUrl, openStore, type StoreUrl, toStoreUrl } from "../blob/mod.ts";
+import { ConfigError } from "../runtime/errors.ts";
+import { existingDir, onDisk } from "../settings/probe.ts";
+import { findDatasets } from "../metadata/coverage.ts";
+import { DEFAULT_STORAGE, PlacementError } from "../copy/placement.ts";
 import type { Catalog } from "../metadata/catalog.ts";
 import { openReadyCatalog } from "../metadata/migrate.ts";
 import { type DatasetIdentity, datasetLabel, identityKey } from "../table/dataset.ts";
@@ -78,7 +82,7 @@ export interface RebuildResult {
 /** Lists storage, checks every manifested partition, then records each dataset's (named steps). */
 export async function rebuild(opts: RebuildOptions, log: Logger): Promise<RebuildResult> {
   const started = performance.now();
-  const store = openStore(opts.storage);
+  let store: ObjectStore | undefined;
   let catalog: Catalog | undefined;
   const progress = new Progress(log, opts.progressInterval);
   try {
@@ -87,6 +91,11 @@ export async function rebuild(opts: RebuildOptions, log: Logger): Promise<Rebuil
       stateDir: opts.stateDir,
       log: (m) => log.info("catalog", m),
     });
+    // A --storage given was checked with the settings; the datasets' recorded root is, here.
+    const storage = opts.storage ?? await recordedRoot(catalog, opts);
+    const missing = opts.storage ? undefined : onDisk(existingDir)(storage);
+    if (missing) throw new ConfigError([`storage ${missing}`]);
+    const opened = store = openStore(storage);
     const lap = stopwatch();
     const { partitions, unmanifested, datasets } = await listPartitions(
       store,
@@ -103,7 +112,7 @@ export async function rebuild(opts: RebuildOptions, log: Logger): Promise<Rebuil
     await Deno.mkdir(tmpDir, { recursive: true });
     let bytes = 0;
     const checked = await pool(partitions, opts.concurrency ?? DEFAULT_CONCURRENCY, async (s) => {
-      const c = await checkPartition(store, s, tmpDir);
+      const c = await checkPartition(opened, s, tmpDir);
       const size = "failure" in c ? 0 : c.row.byteSize;
       bytes += size;
       progress.add(s.range.end - s.range.start + 1, size);
@@ -129,7 +138,7 @@ export async function rebuild(opts: RebuildOptions, log: Logger): Promise<Rebuil
         unmanifested: unmanifested
           .filter((u) => identityKey(u.ds) === id)
           .map((u) => {
-            const uri = objectUrl(store, u.file.key);
+            const uri = objectUrl(opened, u.file.key);
             return {
               ...u.range,
               uri,
@@ -154,9 +163,27 @@ export async function rebuild(opts: RebuildOptions, log: Logger): Promise<Rebuil
     };
   } finally {
     progress.end();
-    await store.close?.();
+    await store?.close?.();
     await catalog?.close();
   }
+}
+
+/**
+ * Without --storage: the storage root the selected datasets were registered with, when they
+ * agree on one (none registered: ./data); several roots need --storage to say which.
+ */
+async function recordedRoot(catalog: Catalog, opts: RebuildOptions): Promise<StoreUrl> {
+  const roots = new Set(
+    (await findDatasets(catalog, datasetFilterOf(opts))).map((d) => d.storageRoot)
+      .filter((r): r is string => r !== null),
+  );
+  if (roots.size > 1) {
+    throw new PlacementError(
+      `the selected datasets are stored under ${[...roots].join(", ")}: give --storage ` +
+        `(or a filter selecting datasets of one root)`,
+    );
+  }
+  return toStoreUrl([...roots][0] ?? DEFAULT_STORAGE);
 }
 
 /** Each conflict, the compacted partials and the dataset's totals, on the log. */

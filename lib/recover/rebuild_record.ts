@@ -8,7 +8,8 @@ import { BronzeError } from "../runtime/errors.ts";
 import { failpoint } from "../runtime/failpoint.ts";
 import type { Logger } from "../runtime/log.ts";
 import { pool } from "../runtime/pool.ts";
-import type { ObjectStore } from "../blob/mod.ts";
+import { type ObjectStore, storageRootOf, toStoreUrl } from "../blob/mod.ts";
+import { storageOf } from "../copy/placement.ts";
 import type { Catalog } from "../metadata/catalog.ts";
 import { heldDataset, LineageChangedError, recordRebuild } from "../metadata/rebuild.ts";
 import { type DatasetIdentity, datasetLabel } from "../table/dataset.ts";
@@ -50,6 +51,8 @@ export async function recordDataset(
   const gone: PartitionFailure[] = [];
   for (let attempt = 1;; attempt++) {
     const held = await heldDataset(catalog, ds);
+    // Rows go only into a dataset stored where they were found.
+    storageOf(held && { label, ...held }, { storage: toStoreUrl(store.url) });
     const plan = classify(sound, held?.lineage ?? []);
     // The dataset's schema hash is the newest partition's (a copy registers its own).
     const newest = [...sound].sort((a, b) =>
@@ -80,7 +83,12 @@ export async function recordDataset(
     try {
       outcome.datasetId = await recordRebuild(
         catalog,
-        { ...ds, schemaHash: newest.schemaHash, description: TABLE_DESCRIPTION },
+        {
+          ...ds,
+          schemaHash: newest.schemaHash,
+          description: TABLE_DESCRIPTION,
+          storageRoot: storageRootOf(store.url),
+        },
         add.map((s) => s.row),
         description,
         () => stillStored(store, add),

@@ -19,12 +19,14 @@ import { datasetFilterOf, type SettingsOf } from "../settings/mod.ts";
 import { hashObject, type ObjectStore, objectUrl, PreconditionFailedError } from "../blob/mod.ts";
 import { buildPartitionFile } from "../copy/build.ts";
 import { findDatasets } from "../metadata/coverage.ts";
+import { duckLakeState, reconcileTable } from "../metadata/ducklake.ts";
 import { openReadyCatalog } from "../metadata/migrate.ts";
 import { CatalogWriter, type LineageRow } from "../metadata/writer.ts";
 import { openSource } from "../source/mod.ts";
 import type { LedgerSource } from "../source/source.ts";
 import { isNetwork } from "../source/network.ts";
 import { Stores } from "../verify/locate.ts";
+import { storageOf } from "../copy/placement.ts";
 
 /** What repair reads: the repair command's settings but its output format. */
 export type RepairOptions = Omit<SettingsOf<"repair">, "json" | "logFormat">;
@@ -59,6 +61,8 @@ export interface RepairResult {
   /** Files found sound. */
   sound: number;
   repairs: Repair[];
+  /** Datasets whose DuckLake rows disagreed with their lineage, brought back to it. */
+  ducklake: { dataset: string; disagreements: number; snapshots: number[] }[];
   seconds: number;
 }
 
@@ -74,11 +78,33 @@ export async function repair(opts: RepairOptions, log: Logger): Promise<RepairRe
   const sources = new Map<string, Promise<LedgerSource>>();
   const tmpDir = join(opts.stateDir, "tmp");
   const progress = new Progress(log, opts.progressInterval);
-  const result: RepairResult = { checked: 0, sound: 0, repairs: [], seconds: 0 };
+  const result: RepairResult = { checked: 0, sound: 0, repairs: [], ducklake: [], seconds: 0 };
   try {
     await mkdir(tmpDir, { recursive: true });
     const writer = new CatalogWriter(catalog);
     const datasets = await findDatasets(catalog, datasetFilterOf(opts));
+    // Repair writes into a dataset's storage: a --storage that is not its root is refused.
+    if (opts.storageRoot !== undefined) {
+      for (const ds of datasets) storageOf(ds, { storage: opts.storageRoot });
+    }
+    // The DuckLake rows first: they are the catalog's own, and need no source.
+    for (const ds of datasets) {
+      const state = await duckLakeState(catalog, ds.id, ds);
+      const live = state.tableId !== null;
+      if (ds.retiredAt ? !live : live && state.disagreements.length === 0) continue;
+      const snapshots = await reconcileTable(catalog, ds.id, ds, ds.storageRoot, "bronze repair");
+      result.ducklake.push({
+        dataset: ds.label,
+        disagreements: state.disagreements.length,
+        snapshots,
+      });
+      log.info(
+        "repair",
+        `${ds.label}: DuckLake table ${state.name} brought back to the lineage ` +
+          `(${state.disagreements.length} file(s) disagreed${live ? "" : ", table registered"}; ` +
+          `snapshot${snapshots.length === 1 ? "" : "s"} ${snapshots.join(", ")})`,
+      );
+    }
     const work = [];
     for (const ds of datasets) {
       const rows = await writer.listLineage(ds.id, { start: opts.start, end: opts.end });

@@ -15,6 +15,8 @@ import {
   FLEET_NEEDS_POSTGRES,
   FLUSH_NEEDS_FOLLOW,
   FOLLOW_NOT_FLEET,
+  PATHS_NOT_HISTORY,
+  READER_ROLE_NEEDS_POSTGRES,
   RETIRE_NEEDS_A_FILTER,
   type Rule,
   START_NEEDED,
@@ -52,7 +54,10 @@ const END_OR_LATEST: Spec<number | "latest"> = {
 };
 
 export const COMMANDS = {
-  migrate: command({ settings: ["catalog", "stateDir", "status", "json"] }),
+  migrate: command({
+    settings: ["catalog", "stateDir", "status", "readerRole", "json"],
+    rules: [READER_ROLE_NEEDS_POSTGRES],
+  }),
   copy: command({
     settings: [
       "source",
@@ -158,8 +163,17 @@ export const COMMANDS = {
     rules: [END_NOT_BEFORE_START],
   }),
   lineage: command({
-    settings: ["catalog", "stateDir", ...DATASET_FILTERS, "start", "end", "history", "json"],
-    rules: [END_NOT_BEFORE_START],
+    settings: [
+      "catalog",
+      "stateDir",
+      ...DATASET_FILTERS,
+      "start",
+      "end",
+      "history",
+      "paths",
+      "json",
+    ],
+    rules: [END_NOT_BEFORE_START, PATHS_NOT_HISTORY],
   }),
   checkpointShow: command({ settings: ["checkpoint", "stateDir", "catalog", "json"] }),
   fleet: command({ settings: ["catalog", "stateDir", ...DATASET_FILTERS, "json"] }),
@@ -177,6 +191,7 @@ export const COMMANDS = {
     // catalog it may make).
     probes: { storage: onDisk(existingDir), stateDir: onDisk(writableDir) },
   }),
+  catalogServe: command({ settings: ["catalog", "stateDir"] }),
   gc: command({
     settings: ["catalog", "stateDir", "storage", ...DATASET_FILTERS, "olderThan", "apply", "json"],
   }),

@@ -97,3 +97,9 @@ export const listenAddress: Parser<string> = (raw) => {
   const parsed = parseListenAddress(raw);
   return typeof parsed === "string" ? new Invalid(parsed) : raw;
 };
+
+/** A PostgreSQL role name that needs no quoting. */
+export const roleName = (raw: string): string | Invalid =>
+  /^[a-z_][a-z0-9_]{0,62}$/.test(raw)
+    ? raw
+    : new Invalid(`must be a lower-case PostgreSQL role name (a-z, 0-9, _), got "${raw}"`);

@@ -95,3 +95,24 @@ export const RETIRE_NEEDS_A_FILTER: Rule = {
         "it retires every dataset they match"
       : undefined,
 };
+
+/** --paths lists what a reader reads now: the superseded rows are not files to read. */
+export const PATHS_NOT_HISTORY: Rule = {
+  name: "paths not history",
+  keys: ["paths", "history"],
+  check: (s) =>
+    s.paths && s.history
+      ? "--paths lists the current files; --history does not go with it"
+      : undefined,
+};
+
+/** The embedded catalog has one user; its readers go through `bronze catalog serve`. */
+export const READER_ROLE_NEEDS_POSTGRES: Rule = {
+  name: "reader role needs postgres",
+  keys: ["readerRole", "catalog"],
+  check: (s, origin) =>
+    s.readerRole !== undefined && s.catalog === undefined
+      ? `${origin("readerRole")} needs a PostgreSQL catalog (--catalog or CATALOG_DSN): the ` +
+        "embedded catalog has one user (its DuckLake readers go through `bronze catalog serve`)"
+      : undefined,
+};

@@ -22,6 +22,7 @@ import {
   objectUrl,
   oneOf,
   type Parser,
+  roleName,
   sourceUrl,
   storeUrl,
 } from "./parsers.ts";
@@ -30,11 +31,13 @@ export interface Settings {
   catalog?: string;
   stateDir: string;
   source?: SourceUrl;
-  storage: StoreUrl;
+  /** Unset: the dataset's recorded storage root (a new dataset: ./data); lib/copy/placement.ts. */
+  storage?: StoreUrl;
   start?: number;
   /** A ledger (copy's --end also takes `latest`: COMMANDS.copy.specs). */
   end?: number;
-  partitionSize: number;
+  /** Unset: the dataset's recorded grid (a new dataset: 10000). */
+  partitionSize?: number;
   network: Network;
   era: string;
   versionLabel: string;
@@ -55,6 +58,10 @@ export interface Settings {
   flushInterval?: number;
   /** lineage: superseded rows too. */
   history: boolean;
+  /** lineage: only the current files' URLs. */
+  paths: boolean;
+  /** migrate: the read-only role to create for DuckLake readers. */
+  readerRole?: string;
   /** verify: record no quality rows (a read-only standby). */
   noRecord: boolean;
   /** host:port of the Prometheus /metrics and /healthz server. */
@@ -126,10 +133,11 @@ export const SPECS: { readonly [K in Key]-?: Spec<NonNullable<Settings[K]>> } = 
   storage: {
     flag: "--storage",
     env: "STORAGE_URL",
-    help: "where the partitions are stored: a path, file://, gs:// or s3:// URL",
+    help:
+      "where the partitions are stored: a path, file://, gs:// or s3:// URL; a dataset keeps the one it was registered with",
     parse: storeUrl,
-    default: () => must(storeUrl("./data")),
-    shown: "./data",
+    // No default here: a registered dataset's own root comes first (lib/copy/placement.ts).
+    shown: "the dataset's; ./data for a new one",
   },
   start: {
     flag: "--start",
@@ -146,9 +154,9 @@ export const SPECS: { readonly [K in Key]-?: Spec<NonNullable<Settings[K]>> } = 
   partitionSize: {
     flag: "--partition-size",
     env: "PARTITION_SIZE",
-    help: "ledgers per partition (grid cell)",
+    help: "ledgers per partition (grid cell); a dataset keeps the one it was registered with",
     parse: intIn(1, 10_000_000),
-    default: () => 10_000,
+    shown: "the dataset's; 10000 for a new one",
   },
   network: {
     flag: "--network",
@@ -283,6 +291,20 @@ export const SPECS: { readonly [K in Key]-?: Spec<NonNullable<Settings[K]>> } = 
     parse: bool,
     boolean: true,
     default: () => false,
+  },
+  paths: {
+    flag: "--paths",
+    help:
+      "only the current files' URLs, one a line, for readers that speak neither DuckLake nor PostgreSQL (pyarrow, Spark, Polars)",
+    parse: bool,
+    boolean: true,
+    default: () => false,
+  },
+  readerRole: {
+    flag: "--reader-role",
+    help:
+      "also create (or update) this PostgreSQL role: it may read the DuckLake and _meta_* tables and write nothing (for DuckDB readers)",
+    parse: roleName,
   },
   noRecord: {
     flag: "--no-record",

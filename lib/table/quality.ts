@@ -44,6 +44,8 @@ export class PartitionTally {
   #lastHash = "";
   #firstCloseMs = 0;
   #lastCloseMs = 0;
+  #minCloseMs = Infinity;
+  #maxCloseMs = -Infinity;
   #txs = 0;
   #ops = 0;
   #xdrBytes = 0;
@@ -62,6 +64,8 @@ export class PartitionTally {
     this.last = r.ledgerSequence;
     this.#lastHash = r.ledgerHash;
     this.#lastCloseMs = r.closeTimeMs;
+    this.#minCloseMs = Math.min(this.#minCloseMs, r.closeTimeMs);
+    this.#maxCloseMs = Math.max(this.#maxCloseMs, r.closeTimeMs);
     this.#txs += r.txCount;
     this.#ops += r.operationCount;
     this.#xdrBytes += r.xdrByteLength;
@@ -93,6 +97,10 @@ export class PartitionTally {
       chain_intact: this.chainBreaks === 0 ? 1 : 0,
       first_close_time_ms: this.#firstCloseMs,
       last_close_time_ms: this.#lastCloseMs,
+      // The file's close_time statistics: its DuckLake file's min/max (readers skip files by
+      // them), kept in the manifest with the rest so `catalog rebuild` records them again.
+      close_time_min_ms: this.#minCloseMs,
+      close_time_max_ms: this.#maxCloseMs,
       tx_count: this.#txs,
       operation_count: this.#ops,
       xdr_bytes: this.#xdrBytes,

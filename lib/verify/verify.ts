@@ -10,7 +10,8 @@ import { Progress } from "../runtime/progress.ts";
 import { datasetFilterOf, type SettingsOf } from "../settings/mod.ts";
 import { objectUrl } from "../blob/mod.ts";
 import { Stores } from "./locate.ts";
-import { findDatasets } from "../metadata/coverage.ts";
+import { type DatasetRef, findDatasets } from "../metadata/coverage.ts";
+import { duckLakeState, duckLakeTableSql } from "../metadata/ducklake.ts";
 import { openReadyCatalog } from "../metadata/migrate.ts";
 import { CatalogWriter, type LineageRow } from "../metadata/writer.ts";
 import { type CheckName, checkPartition } from "./check.ts";
@@ -46,6 +47,15 @@ export interface VerifyResult {
    * their files, so a missing one is expected, not a failure.
    */
   retired: RetiredPartitions[];
+  /** Where a dataset's DuckLake table and its lineage disagree (`bronze repair` brings it back). */
+  ducklake: DuckLakeFailure[];
+}
+
+export interface DuckLakeFailure {
+  dataset: string;
+  /** The DuckLake table, as a query names it (schema.table). */
+  table: string;
+  message: string;
 }
 
 export interface RetiredPartitions {
@@ -73,6 +83,7 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
     seconds: 0,
     failures: [],
     retired: [],
+    ducklake: [],
   };
   const stores = new Stores(opts.storageRoot);
   const tmpDir = join(opts.stateDir, "tmp");
@@ -82,6 +93,10 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
     const datasets = await findDatasets(catalog, datasetFilterOf(opts));
     const work: { label: string; datasetId: number; rows: LineageRow[] }[] = [];
     for (const ds of datasets) {
+      for (const message of await duckLakeProblems(catalog, ds)) {
+        result.ducklake.push({ dataset: ds.label, table: duckLakeTableSql(ds), message });
+        log.warn("verify", `${ds.label}: ${message}`);
+      }
       const rows = await writer.listLineage(ds.id, { start: opts.start, end: opts.end });
       if (rows.length && ds.retiredAt) {
         result.retired.push({
@@ -162,4 +177,35 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
   }
   result.seconds = (performance.now() - started) / 1000;
   return result;
+}
+
+/**
+ * Where the dataset's DuckLake rows and its lineage disagree, one line each: a dataset has a live
+ * table (a retired one none), whose live files are exactly its current lineage rows' files, with
+ * their row counts and sizes.
+ */
+async function duckLakeProblems(
+  catalog: Parameters<typeof duckLakeState>[0],
+  ds: DatasetRef,
+): Promise<string[]> {
+  const state = await duckLakeState(catalog, ds.id, ds);
+  if (ds.retiredAt) {
+    return state.tableId === null
+      ? []
+      : [`DuckLake table ${state.name} is live, but the dataset is retired`];
+  }
+  if (state.tableId === null) {
+    return [`no DuckLake table: readers do not see its ${state.disagreements.length} partition(s)`];
+  }
+  return state.disagreements.map((d) => {
+    const table = `DuckLake table ${state.name}`;
+    if (!d.file) {
+      return `lineage ${d.lineageId} (${d.path}): ${table} has no live file there`;
+    }
+    if (!d.lineage) {
+      return `${table} file ${d.dataFileId} (${d.path}, ${d.file.rows} rows): no current lineage row records it`;
+    }
+    return `lineage ${d.lineageId} (${d.path}): ${table} records ${d.file.rows} rows, ` +
+      `${d.file.bytes} bytes; lineage ${d.lineage.rows} rows, ${d.lineage.bytes} bytes`;
+  });
 }

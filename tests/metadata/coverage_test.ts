@@ -160,6 +160,8 @@ Deno.test("coverage (postgres): gaps at the start, middle and end; --fill-gaps c
     metrics,
     [
       "chain_intact",
+      "close_time_max_ms",
+      "close_time_min_ms",
       "first_close_time_ms",
       "last_close_time_ms",
       "operation_count",

@@ -75,6 +75,7 @@ async function killedCopy(env: Record<string, string>, failpoint: string): Promi
 }
 
 interface Report {
+  storage: string;
   notes: string[];
   objects: {
     what: string;
@@ -90,7 +91,7 @@ interface Report {
 /** `bronze gc --json` in this process; the report, its exit code and its stderr lines. */
 async function runGc(
   target: CatalogTarget,
-  storage: string,
+  storage: string | undefined,
   flags: Record<string, string | boolean> = {},
 ): Promise<{ code: number; report: Report; errs: string[] }> {
   const lines: string[] = [];
@@ -405,7 +406,7 @@ Deno.test("gc and compaction: a superseded partial's file and manifest are kept 
   assert.deepEqual([checked.passed, checked.failed], [2, 0]);
 });
 
-Deno.test("gc leaves a dataset alone in a storage its lineage does not record (another catalog's lake)", async () => {
+Deno.test("gc works in each dataset's own storage root: a --storage that is not it is refused, naming both; without one, the recorded root", async () => {
   const source = await syntheticLake(LAKE);
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
@@ -417,16 +418,28 @@ Deno.test("gc leaves a dataset alone in a storage its lineage does not record (a
   await killedCopy(copyEnv(target, source, out.path, 101, 200), "after-publish:1");
   await cp(out.path, other.path, { recursive: true });
 
-  const elsewhere = await runGc(target, other.path, { olderThan: "0s", apply: true });
-  assert.deepEqual(elsewhere.report.notes, [
-    `bronze.ledgers_lcm_raw (testnet/pre_p23/v1): left alone: its lineage records its files ` +
-    `elsewhere (e.g. ${out.path}/${part(1, 100)}), none under ${other.path}`,
-  ]);
-  assert.deepEqual(elsewhere.report.objects, []);
+  // Another catalog's lake, or gc pointed at the wrong storage: nothing is looked at, let alone
+  // deleted.
+  await assert.rejects(
+    () => runGc(target, other.path, { olderThan: "0s", apply: true }),
+    (err: Error & { exitCode?: number }) => {
+      assert.equal(
+        err.message,
+        `bronze.ledgers_lcm_raw (testnet/pre_p23/v1): its storage is ${out.path}, not ` +
+          `${other.path} (a dataset keeps the storage and grid it was registered with: drop ` +
+          `the flag, or give the dataset's)`,
+      );
+      assert.equal(err.exitCode, 2);
+      return true;
+    },
+  );
   assert.ok(await exists(join(other.path, part(101, 200))));
-  // Where the lineage does record it, the same orphan goes.
-  const here = await runGc(target, `file://${out.path}`, { olderThan: "0s", apply: true });
-  assert.deepEqual(verdicts(here.report), [["deleted", "orphan", part(101, 200), null]]);
+  // The same root spelled as a file:// URL is the dataset's; so is no --storage at all.
+  const here = await runGc(target, `file://${out.path}`);
+  assert.deepEqual(verdicts(here.report), [["kept", "orphan", part(101, 200), YOUNG]]);
+  const recorded = await runGc(target, undefined, { olderThan: "0s", apply: true });
+  assert.equal(recorded.report.storage, out.path);
+  assert.deepEqual(verdicts(recorded.report), [["deleted", "orphan", part(101, 200), null]]);
 });
 
 Deno.test("gc against s3:// storage (s3rver): an orphan and its manifest listed, then deleted with --apply", async () => {

@@ -43,7 +43,8 @@ Deno.test("settings: a flag beats its environment variable, which beats the defa
   assert.equal(s.network, "testnet");
   assert.equal(s.stateDir, stateDir);
   assert.equal(s.checkpoint.local, join(stateDir, "checkpoint.json"));
-  assert.equal(s.storage.url, join(Deno.cwd(), "data"));
+  // No default storage: a registered dataset's own root comes first (lib/copy/placement.ts).
+  assert.equal(s.storage, undefined);
   assert.equal(s.era, "default");
   assert.equal(s.copierId, "bronze-copier");
   assert.match(

@@ -56,6 +56,17 @@ const CASES: Record<string, { broken: Flags; problem: string; kept: Flags }> = {
       "--fleet needs a PostgreSQL catalog (--catalog or CATALOG_DSN): the embedded catalog serves the processes of one machine, a fleet spans many",
     kept: { fleet: true, catalog: "postgres://127.0.0.1/db" },
   },
+  "paths not history": {
+    broken: { paths: true, history: true },
+    problem: "--paths lists the current files; --history does not go with it",
+    kept: { paths: true },
+  },
+  "reader role needs postgres": {
+    broken: { readerRole: "reader" },
+    problem:
+      "--reader-role needs a PostgreSQL catalog (--catalog or CATALOG_DSN): the embedded catalog has one user (its DuckLake readers go through `bronze catalog serve`)",
+    kept: { readerRole: "reader", catalog: "postgres://127.0.0.1/db" },
+  },
   "retire needs a filter": {
     broken: {},
     problem:

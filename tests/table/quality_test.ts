@@ -46,6 +46,8 @@ Deno.test("PartitionTally: the copy's counts while writing equal the counts of t
       chain_intact: 1,
       first_close_time_ms: data[0].closeTimeMs,
       last_close_time_ms: data[39].closeTimeMs,
+      close_time_min_ms: Math.min(...data.map((r) => r.closeTimeMs)),
+      close_time_max_ms: Math.max(...data.map((r) => r.closeTimeMs)),
       tx_count: sum((r) => r.txCount),
       operation_count: sum((r) => r.operationCount),
       xdr_bytes: sum((r) => r.xdrByteLength),

@@ -1,4 +1,5 @@
-import { EXIT } from "../../runtime/errors.ts";
+import { BronzeError, EXIT } from "../../runtime/errors.ts";
+import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { createLogger, type Logger } from "../../runtime/log.ts";
 import { type DatasetRebuild, rebuild, type RebuildResult } from "../../recover/rebuild.ts";
 import { formatBytes } from "../../runtime/format.ts";
@@ -164,4 +165,72 @@ export function formatRebuild(r: RebuildResult): string[] {
     for (const c of d.compacted) lines.push(`COMPACTED ${c.message}: not recorded`);
   }
   return lines;
+}
+
+export type CatalogServeOptions = SettingsOf<"catalogServe">;
+
+export const CATALOG_SERVE: CliCommand<"catalogServe"> = {
+  name: "catalogServe",
+  summary: "serve the embedded catalog to DuckLake readers on this machine",
+  description:
+    "keep the embedded catalog's PostgreSQL wire-protocol server up (until Ctrl+C) and print how DuckDB attaches it as a DuckLake, READ_ONLY",
+  run: (opts) => catalogServeCommand(opts),
+};
+
+/**
+ * `bronze catalog serve`: keeps the embedded catalog's PostgreSQL wire-protocol server up, and
+ * says how a DuckLake reader attaches to it, until SIGINT/SIGTERM (exit 0). Copies on the same
+ * state dir use it meanwhile (it holds the catalog as long as a copy would). When another bronze
+ * process already serves it, says where and exits: readers lose it when that process exits.
+ */
+export async function catalogServeCommand(
+  opts: CatalogServeOptions,
+  out: (line: string) => void = console.log,
+  err: (line: string) => void = console.error,
+  stop: Promise<unknown> = signalled(),
+): Promise<number> {
+  if (opts.catalog !== undefined) {
+    throw new BronzeError(
+      "catalog serve serves the embedded catalog; a PostgreSQL catalog (--catalog, " +
+        "CATALOG_DSN) is served by PostgreSQL: attach it directly",
+      EXIT.usage,
+    );
+  }
+  const catalog = await openReadyCatalog({
+    stateDir: opts.stateDir,
+    mustExist: true,
+    holdsLong: true,
+    log: (m) => err(`[catalog] ${m}`),
+  });
+  try {
+    const { host, port } = catalog.embeddedAddress!;
+    const attach = `ATTACH 'ducklake:postgres:dbname=postgres host=${host} port=${port} ` +
+      `user=postgres' AS bronze (READ_ONLY)`;
+    if (catalog.embeddedRole === "client") {
+      out(
+        `bronze process ${catalog.embeddedOwnerPid} serves the embedded catalog at ` +
+          `${host}:${port}; readers lose it when that process exits`,
+      );
+      out(attach);
+      return 0;
+    }
+    out(`serving the embedded catalog at ${host}:${port} until Ctrl+C (this machine only)`);
+    out(attach);
+    await stop;
+    return 0;
+  } finally {
+    await catalog.close();
+  }
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function signalled(): Promise<void> {
+  return new Promise((resolve) => {
+    const sigs = ["SIGINT", "SIGTERM"] as const;
+    const handler = () => {
+      for (const s of sigs) Deno.removeSignalListener(s, handler);
+      resolve();
+    };
+    for (const s of sigs) Deno.addSignalListener(s, handler);
+  });
 }

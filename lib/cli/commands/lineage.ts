@@ -1,4 +1,5 @@
 import { findDatasets } from "../../metadata/coverage.ts";
+import { duckLakeTableSql } from "../../metadata/ducklake.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { CatalogWriter, type LineageRow } from "../../metadata/writer.ts";
 import { formatBytes } from "../../runtime/format.ts";
@@ -18,7 +19,9 @@ export const LINEAGE: CliCommand<"lineage"> = {
 /**
  * `bronze lineage`: the partitions the catalog records, per dataset, in ledger order: the current
  * ones, and with --history the superseded ones too (the partials a compaction replaced, which
- * lineage keeps forever), each with the row that replaced it.
+ * lineage keeps forever), each with the row that replaced it. With --paths, only the URLs of the
+ * current files, one a line: what a reader that speaks neither DuckLake nor PostgreSQL reads
+ * (never a superseded partial, an uncommitted file or a retired dataset's).
  */
 export async function lineageCommand(
   opts: LineageOptions,
@@ -38,7 +41,29 @@ export async function lineageCommand(
       const ds of await findDatasets(catalog, datasetFilterOf(opts))
     ) {
       const rows = await writer.listLineage(ds.id, opts, { history: opts.history });
-      datasets.push({ label: ds.label, rows });
+      datasets.push({
+        label: ds.label,
+        table: duckLakeTableSql(ds),
+        retired: !!ds.retiredAt,
+        rows,
+      });
+    }
+    if (opts.paths) {
+      // The files a reader of the table reads now: current rows of datasets not retired.
+      const live = datasets.filter((d) => !d.retired);
+      if (opts.json) {
+        out(JSON.stringify({
+          catalog: catalog.label,
+          datasets: live.map((d) => ({
+            dataset: d.label,
+            ducklake_table: d.table,
+            paths: d.rows.map((r) => r.storageUri),
+          })),
+        }));
+      } else {
+        for (const d of live) for (const r of d.rows) out(r.storageUri);
+      }
+      return 0;
     }
     if (opts.json) {
       out(JSON.stringify({

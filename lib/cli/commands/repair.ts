@@ -54,6 +54,7 @@ function toJson(r: RepairResult) {
       rebuilt_checksum: x.rebuilt,
       message: x.message,
     })),
+    ducklake: r.ducklake,
   };
 }
 
@@ -66,5 +67,13 @@ export function formatRepair(r: RepairResult): string[] {
   ];
   for (const x of fixed) lines.push(`REPAIRED [${x.outcome}] ${x.message}`);
   for (const x of failed) lines.push(`NOT REPAIRED [${x.outcome}] ${x.message}`);
+  for (const d of r.ducklake) {
+    lines.push(
+      `REPAIRED [ducklake] ${d.dataset}: DuckLake rows brought back to the lineage ` +
+        `(${d.disagreements} file(s) disagreed; snapshot${d.snapshots.length === 1 ? "" : "s"} ${
+          d.snapshots.join(", ") || "none"
+        })`,
+    );
+  }
   return lines;
 }

@@ -31,12 +31,12 @@ export async function verifyCommand(
   const r = await verify(args, log);
   if (args.json) out(JSON.stringify(toJson(r)));
   else for (const line of formatVerify(r)) out(line);
-  return r.failed > 0 ? EXIT_VERIFY_FAILED : 0;
+  return r.failed > 0 || r.ducklake.length > 0 ? EXIT_VERIFY_FAILED : 0;
 }
 
 function toJson(r: VerifyResult) {
   return {
-    ok: r.failed === 0,
+    ok: r.failed === 0 && r.ducklake.length === 0,
     partitions: r.partitions,
     passed: r.passed,
     failed: r.failed,
@@ -52,6 +52,7 @@ function toJson(r: VerifyResult) {
       check: f.check,
       message: f.message,
     })),
+    ducklake: r.ducklake,
     retired: r.retired.map((d) => ({
       dataset: d.dataset,
       retired_at: d.retiredAt.toISOString(),
@@ -74,6 +75,7 @@ export function formatVerify(r: VerifyResult): string[] {
     }`,
   ];
   for (const f of r.failures) lines.push(`FAIL [${f.check}] ${f.message}`);
+  for (const d of r.ducklake) lines.push(`FAIL [ducklake] ${d.dataset}: ${d.message}`);
   for (const d of r.retired) {
     lines.push(
       `retired: ${d.partitions} partition${d.partitions === 1 ? "" : "s"} (${d.ledgers} ledgers) ` +
@@ -81,10 +83,11 @@ export function formatVerify(r: VerifyResult): string[] {
         `gc deletes its files`,
     );
   }
-  if (r.failed) {
+  if (r.failed || r.ducklake.length) {
     lines.push(
       "the way back: `bronze repair --source <lake or RPC>` (with the same filters) rebuilds " +
-        "missing or corrupt files from the source, publishing only bytes that match the lineage",
+        "missing or corrupt files from the source, publishing only bytes that match the lineage, " +
+        "and brings the DuckLake rows back to the lineage",
     );
   }
   return lines;
