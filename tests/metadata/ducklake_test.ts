@@ -5,6 +5,7 @@
  * compact, gc, retire, rebuild and repair leave, it reads exactly the committed ledgers.
  */
 import assert from "node:assert/strict";
+import { cp } from "node:fs/promises";
 import { join } from "node:path";
 import pg from "pg";
 import { runner } from "node-pg-migrate";
@@ -123,6 +124,18 @@ Deno.test({
     ]);
     using rooted = await attachDuckLake(target.dsn!, `DATA_PATH '${out.path}', READ_ONLY`);
     assert.equal((await tableSummary(rooted, TABLE)).rows, 250);
+    // A copy of the storage elsewhere reads the same, its files from there.
+    await using mirror = await tempDir();
+    await cp(out.path, mirror.path, { recursive: true });
+    using moved = await attachDuckLake(
+      target.dsn!,
+      `DATA_PATH '${mirror.path}', OVERRIDE_DATA_PATH true, READ_ONLY`,
+    );
+    assert.deepEqual(await tableSummary(moved, TABLE), read);
+    const [{ file }] = await moved.rows<{ file: string }>(
+      `SELECT min(filename) AS file FROM (SELECT filename FROM ${TABLE})`,
+    );
+    assert.ok(file.startsWith(mirror.path), file);
 
     // Pruning: the statistics of each file let DuckDB read only the one that can hold the rows.
     assert.equal(filesRead(await lake.explain(`SELECT sum(tx_count) FROM ${TABLE}`)), 3);
@@ -147,7 +160,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "a follower's partials, compacted before gc: DuckLake reads each ledger once where the glob reads the partials twice; time travel to before the compaction reads the partials; after gc, the same",
+    "a follower's partials, compacted before gc: DuckLake reads each ledger once where the glob reads the partials twice; time travel to before the compaction reads the partials; after gc, the same, and that past names the file gc deleted",
   ignore,
   async fn() {
     await using target = await catalogTarget("postgres");
@@ -219,6 +232,11 @@ Deno.test({
     using cleaned = await attachDuckLake(target.dsn!);
     assert.deepEqual(await tableSummary(cleaned, CLI_TABLE), all);
     assert.deepEqual(await tableSummary(cleaned, glob(out.path, "default")), all);
+    // Before the compaction, the lake was its partials, which gc has now deleted: said, not hidden.
+    await assert.rejects(
+      () => tableSummary(cleaned, CLI_TABLE, `AT (VERSION => ${before})`),
+      /range=2\d-\d+\/part-/,
+    );
   },
 });
 

@@ -10,8 +10,9 @@ export type MigrateOptions = SettingsOf<"migrate">;
 
 export const MIGRATE: CliCommand<"migrate"> = {
   name: "migrate",
-  summary: "apply the _meta_* schema (idempotent)",
-  description: "apply the _meta_* catalog schema (idempotent)",
+  summary: "apply the _meta_* and DuckLake schema (idempotent)",
+  description:
+    "apply the catalog schema, _meta_* and DuckLake tables (idempotent); with --reader-role, make a role that may only read them",
   run: migrateCommand,
 };
 
