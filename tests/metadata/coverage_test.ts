@@ -217,7 +217,7 @@ Deno.test("coverage (embedded): gaps at the start, middle and end; --fill-gaps c
     const q = await poolOf(d).query(
       `SELECT count(DISTINCT lineage_id)::int AS l, count(*)::int AS n FROM _meta_quality`,
     );
-    assert.deepEqual(q.rows, [{ l: 11, n: 11 * 8 }]);
+    assert.deepEqual(q.rows, [{ l: 11, n: 11 * 10 }]);
   } finally {
     await d.close();
   }
