@@ -18,6 +18,8 @@ import type { Catalog } from "./catalog.ts";
 // dataset id) serialises sweeping and claiming within one dataset (and gc's deletions: gc.ts).
 export const CLAIM_LOCK_CLASS = 0x62726f6e; // "bron"
 export const SWEEP_LOCK_CLASS = CLAIM_LOCK_CLASS + 1;
+// (CLAIM_LOCK_CLASS + 2, 0) orders DuckLake snapshots: taken, transaction-level, by migration 008's
+// _bronze_ducklake_last_snapshot() only.
 
 /**
  * How long a vanished peer's session may hold its claims, bounded on the server's side of the
