@@ -11,7 +11,11 @@
  *              database on 127.0.0.1:5432, created and dropped), at --concurrency 1, the default
  *              and 4; a fleet of two copiers;
  *   memory     one 1 MB-ledger partition far larger than the row-group budget (peak RSS must not
- *              grow with the partition).
+ *              grow with the partition);
+ *   faults     a copy whose lake and storage are on s3rver behind the tests' fault-injecting proxy
+ *              (tests/support/fault_proxy.ts), with 1% of requests faulted (5xx, throttling, cut
+ *              bodies, lost write answers, stalls) against the same copy with none: the price of
+ *              riding them out, as a ratio.
  *
  * Every measurement runs in a fresh subprocess (this script with --child), which reports its own
  * peak RSS (VmHWM) before it exits. Throughput and CPU per GB are over the copy loop
@@ -20,7 +24,7 @@
  * `.bench/report.json` and prints a table, then each target of issue 14 beside its measured value.
  *
  *   deno task bench [--quick] [--scale 0.5] [--profiles 2k,200k,1m] [--no-postgres]
- *                   [--concurrency 1,2,4] [--repeat 2] [--no-memory] [--no-fleet]
+ *                   [--concurrency 1,2,4] [--repeat 2] [--no-memory] [--no-fleet] [--no-faults]
  *                   [--out .bench/report.json]
  *
  * Each number is the best of --repeat runs (other load on the machine only slows a run down), taken
@@ -33,6 +37,7 @@ import { cp } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeLake } from "./make-lake.ts";
+import type { BucketUrl } from "../lib/blob/url.ts";
 import { objectKey } from "../lib/source/lake.ts";
 import { ZSTD_LEVEL } from "../lib/table/schema.ts";
 import { ZstdCompressor, ZstdDecompressor } from "../lib/runtime/zstd.ts";
@@ -160,6 +165,8 @@ interface CopyChildArgs {
   work: string;
   /** A fleet copier (`copy --fleet`), writing into this shared storage. */
   fleet?: { storage: string; copierId: string };
+  /** Storage elsewhere than the run's folder (a bucket): no digest of it is taken. */
+  storage?: string;
 }
 
 async function copyChild(a: CopyChildArgs): Promise<Measure> {
@@ -167,7 +174,7 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
   const { createLogger } = await import("../lib/runtime/log.ts");
   const { toObjectUrl, toStoreUrl } = await import("../lib/blob/mod.ts");
   const { toSourceUrl } = await import("../lib/source/mod.ts");
-  const storage = a.fleet?.storage ?? join(a.work, "out");
+  const storage = a.storage ?? a.fleet?.storage ?? join(a.work, "out");
   const log = createLogger("text", () => {}, false);
   const t0 = performance.now();
   const cpu0 = cpuSeconds();
@@ -210,7 +217,7 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
       else if (e.name.endsWith(".parquet")) files.push(p);
     }
   };
-  await walk(storage);
+  if (a.storage === undefined) await walk(storage);
   files.sort();
   for (const f of files) {
     const h = createHash("sha256");
@@ -232,17 +239,18 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
     cpuSeconds: loopCpu,
     fixedCpuSeconds: Math.max(0, cpu - loopCpu),
     stats: result.stats ? { ...result.stats } : undefined,
-    digest: hash.digest("hex").slice(0, 16),
+    digest: a.storage === undefined ? hash.digest("hex").slice(0, 16) : undefined,
   };
 }
 
 // ---- parent ---------------------------------------------------------------------------------
 
-async function child(args: string[]): Promise<Measure> {
+async function child(args: string[], env?: Record<string, string>): Promise<Measure> {
   const t0 = performance.now();
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", fileURLToPath(import.meta.url), "--child", ...args],
     cwd: ROOT,
+    env,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -332,6 +340,7 @@ async function main() {
       "no-postgres": { type: "boolean", default: false },
       "no-memory": { type: "boolean", default: false },
       "no-fleet": { type: "boolean", default: false },
+      "no-faults": { type: "boolean", default: false },
       out: { type: "string", default: join(BENCH, "report.json") },
       repeat: { type: "string", default: "2" },
     },
@@ -482,6 +491,11 @@ async function main() {
     for (const r of runs) add(p.name, r.name, best.get(r.name)!, base);
   }
 
+  const faults = values["no-faults"] ? null : await faultRuns(scale, repeat, template);
+  if (faults) {
+    for (const [run, m] of faults.runs) add("faults", run, m, faults.runs[0][1]);
+  }
+
   const machine = {
     nproc: navigator.hardwareConcurrency,
     cpu: /model name\s*:\s*(.*)/.exec(await Deno.readTextFile("/proc/cpuinfo"))?.[1] ?? "?",
@@ -495,14 +509,120 @@ async function main() {
   const goals = targets(rows, machine.nproc);
   await Deno.writeTextFile(
     values.out!,
-    JSON.stringify({ machine, scale, rows, targets: goals }, null, 2) + "\n",
+    JSON.stringify(
+      { machine, scale, rows, targets: goals, faults: faults && { seed: faults.seed } },
+      null,
+      2,
+    ) + "\n",
   );
   console.log(table(rows));
+  if (faults) {
+    const [none, some] = faults.runs.map(([, m]) => m.xdrBytes / m.seconds);
+    console.log(
+      `\nThroughput at 1% faults: ${(some / none).toFixed(2)} of none's (s3rver behind the fault ` +
+        `proxy, seed ${faults.seed}; "of baseline" is of the no-fault run for the faults rows)`,
+    );
+  }
   console.log(`\nTargets (issue 14), at the default concurrency (${DEFAULT_C}):\n`);
   console.log(targetTable(goals));
   console.log(
     `\n${machine.nproc} cores, ${machine.cpu}, ${machine.memTotalGb} GB; report: ${values.out}`,
   );
+}
+
+/** What the faults runs copy: enough requests that 1% of them is a few dozen faults. */
+const FAULT_LAKE = { ledgerBytes: 8192, count: 3000, partitionSize: 250 };
+/** 1% of every request: of reads, 5xx, throttling, cut bodies, stalls; of writes, lost answers for cut bodies. */
+const ONE_PERCENT = {
+  server: 0.003,
+  throttle: 0.003,
+  cutBody: 0.003,
+  stall: 0.001,
+  lostAnswer: 0.003,
+};
+
+/**
+ * The faults rows: the same copy (lake and storage on s3rver, behind the fault proxy, embedded
+ * catalog, the default concurrency) with no faults and with 1%, in rounds. A stalled request is
+ * abandoned after 2 s (BRONZE_ATTEMPT_TIMEOUT; the default, 60 s, would make one stall the whole
+ * story of a short bench); the proxy holds it for 4.
+ */
+async function faultRuns(
+  scale: number,
+  repeat: number,
+  template: string,
+): Promise<{ seed: number; runs: [string, Measure][] }> {
+  const { startS3rver, s3Env } = await import("../tests/support/servers.ts");
+  const { startFaultProxy } = await import("../tests/support/fault_proxy.ts");
+  const { S3Store, s3OptionsFromEnv } = await import("../lib/blob/s3.ts");
+  const { toStoreUrl } = await import("../lib/blob/url.ts");
+  const count = Math.max(FAULT_LAKE.partitionSize * 2, Math.round(FAULT_LAKE.count * scale));
+  const s3 = await startS3rver(["lake", "parts"]);
+  const proxy = await startFaultProxy({
+    target: s3.endpoint,
+    flavor: "s3",
+    stallMs: 4000,
+    log: (l) => console.error(`[bench] ${l}`),
+  });
+  try {
+    const lake = new S3Store(
+      toStoreUrl("s3://lake/bench") as BucketUrl,
+      s3OptionsFromEnv(s3Env(s3.endpoint)),
+    );
+    await makeLake({
+      store: lake,
+      network: "testnet",
+      start: 1,
+      count,
+      lcmVersion: 2,
+      ledgerBytes: FAULT_LAKE.ledgerBytes,
+      seed: 7,
+    });
+    await lake.close();
+    const env = { ...s3Env(proxy.url), BRONZE_ATTEMPT_TIMEOUT: "2s" };
+    let n = 0;
+    const once = async (rates: Record<string, number>) => {
+      const work = await Deno.makeTempDir({ dir: BENCH, prefix: "run-" });
+      try {
+        await cp(join(template, "catalog"), join(work, "state", "catalog"), { recursive: true });
+        proxy.setRates(rates);
+        const args: CopyChildArgs = {
+          lake: "s3://lake/bench",
+          storage: `s3://parts/run-${++n}`,
+          work,
+          start: 1,
+          end: count,
+          partitionSize: FAULT_LAKE.partitionSize,
+          concurrency: DEFAULT_C,
+        };
+        return await child(["copy", JSON.stringify(args)], env);
+      } finally {
+        proxy.setRates({});
+        await Deno.remove(work, { recursive: true });
+      }
+    };
+    const runs: [string, Record<string, number>][] = [
+      ["s3 via the fault proxy, no faults", {}],
+      ["s3 via the fault proxy, 1% faults", ONE_PERCENT],
+    ];
+    const best = new Map<string, Measure>();
+    for (let round = 0; round < repeat; round++) {
+      for (const [name, rates] of runs) {
+        const m = await once(rates);
+        console.error(
+          `[bench] faults ${name}, round ${round + 1}/${repeat}: ${
+            (m.xdrBytes / m.seconds / 1e6).toFixed(1)
+          } MB/s`,
+        );
+        const prev = best.get(name);
+        if (!prev || m.seconds < prev.seconds) best.set(name, m);
+      }
+    }
+    return { seed: proxy.seed, runs: runs.map(([name]) => [name, best.get(name)!]) };
+  } finally {
+    await proxy.stop();
+    await s3.stop();
+  }
 }
 
 interface Target {

@@ -21,7 +21,6 @@ import { parseArgs } from "node:util";
 import { constants, zstdCompressSync } from "node:zlib";
 import { xdr } from "@stellar/stellar-sdk";
 import type { ObjectStore } from "../lib/blob/store.ts";
-import { FileStore } from "../lib/blob/file.ts";
 import { dirname } from "node:path";
 import { CONFIG_KEY, type LakeConfig, objectKey } from "../lib/source/lake.ts";
 import { type Network, parseNetwork, passphraseOf } from "../lib/source/network.ts";
@@ -598,14 +597,15 @@ type Write = (key: string, bytes: Uint8Array) => Promise<"written" | "kept" | "s
  * object (30,000 objects took 22 s that way, 3 s without), and simply made again if lost.
  */
 function fixtureWriter(store: ObjectStore): Write {
-  if (!(store instanceof FileStore)) {
+  const localPath = store.localPath?.bind(store);
+  if (!localPath) {
     return async (key, bytes) => {
       if (await store.putIfAbsent(key, bytes) === "created") return "written";
       throw new Error(`${store.url}/${key} already exists`);
     };
   }
   return async (key, bytes) => {
-    const path = store.path(key);
+    const path = localPath(key);
     await Deno.mkdir(dirname(path), { recursive: true });
     await Deno.writeFile(path, bytes, { createNew: true });
     return "written";

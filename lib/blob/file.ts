@@ -15,33 +15,56 @@
  * that remains: a writer that does not take the lock (a person's cp/mv/rm, another program) can
  * still replace or remove the object between our compare and our rename/unlink. Creates need no
  * lock: link(2) refuses an existing name. A crashed holder's lock dies with its process.
+ *
+ * A confined store (storage, the checkpoint's folder: everything but a lake) treats its root as a
+ * boundary: a key whose path leads out of it through a symbolic link is never read, written or
+ * deleted (OutsideRootError), and list() leaves such entries out, telling `skipped`. Links that
+ * stay inside the root are followed; the root itself may be a link.
+ *
+ * The machine's refusals (a full disk, a folder that is not writable, too many open files) are one
+ * line naming the path, exit 74 (runtime/errors.ts environmentError).
  */
 import { dirname, join, resolve } from "node:path";
-import { BronzeError } from "../runtime/errors.ts";
+import { BronzeError, fsError } from "../runtime/errors.ts";
 import { checkKey, checkPrefix } from "./keys.ts";
 import {
+  type CallOptions,
+  type ListOptions,
   NotFoundError,
   type ObjectInfo,
   type ObjectStore,
+  OutsideRootError,
   PreconditionFailedError,
+  type ReadOptions,
   type VersionedObject,
 } from "./store.ts";
 
 const TEMP_NAME = /^\..+\.tmp-[0-9a-f]{16}$/;
 
+export interface FileStoreOptions {
+  /** Refuse paths that lead out of the root through a symbolic link (see the top of this file). */
+  confine?: boolean;
+}
+
 export class FileStore implements ObjectStore {
   readonly url: string;
   /** Absolute path of the root folder. */
   readonly root: string;
+  readonly #confine: boolean;
 
   /**
    * The store of the folder at `path` (a local path); `url` is how it names itself, by default its
    * absolute path, so a storage_uri recorded from `--storage data` still finds the file from
    * another working directory.
    */
-  constructor(path: string, url?: string) {
+  constructor(path: string, url?: string, opts: FileStoreOptions = {}) {
     this.root = resolve(path);
     this.url = url ?? this.root;
+    this.#confine = opts.confine ?? false;
+  }
+
+  get localRoot(): string {
+    return this.root;
   }
 
   /** The local path of `key`; it names the object in error messages. */
@@ -49,8 +72,24 @@ export class FileStore implements ObjectStore {
     return join(this.root, ...checkKey(this.url, key).split("/"));
   }
 
-  async get(key: string): Promise<Uint8Array> {
+  localPath(key: string): string {
+    return this.path(key);
+  }
+
+  /** The path of `key`, checked to stay inside the root when the store is confined. */
+  #inside(key: string): string {
     const path = this.path(key);
+    if (this.#confine) {
+      const target = resolveExisting(path);
+      if (!within(target, resolveExisting(this.root))) {
+        throw new OutsideRootError(path, target, this.root);
+      }
+    }
+    return path;
+  }
+
+  async get(key: string, _call?: CallOptions): Promise<Uint8Array> {
+    const path = this.#inside(key);
     try {
       return await Deno.readFile(path);
     } catch (e) {
@@ -67,7 +106,7 @@ export class FileStore implements ObjectStore {
    * the allocator does not give back (70 MB of a worker's memory at 1 MB ledgers).
    */
   getSync(key: string): Uint8Array {
-    const path = this.path(key);
+    const path = this.#inside(key);
     try {
       const file = Deno.openSync(path);
       try {
@@ -92,14 +131,14 @@ export class FileStore implements ObjectStore {
     }
   }
 
-  async getVersioned(key: string): Promise<VersionedObject | null> {
-    const path = this.path(key);
+  async getVersioned(key: string, _call?: CallOptions): Promise<VersionedObject | null> {
+    const path = this.#inside(key);
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path, { read: true });
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
+      throw fsError(e, { path });
     }
     // Version and bytes from one open file, so they describe the same inode even if a writer
     // renames a new version into place meanwhile.
@@ -111,27 +150,39 @@ export class FileStore implements ObjectStore {
       try {
         file.close();
       } catch { /* already closed by the stream */ }
-      throw e;
+      throw fsError(e, { path });
     }
   }
 
-  async getStream(key: string): Promise<ReadableStream<Uint8Array>> {
-    const path = this.path(key);
+  async getStream(key: string, read: ReadOptions = {}): Promise<ReadableStream<Uint8Array>> {
+    const path = this.#inside(key);
+    let file: Deno.FsFile;
     try {
-      const file = await Deno.open(path, { read: true });
-      return file.readable; // closes the file when consumed or cancelled
+      file = await Deno.open(path, { read: true });
     } catch (e) {
       throw notFound(e, path);
     }
+    try {
+      // The version and the bytes from one open file: the same inode, whatever is renamed in.
+      if (read.version !== undefined && versionOf(await file.stat()) !== read.version) {
+        throw new PreconditionFailedError(path);
+      }
+      if (read.offset) await file.seek(read.offset, Deno.SeekMode.Start);
+    } catch (e) {
+      file.close();
+      throw fsError(e, { path });
+    }
+    return file.readable; // closes the file when consumed or cancelled
   }
 
-  async head(key: string): Promise<ObjectInfo | null> {
+  async head(key: string, _call?: CallOptions): Promise<ObjectInfo | null> {
+    const path = this.#inside(key);
     try {
-      const info = await Deno.stat(this.path(key));
-      return info.isFile ? objectInfo(key, info, this.path(key)) : null;
+      const info = await Deno.stat(path);
+      return info.isFile ? objectInfo(key, info, path) : null;
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
+      throw fsError(e, { path });
     }
   }
 
@@ -144,21 +195,26 @@ export class FileStore implements ObjectStore {
   async putIfAbsent(
     key: string,
     data: Uint8Array | { file: string },
+    _call?: CallOptions,
   ): Promise<"created" | "exists"> {
-    const path = this.path(key);
-    if (!(data instanceof Uint8Array)) {
-      const linked = await linkIfAbsent(data.file, path);
-      if (linked) return linked;
-    }
-    return await withTemp(path, data, async (temp) => {
-      try {
-        await Deno.link(temp, path);
-      } catch (e) {
-        if (e instanceof Deno.errors.AlreadyExists) return "exists";
-        throw e;
+    const path = this.#inside(key);
+    try {
+      if (!(data instanceof Uint8Array)) {
+        const linked = await linkIfAbsent(data.file, path);
+        if (linked) return linked;
       }
-      return "created";
-    });
+      return await withTemp(path, data, async (temp) => {
+        try {
+          await Deno.link(temp, path);
+        } catch (e) {
+          if (e instanceof Deno.errors.AlreadyExists) return "exists";
+          throw e;
+        }
+        return "created";
+      });
+    } catch (e) {
+      throw fsError(e, { path, writing: true });
+    }
   }
 
   /**
@@ -170,8 +226,9 @@ export class FileStore implements ObjectStore {
     key: string,
     data: Uint8Array | { file: string },
     ifVersion: string | null,
+    _call?: CallOptions,
   ): Promise<string> {
-    const path = this.path(key);
+    const path = this.#inside(key);
     return await withTemp(path, data, async (temp, version) => {
       if (ifVersion === null) {
         try {
@@ -189,25 +246,31 @@ export class FileStore implements ObjectStore {
         });
       }
       return version;
+    }).catch((e) => {
+      throw fsError(e, { path, writing: true });
     });
   }
 
   /** unlink(2) under the object's lock, after comparing its version when one is given. */
-  async delete(key: string, ifVersion?: string): Promise<void> {
-    const path = this.path(key);
-    const deleted = await withObjectLock(path, async (current) => {
-      if (current === null) return false;
-      if (ifVersion !== undefined && versionOf(current) !== ifVersion) {
-        throw new PreconditionFailedError(path);
-      }
-      await Deno.remove(path); // the locked inode is a regular file: never removes a folder
-      return true;
-    });
-    if (deleted) await syncDir(dirname(path));
+  async delete(key: string, ifVersion?: string, _call?: CallOptions): Promise<void> {
+    const path = this.#inside(key);
+    try {
+      const deleted = await withObjectLock(path, async (current) => {
+        if (current === null) return false;
+        if (ifVersion !== undefined && versionOf(current) !== ifVersion) {
+          throw new PreconditionFailedError(path);
+        }
+        await Deno.remove(path); // the locked inode is a regular file: never removes a folder
+        return true;
+      });
+      if (deleted) await syncDir(dirname(path));
+    } catch (e) {
+      throw fsError(e, { path, writing: true });
+    }
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
-    yield* this.#walk(prefix, false);
+  async *list(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    yield* this.#walk(prefix, false, opts);
   }
 
   /**
@@ -217,57 +280,124 @@ export class FileStore implements ObjectStore {
    * live (stalled) writer still holds, that writer fails with an error; it never installs
    * partial bytes.
    */
-  async *listTemp(prefix: string): AsyncIterable<ObjectInfo> {
-    yield* this.#walk(prefix, true);
+  async *listTemp(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    yield* this.#walk(prefix, true, opts);
   }
 
-  #walk(prefix: string, temp: boolean): AsyncIterable<ObjectInfo> {
+  async *#walk(prefix: string, temp: boolean, opts: ListOptions): AsyncIterable<ObjectInfo> {
     checkPrefix(this.url, prefix);
     const slash = prefix.lastIndexOf("/");
     const dirKey = prefix.slice(0, slash + 1); // "" or ends with '/'
-    return walk(join(this.root, ...dirKey.split("/")), dirKey, temp, prefix.slice(slash + 1));
+    const dir = join(this.root, ...dirKey.split("/"));
+    const walker = {
+      temp,
+      after: opts.startAfter,
+      // Confined: a link is followed only while it stays inside the root.
+      root: this.#confine ? resolveExisting(this.root) : null,
+      skipped: opts.skipped,
+    };
+    if (walker.root !== null && dirKey !== "") {
+      const target = resolveExisting(dir);
+      if (!within(target, walker.root)) {
+        opts.skipped?.(dirKey.slice(0, -1), outsideWhy(target));
+        return;
+      }
+    }
+    for await (const info of walk(walker, dir, dirKey, prefix.slice(slash + 1))) {
+      if (info.key.startsWith(prefix)) yield info;
+    }
   }
+}
+
+interface Walker {
+  temp: boolean;
+  /** Keys up to this one are left out (a listing going on from there). */
+  after?: string;
+  /** The resolved root, when links out of it are left out; null: follow every link. */
+  root: string | null;
+  skipped?: (key: string, why: string) => void;
+}
+
+function outsideWhy(target: string): string {
+  return `a symbolic link out of the storage root (to ${target}): left alone`;
 }
 
 /**
  * Objects under `dir` (whose key prefix is `keyPrefix`) in lexicographic key order: the temp files
- * when `temp`, all other files otherwise.
+ * when `w.temp`, all other files otherwise.
  */
 async function* walk(
+  w: Walker,
   dir: string,
   keyPrefix: string,
-  temp: boolean,
   namePrefix = "",
 ): AsyncIterable<ObjectInfo> {
   const entries: { name: string; sortKey: string; isDir: boolean; info?: Deno.FileInfo }[] = [];
   try {
     for await (const e of Deno.readDir(dir)) {
       if (!e.name.startsWith(namePrefix)) continue;
-      if (!e.isDirectory && TEMP_NAME.test(e.name) !== temp) continue;
+      if (!e.isDirectory && TEMP_NAME.test(e.name) !== w.temp) continue;
+      const path = join(dir, e.name);
+      const key = keyPrefix + e.name;
+      // A folder's keys all start with "name/": skip it whole when they all come before `after`.
+      if (w.after !== undefined && !e.isDirectory && !e.isSymlink && key <= w.after) continue;
       let isDir = e.isDirectory;
       let info: Deno.FileInfo | undefined;
       if (e.isSymlink || e.isFile) {
         try {
-          info = await Deno.stat(join(dir, e.name));
+          if (e.isSymlink && w.root !== null) {
+            const target = Deno.realPathSync(path);
+            if (!within(target, w.root)) {
+              w.skipped?.(key, outsideWhy(target));
+              continue;
+            }
+          }
+          info = await Deno.stat(path);
         } catch (err) {
-          if (err instanceof Deno.errors.NotFound) continue; // removed since readDir: not there
+          if (err instanceof Deno.errors.NotFound) continue; // removed since readDir (or dangling)
           throw err;
         }
         isDir = info.isDirectory;
       }
+      if (w.after !== undefined && isDir && key + "/\uffff" < w.after) continue;
       // A folder sorts as "name/" so that "a-b" < "a/x" < "a0", as the flat keys do.
       entries.push({ name: e.name, sortKey: isDir ? e.name + "/" : e.name, isDir, info });
     }
   } catch (e) {
     if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return;
-    throw e;
+    throw fsError(e, { path: dir });
   }
   entries.sort((a, b) => a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0);
   for (const e of entries) {
     const key = keyPrefix + e.name;
-    if (e.isDir) yield* walk(join(dir, e.name), key + "/", temp);
-    else if (e.info?.isFile) yield objectInfo(key, e.info, join(dir, e.name));
+    if (e.isDir) yield* walk(w, join(dir, e.name), key + "/");
+    else if (e.info?.isFile && (w.after === undefined || key > w.after)) {
+      yield objectInfo(key, e.info, join(dir, e.name));
+    }
   }
+}
+
+/**
+ * `path` with every link resolved: the real path of its deepest existing ancestor, with the rest
+ * (not made yet) appended.
+ */
+function resolveExisting(path: string): string {
+  const rest: string[] = [];
+  for (let at = path;;) {
+    try {
+      return join(Deno.realPathSync(at), ...rest);
+    } catch (e) {
+      const parent = dirname(at);
+      const absent = e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory;
+      if (!absent || parent === at) return path;
+      rest.unshift(at.slice(parent.length).replace(/^\//, ""));
+      at = parent;
+    }
+  }
+}
+
+function within(path: string, root: string): boolean {
+  return path === root || path.startsWith(root.endsWith("/") ? root : root + "/");
 }
 
 /**

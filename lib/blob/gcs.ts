@@ -3,9 +3,16 @@
  *
  * The version token is the object's generation; conditional writes and deletes are GCS
  * preconditions (`ifGenerationMatch`, 0 meaning "absent"), checked atomically by the server (for
- * a resumable upload, when it completes). Because they make writes idempotent, the client library
- * retries them; if a create succeeded but its response was lost, the retry sees 412 and we report
- * "exists" (the commit protocol then compares and adopts).
+ * a resumable upload, when it completes).
+ *
+ * The library's own retries are off (`autoRetry: false`): openStore wraps this store in the one
+ * retry policy (retrying.ts), which decides what is transient for every store alike, bounds the
+ * whole by --retry-for, counts every retry, and resolves a write whose answer was lost (a retried
+ * create that meets 412 compares the object with ours). Left on, the library would retry inside
+ * each of our attempts (4 × ours) and, for unconditional deletes, turn retries off client-wide.
+ * The library takes no abort signal: an attempt past its deadline is abandoned by the retrying
+ * layer (all our writes are conditional, so a late one cannot overwrite anything), and a stream
+ * is destroyed.
  *
  * The client library takes ~0.9 s to load, so it is imported on first use, not when this module
  * loads: most runs never touch GCS. (A string-literal `import()` still gets bundled by `deno
@@ -15,13 +22,17 @@ import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { Bucket, File, Storage } from "@google-cloud/storage";
 import { BronzeError } from "../runtime/errors.ts";
+import { TruncatedBodyError } from "../runtime/transient.ts";
 import { checkKey, checkPrefix, storeError } from "./keys.ts";
 import type { BucketUrl } from "./url.ts";
 import {
+  type CallOptions,
+  type ListOptions,
   NotFoundError,
   type ObjectInfo,
   type ObjectStore,
   PreconditionFailedError,
+  type ReadOptions,
   type VersionedObject,
 } from "./store.ts";
 
@@ -67,7 +78,8 @@ export class GcsStore implements ObjectStore {
     this.#storage ??= (async () => {
       const { Storage } = await import("@google-cloud/storage");
       const { apiEndpoint, projectId } = this.#options;
-      return new Storage({ apiEndpoint, projectId });
+      // One retry policy, ours (see the top of this file).
+      return new Storage({ apiEndpoint, projectId, retryOptions: { autoRetry: false } });
     })().catch((e) => {
       this.#storage = undefined; // let a later call try again
       throw e;
@@ -88,13 +100,13 @@ export class GcsStore implements ObjectStore {
     );
   }
 
-  async get(key: string): Promise<Uint8Array> {
-    const got = await this.getVersioned(key);
+  async get(key: string, call?: CallOptions): Promise<Uint8Array> {
+    const got = await this.getVersioned(key, call);
     if (got === null) throw new NotFoundError(this.objectUrl(key));
     return got.data;
   }
 
-  async getVersioned(key: string): Promise<VersionedObject | null> {
+  async getVersioned(key: string, _call?: CallOptions): Promise<VersionedObject | null> {
     // Read the generation, then download exactly that generation, so bytes and token agree even
     // when a writer replaces the object in between (then the old generation is gone: re-read).
     for (let attempt = 0;; attempt++) {
@@ -103,6 +115,9 @@ export class GcsStore implements ObjectStore {
       try {
         const [data] = await (await this.#file(key, info.version)).download();
         const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        if (bytes.byteLength !== info.size) {
+          throw new TruncatedBodyError(bytes.byteLength, info.size);
+        }
         return { data: bytes, version: info.version };
       } catch (e) {
         if (code(e) === 404 && attempt < 3) continue;
@@ -111,15 +126,42 @@ export class GcsStore implements ObjectStore {
     }
   }
 
-  async getStream(key: string): Promise<ReadableStream<Uint8Array>> {
+  async getStream(key: string, read: ReadOptions = {}): Promise<ReadableStream<Uint8Array>> {
     // Fail here, not mid-stream, when the object is missing.
-    const info = await this.head(key);
-    if (info === null) throw new NotFoundError(this.objectUrl(key));
-    const stream = (await this.#file(key, info.version)).createReadStream();
-    return Readable.toWeb(stream) as ReadableStream<Uint8Array>;
+    let version = read.version;
+    if (version === undefined) {
+      const info = await this.head(key);
+      if (info === null) throw new NotFoundError(this.objectUrl(key));
+      version = info.version;
+    }
+    const stream = (await this.#file(key, version)).createReadStream(
+      read.offset ? { start: read.offset } : {},
+    );
+    read.signal?.addEventListener("abort", () => stream.destroy(), { once: true });
+    // The request starts at the first read, so its failures come from the stream: named here. A
+    // pinned generation that is gone (404) means the object was replaced or deleted meanwhile.
+    const url = this.objectUrl(key);
+    const reader = (Readable.toWeb(stream) as ReadableStream<Uint8Array>).getReader();
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const { done, value } = await reader.read();
+          if (done) controller.close();
+          else controller.enqueue(value);
+        } catch (e) {
+          if (code(e) === 404) {
+            throw read.version === undefined
+              ? new NotFoundError(url)
+              : new PreconditionFailedError(url);
+          }
+          throw storeError("gcs download", url, e);
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
   }
 
-  async head(key: string): Promise<ObjectInfo | null> {
+  async head(key: string, _call?: CallOptions): Promise<ObjectInfo | null> {
     try {
       const [md] = await (await this.#file(key)).getMetadata();
       return info(key, md, this.objectUrl(key));
@@ -132,6 +174,7 @@ export class GcsStore implements ObjectStore {
   async putIfAbsent(
     key: string,
     data: Uint8Array | { file: string },
+    _call?: CallOptions,
   ): Promise<"created" | "exists"> {
     try {
       await this.#put(key, data, 0);
@@ -146,6 +189,7 @@ export class GcsStore implements ObjectStore {
     key: string,
     data: Uint8Array | { file: string },
     ifVersion: string | null,
+    _call?: CallOptions,
   ): Promise<string> {
     // An empty token matches no object; Number("") is 0, which would mean "only if absent".
     if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
@@ -157,12 +201,8 @@ export class GcsStore implements ObjectStore {
     }
   }
 
-  /**
-   * With `ifVersion`, the library retries transient failures (the delete is idempotent then); a
-   * retry after a lost success answer finds the object gone, which is success here. Without one
-   * it does not retry, and while that delete runs it turns retries off for this whole client.
-   */
-  async delete(key: string, ifVersion?: string): Promise<void> {
+  /** A retry after a lost success answer finds the object gone, which is success here. */
+  async delete(key: string, ifVersion?: string, _call?: CallOptions): Promise<void> {
     if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
     try {
       const file = await this.#file(key);
@@ -193,7 +233,7 @@ export class GcsStore implements ObjectStore {
     return String(file.metadata.generation);
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {
     checkPrefix(this.url, prefix);
     const bucket = await this.#bucket();
     let pageToken: string | undefined;
@@ -204,12 +244,15 @@ export class GcsStore implements ObjectStore {
           prefix: this.prefix + prefix,
           autoPaginate: false,
           pageToken,
+          // startOffset is inclusive: the key itself is skipped below.
+          ...(opts.startAfter === undefined ? {} : { startOffset: this.prefix + opts.startAfter }),
         }) as unknown as [File[], { pageToken?: string } | null];
       } catch (e) {
         throw storeError("gcs list", this.objectUrl(prefix), e);
       }
       for (const f of files) {
         const key = f.name.slice(this.prefix.length);
+        if (opts.startAfter !== undefined && key <= opts.startAfter) continue;
         yield info(key, f.metadata, this.objectUrl(key));
       }
       pageToken = next?.pageToken;

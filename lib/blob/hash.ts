@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { fsError } from "../runtime/errors.ts";
 import type { ObjectStore } from "./store.ts";
 
 /**
@@ -12,14 +13,24 @@ export async function hashObject(
 ): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash("sha256");
   let bytes = 0;
-  const file = copyTo ? await Deno.open(copyTo, { write: true, createNew: true }) : null;
+  // A full disk or a folder not writable where the copy goes is the machine's: one line, exit 74.
+  const local = (e: unknown) => fsError(e, { path: copyTo!, writing: true });
+  const file = copyTo
+    ? await Deno.open(copyTo, { write: true, createNew: true }).catch((e) => {
+      throw local(e);
+    })
+    : null;
   try {
     for await (const chunk of await store.getStream(key)) {
       hash.update(chunk);
       bytes += chunk.length;
       if (file) {
         let written = 0;
-        while (written < chunk.length) written += await file.write(chunk.subarray(written));
+        try {
+          while (written < chunk.length) written += await file.write(chunk.subarray(written));
+        } catch (e) {
+          throw local(e);
+        }
       }
     }
   } finally {

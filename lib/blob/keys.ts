@@ -46,9 +46,18 @@ export function objectUrl(store: { readonly url: string }, key: string): string 
  */
 export function storeError(op: string, url: string, e: unknown): BronzeError {
   if (e instanceof BronzeError) return inArea(e, "storage");
-  const err = e as { name?: string; message?: string; code?: unknown };
-  const what = [err?.name === "Error" ? undefined : err?.name, err?.code, err?.message]
-    .filter((x) => x !== undefined && x !== "").join(": ");
+  const err = e as {
+    name?: string;
+    message?: string;
+    code?: unknown;
+    $metadata?: { httpStatusCode?: number };
+  };
+  // An answer without a body (HEAD, a proxy's error page) leaves the SDK only the status to say.
+  const status = err?.$metadata?.httpStatusCode;
+  const what = err?.name === "Unknown" && status !== undefined
+    ? `HTTP ${status}`
+    : [err?.name === "Error" ? undefined : err?.name, err?.code, err?.message]
+      .filter((x) => x !== undefined && x !== "").join(": ");
   const wrapped = inArea(new BronzeError(`${op} ${url} failed: ${what || String(e)}`), "storage");
   (wrapped as { cause?: unknown }).cause = e;
   return wrapped;

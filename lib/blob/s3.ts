@@ -11,6 +11,12 @@
  * memory, and the object may be up to S3's single-PUT limit of 5 GiB (partitions are far smaller).
  * Multipart upload cannot be conditional on every S3-compatible service, hence not used.
  *
+ * The SDK's own retries are off (`maxAttempts: 1`): openStore wraps this store in the one retry
+ * policy (retrying.ts), which decides what is transient for every store alike, bounds the whole by
+ * --retry-for and counts every retry. Left on, the SDK would retry inside each of our attempts
+ * (3 × ours), past our per-attempt deadline, unseen by the metrics, and it cannot resend a
+ * streamed body anyway. Each call takes our attempt's signal, so an abandoned request is aborted.
+ *
  * The SDK takes ~0.6 s to load, so it is imported on first use, not when this module loads: most
  * runs never touch S3. (A string-literal `import()` still gets bundled by `deno compile`.)
  */
@@ -18,13 +24,17 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { BronzeError } from "../runtime/errors.ts";
+import { TruncatedBodyError } from "../runtime/transient.ts";
 import { checkKey, checkPrefix, storeError } from "./keys.ts";
 import type { BucketUrl } from "./url.ts";
 import {
+  type CallOptions,
+  type ListOptions,
   NotFoundError,
   type ObjectInfo,
   type ObjectStore,
   PreconditionFailedError,
+  type ReadOptions,
   type VersionedObject,
 } from "./store.ts";
 
@@ -87,6 +97,7 @@ export class S3Store implements ObjectStore {
         // with the trailer mixed in; send and check checksums only where S3 requires them.
         requestChecksumCalculation: "WHEN_REQUIRED",
         responseChecksumValidation: "WHEN_REQUIRED",
+        maxAttempts: 1, // one retry policy, ours (see the top of this file)
         logger: quietLogger,
       });
       return { sdk, client };
@@ -105,41 +116,61 @@ export class S3Store implements ObjectStore {
     return this.prefix + checkKey(this.url, key);
   }
 
-  async get(key: string): Promise<Uint8Array> {
-    const got = await this.getVersioned(key);
+  async get(key: string, call?: CallOptions): Promise<Uint8Array> {
+    const got = await this.getVersioned(key, call);
     if (got === null) throw new NotFoundError(this.objectUrl(key));
     return got.data;
   }
 
-  async getVersioned(key: string): Promise<VersionedObject | null> {
+  async getVersioned(key: string, call: CallOptions = {}): Promise<VersionedObject | null> {
     try {
       const Key = this.#key(key);
       const { sdk, client } = await this.#client();
-      const out = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key }));
-      return { data: await out.Body!.transformToByteArray(), version: out.ETag ?? "" };
+      const out = await client.send(
+        new sdk.GetObjectCommand({ Bucket: this.bucket, Key }),
+        { abortSignal: call.signal },
+      );
+      const data = await out.Body!.transformToByteArray();
+      // A body cut short without an error from the transport is still cut: read it again.
+      if (out.ContentLength !== undefined && data.byteLength !== out.ContentLength) {
+        throw new TruncatedBodyError(data.byteLength, out.ContentLength);
+      }
+      return { data, version: out.ETag ?? "" };
     } catch (e) {
       if (isNotFound(e)) return null;
       throw storeError("s3 GetObject", this.objectUrl(key), e);
     }
   }
 
-  async getStream(key: string): Promise<ReadableStream<Uint8Array>> {
+  async getStream(key: string, read: ReadOptions = {}): Promise<ReadableStream<Uint8Array>> {
     try {
       const Key = this.#key(key);
       const { sdk, client } = await this.#client();
-      const out = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key }));
+      const out = await client.send(
+        new sdk.GetObjectCommand({
+          Bucket: this.bucket,
+          Key,
+          ...(read.version === undefined ? {} : { IfMatch: read.version }),
+          ...(read.offset ? { Range: `bytes=${read.offset}-` } : {}),
+        }),
+        { abortSignal: read.signal },
+      );
       return out.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
     } catch (e) {
       if (isNotFound(e)) throw new NotFoundError(this.objectUrl(key));
+      if (isPreconditionFailed(e)) throw new PreconditionFailedError(this.objectUrl(key));
       throw storeError("s3 GetObject", this.objectUrl(key), e);
     }
   }
 
-  async head(key: string): Promise<ObjectInfo | null> {
+  async head(key: string, call: CallOptions = {}): Promise<ObjectInfo | null> {
     try {
       const Key = this.#key(key);
       const { sdk, client } = await this.#client();
-      const out = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key }));
+      const out = await client.send(
+        new sdk.HeadObjectCommand({ Bucket: this.bucket, Key }),
+        { abortSignal: call.signal },
+      );
       return {
         key,
         size: out.ContentLength ?? 0,
@@ -155,9 +186,10 @@ export class S3Store implements ObjectStore {
   async putIfAbsent(
     key: string,
     data: Uint8Array | { file: string },
+    call: CallOptions = {},
   ): Promise<"created" | "exists"> {
     try {
-      await this.#put(key, data, { IfNoneMatch: "*" });
+      await this.#put(key, data, { IfNoneMatch: "*" }, call.signal);
       return "created";
     } catch (e) {
       // 409 ConditionalRequestConflict: a concurrent conditional write to the key is in flight;
@@ -171,6 +203,7 @@ export class S3Store implements ObjectStore {
     key: string,
     data: Uint8Array | { file: string },
     ifVersion: string | null,
+    call: CallOptions = {},
   ): Promise<string> {
     // An empty token matches no object: refuse it rather than leave `If-Match: ""` to the service.
     if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
@@ -179,6 +212,7 @@ export class S3Store implements ObjectStore {
         key,
         data,
         ifVersion === null ? { IfNoneMatch: "*" } : { IfMatch: ifVersion },
+        call.signal,
       );
       return out.ETag ?? "";
     } catch (e) {
@@ -190,7 +224,7 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async delete(key: string, ifVersion?: string): Promise<void> {
+  async delete(key: string, ifVersion?: string, call: CallOptions = {}): Promise<void> {
     if (ifVersion === "") throw new PreconditionFailedError(this.objectUrl(key));
     try {
       const Key = this.#key(key);
@@ -201,6 +235,7 @@ export class S3Store implements ObjectStore {
           Key,
           ...(ifVersion === undefined ? {} : { IfMatch: ifVersion }),
         }),
+        { abortSignal: call.signal },
       );
     } catch (e) {
       // AWS answers 404 NoSuchKey to an If-Match delete of an absent object (204 without one).
@@ -216,24 +251,28 @@ export class S3Store implements ObjectStore {
     key: string,
     data: Uint8Array | { file: string },
     condition: { IfNoneMatch: string } | { IfMatch: string },
+    abortSignal?: AbortSignal,
   ) {
     const common = { Bucket: this.bucket, Key: this.#key(key), ...condition };
     const { sdk, client } = await this.#client();
     if (data instanceof Uint8Array) {
-      return await client.send(new sdk.PutObjectCommand({ ...common, Body: data }));
+      return await client.send(new sdk.PutObjectCommand({ ...common, Body: data }), {
+        abortSignal,
+      });
     }
     const { size } = await stat(data.file);
     const body = createReadStream(data.file);
     try {
       return await client.send(
         new sdk.PutObjectCommand({ ...common, Body: body, ContentLength: size }),
+        { abortSignal },
       );
     } finally {
       body.destroy();
     }
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {
     checkPrefix(this.url, prefix);
     let token: string | undefined;
     do {
@@ -245,7 +284,12 @@ export class S3Store implements ObjectStore {
             Bucket: this.bucket,
             Prefix: this.prefix + prefix,
             ContinuationToken: token,
+            // Only on the first page: the token carries the position after that.
+            ...(token === undefined && opts.startAfter !== undefined
+              ? { StartAfter: this.prefix + opts.startAfter }
+              : {}),
           }),
+          { abortSignal: opts.signal },
         );
       } catch (e) {
         throw storeError("s3 ListObjectsV2", this.objectUrl(prefix), e);

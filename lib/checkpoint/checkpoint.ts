@@ -8,6 +8,7 @@
  * each other.
  */
 import { BronzeError } from "../runtime/errors.ts";
+import type { Retrier } from "../runtime/retry.ts";
 import {
   type ObjectStore,
   type ObjectUrl,
@@ -54,12 +55,12 @@ export interface Manager {
 
 /**
  * A manager for the checkpoint object a local path, file://, gs:// or s3:// URL names (parsed by
- * the settings, or here).
+ * the settings, or here); `retry`: the run's retry policy and listener.
  */
-export function checkpointManager(location: string | ObjectUrl): Manager {
+export function checkpointManager(location: string | ObjectUrl, retry?: Retrier): Manager {
   const parsed = typeof location === "string" ? parseObjectUrl(location) : location;
   if ("problem" in parsed) throw new CheckpointError(`checkpoint location ${parsed.problem}`, 2);
-  return new ObjectCheckpoint(openStore(parsed.root), parsed.name);
+  return new ObjectCheckpoint(openStore(parsed.root, { area: "checkpoint", retry }), parsed.name);
 }
 
 class ObjectCheckpoint implements Manager {

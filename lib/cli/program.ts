@@ -3,7 +3,7 @@
  * `run(args)` returns the process's exit code; nothing here keeps state between runs.
  */
 import { Command, CommanderError, Option } from "commander";
-import { BronzeError, EXIT } from "../runtime/errors.ts";
+import { BronzeError, environmentError, EXIT } from "../runtime/errors.ts";
 import { gitSha, VERSION } from "../runtime/version.ts";
 import {
   type CommandName,
@@ -130,10 +130,14 @@ export async function run(args: string[]): Promise<number> {
 }
 
 /**
- * The one line an error becomes: a BronzeError's own message, anything else an internal error
- * (a bug) whose stack trace BRONZE_DEBUG=1 shows. Returns the exit code.
+ * The one line an error becomes: a BronzeError's own message; the machine's refusals (a full
+ * disk, permissions, too many open files) that no layer named, as an I/O error (exit 74) with the
+ * path the OS gave; anything else an internal error (a bug) whose stack trace BRONZE_DEBUG=1
+ * shows. Returns the exit code.
  */
 export function report(err: unknown): number {
+  const env = environmentError(err, { path: osPathOf(err), writing: true });
+  if (env) err = env;
   if (err instanceof BronzeError) {
     console.error(`bronze: ${err.message}`);
     return err.exitCode;
@@ -142,4 +146,13 @@ export function report(err: unknown): number {
   console.error(`bronze: internal error: ${message} (BRONZE_DEBUG=1 shows where)`);
   if (Deno.env.get("BRONZE_DEBUG") === "1") console.error((err as Error)?.stack ?? err);
   return EXIT_INTERNAL;
+}
+
+/** The path an OS error names: node's `path`, or the `op 'path'` Deno appends to its message. */
+function osPathOf(err: unknown): string {
+  const e = err as { path?: unknown; message?: unknown };
+  if (typeof e?.path === "string") return e.path;
+  // `link 'from' -> 'to'`: the name being made is the one refused.
+  const m = /: [a-z]+ '([^']*)'(?: -> '([^']*)')?$/.exec(String(e?.message ?? ""));
+  return m?.[2] ?? m?.[1] ?? "(a path the system did not name)";
 }

@@ -1,5 +1,6 @@
 /** The messages between the build pool (pool.ts) and its workers (_worker.ts). */
 import { BronzeError, type ErrorArea, inArea } from "../runtime/errors.ts";
+import type { RetryEvents, RetryPolicy } from "../runtime/retry.ts";
 import { MissingLedgerError } from "../source/source.ts";
 import type { Range } from "../table/grid.ts";
 import type { PartitionMeta } from "../table/schema.ts";
@@ -16,7 +17,14 @@ export interface BuildRequest {
   meta: PartitionMeta;
   /** Int32 flag set to 1 by the main thread on interrupt. */
   stop: SharedArrayBuffer;
+  /** The run's retry policy: the worker's reads of the source retry under it. */
+  retry: RetryPolicy;
 }
+
+/** A retry event of the worker's, for the main thread's monitor (metrics, bursts, health). */
+export type RetryReport =
+  | { kind: "retry"; event: Parameters<RetryEvents["onRetry"]>[0] }
+  | { kind: "settled"; event: Parameters<RetryEvents["onSettled"]>[0] };
 
 interface WireError {
   name: string;
@@ -30,6 +38,7 @@ interface WireError {
 
 export type WorkerReply =
   | { type: "progress"; ledgers: number; bytes: number }
+  | { type: "retry"; report: RetryReport }
   | { type: "done"; id: number; built: Built | null }
   | { type: "failed"; id: number; error: WireError };
 

@@ -7,10 +7,14 @@
  */
 import "../runtime/quiet.ts"; // first, as in main.ts: no deprecation warnings from dependencies
 import { type LedgerSource, openSource } from "../source/mod.ts";
+import { fsError } from "../runtime/errors.ts";
+import { Retrier } from "../runtime/retry.ts";
 import { buildPartitionFile } from "./build.ts";
 import { type BuildRequest, toWire, type WorkerReply } from "./_protocol.ts";
 
 let source: { key: string; source: Promise<LedgerSource> } | undefined;
+/** Retries are the main thread's to count and report: each event is posted there. */
+let retry: Retrier | undefined;
 const PROGRESS_EVERY_MS = 100;
 
 function post(msg: WorkerReply): void {
@@ -28,9 +32,13 @@ self.onmessage = async (e: MessageEvent<BuildRequest>) => {
     ledgers = bytes = 0;
   };
   try {
+    retry ??= new Retrier(req.retry, {
+      onRetry: (event) => post({ type: "retry", report: { kind: "retry", event } }),
+      onSettled: (event) => post({ type: "retry", report: { kind: "settled", event } }),
+    });
     const key = `${req.network} ${JSON.stringify(req.source)}`;
     if (source?.key !== key) {
-      source = { key, source: openSource(req.source, req.network) };
+      source = { key, source: openSource(req.source, req.network, retry) };
     }
     const built = await buildPartitionFile(await source.source, req.range, req.path, req.meta, {
       stopped: () => Atomics.load(stop, 0) !== 0,
@@ -48,6 +56,11 @@ self.onmessage = async (e: MessageEvent<BuildRequest>) => {
     post({ type: "done", id: req.id, built });
   } catch (err) {
     flush();
-    post({ type: "failed", id: req.id, error: toWire(err) });
+    // A full disk or a folder not writable under the state dir is the machine's, not a bug.
+    post({
+      type: "failed",
+      id: req.id,
+      error: toWire(fsError(err, { path: req.path, writing: true })),
+    });
   }
 };

@@ -14,7 +14,6 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { datasetFilterOf, type SettingsOf } from "../settings/mod.ts";
 import type { Logger } from "../runtime/log.ts";
-import { FileStore } from "../blob/file.ts";
 import {
   hashObject,
   type ObjectStore,
@@ -38,6 +37,8 @@ import type { Built } from "./build.ts";
 import { writePartitionFile } from "./build.ts";
 import { Committer, type Dataset } from "./commit.ts";
 import { placementOf } from "./placement.ts";
+import { runRetrier } from "../runtime/retry.ts";
+import { fsError } from "../runtime/errors.ts";
 
 export interface Compaction {
   dataset: string;
@@ -212,18 +213,21 @@ export async function compact(opts: CompactOptions, log: Logger): Promise<Compac
   });
   stack.defer(() => catalog.close());
   // Each dataset's full-cell files go where its partials are: its own storage root.
+  const retry = runRetrier(opts.retryFor, log);
   const storages = new Map<string, ObjectStore>();
   stack.defer(async () => {
     for (const s of storages.values()) await s.close?.();
   });
   const storageAt = (url: StoreUrl) => {
-    if (!storages.has(url.url)) storages.set(url.url, openStore(url));
+    if (!storages.has(url.url)) storages.set(url.url, openStore(url, { area: "storage", retry }));
     return storages.get(url.url)!;
   };
-  const stores = new Stores(undefined);
+  const stores = new Stores(undefined, retry);
   stack.defer(() => stores.close());
   const tmpDir = join(opts.stateDir, "tmp");
-  await mkdir(tmpDir, { recursive: true });
+  await mkdir(tmpDir, { recursive: true }).catch((e) => {
+    throw fsError(e, { path: tmpDir, writing: true, dir: tmpDir });
+  });
   const writer = new CatalogWriter(catalog);
   const base = {
     catalog,
@@ -275,7 +279,7 @@ export async function compact(opts: CompactOptions, log: Logger): Promise<Compac
 async function* rowsOf(deps: CompactDeps, parts: LineageRow[]): AsyncIterable<LedgerRow> {
   for (const part of parts) {
     const { store, key } = deps.stores.locate(part);
-    const local = store instanceof FileStore ? store.path(key) : null;
+    const local = store.localPath?.(key) ?? null;
     const path = local ?? join(deps.tmpDir, `compact-in-${Deno.pid}-${part.id}.parquet`);
     try {
       const { sha256 } = await hashObject(store, key, local ? null : path);

@@ -14,11 +14,18 @@ import type { BuildPool } from "./pool.ts";
 import type { CopyStats } from "./stats.ts";
 import type { CopierMetrics } from "../metrics/mod.ts";
 import type { Placement } from "./placement.ts";
+import type { Retrier } from "../runtime/retry.ts";
 
 export type { CopyStats };
 
 /** What a copy reads: the copy command's settings but its log format (the caller's logger). */
-export type CopyOptions = Omit<SettingsOf<"copy">, "logFormat">;
+export type CopyOptions = Omit<SettingsOf<"copy">, "logFormat"> & {
+  /**
+   * The retry policy and listener of every store and source call (the command's, which logs
+   * bursts and feeds the metrics); default: --retry-for over the defaults, told to nobody.
+   */
+  retry?: Retrier;
+};
 
 /** A run's options once its dataset's storage and grid are settled (placement.ts). */
 export type PlacedCopyOptions = CopyOptions & Placement;
@@ -43,6 +50,8 @@ export interface Deps {
   progress: Progress;
   /** Partition files are built here before they are published. */
   tmpDir: string;
+  /** The retry policy and listener every store and source call of the run goes through. */
+  retry: Retrier;
 }
 
 /** What a run has once it starts building: shared with the fleet's loop (fleet.ts). */

@@ -155,7 +155,7 @@ class FollowCompactor {
       catalog: deps.catalog,
       writer: deps.writer,
       storage: deps.storage,
-      stores: new Stores(undefined),
+      stores: new Stores(undefined, deps.retry),
       tmpDir: deps.tmpDir,
       copierId: opts.copierId,
       log,

@@ -8,7 +8,8 @@ import type { Network } from "../source/network.ts";
 import type { SourceUrl } from "../source/url.ts";
 import type { PartitionMeta } from "../table/schema.ts";
 import type { Range } from "../table/grid.ts";
-import { type BuildRequest, fromWire, type WorkerReply } from "./_protocol.ts";
+import type { Retrier } from "../runtime/retry.ts";
+import { type BuildRequest, fromWire, type RetryReport, type WorkerReply } from "./_protocol.ts";
 
 interface Task {
   req: BuildRequest;
@@ -19,6 +20,9 @@ interface Task {
 interface Slot {
   worker: Worker;
   task?: Task;
+  /** Prefix of this worker's retry operations, and those still retrying (settled if it dies). */
+  name: string;
+  retrying: Map<string, Parameters<Retrier["events"]["onSettled"]>[0]["area"]>;
 }
 
 const WORKER_URL = new URL("./_worker.ts", import.meta.url);
@@ -29,6 +33,7 @@ export class BuildPool {
   readonly #queue: Task[] = [];
   readonly #stop = new SharedArrayBuffer(4);
   #nextId = 0;
+  #workers = 0;
   #closed = false;
 
   constructor(
@@ -36,6 +41,8 @@ export class BuildPool {
     private readonly source: SourceUrl,
     private readonly network: Network,
     private readonly onProgress: (ledgers: number, bytes: number) => void,
+    /** The run's retry policy (sent to the workers) and listener (told of their retries). */
+    private readonly retry: Retrier,
   ) {
     this.#size = Math.max(1, size);
   }
@@ -60,6 +67,7 @@ export class BuildPool {
         path,
         meta,
         stop: this.#stop,
+        retry: { ...this.retry.policy },
       };
       this.#queue.push({ req, resolve, reject });
       this.#dispatch();
@@ -87,6 +95,7 @@ export class BuildPool {
     this.stop();
     this.#closed = true;
     for (const slot of this.#slots.splice(0)) {
+      this.#settleAll(slot);
       slot.worker.terminate();
       slot.task?.reject(new Error("build pool closed"));
     }
@@ -111,11 +120,15 @@ export class BuildPool {
 
   #spawn(): Slot {
     const worker = new Worker(WORKER_URL.href, { type: "module" });
-    const slot: Slot = { worker };
+    const slot: Slot = { worker, name: `w${++this.#workers}`, retrying: new Map() };
     worker.onmessage = (e: MessageEvent<WorkerReply>) => {
       const msg = e.data;
       if (msg.type === "progress") {
         this.onProgress(msg.ledgers, msg.bytes);
+        return;
+      }
+      if (msg.type === "retry") {
+        this.#retried(slot, msg.report);
         return;
       }
       const task = slot.task;
@@ -130,6 +143,7 @@ export class BuildPool {
       e.preventDefault();
       const i = this.#slots.indexOf(slot);
       if (i >= 0) this.#slots.splice(i, 1);
+      this.#settleAll(slot);
       worker.terminate();
       slot.task?.reject(new Error(`build worker failed: ${e.message}`));
       slot.task = undefined;
@@ -137,5 +151,25 @@ export class BuildPool {
     };
     this.#slots.push(slot);
     return slot;
+  }
+
+  /** A worker's retry, told to the run's listener under a name no other worker's op has. */
+  #retried(slot: Slot, report: RetryReport): void {
+    const op = `${slot.name}:${report.event.op}`;
+    if (report.kind === "retry") {
+      slot.retrying.set(op, report.event.area);
+      this.retry.events.onRetry({ ...report.event, op });
+    } else {
+      slot.retrying.delete(op);
+      this.retry.events.onSettled({ ...report.event, op });
+    }
+  }
+
+  /** A worker gone: its operations still retrying are over. */
+  #settleAll(slot: Slot): void {
+    for (const [op, area] of slot.retrying) {
+      this.retry.events.onSettled({ op, area, outcome: "failed" });
+    }
+    slot.retrying.clear();
   }
 }

@@ -7,7 +7,8 @@
  */
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { BronzeError } from "../runtime/errors.ts";
+import { BronzeError, fsError } from "../runtime/errors.ts";
+import { runRetrier } from "../runtime/retry.ts";
 import type { Logger } from "../runtime/log.ts";
 import { processAlive } from "../runtime/process.ts";
 import { Progress } from "../runtime/progress.ts";
@@ -91,9 +92,10 @@ async function open(
   stack: AsyncDisposableStack,
   metrics?: CopierMetrics,
 ): Promise<{ deps: Deps; placed: PlacedCopyOptions }> {
-  const source = await openSource(opts.source, opts.network);
+  const retry = opts.retry ?? runRetrier(opts.retryFor, log);
+  const source = await openSource(opts.source, opts.network, retry);
   stack.defer(async () => await source.close?.());
-  const checkpoint = checkpointManager(opts.checkpoint);
+  const checkpoint = checkpointManager(opts.checkpoint, retry);
   const progress = new Progress(log, opts.progressInterval);
   const pool = new BuildPool(
     opts.concurrency,
@@ -103,6 +105,7 @@ async function open(
       progress.add(n, b);
       metrics?.built();
     },
+    retry,
   );
   stack.defer(() => pool.close());
   pool.warm(); // the workers load their modules while the catalog opens
@@ -116,12 +119,14 @@ async function open(
   // An existing dataset's storage root and grid are its own; the flags may only repeat them.
   const writer = new CatalogWriter(catalog);
   const placed = { ...opts, ...placementOf(await writer.findDataset(identityOf(opts)), opts) };
-  const storage = openStore(placed.storage);
+  const storage = openStore(placed.storage, { area: "storage", retry });
   stack.defer(async () => await storage.close?.());
   const tmpDir = join(opts.stateDir, "tmp");
-  await mkdir(tmpDir, { recursive: true });
+  await mkdir(tmpDir, { recursive: true }).catch((e) => {
+    throw fsError(e, { path: tmpDir, writing: true, dir: tmpDir });
+  });
   return {
-    deps: { source, storage, checkpoint, catalog, writer, pool, progress, tmpDir },
+    deps: { source, storage, checkpoint, catalog, writer, pool, progress, tmpDir, retry },
     placed,
   };
 }

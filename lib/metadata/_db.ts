@@ -4,7 +4,7 @@
  * folder, never through SQL of its own.
  */
 import pg from "pg";
-import { BronzeError, inArea } from "../runtime/errors.ts";
+import { BronzeError, EXIT, inArea } from "../runtime/errors.ts";
 import { scrubSecret } from "./dsn.ts";
 
 export type Row = Record<string, unknown>;
@@ -145,6 +145,11 @@ export class Db {
         return new ReadOnlyCatalogError(say(`catalog ${label} is read-only: ${raw}`));
       case "42501":
         return new PermissionDeniedError(say(`catalog ${label}: ${raw}`));
+      case "53100": // disk_full: the machine's, not a bug (exit 74, as a full disk of ours)
+        return new BronzeError(
+          say(`catalog ${label}: its disk is full (${raw}): free space there and run again`),
+          EXIT.io,
+        );
       case "ECONNREFUSED":
         return new BronzeError(say(
           `cannot reach catalog ${label}: connection refused; is PostgreSQL running there? ` +

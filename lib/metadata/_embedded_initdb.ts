@@ -4,6 +4,7 @@
  */
 import { PGlite } from "@electric-sql/pglite";
 import { basename, dirname, join } from "node:path";
+import { environmentError } from "../runtime/errors.ts";
 
 /**
  * PGlite's default start parameters (PGlite.defaultStartParams) with a catalog-sized memory
@@ -66,7 +67,10 @@ async function createDataDir(dataDir: string): Promise<void> {
     }
   }
   const building = join(parent, `${prefix}${Deno.pid}`);
-  const inWorker = await initdbInWorker(building);
+  const inWorker = await initdbInWorker(building).catch(async (err) => {
+    await Deno.remove(building, { recursive: true }).catch(() => {}); // what a full disk left
+    throw err;
+  });
   if (inWorker !== undefined) {
     // A worker that could not run at all (a runtime without this module as a worker entry):
     // initdb here instead, at the cost of the memory it leaves behind.
@@ -74,13 +78,17 @@ async function createDataDir(dataDir: string): Promise<void> {
     try {
       await initdb(building);
     } catch (err) {
+      if (environmentError(err, { path: building }) !== null) throw err;
       throw new Error(`initdb failed: ${(err as Error).message} (in a worker: ${inWorker})`);
     }
   }
   await Deno.rename(building, dataDir);
 }
 
-/** initdb in a worker: undefined when done, else why not. */
+/**
+ * initdb in a worker: undefined when done, else why not. The machine's refusals (a full disk)
+ * are thrown as they came, to be said as such.
+ */
 async function initdbInWorker(dataDir: string): Promise<string | undefined> {
   let worker: Worker;
   try {
@@ -89,7 +97,7 @@ async function initdbInWorker(dataDir: string): Promise<string | undefined> {
     return (err as Error).message;
   }
   try {
-    const outcome = await new Promise<{ error?: string }>((resolve) => {
+    const outcome = await new Promise<{ error?: string; errno?: unknown }>((resolve) => {
       worker.onmessage = (e) => resolve(e.data);
       worker.onerror = (e) => {
         e.preventDefault();
@@ -97,6 +105,9 @@ async function initdbInWorker(dataDir: string): Promise<string | undefined> {
       };
       worker.postMessage(dataDir);
     });
+    // PGlite's ErrnoError does not survive the message; its number does.
+    const refused = { name: "ErrnoError", errno: outcome.errno };
+    if (environmentError(refused, { path: dataDir }) !== null) throw refused;
     return outcome.error;
   } finally {
     worker.terminate();
@@ -119,7 +130,8 @@ if ((globalThis as { name?: unknown }).name === INITDB_WORKER) {
       await initdb(e.data);
       scope.postMessage({});
     } catch (err) {
-      scope.postMessage({ error: (err as Error).message ?? String(err) });
+      const { errno } = err as { errno?: unknown };
+      scope.postMessage({ error: (err as Error).message ?? String(err), errno });
     }
   };
 }

@@ -1,7 +1,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import { btree_gist } from "@electric-sql/pglite/contrib/btree_gist";
-import { join } from "node:path";
-import { BronzeError } from "../runtime/errors.ts";
+import { dirname, join } from "node:path";
+import { BronzeError, environmentError } from "../runtime/errors.ts";
 import { processAlive } from "../runtime/process.ts";
 import { sleep } from "../runtime/time.ts";
 import { ensureDataDir, PGLITE_START_PARAMS } from "./_embedded_initdb.ts";
@@ -231,6 +231,9 @@ async function startOwner(
     await db?.close().catch(() => {});
     lock.close();
     if (err instanceof BronzeError) throw err;
+    // A full disk or a state dir not writable: the machine's, one line, exit 74.
+    const env = environmentError(err, { path: dataDir, writing: true, dir: dirname(dataDir) });
+    if (env) throw env;
     throw new BronzeError(`cannot open embedded catalog at ${dataDir}: ${(err as Error).message}`);
   }
   const address = `127.0.0.1:${server.port}`;

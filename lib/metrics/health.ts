@@ -3,7 +3,9 @@
  * source's head and that head keeps advancing. It is not when it has done nothing for
  * `stallAfterSeconds` (a hung build, upload or catalog call), when the head it waits at has not
  * advanced for `headStallAfterSeconds` (the source stopped growing, or polling it hangs), or
- * after it reported `failing(reason)` until it next makes progress or waits.
+ * after it reported `failing(reason)` until it next makes progress or waits. While a burst of
+ * retries lasts in some area (a store throttling, a source restarting) it is healthy but says
+ * "degraded: retrying <area>"; a burst that outlasts the stall bound is a stall like any other.
  *
  * The copier reports events; `check()` only reads the clock. The clock is injectable so that tests
  * move time instead of sleeping.
@@ -36,6 +38,8 @@ export class Health {
   #lastCommitted: number | undefined;
   #head: number | undefined;
   #headAdvancedAt = 0;
+  /** Areas in a burst of retries now, in the order their bursts began. */
+  readonly #retrying = new Set<string>();
 
   constructor(opts: HealthOptions = {}) {
     this.#stallAfterMs = (opts.stallAfterSeconds ?? 900) * 1000;
@@ -67,6 +71,12 @@ export class Health {
     this.#mode = "waiting";
   }
 
+  /** A burst of retries in `area` began (true) or ended (false). */
+  retrying(area: string, active: boolean): void {
+    if (active) this.#retrying.add(area);
+    else this.#retrying.delete(area);
+  }
+
   /** Unhealthy with this reason until the next progress() or waiting(). */
   failing(reason: string): void {
     this.#failure = reason.trim().replace(/\s*[\r\n]+\s*/g, " ") || "failing";
@@ -91,6 +101,14 @@ export class Health {
       }
     }
     const head = this.#head === undefined ? "head unknown" : `head ${this.#head}`;
+    if (this.#retrying.size) {
+      return {
+        ok: true,
+        message: `degraded: retrying ${
+          [...this.#retrying].join(", ")
+        }; ${this.#committed()}, ${head}`,
+      };
+    }
     return { ok: true, message: `ok: ${this.#committed()}, ${head}` };
   }
 

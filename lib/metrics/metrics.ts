@@ -4,6 +4,8 @@
  * `version`, so several copiers scraped into one Prometheus stay apart.
  */
 import type { ErrorArea } from "../runtime/errors.ts";
+import { RETRY_AREAS, type RetryArea, type RetryListener } from "../runtime/retry.ts";
+import { TRANSIENT_REASONS, type TransientReason } from "../runtime/transient.ts";
 import { type Counter, type Gauge, type Histogram, Registry } from "./exposition.ts";
 import { Health, type HealthOptions } from "./health.ts";
 
@@ -58,7 +60,7 @@ export interface Committed {
 
 type D = keyof DatasetLabels;
 
-export class CopierMetrics {
+export class CopierMetrics implements RetryListener {
   readonly health: Health;
   readonly #registry = new Registry();
   readonly #dataset: DatasetLabels;
@@ -69,6 +71,7 @@ export class CopierMetrics {
   readonly #bytes: Counter<D>;
   readonly #commitSeconds: Histogram<D>;
   readonly #errors: Counter<D | "kind">;
+  readonly #retries: Counter<D | "area" | "reason">;
 
   constructor(dataset: DatasetLabels, health: HealthOptions = {}) {
     this.#dataset = { network: dataset.network, era: dataset.era, version: dataset.version };
@@ -111,6 +114,12 @@ export class CopierMetrics {
       "Errors met by the copier, by kind (retried ones included).",
       [...labels, "kind"],
     );
+    this.#retries = r.counter(
+      "bronze_retries_total",
+      "Attempts retried after a transient failure, by area and reason (throttled, server, " +
+        "timeout, connection, truncated, bad_response, io).",
+      [...labels, "area", "reason"],
+    );
     // Counters are exported from the start at zero, so that rate() and increase() see the first
     // event; the gauges only once they are known (a zero head would be a lie).
     const d = this.#dataset;
@@ -119,6 +128,19 @@ export class CopierMetrics {
     this.#bytes.init(d);
     this.#commitSeconds.init(d);
     for (const kind of ERROR_KINDS) this.#errors.init({ ...d, kind });
+    for (const area of RETRY_AREAS) {
+      for (const reason of TRANSIENT_REASONS) this.#retries.init({ ...d, area, reason });
+    }
+  }
+
+  /** One attempt retried (a RetryMonitor listener). */
+  retried(area: RetryArea, reason: TransientReason): void {
+    this.#retries.inc({ ...this.#dataset, area, reason });
+  }
+
+  /** A burst of retries began or ended: /healthz says "degraded: retrying <area>" meanwhile. */
+  burst(area: RetryArea, active: boolean): void {
+    this.health.retrying(area, active);
   }
 
   /** At start: the catalog already holds the run's ledgers through `lastLedger`. */

@@ -50,12 +50,15 @@
  * stay), still under the lock, still sparing what a live claim covers (a copy that was running
  * when it was retired) and anything younger than the grace period.
  *
+ * The storage root is a boundary: an entry that leads out of it through a symbolic link (a
+ * folder or file linked to elsewhere) is never listed, read or deleted; each is named in the
+ * notes, left alone.
+ *
  * The copier's local build files (`<state-dir>/tmp/part-<pid>-…`) are not gc's: each `copy`
  * removes those of copiers whose pid is gone when it starts (copy/run.ts).
  */
 import { pathToFileURL } from "node:url";
-import { type ObjectStore, openStore, type StoreUrl } from "../blob/mod.ts";
-import { FileStore } from "../blob/file.ts";
+import { type ObjectStore, objectUrl, openStore, type StoreUrl } from "../blob/mod.ts";
 import type { Catalog } from "../metadata/catalog.ts";
 import { findDatasets } from "../metadata/coverage.ts";
 import { catalogNow, storageAnchor } from "../metadata/gc.ts";
@@ -66,6 +69,8 @@ import { TABLE } from "../table/schema.ts";
 import { formatSpan } from "../runtime/format.ts";
 import { datasetFilterOf } from "../settings/mod.ts";
 import { storageOf } from "../copy/placement.ts";
+import type { Logger } from "../runtime/log.ts";
+import { runRetrier } from "../runtime/retry.ts";
 import { type Candidate, type GcObject, listCandidates } from "./gc_list.ts";
 import { deleteUnderLock, judgeDryRun, keep, remove } from "./gc_sweep.ts";
 
@@ -83,6 +88,8 @@ export interface GcOptions {
   /** Grace period, seconds. */
   olderThan: number;
   apply: boolean;
+  /** Seconds a failing store call is retried before gc stops (exit 75); default 5 minutes. */
+  retryFor?: number;
 }
 
 export interface GcResult {
@@ -104,6 +111,8 @@ export interface GcHooks {
   onDeleted?: (o: GcObject) => void;
   /** Catalog progress notes. */
   log?: (line: string) => void;
+  /** Where retry bursts are told. */
+  logger?: Pick<Logger, "warn">;
 }
 
 export async function gc(opts: GcOptions, hooks: GcHooks = {}): Promise<GcResult> {
@@ -134,10 +143,11 @@ async function collect(
     d.domain === "bronze" && d.dataset === TABLE
   );
   // Each dataset in its own storage root; a --storage that disagrees with one refuses the run.
+  const retry = runRetrier(opts.retryFor, hooks.logger);
   const storeOf = new Map<number, ObjectStore>();
   for (const ds of datasets) {
     const url = storageOf(ds, opts);
-    if (!stores.has(url.url)) stores.set(url.url, openStore(url));
+    if (!stores.has(url.url)) stores.set(url.url, openStore(url, { area: "storage", retry }));
     storeOf.set(ds.id, stores.get(url.url)!);
   }
   const result: GcResult = {
@@ -175,7 +185,21 @@ async function collect(
         );
       }
     }
-    const candidates = await listCandidates(store, ds, retired, catalog, now(), catalogTime);
+    // Told once each, though the listing of temp files meets them too.
+    const told = new Set<string>();
+    const outside = (key: string, why: string) => {
+      if (!told.has(key)) result.notes.push(`${ds.label}: ${objectUrl(store, key)}: ${why}`);
+      told.add(key);
+    };
+    const candidates = await listCandidates(
+      store,
+      ds,
+      retired,
+      catalog,
+      now(),
+      catalogTime,
+      outside,
+    );
     const due: Candidate[] = [];
     for (const c of candidates) {
       result.objects.push(c.object);
@@ -202,6 +226,6 @@ async function collect(
 /** The store's root as a lineage row's storage_uri may spell it (a path or its file:// URL). */
 function rootSpellings(store: ObjectStore): string[] {
   const url = store.url.replace(/\/+$/, "");
-  if (!(store instanceof FileStore)) return [url];
-  return [...new Set([url, store.root, pathToFileURL(store.root).href])];
+  if (store.localRoot === undefined) return [url];
+  return [...new Set([url, store.localRoot, pathToFileURL(store.localRoot).href])];
 }

@@ -61,6 +61,8 @@ export async function listCandidates(
   catalog: Catalog,
   now: Date,
   catalogTime: Date,
+  /** Told of each entry that leads out of the storage root (a symbolic link): left alone. */
+  skipped: (key: string, why: string) => void,
 ): Promise<Candidate[]> {
   const prefix = datasetPrefix(ds);
   const out: Candidate[] = [];
@@ -88,7 +90,7 @@ export async function listCandidates(
     },
   });
   if (store.listTemp) {
-    for await (const info of store.listTemp(prefix)) {
+    for await (const info of store.listTemp(prefix, { skipped })) {
       out.push(candidate(info, "temp", "temp file of a write that never finished", null, null));
     }
   }
@@ -127,7 +129,7 @@ export async function listCandidates(
     }
     batch = [];
   };
-  for await (const info of store.list(prefix)) {
+  for await (const info of store.list(prefix, { skipped })) {
     const part = partOf(ds, info.key);
     if (retired !== null) {
       out.push(candidate(info, "retired", retired, part?.range ?? null, null));

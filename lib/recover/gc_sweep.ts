@@ -4,6 +4,7 @@
  */
 import { type ObjectStore, PreconditionFailedError } from "../blob/mod.ts";
 import { BronzeError } from "../runtime/errors.ts";
+import { RetryExhaustedError } from "../runtime/retry.ts";
 import type { Catalog } from "../metadata/catalog.ts";
 import type { DatasetRef } from "../metadata/coverage.ts";
 import { lookWithoutLock, type StandingClaim, withSweepLock } from "../metadata/gc.ts";
@@ -104,6 +105,8 @@ export async function remove(
   } catch (err) {
     if (err instanceof PreconditionFailedError) {
       keep(c, "changed since it was listed");
+    } else if (err instanceof RetryExhaustedError) {
+      throw err; // the store stayed down past --retry-for: the run stops, exit 75
     } else {
       // A store's own error (the file store passes the OS's through): this object failed; the
       // others are still tried, and the command exits 1.

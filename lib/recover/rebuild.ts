@@ -29,6 +29,7 @@ import { ConfigError } from "../runtime/errors.ts";
 import { existingDir, onDisk } from "../settings/probe.ts";
 import { findDatasets } from "../metadata/coverage.ts";
 import { DEFAULT_STORAGE, PlacementError } from "../copy/placement.ts";
+import { runRetrier } from "../runtime/retry.ts";
 import type { Catalog } from "../metadata/catalog.ts";
 import { openReadyCatalog } from "../metadata/migrate.ts";
 import { type DatasetIdentity, datasetLabel, identityKey } from "../table/dataset.ts";
@@ -95,7 +96,10 @@ export async function rebuild(opts: RebuildOptions, log: Logger): Promise<Rebuil
     const storage = opts.storage ?? await recordedRoot(catalog, opts);
     const missing = opts.storage ? undefined : onDisk(existingDir)(storage);
     if (missing) throw new ConfigError([`storage ${missing}`]);
-    const opened = store = openStore(storage);
+    const opened = store = openStore(storage, {
+      area: "storage",
+      retry: runRetrier(opts.retryFor, log),
+    });
     const lap = stopwatch();
     const { partitions, unmanifested, datasets } = await listPartitions(
       store,

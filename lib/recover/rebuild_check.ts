@@ -6,7 +6,6 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { BronzeError } from "../runtime/errors.ts";
-import { FileStore } from "../blob/file.ts";
 import { hashObject, NotFoundError, type ObjectStore, objectUrl } from "../blob/mod.ts";
 import type { RebuiltRow } from "../metadata/rebuild.ts";
 import { type DatasetIdentity, datasetLabel } from "../table/dataset.ts";
@@ -119,7 +118,7 @@ export async function checkPartition(
   }
 
   const { schemaHash, chain, quality } = m;
-  const local = store instanceof FileStore ? store.path(key) : null;
+  const local = store.localPath?.(key) ?? null;
   const origin: Origin = schemaHash !== null && chain !== null && quality !== null
     ? { from: "manifest", values: { schemaHash, chain, quality } }
     : local !== null

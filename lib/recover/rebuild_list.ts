@@ -55,7 +55,10 @@ export async function listPartitions(
     ? `${fixed.join("/")}/${TABLE}/`
     : fixed.slice(0, fixed.indexOf(undefined)).map((f) => `${f}/`).join("");
   log.info("rebuild", `listing ${prefix ? objectUrl(store, prefix) : store.url}`);
-  for await (const obj of store.list(prefix)) {
+  // The storage root is a boundary: what leads out of it through a link is named, not followed.
+  const skipped = (key: string, why: string) =>
+    log.warn("rebuild", `${objectUrl(store, key)}: ${why}`);
+  for await (const obj of store.list(prefix, { skipped })) {
     const m = OBJECT_KEY.exec(obj.key);
     if (!m) continue;
     const [, network, eraId, version, table, a, b, name] = m;

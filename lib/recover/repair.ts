@@ -11,12 +11,18 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { BronzeError } from "../runtime/errors.ts";
+import { BronzeError, fsError } from "../runtime/errors.ts";
 import { failpoint } from "../runtime/failpoint.ts";
 import type { Logger } from "../runtime/log.ts";
 import { Progress } from "../runtime/progress.ts";
 import { datasetFilterOf, type SettingsOf } from "../settings/mod.ts";
-import { hashObject, type ObjectStore, objectUrl, PreconditionFailedError } from "../blob/mod.ts";
+import {
+  hashObject,
+  type ObjectStore,
+  objectUrl,
+  OutsideRootError,
+  PreconditionFailedError,
+} from "../blob/mod.ts";
 import { buildPartitionFile } from "../copy/build.ts";
 import { findDatasets } from "../metadata/coverage.ts";
 import { duckLakeState, reconcileTable } from "../metadata/ducklake.ts";
@@ -27,6 +33,7 @@ import type { LedgerSource } from "../source/source.ts";
 import { isNetwork } from "../source/network.ts";
 import { Stores } from "../verify/locate.ts";
 import { storageOf } from "../copy/placement.ts";
+import { runRetrier } from "../runtime/retry.ts";
 
 /** What repair reads: the repair command's settings but its output format. */
 export type RepairOptions = Omit<SettingsOf<"repair">, "json" | "logFormat">;
@@ -39,7 +46,9 @@ export type RepairOutcome =
   /** The rebuilt bytes differ from the recorded checksum: nothing written. */
   | "mismatch"
   /** Someone else changed the object while this repair ran: nothing written. */
-  | "raced";
+  | "raced"
+  /** Its path leads out of the storage root (a symbolic link): left alone, neither read nor written. */
+  | "outside";
 
 export interface Repair {
   dataset: string;
@@ -47,8 +56,8 @@ export interface Repair {
   start: number;
   end: number;
   uri: string;
-  /** Why it needed repair: missing, size or checksum. */
-  problem: "missing" | "size" | "checksum";
+  /** Why it needed repair: missing, size or checksum; or why it was left alone (outside). */
+  problem: "missing" | "size" | "checksum" | "outside";
   outcome: RepairOutcome;
   recorded: string;
   /** sha256 of the rebuilt bytes (null: not rebuilt). */
@@ -74,13 +83,16 @@ export async function repair(opts: RepairOptions, log: Logger): Promise<RepairRe
     mustExist: true,
     log: (m) => log.info("catalog", m),
   });
-  const stores = new Stores(opts.storageRoot);
+  const retry = runRetrier(opts.retryFor, log);
+  const stores = new Stores(opts.storageRoot, retry);
   const sources = new Map<string, Promise<LedgerSource>>();
   const tmpDir = join(opts.stateDir, "tmp");
   const progress = new Progress(log, opts.progressInterval);
   const result: RepairResult = { checked: 0, sound: 0, repairs: [], ducklake: [], seconds: 0 };
   try {
-    await mkdir(tmpDir, { recursive: true });
+    await mkdir(tmpDir, { recursive: true }).catch((e) => {
+      throw fsError(e, { path: tmpDir, writing: true, dir: tmpDir });
+    });
     const writer = new CatalogWriter(catalog);
     const datasets = await findDatasets(catalog, datasetFilterOf(opts));
     // Repair writes into a dataset's storage: a --storage that is not its root is refused.
@@ -117,13 +129,32 @@ export async function repair(opts: RepairOptions, log: Logger): Promise<RepairRe
       }
       const network = ds.network;
       const source = () => {
-        if (!sources.has(network)) sources.set(network, openSource(opts.source, network));
+        if (!sources.has(network)) sources.set(network, openSource(opts.source, network, retry));
         return sources.get(network)!;
       };
       for (const row of rows) {
         result.checked++;
         const { store, key } = stores.locate(row);
-        const found = await inspect(store, key, row);
+        let found: Found;
+        try {
+          found = await inspect(store, key, row);
+        } catch (err) {
+          if (!(err instanceof OutsideRootError)) throw err;
+          result.repairs.push({
+            dataset: ds.label,
+            lineageId: row.id,
+            start: row.ledgerStart,
+            end: row.ledgerEnd,
+            uri: objectUrl(store, key),
+            problem: "outside",
+            outcome: "outside",
+            recorded: row.checksum,
+            rebuilt: null,
+            message: `partition ${row.ledgerStart}-${row.ledgerEnd}: ${err.message}`,
+          });
+          log.warn("repair", err.message);
+          continue;
+        }
         progress.add(found.problem ? 0 : row.rowCount, 0);
         if (!found.problem) {
           result.sound++;

@@ -83,6 +83,7 @@ export const COMMANDS = {
       "flushInterval",
       "metricsAddr",
       "stallAfter",
+      "retryFor",
     ],
     required: ["source"],
     specs: { end: END_OR_LATEST },
@@ -120,6 +121,7 @@ export const COMMANDS = {
       "logFormat",
       "progressInterval",
       "noRecord",
+      "retryFor",
     ],
     probes: { storageRoot: onDisk(existingDir) },
     rules: [END_NOT_BEFORE_START],
@@ -136,6 +138,7 @@ export const COMMANDS = {
       "json",
       "logFormat",
       "progressInterval",
+      "retryFor",
     ],
     required: ["source"],
     // It reads the lake and the stored files, and builds in <state-dir>/tmp.
@@ -157,6 +160,7 @@ export const COMMANDS = {
       "partitionSize",
       "json",
       "logFormat",
+      "retryFor",
     ],
     // It writes each cell's file to storage, built in <state-dir>/tmp.
     probes: { storage: onDisk(writableDir), stateDir: onDisk(writableDir) },
@@ -175,7 +179,7 @@ export const COMMANDS = {
     ],
     rules: [END_NOT_BEFORE_START, PATHS_NOT_HISTORY],
   }),
-  checkpointShow: command({ settings: ["checkpoint", "stateDir", "catalog", "json"] }),
+  checkpointShow: command({ settings: ["checkpoint", "stateDir", "catalog", "json", "retryFor"] }),
   fleet: command({ settings: ["catalog", "stateDir", ...DATASET_FILTERS, "json"] }),
   catalogRebuild: command({
     settings: [
@@ -186,6 +190,7 @@ export const COMMANDS = {
       "json",
       "logFormat",
       "progressInterval",
+      "retryFor",
     ],
     // It reads what storage holds, and checks files in <state-dir>/tmp (beside the embedded
     // catalog it may make).
@@ -193,7 +198,16 @@ export const COMMANDS = {
   }),
   catalogServe: command({ settings: ["catalog", "stateDir"] }),
   gc: command({
-    settings: ["catalog", "stateDir", "storage", ...DATASET_FILTERS, "olderThan", "apply", "json"],
+    settings: [
+      "catalog",
+      "stateDir",
+      "storage",
+      ...DATASET_FILTERS,
+      "olderThan",
+      "apply",
+      "json",
+      "retryFor",
+    ],
   }),
   retire: command({
     settings: ["catalog", "stateDir", ...DATASET_FILTERS, "reason", "json"],

@@ -83,6 +83,11 @@ export interface Settings {
   olderThan: number;
   /** retire: why, recorded in the catalog. */
   reason?: string;
+  /**
+   * Seconds a failing store or RPC call is retried before the run stops (exit 75). Always set by
+   * the resolver (default 300); optional for callers of the library, which default it alike.
+   */
+  retryFor?: number;
 }
 
 export type Key = keyof Settings;
@@ -391,5 +396,14 @@ export const SPECS: { readonly [K in Key]-?: Spec<NonNullable<Settings[K]>> } = 
     flag: "--reason",
     help: 'why, recorded in the catalog (e.g. "superseded by v2")',
     parse: nonEmpty,
+  },
+  retryFor: {
+    flag: "--retry-for",
+    env: "RETRY_FOR",
+    help:
+      "how long a failing object store or RPC call is retried (dropped connections, throttling, 5xx, timeouts) before the run stops with exit 75 (30s, 5m, 1h)",
+    parse: duration,
+    default: () => 300,
+    shown: "5m",
   },
 };

@@ -6,36 +6,32 @@
  * give the same Parquet bytes whichever source they came from.
  *
  * Calls go through the SDK's `rpc.Server`; `getLedgers` through its raw variant, since the parsed
- * one decodes every ledger into XDR objects and we need the bytes. Reads are retried with backoff
- * on timeouts, HTTP 408/429/5xx, server-side JSON-RPC errors and malformed responses.
+ * one decodes every ledger into XDR objects and we need the bytes. Every call goes through the one
+ * retry policy (runtime/retry.ts: a deadline per attempt, backoff, the --retry-for bound); what is
+ * transient (timeouts, no connection, HTTP 408/429/5xx, server-side JSON-RPC errors, malformed
+ * responses) is decided in runtime/transient.ts, as for the object stores.
  */
 import type { rpc } from "@stellar/stellar-sdk";
 import { BronzeError } from "../runtime/errors.ts";
+import { Retrier } from "../runtime/retry.ts";
+import { BadResponseError, HttpStatusError, NetworkError } from "../runtime/transient.ts";
 import { splitLedgers } from "./ledger.ts";
 import { type Network, passphraseOf } from "./network.ts";
 import type { LedgerSource, RawLedger, StreamOptions } from "./source.ts";
-import { sleep } from "../runtime/time.ts";
 import { isRpcUrl, type RpcUrl, toSourceUrl } from "./url.ts";
 
 export interface RpcOptions {
   /** Ledgers asked for per getLedgers call (default 10: pubnet ledgers run to megabytes). */
   pageSize?: number;
-  /** Attempts per call before giving up (default 5). */
-  attempts?: number;
-  /** Delay before the first retry in ms, doubling after each (default 500). */
-  retryDelayMs?: number;
-  /** Per-call timeout in ms (default 60000). */
-  timeoutMs?: number;
+  /** The run's retry policy and listener (default: the default policy, told to nobody). */
+  retry?: Retrier;
 }
 
 export const DEFAULT_PAGE_SIZE = 10;
 /** Pages fetched ahead of the one being consumed, unless StreamOptions.prefetch says otherwise. */
 export const DEFAULT_PREFETCH_PAGES = 1;
-const DEFAULTS = { pageSize: DEFAULT_PAGE_SIZE, attempts: 5, retryDelayMs: 500, timeoutMs: 60_000 };
 /** A server's Retry-After is honoured up to this. */
 const MAX_RETRY_AFTER_MS = 30_000;
-/** JSON-RPC errors that say our request is wrong: asking again cannot help. */
-const CLIENT_ERRORS = new Set([-32700, -32600, -32601, -32602]);
 
 export interface RpcNode extends LedgerSource {
   readonly type: "live";
@@ -82,7 +78,12 @@ export async function openRpc(
   const ep = _endpoint(parsed);
   // The SDK is loaded only here: a lake's build workers never pay for it.
   const sdk = await import("@stellar/stellar-sdk");
-  const source = new RpcSource(ep, network, { ...DEFAULTS, ...opts }, sdk.rpc);
+  const source = new RpcSource(
+    ep,
+    network,
+    { pageSize: opts.pageSize ?? DEFAULT_PAGE_SIZE, retry: opts.retry ?? new Retrier() },
+    sdk.rpc,
+  );
   try {
     await source.checkNetwork();
   } catch (e) {
@@ -93,7 +94,7 @@ export async function openRpc(
 }
 
 /** A response that is not what the method returns: retried like a transport failure. */
-class Malformed extends Error {}
+const Malformed = BadResponseError;
 
 interface Page {
   ledgers: RawLedger[];
@@ -121,7 +122,7 @@ class RpcSource implements RpcNode {
   readonly url: string;
   readonly type = "live";
   readonly #ep: Endpoint;
-  readonly #opts: Required<RpcOptions>;
+  readonly #opts: { pageSize: number; retry: Retrier };
   /** Aborted by close(): cancels every call in flight. */
   readonly #closed = new AbortController();
   readonly #client: Client;
@@ -129,7 +130,7 @@ class RpcSource implements RpcNode {
   constructor(
     ep: Endpoint,
     readonly network: Network,
-    opts: Required<RpcOptions>,
+    opts: { pageSize: number; retry: Retrier },
     private readonly sdk: typeof rpc,
   ) {
     this.#ep = ep;
@@ -301,9 +302,9 @@ class RpcSource implements RpcNode {
   }
 
   /**
-   * One read, retried with exponential backoff (and jitter, so a fleet does not retry in step)
-   * while the failure may pass; then one line naming the endpoint and `what` (the ledger).
-   * `parse` throws Malformed for a bad response (retried) or a BronzeError (final).
+   * One read, through the one retry policy, each attempt under its deadline; then one line naming
+   * the endpoint and `what` (the ledger). `parse` throws Malformed for a bad response (retried) or
+   * a BronzeError (final).
    */
   async #call<T>(
     what: string,
@@ -311,46 +312,31 @@ class RpcSource implements RpcNode {
     request: (server: rpc.Server) => Promise<unknown>,
     parse: (result: unknown) => T,
   ): Promise<T> {
-    const { attempts, retryDelayMs } = this.#opts;
     const ep = this.#ep.printable;
-    let problem = "";
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      let retryAfterMs = 0;
-      try {
-        return parse(await request(client.server));
-      } catch (e) {
-        // Cancelled: the reason says why (closed, the consumer's abort).
-        client.signal.throwIfAborted();
-        if (e instanceof BronzeError) throw e;
-        const failure = this.#classify(e);
-        problem = failure.problem;
-        if (!failure.retry) throw new BronzeError(`RPC ${ep}: ${what}: ${problem}`);
-        retryAfterMs = failure.retryAfterMs;
-      }
-      if (attempt < attempts) {
-        const backoff = retryDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2);
-        await sleep(Math.max(backoff, retryAfterMs), client.signal);
-        client.signal.throwIfAborted();
-      }
-    }
-    throw new BronzeError(`RPC ${ep}: ${what} failed after ${attempts} attempts: ${problem}`);
-  }
-
-  #classify(e: unknown): { retry: boolean; problem: string; retryAfterMs: number } {
     const scrub = (s: string) => this.#ep.scrub(s.replace(/\s+/g, " ").trim());
-    if (e instanceof HttpStatus) {
-      const retry = e.status === 408 || e.status === 429 || e.status >= 500;
-      return { retry, problem: scrub(e.message), retryAfterMs: e.retryAfterMs };
-    }
-    if (e instanceof Malformed || e instanceof Unreachable) {
-      return { retry: true, problem: scrub(e.message), retryAfterMs: 0 };
-    }
-    // The SDK throws the JSON-RPC error object itself.
-    if (_isObject(e) && !(e instanceof Error) && typeof e.code === "number") {
-      const problem = scrub(`error ${e.code}: ${String(e.message)}`);
-      return { retry: !CLIENT_ERRORS.has(e.code), problem, retryAfterMs: 0 };
-    }
-    throw e; // a bug, not the node's doing
+    return await this.#opts.retry.run(
+      "source",
+      async (signal) => {
+        try {
+          return parse(
+            await request(this.#clientFor(AbortSignal.any([client.signal, signal])).server),
+          );
+        } catch (e) {
+          // Cancelled: the reason says why (closed, the consumer's abort, our deadline).
+          client.signal.throwIfAborted();
+          if (e instanceof BronzeError) throw e;
+          if (!_isKnown(e)) throw e; // a bug, not the node's doing
+          // One line naming the endpoint and the ledger, the original kept for the classifier.
+          const problem = _isObject(e) && !(e instanceof Error)
+            ? `error ${e.code}: ${String(e.message)}`
+            : String((e as Error).message);
+          const named = new BronzeError(`RPC ${ep}: ${what}: ${scrub(problem)}`);
+          (named as { cause?: unknown }).cause = e;
+          throw named;
+        }
+      },
+      { signal: client.signal, what: `RPC ${ep}: ${what}` },
+    );
   }
 
   /**
@@ -364,28 +350,26 @@ class RpcSource implements RpcNode {
       allowHttp: this.#ep.call.startsWith("http:"),
       headers: this.#ep.headers,
     });
-    server.httpClient.defaults.adapter = _fetchAdapter(this.#opts.timeoutMs, signal);
+    server.httpClient.defaults.adapter = _fetchAdapter(signal);
     return { server, signal };
   }
 }
 
-/** HTTP said no. */
-class HttpStatus extends Error {
-  constructor(readonly status: number, statusText: string, readonly retryAfterMs: number) {
-    super(`HTTP ${status}${statusText ? ` ${statusText}` : ""}`);
+/** What the node or the transport can say (classified in transient.ts); anything else is a bug. */
+function _isKnown(e: unknown): boolean {
+  if (e instanceof HttpStatusError || e instanceof BadResponseError || e instanceof NetworkError) {
+    return true;
   }
+  // The SDK throws the JSON-RPC error object itself.
+  return _isObject(e) && !(e instanceof Error) && typeof e.code === "number";
 }
-
-/** No answer: refused, reset, DNS, TLS, timed out. */
-class Unreachable extends Error {}
 
 /** The transport hook of the SDK's HTTP client (not exported by name). */
 type Adapter = NonNullable<rpc.Server["httpClient"]["defaults"]["adapter"]>;
 
 /** The SDK HTTP client's transport, over fetch: see RpcSource.#clientFor. */
-function _fetchAdapter(timeoutMs: number, signal: AbortSignal): Adapter {
+function _fetchAdapter(signal: AbortSignal): Adapter {
   return async (config) => {
-    const timeout = AbortSignal.timeout(timeoutMs);
     const headers = new Headers(config.headers);
     headers.set("content-type", "application/json");
     let res: Response;
@@ -395,22 +379,28 @@ function _fetchAdapter(timeoutMs: number, signal: AbortSignal): Adapter {
         method: "POST",
         headers,
         body: JSON.stringify(config.data),
-        signal: AbortSignal.any([signal, timeout]),
+        signal,
       });
-      if (!res.ok) {
-        await res.body?.cancel();
-        const after = Number(res.headers.get("retry-after") ?? NaN);
-        const afterMs = Number.isFinite(after) ? Math.min(after * 1000, MAX_RETRY_AFTER_MS) : 0;
-        throw new HttpStatus(res.status, res.statusText, afterMs);
-      }
-      text = await res.text();
     } catch (e) {
-      if (e instanceof HttpStatus) throw e;
       signal.throwIfAborted();
-      if (timeout.aborted) throw new Unreachable(`timed out after ${timeoutMs} ms`);
       // fetch says "fetch failed"; what failed (refused, reset, DNS) is its cause.
       const err = e as Error;
-      throw new Unreachable(err.cause instanceof Error ? err.cause.message : err.message);
+      throw new NetworkError(
+        err.cause instanceof Error ? err.cause.message : err.message,
+        "connection",
+      );
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      const after = Number(res.headers.get("retry-after") ?? NaN);
+      const afterMs = Number.isFinite(after) ? Math.min(after * 1000, MAX_RETRY_AFTER_MS) : 0;
+      throw new HttpStatusError(res.status, res.statusText, afterMs);
+    }
+    try {
+      text = await res.text();
+    } catch (e) {
+      signal.throwIfAborted();
+      throw new NetworkError(`the response broke off: ${(e as Error).message}`, "truncated");
     }
     let data: unknown;
     try {

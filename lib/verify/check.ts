@@ -12,14 +12,15 @@
 import { createHash } from "node:crypto";
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { FileStore } from "../blob/file.ts";
-import { hashObject, type ObjectStore } from "../blob/mod.ts";
+import { hashObject, type ObjectStore, OutsideRootError } from "../blob/mod.ts";
 import type { LineageRow } from "../metadata/writer.ts";
 import type { Progress } from "../runtime/progress.ts";
 import { fileBuffer, type FileMetaData, parquetMetadataAsync, rowGroups } from "../table/reader.ts";
 
 export type CheckName =
   | "missing"
+  /** The file's path leads out of the storage root (a symbolic link): reported, not read. */
+  | "outside"
   | "unreadable"
   | "size"
   | "checksum"
@@ -52,13 +53,20 @@ export async function checkPartition(
   fail: Fail,
   progress: Progress,
 ): Promise<number> {
-  const head = await store.head(key);
+  let head;
+  try {
+    head = await store.head(key);
+  } catch (err) {
+    if (!(err instanceof OutsideRootError)) throw err;
+    fail("outside", null, err.message);
+    return 0;
+  }
   if (head === null) {
     fail("missing", null, "file not found");
     return 0;
   }
   // A local file is read in place; anything else is streamed to a temp file first.
-  const local = store instanceof FileStore ? store.path(key) : null;
+  const local = store.localPath?.(key) ?? null;
   const path = local ?? join(tmpDir, `verify-${Deno.pid}-${row.id}-${crypto.randomUUID()}.parquet`);
   try {
     const { sha256, bytes } = await hashObject(store, key, local ? null : path);

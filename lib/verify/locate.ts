@@ -4,13 +4,20 @@
  * opened once and closed together: verify and repair read many rows of few roots.
  */
 import { type ObjectStore, openStore, type StoreUrl } from "../blob/mod.ts";
+import type { Retrier } from "../runtime/retry.ts";
 import type { LineageRow } from "../metadata/writer.ts";
 
 export class Stores {
   readonly #open = new Map<string, ObjectStore>();
 
-  /** `storageRoot`: the root every row's file is under (--storage), else each row's own. */
-  constructor(private readonly storageRoot: StoreUrl | undefined) {}
+  /**
+   * `storageRoot`: the root every row's file is under (--storage), else each row's own; `retry`:
+   * the run's retry policy and listener.
+   */
+  constructor(
+    private readonly storageRoot: StoreUrl | undefined,
+    private readonly retry?: Retrier,
+  ) {}
 
   locate(row: Pick<LineageRow, "storagePath" | "storageUri">): { store: ObjectStore; key: string } {
     if (this.storageRoot !== undefined) {
@@ -33,7 +40,7 @@ export class Stores {
   #for(root: string | StoreUrl): ObjectStore {
     const key = typeof root === "string" ? root : root.url;
     let s = this.#open.get(key);
-    if (!s) this.#open.set(key, s = openStore(root));
+    if (!s) this.#open.set(key, s = openStore(root, { area: "storage", retry: this.retry }));
     return s;
   }
 }

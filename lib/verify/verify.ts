@@ -12,6 +12,8 @@ import { objectUrl } from "../blob/mod.ts";
 import { Stores } from "./locate.ts";
 import { type DatasetRef, findDatasets } from "../metadata/coverage.ts";
 import { duckLakeState, duckLakeTableSql } from "../metadata/ducklake.ts";
+import { runRetrier } from "../runtime/retry.ts";
+import { fsError } from "../runtime/errors.ts";
 import { openReadyCatalog } from "../metadata/migrate.ts";
 import { CatalogWriter, type LineageRow } from "../metadata/writer.ts";
 import { type CheckName, checkPartition } from "./check.ts";
@@ -67,6 +69,7 @@ export interface RetiredPartitions {
 }
 
 export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyResult> {
+  const retry = runRetrier(opts.retryFor, log);
   const catalog = await openReadyCatalog({
     dsn: opts.catalog,
     mustExist: true,
@@ -85,7 +88,7 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
     retired: [],
     ducklake: [],
   };
-  const stores = new Stores(opts.storageRoot);
+  const stores = new Stores(opts.storageRoot, retry);
   const tmpDir = join(opts.stateDir, "tmp");
   const progress = new Progress(log, opts.progressInterval);
   try {
@@ -111,7 +114,9 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
       if (rows.length) work.push({ label: ds.label, datasetId: ds.id, rows });
     }
     progress.begin(work.reduce((n, w) => n + w.rows.reduce((m, r) => m + r.rowCount, 0), 0));
-    await mkdir(tmpDir, { recursive: true });
+    await mkdir(tmpDir, { recursive: true }).catch((e) => {
+      throw fsError(e, { path: tmpDir, writing: true, dir: tmpDir });
+    });
     for (const { label, datasetId, rows } of work) {
       // The partition just before the first one checked, to check the link into it.
       let prev: LineageRow | null = rows[0].ledgerStart > 1

@@ -15,6 +15,8 @@ import { gcsOptionsFromEnv, GcsStore } from "../../lib/blob/gcs.ts";
 import { type BucketUrl, joinKey, openStore, redactUrl, toStoreUrl } from "../../lib/blob/mod.ts";
 import { s3OptionsFromEnv, S3Store } from "../../lib/blob/s3.ts";
 import { NotFoundError, type ObjectStore, PreconditionFailedError } from "../../lib/blob/store.ts";
+import { RetryingStore } from "../../lib/blob/retrying.ts";
+import { Retrier } from "../../lib/runtime/retry.ts";
 import { startPreconditionServer } from "../support/precondition_server.ts";
 import { startGcsEmulator, startS3rver } from "../support/servers.ts";
 import { until } from "../support/wait.ts";
@@ -46,11 +48,14 @@ function s3Store(endpoint: string, url = "s3://bronze-test/run") {
   );
 }
 
-function gcsStore(host: string) {
-  return new GcsStore(
-    bucket("gs://bronze-test/run"),
-    gcsOptionsFromEnv({ STORAGE_EMULATOR_HOST: host }),
-  );
+function gcsStore(host: string, url = "gs://bronze-test/run") {
+  return new GcsStore(bucket(url), gcsOptionsFromEnv({ STORAGE_EMULATOR_HOST: host }));
+}
+
+/** A backend as openStore hands it out: behind the retrying layer (retrying.ts). */
+function retrying(store: Named): Named {
+  const wrapped = new RetryingStore(store, new Retrier(), "storage");
+  return Object.assign(wrapped, { objectUrl: (key: string) => store.objectUrl(key) });
 }
 
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
@@ -393,6 +398,12 @@ Deno.test("file store: conformance and preconditions", async (t) => {
     await conformance(t, store);
     await listing(t, store);
     await preconditions(t, store);
+    await t.step("the same behind the retrying layer", async (t) => {
+      const wrapped = retrying(fileStore(`${root}/wrapped`));
+      await conformance(t, wrapped);
+      await listing(t, wrapped);
+      await preconditions(t, wrapped);
+    });
 
     await t.step("file:// URLs and relative paths resolve to the same objects", async () => {
       assert.equal(dec(await openStore(`file://${root}/lake`).get("a/one.txt")), "one");
@@ -521,6 +532,11 @@ Deno.test({
     try {
       await conformance(t, store);
       await listing(t, store, false);
+      await t.step("the same behind the retrying layer", async (t) => {
+        const wrapped = retrying(s3Store(server.endpoint, "s3://bronze-test/wrapped"));
+        await conformance(t, wrapped);
+        await listing(t, wrapped, false);
+      });
 
       await t.step("list pages through more than 1000 keys", async () => {
         const keys = Array.from({ length: 1005 }, (_, i) => `many/${String(i).padStart(4, "0")}`);
@@ -559,6 +575,11 @@ Deno.test({
     try {
       await conformance(t, gcsStore(server.host));
       await listing(t, gcsStore(server.host));
+      await t.step("the same behind the retrying layer", async (t) => {
+        const wrapped = retrying(gcsStore(server.host, "gs://bronze-test/wrapped"));
+        await conformance(t, wrapped);
+        await listing(t, wrapped);
+      });
     } finally {
       await server.stop();
     }
@@ -596,16 +617,20 @@ Deno.test({
 });
 
 Deno.test("openStore dispatches on the scheme and refuses others", () => {
-  assert.ok(openStore("/tmp/lake") instanceof FileStore);
-  assert.ok(openStore("file:///tmp/lake") instanceof FileStore);
-  assert.ok(openStore("./data") instanceof FileStore);
-  const gs = openStore("gs://bucket/some/prefix/");
+  // Every store wears the retrying layer; the backend is inside.
+  const inner = (s: ObjectStore) => (s as RetryingStore).inner;
+  assert.ok(inner(openStore("/tmp/lake")) instanceof FileStore);
+  assert.ok(inner(openStore("file:///tmp/lake")) instanceof FileStore);
+  assert.ok(inner(openStore("./data")) instanceof FileStore);
+  assert.equal(openStore("./data").localRoot, `${Deno.cwd()}/data`);
+  const gs = inner(openStore("gs://bucket/some/prefix/"));
   assert.ok(gs instanceof GcsStore);
   assert.equal(gs.url, "gs://bucket/some/prefix");
   assert.equal(gs.prefix, "some/prefix/");
-  const s3 = openStore("s3://bucket");
+  const s3 = inner(openStore("s3://bucket"));
   assert.ok(s3 instanceof S3Store);
   assert.equal(s3.objectUrl("a/b"), "s3://bucket/a/b");
+  assert.equal(openStore("s3://bucket").localRoot, undefined);
   for (const url of ["http://example.com/x", "az://c/x"]) {
     assert.throws(() => openStore(url), {
       name: "BronzeError",

@@ -91,3 +91,29 @@ Deno.test("health: default thresholds are 15 minutes of no progress and 10 minut
   t.advance(601);
   assert.equal(h.check().message, "source head 10 has not advanced for 10m01s");
 });
+
+Deno.test("health: degraded while a burst of retries lasts, healthy still; a long burst is a stall", () => {
+  const t = clock();
+  const h = new Health({ stallAfterSeconds: 300, now: t.now });
+  h.progress(123);
+  h.sourceHead(900);
+  h.retrying("storage", true);
+  assert.deepEqual(h.check(), {
+    ok: true,
+    message: "degraded: retrying storage; last committed ledger 123, head 900",
+  });
+  h.retrying("source", true);
+  assert.equal(
+    h.check().message,
+    "degraded: retrying storage, source; last committed ledger 123, head 900",
+  );
+  h.retrying("storage", false);
+  h.retrying("source", false);
+  assert.deepEqual(h.check(), { ok: true, message: "ok: last committed ledger 123, head 900" });
+  h.retrying("storage", true);
+  t.advance(301);
+  assert.deepEqual(h.check(), {
+    ok: false,
+    message: "no progress for 5m01s; last committed ledger 123",
+  }, "retrying without progress for longer than stallAfter is a stall");
+});

@@ -3,6 +3,8 @@
  * and a Kubernetes probe would.
  */
 import assert from "node:assert/strict";
+import { RETRY_AREAS } from "../../lib/runtime/retry.ts";
+import { TRANSIENT_REASONS } from "../../lib/runtime/transient.ts";
 import { CopierMetrics, serveMetrics } from "../../lib/metrics/mod.ts";
 
 const DATASET = { network: "testnet", era: "p23", version: "v1" };
@@ -24,6 +26,25 @@ function buckets(counts: number[]): string[] {
     .concat(["600", "1200", "1800", "+Inf"]);
   assert.equal(counts.length, les.length);
   return les.map((le, i) => `bronze_partition_commit_seconds_bucket{${L},le="${le}"} ${counts[i]}`);
+}
+
+/** bronze_retries_total: every area and reason from the start, `counts` by "area reason". */
+function retries(counts: Record<string, number>): string[] {
+  const lines = [
+    "# HELP bronze_retries_total Attempts retried after a transient failure, by area and reason " +
+    "(throttled, server, timeout, connection, truncated, bad_response, io).",
+    "# TYPE bronze_retries_total counter",
+  ];
+  for (const area of RETRY_AREAS) {
+    for (const reason of TRANSIENT_REASONS) {
+      lines.push(
+        `bronze_retries_total{${L},area="${area}",reason="${reason}"} ${
+          counts[`${area} ${reason}`] ?? 0
+        }`,
+      );
+    }
+  }
+  return lines;
 }
 
 Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges follow, the histogram buckets", async () => {
@@ -57,6 +78,7 @@ Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges foll
         `bronze_errors_total{${L},kind="storage"} 0`,
         `bronze_errors_total{${L},kind="checkpoint"} 0`,
         `bronze_errors_total{${L},kind="other"} 0`,
+        ...retries({}),
         "",
       ].join("\n"),
       "counters start at zero; the gauges are absent until known",
@@ -69,6 +91,9 @@ Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges foll
     m.error("storage");
     m.error("storage");
     m.error("source");
+    m.retried("storage", "throttled");
+    m.retried("storage", "throttled");
+    m.retried("source", "truncated");
     m.waiting(25001);
     const after = await get(`${server.url}/metrics`);
     assert.equal(
@@ -101,6 +126,7 @@ Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges foll
         `bronze_errors_total{${L},kind="storage"} 2`,
         `bronze_errors_total{${L},kind="checkpoint"} 0`,
         `bronze_errors_total{${L},kind="other"} 0`,
+        ...retries({ "storage throttled": 2, "source truncated": 1 }),
         "",
       ].join("\n"),
     );

@@ -4,6 +4,7 @@ import { openLake } from "../../lib/source/lake.ts";
 import { openSource } from "../../lib/source/mod.ts";
 import type { Network } from "../../lib/source/network.ts";
 import { openRpc, type RpcNode, type RpcOptions } from "../../lib/source/rpc.ts";
+import { DEFAULT_RETRY_POLICY, Retrier } from "../../lib/runtime/retry.ts";
 import { decodeLedger } from "../../lib/source/ledger.ts";
 import type { LedgerSource, RawLedger } from "../../lib/source/source.ts";
 import { PartitionFileWriter } from "../../lib/table/writer.ts";
@@ -16,8 +17,23 @@ import {
 
 const TESTNET_FIRST = 1410048;
 const TESTNET_LAST = 1410367;
-/** Retries without the wait, so failure tests are quick. */
-const FAST: RpcOptions = { attempts: 3, retryDelayMs: 1, pageSize: 25 };
+/** Three attempts per call with no wait between them, so failure tests are quick. */
+function fast(attempts = 3, attemptTimeoutMs = DEFAULT_RETRY_POLICY.attemptTimeoutMs): RpcOptions {
+  return {
+    pageSize: 25,
+    retry: new Retrier({
+      ...DEFAULT_RETRY_POLICY,
+      maxAttempts: attempts,
+      baseDelayMs: 1,
+      maxDelayMs: 1,
+      attemptTimeoutMs,
+    }),
+  };
+}
+const FAST = fast();
+
+/** How a call that kept failing is reported: the last problem, then the attempts (exit 75). */
+const GAVE_UP = (n: number) => ` \\(still failing after ${n} attempts over [^)]+\\)$`;
 
 async function collect(it: AsyncIterable<RawLedger>): Promise<RawLedger[]> {
   const out: RawLedger[] = [];
@@ -272,7 +288,7 @@ Deno.test({
       const got = await withSource(
         server.url,
         (s) => collect(s.stream(1410048, 1410100)),
-        { ...FAST, attempts: 4 },
+        fast(4),
       );
       assert.deepEqual(got.map((l) => l.sequence), [...Array(53)].map((_, i) => 1410048 + i));
       const statuses = getLedgersCalls(server).map((c) => c.status);
@@ -294,9 +310,12 @@ Deno.test({
             for await (const l of source.stream(1410048, 1410100)) seen = l.sequence;
           },
           {
-            name: "BronzeError",
-            message: `RPC ${server.endpoint}: getLedgers from ledger 1410073 failed after 3 ` +
-              `attempts: HTTP 503 Service Unavailable`,
+            name: "RetryExhaustedError",
+            exitCode: 75,
+            message: new RegExp(
+              `^RPC ${server.endpoint}: getLedgers from ledger 1410073: ` +
+                `HTTP 503 Service Unavailable${GAVE_UP(3)}`,
+            ),
           },
         );
         assert.equal(seen, 1410072); // every ledger before the failing page was yielded
@@ -335,15 +354,17 @@ Deno.test({
   name: "a node that does not answer in time: retried, then one line",
   fn: () =>
     withTestnet(async (server) => {
-      const opts = { ...FAST, timeoutMs: 300 };
+      const opts = fast(3, 300);
       server.fail({ kind: "hang", method: "getLedgers" });
       const got = await withSource(server.url, (s) => collect(s.stream(1410048, 1410050)), opts);
       assert.equal(got.length, 3);
       server.fail({ kind: "hang", method: "getLedgers", times: Infinity });
       await withSource(server.url, async (source) => {
         await assert.rejects(collect(source.stream(1410048, 1410050)), {
-          message: `RPC ${server.endpoint}: getLedgers from ledger 1410048 failed after 3 ` +
-            `attempts: timed out after 300 ms`,
+          message: new RegExp(
+            `^RPC ${server.endpoint}: getLedgers from ledger 1410048: no answer within 300ms` +
+              GAVE_UP(3),
+          ),
         });
       }, opts);
     }),
@@ -384,9 +405,12 @@ for (const [what, fault, problem] of GARBAGE) {
         server.fail({ ...fault, method: "getLedgers", times: Infinity });
         await withSource(server.url, async (source) => {
           await assert.rejects(collect(source.stream(1410050, 1410060)), {
-            name: "BronzeError",
-            message: `RPC ${server.endpoint}: getLedgers from ledger 1410050 failed after 3 ` +
-              `attempts: ${problem}`,
+            name: "RetryExhaustedError",
+            message: new RegExp(
+              `^RPC ${server.endpoint}: getLedgers from ledger 1410050: ${RegExp.escape(problem)}${
+                GAVE_UP(3)
+              }`,
+            ),
           });
         });
       }),
@@ -401,11 +425,11 @@ Deno.test({
       server.fail({ kind: "truncate", method: "getLedgers", at: 1410060, times: Infinity });
       await withSource(server.url, async (source) => {
         await assert.rejects(collect(source.stream(1410055, 1410065)), {
-          name: "BronzeError",
+          name: "RetryExhaustedError",
           message: new RegExp(
-            `^RPC ${server.endpoint}: getLedgers from ledger 1410055 failed after 3 attempts: ` +
+            `^RPC ${server.endpoint}: getLedgers from ledger 1410055: ` +
               `metadataXdr of ledger 1410060: corrupt XDR \\(ledger 1410060\\): ` +
-              `truncated XDR: [^\\n]+$`,
+              `truncated XDR: [^\\n]+${GAVE_UP(3)}`,
           ),
         });
       });
@@ -444,7 +468,7 @@ Deno.test({
       assert.equal(messages.length, 3);
       assert.match(
         messages[2],
-        new RegExp(`^RPC ${server.endpoint}: getNetwork failed after 3 attempts: .*refused`),
+        new RegExp(`^RPC ${server.endpoint}: getNetwork: .*refused.*${GAVE_UP(3)}`),
       );
       messages.forEach(clean);
     }),

@@ -4,6 +4,7 @@ import {
   ErrNoCheckpoint,
 } from "../../checkpoint/checkpoint.ts";
 import { BronzeError } from "../../runtime/errors.ts";
+import { runRetrier } from "../../runtime/retry.ts";
 import { islandAround } from "../../metadata/coverage.ts";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { CatalogWriter } from "../../metadata/writer.ts";
@@ -29,7 +30,7 @@ export async function checkpointShowCommand(
   args: CheckpointShowArgs,
   out: (line: string) => void = console.log,
 ): Promise<number> {
-  const manager = checkpointManager(args.checkpoint);
+  const manager = checkpointManager(args.checkpoint, runRetrier(args.retryFor));
   let cp: Checkpoint;
   try {
     cp = await manager.load();

@@ -2,6 +2,7 @@ import { copy, type CopyResult } from "../../copy/run.ts";
 import { areaOf, EXIT } from "../../runtime/errors.ts";
 import { CopierMetrics, serveMetrics } from "../../metrics/mod.ts";
 import { createLogger, type Logger } from "../../runtime/log.ts";
+import { runRetrier } from "../../runtime/retry.ts";
 import type { SettingsOf } from "../../settings/mod.ts";
 import type { CliCommand } from "../command.ts";
 
@@ -49,11 +50,14 @@ export async function copyCommand(
     { network: args.network, era: args.era, version: args.versionLabel },
     { stallAfterSeconds: args.stallAfter, headStallAfterSeconds: args.stallAfter },
   );
+  // Every retry of the run is logged once per burst and, with --metrics-addr, counted.
+  const retry = runRetrier(args.retryFor, log);
+  if (metrics) retry.events.listen(metrics);
   const server = metrics && serveMetrics(args.metricsAddr!, metrics, metrics.health);
   if (server) log.info("metrics", `serving ${server.url}/metrics and ${server.url}/healthz`);
   let result: CopyResult;
   try {
-    result = await copy(args, log, controller.signal, metrics);
+    result = await copy({ ...args, retry }, log, controller.signal, metrics);
   } catch (err) {
     metrics?.error(areaOf(err));
     throw err;

@@ -1,4 +1,5 @@
 import { EXIT } from "../../runtime/errors.ts";
+import { createLogger } from "../../runtime/log.ts";
 import { gc, type GcObject, type GcResult } from "../../recover/gc.ts";
 import { formatSpan } from "../../runtime/format.ts";
 import { formatBytes } from "../../runtime/format.ts";
@@ -30,6 +31,7 @@ export async function gcCommand(
   const result = await gc(args, {
     now,
     log: (m) => err(`[catalog] ${m}`),
+    logger: createLogger("text", err),
     onDeleted: (o) => err(`[gc] deleted ${o.url} (${o.what}, ${formatBytes(o.size)})`),
   });
   if (args.json) out(JSON.stringify(toJson(result)));

@@ -21,7 +21,8 @@ export const REPAIR: CliCommand<"repair"> = {
  * `bronze repair`: rebuilds, from the source, every selected partition whose stored file is
  * missing or not the bytes its lineage records, and publishes it only when the rebuilt bytes hash
  * to the recorded checksum. Returns 0 when every file is sound or repaired, EXIT_NOT_REPAIRED when
- * one could not be (the source gives other bytes, or another writer changed it meanwhile).
+ * one could not be (the source gives other bytes, another writer changed it meanwhile, or its
+ * path leads out of the storage root through a symbolic link: left alone).
  */
 export async function repairCommand(
   args: RepairArgs,
@@ -31,7 +32,9 @@ export async function repairCommand(
   const r = await repair(args, log);
   if (args.json) out(JSON.stringify(toJson(r)));
   else for (const line of formatRepair(r)) out(line);
-  return r.repairs.some((x) => x.outcome === "mismatch" || x.outcome === "raced")
+  return r.repairs.some((x) =>
+      x.outcome === "mismatch" || x.outcome === "raced" || x.outcome === "outside"
+    )
     ? EXIT_NOT_REPAIRED
     : 0;
 }
@@ -41,7 +44,10 @@ function toJson(r: RepairResult) {
     checked: r.checked,
     sound: r.sound,
     repaired: r.repairs.filter((x) => x.outcome === "restored" || x.outcome === "replaced").length,
-    not_repaired: r.repairs.filter((x) => x.outcome === "mismatch" || x.outcome === "raced").length,
+    not_repaired:
+      r.repairs.filter((x) =>
+        x.outcome === "mismatch" || x.outcome === "raced" || x.outcome === "outside"
+      ).length,
     seconds: Number(r.seconds.toFixed(3)),
     partitions: r.repairs.map((x) => ({
       dataset: x.dataset,
@@ -60,7 +66,9 @@ function toJson(r: RepairResult) {
 
 export function formatRepair(r: RepairResult): string[] {
   const fixed = r.repairs.filter((x) => x.outcome === "restored" || x.outcome === "replaced");
-  const failed = r.repairs.filter((x) => x.outcome === "mismatch" || x.outcome === "raced");
+  const failed = r.repairs.filter((x) =>
+    x.outcome === "mismatch" || x.outcome === "raced" || x.outcome === "outside"
+  );
   const lines = [
     `checked ${r.checked} partition${r.checked === 1 ? "" : "s"} in ${r.seconds.toFixed(1)}s: ` +
     `${r.sound} sound, ${fixed.length} repaired, ${failed.length} not repaired`,
