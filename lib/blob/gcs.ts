@@ -19,7 +19,6 @@
  * compile`.)
  */
 import { stat } from "node:fs/promises";
-import { Readable } from "node:stream";
 import type { Bucket, File, Storage } from "@google-cloud/storage";
 import { BronzeError } from "../runtime/errors.ts";
 import { TruncatedBodyError } from "../runtime/transient.ts";
@@ -141,13 +140,15 @@ export class GcsStore implements ObjectStore {
     // The request starts at the first read, so its failures come from the stream: named here. A
     // pinned generation that is gone (404) means the object was replaced or deleted meanwhile.
     const url = this.objectUrl(key);
-    const reader = (Readable.toWeb(stream) as ReadableStream<Uint8Array>).getReader();
+    // Node's async iterator, not Readable.toWeb: that adapter enqueues data still in flight after
+    // the web stream is cancelled (a resumed read drops a cut one), an uncaught TypeError.
+    const chunks = stream[Symbol.asyncIterator]();
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
         try {
-          const { done, value } = await reader.read();
+          const { done, value } = await chunks.next();
           if (done) controller.close();
-          else controller.enqueue(value);
+          else controller.enqueue(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
         } catch (e) {
           if (code(e) === 404) {
             throw read.version === undefined
@@ -157,7 +158,10 @@ export class GcsStore implements ObjectStore {
           throw storeError("gcs download", url, e);
         }
       },
-      cancel: (reason) => reader.cancel(reason),
+      async cancel() {
+        stream.destroy();
+        await chunks.return?.().catch(() => {});
+      },
     });
   }
 

@@ -13,10 +13,12 @@
  * - A listing cut midway goes on after the last key it yielded (keys come in order).
  * - A write whose answer was lost may have happened. A put-if-absent retried after a transient
  *   failure that finds an object compares it with ours: identical, it was ours ("created");
- *   different, "exists" as always (the caller's existing error). A put-if-version retried after
- *   one that meets "precondition failed" looks at the object: our bytes, our write landed (its
- *   version is returned); else the precondition failure stands. A delete retried finds the
- *   object gone, which a delete already counts as success.
+ *   different, "exists" as always (the caller's existing error). A put-if-version that meets
+ *   "precondition failed" looks at the object: our bytes, our write landed (its version is
+ *   returned); else the precondition failure stands. It looks even when no attempt of ours failed:
+ *   the runtime's HTTP client resends a request whose keep-alive connection dropped before the
+ *   answer, unseen by us, so the resend's "precondition failed" may be our own first write. A
+ *   delete retried finds the object gone, which a delete already counts as success.
  * - An abandoned attempt may still land later. Every write is conditional (create-if-absent, or
  *   if-version), so a late one can only fail, or write what we wrote.
  */
@@ -126,7 +128,6 @@ export class RetryingStore implements ObjectStore {
   ): Promise<string> {
     const tries = this.retry.begin(this.area, { what: this.#what("write", key) });
     const timeoutMs = await this.#uploadTimeout(data);
-    let uncertain = false;
     for (;;) {
       try {
         const version = await withDeadline(
@@ -136,16 +137,14 @@ export class RetryingStore implements ObjectStore {
         tries.succeeded();
         return version;
       } catch (err) {
-        if (err instanceof PreconditionFailedError && uncertain) {
+        if (err instanceof PreconditionFailedError) {
           const landed = await this.#versionHolding(key, data);
           if (landed !== null) {
             tries.succeeded();
             return landed;
           }
         }
-        const wait = tries.failed(err);
-        uncertain = true;
-        await sleep(wait);
+        await sleep(tries.failed(err));
       }
     }
   }

@@ -21,6 +21,9 @@
  *   stale, else 204) and `GET [/storage/v1]/b/<bucket>/o?prefix=`. Objects carry timeCreated
  *   and updated.
  *
+ * Reads honour `Range: bytes=<from>-` (206), and S3's `If-Match` on GET (412), as a resumed
+ * streamed read asks for the rest of one version.
+ *
  * Not supported: chunked or resumed resumable uploads, S3 multipart, pagination, auth (signatures
  * are not checked). Listens on 127.0.0.1, ephemeral port.
  */
@@ -82,7 +85,7 @@ export function startPreconditionServer(): Promise<PreconditionServer> {
     if (gcsPath && req.method === "DELETE" && gcsPath[2] !== undefined) {
       return gcsDelete(url, gcsPath[1], decodeURIComponent(gcsPath[2]));
     }
-    if (gcsPath) return gcsGet(url, gcsPath[1], gcsPath[2]);
+    if (gcsPath) return gcsGet(url, gcsPath[1], gcsPath[2], req.headers.get("range"));
     return await s3Request(req, url);
   };
 
@@ -109,13 +112,21 @@ export function startPreconditionServer(): Promise<PreconditionServer> {
     }
     if (req.method === "GET" || req.method === "HEAD") {
       if (!current) return s3Error(404, "NoSuchKey", id, req.method === "HEAD");
+      const ifMatch = req.headers.get("if-match");
+      if (req.method === "GET" && ifMatch !== null && ifMatch !== current.etag) {
+        return s3Error(412, "PreconditionFailed", id);
+      }
       const headers = {
         etag: current.etag,
-        "content-length": String(current.data.length),
         "content-type": "application/octet-stream",
         "last-modified": current.updated.toUTCString(),
       };
-      return new Response(req.method === "HEAD" ? null : current.data, { headers });
+      if (req.method === "HEAD") {
+        return new Response(null, {
+          headers: { ...headers, "content-length": String(current.data.length) },
+        });
+      }
+      return ranged(current.data, req.headers.get("range"), headers);
     }
     if (req.method === "DELETE" && key !== "") {
       const ifMatch = req.headers.get("if-match");
@@ -235,7 +246,12 @@ export function startPreconditionServer(): Promise<PreconditionServer> {
     return new Response(null, { status: 204 });
   }
 
-  function gcsGet(url: URL, bucket: string, encodedName?: string): Response {
+  function gcsGet(
+    url: URL,
+    bucket: string,
+    encodedName?: string,
+    range: string | null = null,
+  ): Response {
     if (encodedName === undefined) {
       const prefix = url.searchParams.get("prefix") ?? "";
       const items = [...gcs.keys()].filter((id) => id.startsWith(`${bucket}/${prefix}`)).sort()
@@ -251,12 +267,25 @@ export function startPreconditionServer(): Promise<PreconditionServer> {
     if (url.searchParams.get("alt") !== "media") {
       return Response.json(gcsResource(bucket, name, obj));
     }
-    return new Response(obj.data, {
-      headers: {
-        "content-type": "application/octet-stream",
-        "x-goog-generation": String(obj.generation),
-        "x-goog-hash": `crc32c=${obj.crc32c},md5=${obj.md5}`,
-      },
+    return ranged(obj.data, range, {
+      "content-type": "application/octet-stream",
+      "x-goog-generation": String(obj.generation),
+      "x-goog-hash": `crc32c=${obj.crc32c},md5=${obj.md5}`,
+    });
+  }
+
+  /** The whole object, or with `Range: bytes=<from>-` the rest of it from there (206). */
+  function ranged(
+    data: Uint8Array<ArrayBuffer>,
+    range: string | null,
+    headers: Record<string, string>,
+  ): Response {
+    const m = /^bytes=(\d+)-$/.exec(range ?? "");
+    if (!m) return new Response(data, { headers });
+    const from = Math.min(Number(m[1]), data.length);
+    return new Response(data.subarray(from), {
+      status: 206,
+      headers: { ...headers, "content-range": `bytes ${from}-${data.length - 1}/${data.length}` },
     });
   }
 
