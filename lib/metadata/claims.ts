@@ -11,7 +11,9 @@ import type { Catalog } from "./catalog.ts";
  * lock keyed on the row's id, both taken on the copier's own connection (its ClaimSession): the
  * lock goes when that session ends, however it ends (process killed, VM gone, network cut, once
  * TCP keepalives give up on the peer), and the next claimer then sweeps the row. So a crashed
- * copier's claim never blocks for long, and no claim needs a heartbeat.
+ * copier's claim never blocks for long, and no claim needs a heartbeat. Every claim that ends,
+ * released or swept, is recorded in _meta_claims_ended (migration 009) by the statement that
+ * ends it: who held what, from when to when, and who swept a dead copier's cells.
  */
 
 // Two-key advisory locks: (CLAIM_LOCK_CLASS, claim id) marks a live claim; (SWEEP_LOCK_CLASS,
@@ -210,7 +212,8 @@ export class ClaimSession {
     return this.#serially(async () => {
       if (!this.#held.delete(id) || this.#lost) return;
       await this.client.query(
-        `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = $2)
+        `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = $2 RETURNING *),
+              ended AS (${endedSql("released", "NULL")})
          SELECT pg_advisory_unlock($1, $2)`,
         [CLAIM_LOCK_CLASS, id],
       );
@@ -257,7 +260,7 @@ export class ClaimSession {
         SWEEP_LOCK_CLASS,
         this.dataset.id,
       ]);
-      await sweepDeadClaims(this.client, this.catalog, this.dataset.id);
+      await sweepDeadClaims(this.client, this.catalog, this.dataset.id, this.copierId);
       const held = await pick();
       await this.client.query(
         `SELECT pg_advisory_lock($1, id) FROM unnest($2::int[]) AS id`,
@@ -293,33 +296,51 @@ export class ClaimSession {
 }
 
 /**
+ * The claims a `gone` CTE (a DELETE ... RETURNING * of claim rows) ended, recorded in
+ * _meta_claims_ended (migration 009) by the same statement: `by` is the SQL of who swept them.
+ */
+function endedSql(how: "released" | "died", by: string): string {
+  return `INSERT INTO _meta_claims_ended (claim_id, dataset_id, copier_id, host, pid, ledger_start,
+            ledger_end, fleet_start, fleet_end, partition_size, claimed_at, how, ended_by)
+          SELECT id, dataset_id, copier_id, host, pid, ledger_start, ledger_end, fleet_start,
+                 fleet_end, partition_size, claimed_at, '${how}', ${by}
+          FROM gone`;
+}
+
+/**
  * Deletes the dataset's dead claims; to be run inside a transaction holding the dataset's sweep
  * lock (every claiming transaction does, and so does gc). A claim is dead when nobody holds its
  * advisory lock in this database (its session ended). A row locked by a commit in flight
  * (writer.ts checks its claim) is skipped, never waited for: that commit settles whose cell it is.
  * Once its row is gone, a copier that still runs (cut off from the catalog for longer than its
- * session lasted) can commit nothing under that claim.
+ * session lasted) can commit nothing under that claim. Each claim swept is recorded as died,
+ * swept `by` (the claiming copier's id, or "gc").
  */
 export async function sweepDeadClaims(
   client: pg.PoolClient,
   catalog: Catalog,
   datasetId: number,
+  by: string,
 ): Promise<void> {
   await client.query(
-    `DELETE FROM _meta_copier_claims WHERE id IN (
-       SELECT c.id FROM _meta_copier_claims c WHERE c.dataset_id = $1 AND NOT ${LIVE}
-       FOR UPDATE SKIP LOCKED)`,
-    [datasetId],
+    `WITH gone AS (
+       DELETE FROM _meta_copier_claims WHERE id IN (
+         SELECT c.id FROM _meta_copier_claims c WHERE c.dataset_id = $1 AND NOT ${LIVE}
+         FOR UPDATE SKIP LOCKED)
+       RETURNING *)
+     ${endedSql("died", "$2")}`,
+    [datasetId, by],
   );
   // ...or its process on this host is gone, though its session may linger a moment (and on
   // the embedded catalog, one backend holds every lock: they never end with a connection).
-  await sweepLocalDead(client, catalog, datasetId);
+  await sweepLocalDead(client, catalog, datasetId, by);
 }
 
 async function sweepLocalDead(
   client: pg.PoolClient,
   catalog: Catalog,
   datasetId: number,
+  by: string,
 ): Promise<void> {
   const { rows } = await client.query<{ id: number; pid: number }>(
     `SELECT id, pid FROM _meta_copier_claims WHERE dataset_id = $1 AND host = $2`,
@@ -333,19 +354,22 @@ async function sweepLocalDead(
   // the lock is simply released.
   if (catalog.embedded) {
     await client.query(
-      `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = ANY($2::int[]))
+      `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = ANY($2::int[]) RETURNING *),
+            ended AS (${endedSql("died", "$3")})
        SELECT pg_advisory_unlock($1, id) FROM unnest($2::int[]) AS id`,
-      [CLAIM_LOCK_CLASS, dead],
+      [CLAIM_LOCK_CLASS, dead, by],
     );
     return;
   }
   await client.query(
     `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id IN (
-       SELECT id FROM _meta_copier_claims WHERE id = ANY($2::int[]) FOR UPDATE SKIP LOCKED))
+       SELECT id FROM _meta_copier_claims WHERE id = ANY($2::int[]) FOR UPDATE SKIP LOCKED)
+       RETURNING *),
+           ended AS (${endedSql("died", "$3")})
      SELECT pg_terminate_backend(l.pid) FROM pg_locks l
      WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
        AND l.classid::bigint = $1 AND l.objid::bigint = ANY($2::int[]) AND l.objsubid = 2`,
-    [CLAIM_LOCK_CLASS, dead],
+    [CLAIM_LOCK_CLASS, dead, by],
   );
 }

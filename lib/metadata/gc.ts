@@ -219,7 +219,7 @@ export async function withSweepLock<T>(
     // land. The batch is bounded instead (see recover/gc.ts).
     await client.query("SET LOCAL idle_in_transaction_session_timeout = 0");
     await client.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK_CLASS, dataset.id]);
-    await sweepDeadClaims(client, catalog, dataset.id);
+    await sweepDeadClaims(client, catalog, dataset.id, "gc");
     const result = await fn({
       lineage: (refs, graceSeconds) => lineageIds(query, dataset.id, refs, graceSeconds),
       claims: async () => await claimRows(query, dataset.id),
