@@ -24,6 +24,7 @@ import { LINEAGE } from "./commands/lineage.ts";
 import { MIGRATE } from "./commands/migrate.ts";
 import { REPAIR } from "./commands/repair.ts";
 import { RETIRE } from "./commands/retire.ts";
+import { STATUS } from "./commands/status.ts";
 import { VERIFY } from "./commands/verify.ts";
 
 /** Exit code of an error that is not a BronzeError: a bug (BSD's EX_SOFTWARE). */
@@ -39,6 +40,7 @@ export const CLI_COMMANDS: readonly AnyCliCommand[] = [
   COMPACT,
   LINEAGE,
   FLEET,
+  STATUS,
   GC,
   RETIRE,
   CHECKPOINT_SHOW,

@@ -18,8 +18,11 @@ import type { Retrier } from "../runtime/retry.ts";
 
 export type { CopyStats };
 
-/** What a copy reads: the copy command's settings but its log format (the caller's logger). */
-export type CopyOptions = Omit<SettingsOf<"copy">, "logFormat"> & {
+/**
+ * What a copy reads: the copy command's settings but its log format (the caller's logger) and
+ * the status page's refresh (the command serves the page).
+ */
+export type CopyOptions = Omit<SettingsOf<"copy">, "logFormat" | "statusRefresh"> & {
   /**
    * The retry policy and listener of every store and source call (the command's, which logs
    * bursts and feeds the metrics); default: --retry-for over the defaults, told to nobody.
@@ -55,6 +58,15 @@ export interface Deps {
 }
 
 /** What a run has once it starts building: shared with the fleet's loop (fleet.ts). */
+/**
+ * Told of the run's catalog while it is open: the status page (lib/status/board.ts) reads through
+ * it, and stops before it closes.
+ */
+export interface CatalogWatcher {
+  opened(catalog: Catalog): void;
+  closing(): void;
+}
+
 export interface RunContext {
   opts: PlacedCopyOptions;
   deps: Deps;

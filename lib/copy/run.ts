@@ -31,10 +31,16 @@ import type { CopierMetrics } from "../metrics/mod.ts";
 import { BuildPool } from "./pool.ts";
 import { announce, findResumePoint } from "./resume.ts";
 import { copyFleet } from "./fleet.ts";
-import type { CopyOptions, CopyResult, Deps, PlacedCopyOptions } from "./context.ts";
+import type {
+  CatalogWatcher,
+  CopyOptions,
+  CopyResult,
+  Deps,
+  PlacedCopyOptions,
+} from "./context.ts";
 import { placementOf } from "./placement.ts";
 
-export type { CopyOptions, CopyResult, CopyStats } from "./context.ts";
+export type { CatalogWatcher, CopyOptions, CopyResult, CopyStats } from "./context.ts";
 
 /** The highest ledger there can be: a follower without --end claims up to it. */
 export const LAST_LEDGER = 0xffffffff;
@@ -44,10 +50,15 @@ export async function copy(
   log: Logger,
   signal: AbortSignal = new AbortController().signal,
   metrics?: CopierMetrics,
+  watcher?: CatalogWatcher,
 ): Promise<CopyResult> {
   await using stack = new AsyncDisposableStack();
   const { deps, placed } = await open(opts, log, stack, metrics);
   opts = placed;
+  if (watcher) {
+    watcher.opened(deps.catalog);
+    stack.defer(() => watcher.closing());
+  }
   const dataset = await register(deps.writer, placed);
   const range = await resolveRange(opts, deps, dataset, log);
   const claims = await ClaimSession.open(deps.catalog, dataset, opts.copierId);

@@ -85,7 +85,8 @@ export function coverageParams(f: CoverageFilter): unknown[] {
   ];
 }
 
-function datasetRef(r: Row): DatasetRef {
+/** A row of DATASETS_SQL's columns as a DatasetRef (status.ts reads the same columns). */
+export function datasetRef(r: Row): DatasetRef {
   const info = {
     domain: r.domain as string,
     dataset: r.dataset as string,

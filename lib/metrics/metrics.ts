@@ -1,13 +1,15 @@
 /**
  * What a copier tells the outside world: its Prometheus metrics and its health, fed by one small
- * set of calls from the copy loop. Every series carries the dataset's `network`, `era` and
- * `version`, so several copiers scraped into one Prometheus stay apart.
+ * set of calls from the copy loop, and the same state as the status page shows it (`live()`: the
+ * head, the last commit, the errors by area and the latest problems said). Every series carries
+ * the dataset's `network`, `era` and `version`, so several copiers scraped into one Prometheus
+ * stay apart.
  */
 import type { ErrorArea } from "../runtime/errors.ts";
 import { RETRY_AREAS, type RetryArea, type RetryListener } from "../runtime/retry.ts";
 import { TRANSIENT_REASONS, type TransientReason } from "../runtime/transient.ts";
 import { type Counter, type Gauge, type Histogram, Registry } from "./exposition.ts";
-import { Health, type HealthOptions } from "./health.ts";
+import { Health, type HealthOptions, type HealthStatus } from "./health.ts";
 
 /** Where a failure came from; each kind is its own `bronze_errors_total` series. */
 export type ErrorKind = ErrorArea;
@@ -60,6 +62,33 @@ export interface Committed {
 
 type D = keyof DatasetLabels;
 
+/** A problem the copier met and said (a warning, an error), as the status page lists it. */
+export interface Problem {
+  at: Date;
+  area: string;
+  message: string;
+}
+
+/** The latest problems kept for the status page. */
+export const RECENT_PROBLEMS = 20;
+
+/** The copier's state as the status page shows it. */
+export interface LiveState {
+  /** The source's head as last polled (null: not polled yet). */
+  sourceHead: number | null;
+  /** The catalog holds every ledger from the run's start through this one (null: not known yet). */
+  lastCommitted: number | null;
+  /** When this process last committed a partition (null: not yet). */
+  lastCommitAt: Date | null;
+  health: HealthStatus;
+  /** bronze_errors_total, by area. */
+  errors: Record<ErrorKind, number>;
+  /** bronze_retries_total, by area (all reasons). */
+  retries: Record<RetryArea, number>;
+  /** The latest problems, newest first. */
+  recent: Problem[];
+}
+
 export class CopierMetrics implements RetryListener {
   readonly health: Health;
   readonly #registry = new Registry();
@@ -72,10 +101,25 @@ export class CopierMetrics implements RetryListener {
   readonly #commitSeconds: Histogram<D>;
   readonly #errors: Counter<D | "kind">;
   readonly #retries: Counter<D | "area" | "reason">;
+  readonly #live = {
+    sourceHead: null as number | null,
+    lastCommitted: null as number | null,
+    lastCommitAt: null as Date | null,
+    errors: Object.fromEntries(ERROR_KINDS.map((k) => [k, 0])) as Record<ErrorKind, number>,
+    retries: Object.fromEntries(RETRY_AREAS.map((a) => [a, 0])) as Record<RetryArea, number>,
+    recent: [] as Problem[],
+  };
+  readonly #wallClock: () => number;
 
-  constructor(dataset: DatasetLabels, health: HealthOptions = {}) {
+  /** `wallClock`: epoch ms for the times the status page shows (default Date.now). */
+  constructor(
+    dataset: DatasetLabels,
+    health: HealthOptions = {},
+    wallClock: () => number = Date.now,
+  ) {
     this.#dataset = { network: dataset.network, era: dataset.era, version: dataset.version };
     this.health = new Health(health);
+    this.#wallClock = wallClock;
     const r = this.#registry;
     const labels = ["network", "era", "version"] as const;
     this.#lastCommitted = r.gauge(
@@ -136,6 +180,7 @@ export class CopierMetrics implements RetryListener {
   /** One attempt retried (a RetryMonitor listener). */
   retried(area: RetryArea, reason: TransientReason): void {
     this.#retries.inc({ ...this.#dataset, area, reason });
+    this.#live.retries[area]++;
   }
 
   /** A burst of retries began or ended: /healthz says "degraded: retrying <area>" meanwhile. */
@@ -146,6 +191,7 @@ export class CopierMetrics implements RetryListener {
   /** At start: the catalog already holds the run's ledgers through `lastLedger`. */
   resumed(lastLedger: number): void {
     this.#lastCommitted.set(this.#dataset, lastLedger);
+    this.#live.lastCommitted = lastLedger;
     this.health.progress(lastLedger);
   }
 
@@ -162,24 +208,54 @@ export class CopierMetrics implements RetryListener {
     this.#bytes.inc(d, c.bytes);
     this.#commitSeconds.observe(d, c.seconds);
     this.#lastCommitted.set(d, c.lastLedger);
+    this.#live.lastCommitted = c.lastLedger;
+    this.#live.lastCommitAt = new Date(this.#wallClock());
     this.health.progress(c.lastLedger);
   }
 
   /** The source's head, each time it is polled. */
   sourceHead(ledger: number): void {
     this.#sourceHead.set(this.#dataset, ledger);
+    this.#live.sourceHead = ledger;
     this.health.sourceHead(ledger);
   }
 
   /** Caught up: nothing to build until the source's head (polled: `head`) moves on. */
   waiting(head: number): void {
     this.#sourceHead.set(this.#dataset, head);
+    this.#live.sourceHead = head;
     this.health.waiting(head);
   }
 
-  /** An error met, retried or not; it does not change health by itself. */
-  error(kind: ErrorKind): void {
+  /**
+   * An error met, retried or not; it does not change health by itself. With its message, it is
+   * also one of the recent problems.
+   */
+  error(kind: ErrorKind, message?: string): void {
     this.#errors.inc({ ...this.#dataset, kind });
+    this.#live.errors[kind]++;
+    if (message !== undefined) this.problem(kind, message);
+  }
+
+  /** A problem said (a warning line): the status page lists the latest RECENT_PROBLEMS. */
+  problem(area: string, message: string): void {
+    const recent = this.#live.recent;
+    recent.unshift({ at: new Date(this.#wallClock()), area, message });
+    if (recent.length > RECENT_PROBLEMS) recent.length = RECENT_PROBLEMS;
+  }
+
+  /** The copier's state now, as the status page shows it. */
+  live(): LiveState {
+    const l = this.#live;
+    return {
+      sourceHead: l.sourceHead,
+      lastCommitted: l.lastCommitted,
+      lastCommitAt: l.lastCommitAt,
+      health: this.health.check(),
+      errors: { ...l.errors },
+      retries: { ...l.retries },
+      recent: [...l.recent],
+    };
   }
 
   /** The copier cannot go on (or not yet): /healthz says `reason` until the next progress. */

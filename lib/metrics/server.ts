@@ -1,6 +1,8 @@
 /**
  * The HTTP side of `--metrics-addr`: Prometheus scrapes `/metrics`, an orchestrator probes
- * `/healthz` (200 or 503, with one plain-text line saying why). Nothing else is served.
+ * `/healthz` (200 or 503, with one plain-text line saying why), and a person opens `/`, the status
+ * page, which refreshes itself from `/status.json` (lib/status/). Only GET and HEAD: nothing
+ * served here can change anything.
  */
 import { BronzeError } from "../runtime/errors.ts";
 import { CONTENT_TYPE } from "./exposition.ts";
@@ -33,6 +35,16 @@ export function parseListenAddress(raw: string): ListenAddress | string {
   return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port: Number(port) };
 }
 
+/** The status page and its data, when the server shows them (lib/status/ makes them). */
+export interface StatusPages {
+  /** The page: one self-contained HTML document, and its Content-Security-Policy. */
+  html(): Promise<{ body: string; csp: string }>;
+  /** The page's data (`/status.json`). */
+  json(): Promise<string>;
+}
+
+const PATHS = ["/metrics", "/healthz", "/", "/status.json"];
+
 export interface MetricsServer {
   /** e.g. http://127.0.0.1:9464 (no trailing slash). */
   readonly url: string;
@@ -51,13 +63,15 @@ export function serveMetrics(
   addr: string,
   metrics: { render(): string },
   health: { check(): HealthStatus },
+  status?: StatusPages,
 ): MetricsServer {
   const parsed = parseListenAddress(addr);
   if (typeof parsed === "string") throw new BronzeError(`metrics address ${parsed}`);
-  const handler = (req: Request): Response => {
+  const paths = status ? PATHS : PATHS.slice(0, 2);
+  const handler = async (req: Request): Promise<Response> => {
     const path = new URL(req.url).pathname;
-    if (path !== "/metrics" && path !== "/healthz") {
-      return _text(404, `not found: ${path} (try /metrics or /healthz)`);
+    if (!paths.includes(path)) {
+      return _text(404, `not found: ${path} (try ${paths.join(", ")})`);
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
       return _text(405, `method ${req.method} not allowed`, { Allow: "GET, HEAD" });
@@ -66,9 +80,33 @@ export function serveMetrics(
       const h = health.check();
       return _text(h.ok ? 200 : 503, h.message);
     }
-    return new Response(metrics.render(), {
-      headers: { "Content-Type": CONTENT_TYPE, "Cache-Control": "no-store" },
-    });
+    if (path === "/metrics") {
+      return new Response(metrics.render(), {
+        headers: { "Content-Type": CONTENT_TYPE, "Cache-Control": "no-store" },
+      });
+    }
+    try {
+      if (path === "/status.json") {
+        return new Response(await status!.json(), {
+          headers: {
+            "Content-Type": "application/json; charset=utf-8",
+            "Cache-Control": "no-store",
+          },
+        });
+      }
+      const page = await status!.html();
+      return new Response(page.body, {
+        headers: {
+          "Content-Type": "text/html; charset=utf-8",
+          "Cache-Control": "no-store",
+          "Content-Security-Policy": page.csp,
+          "X-Content-Type-Options": "nosniff",
+          "Referrer-Policy": "no-referrer",
+        },
+      });
+    } catch (err) {
+      return _text(503, `status unavailable: ${_firstLine(err)}`);
+    }
   };
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {

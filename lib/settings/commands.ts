@@ -83,6 +83,7 @@ export const COMMANDS = {
       "flushInterval",
       "metricsAddr",
       "stallAfter",
+      "statusRefresh",
       "retryFor",
     ],
     required: ["source"],
@@ -181,6 +182,10 @@ export const COMMANDS = {
   }),
   checkpointShow: command({ settings: ["checkpoint", "stateDir", "catalog", "json", "retryFor"] }),
   fleet: command({ settings: ["catalog", "stateDir", ...DATASET_FILTERS, "json"] }),
+  status: command({
+    settings: ["catalog", "stateDir", "json", "html"],
+    probes: { html: onDisk(writableFile) },
+  }),
   catalogRebuild: command({
     settings: [
       "storage",

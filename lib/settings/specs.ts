@@ -68,6 +68,10 @@ export interface Settings {
   metricsAddr?: string;
   /** Seconds without progress, or of a head that does not advance, before /healthz says 503. */
   stallAfter: number;
+  /** Seconds between refreshes of the status page at --metrics-addr (one catalog query each). */
+  statusRefresh: number;
+  /** status: write the status page to this file. */
+  html?: string;
   failOnGaps: boolean;
   status: boolean;
   /** Optional filters of coverage/verify: the same flags as the copier's, without defaults. */
@@ -287,8 +291,24 @@ export const SPECS: { readonly [K in Key]-?: Spec<NonNullable<Settings[K]>> } = 
   metricsAddr: {
     flag: "--metrics-addr",
     env: "METRICS_ADDR",
-    help: "serve Prometheus /metrics and /healthz on host:port while copying (off by default)",
+    help:
+      "serve the status page (/ and /status.json), Prometheus /metrics and /healthz on host:port while copying (off by default)",
     parse: listenAddress,
+  },
+  statusRefresh: {
+    flag: "--status-refresh",
+    env: "STATUS_REFRESH",
+    help:
+      "how often the status page at --metrics-addr (/) refreshes; the catalog is asked at most once per interval, however many pages are open",
+    parse: duration,
+    default: () => 5,
+    shown: "5s",
+  },
+  html: {
+    flag: "--html",
+    help:
+      "also write the status page to this file (self-contained HTML, no script; for a cron job or a report)",
+    parse: nonEmpty,
   },
   history: {
     flag: "--history",

@@ -1,8 +1,10 @@
+import { hostname } from "node:os";
 import { copy, type CopyResult } from "../../copy/run.ts";
 import { areaOf, EXIT } from "../../runtime/errors.ts";
 import { CopierMetrics, serveMetrics } from "../../metrics/mod.ts";
 import { createLogger, type Logger } from "../../runtime/log.ts";
 import { runRetrier } from "../../runtime/retry.ts";
+import { StatusBoard } from "../../status/board.ts";
 import type { SettingsOf } from "../../settings/mod.ts";
 import type { CliCommand } from "../command.ts";
 
@@ -50,16 +52,34 @@ export async function copyCommand(
     { network: args.network, era: args.era, version: args.versionLabel },
     { stallAfterSeconds: args.stallAfter, headStallAfterSeconds: args.stallAfter },
   );
+  // The log, whose warnings (retry bursts among them) the status page lists too.
+  const said = metrics ? noting(log, metrics) : log;
   // Every retry of the run is logged once per burst and, with --metrics-addr, counted.
-  const retry = runRetrier(args.retryFor, log);
+  const retry = runRetrier(args.retryFor, said);
   if (metrics) retry.events.listen(metrics);
-  const server = metrics && serveMetrics(args.metricsAddr!, metrics, metrics.health);
-  if (server) log.info("metrics", `serving ${server.url}/metrics and ${server.url}/healthz`);
+  const board = metrics && new StatusBoard({
+    refreshSeconds: args.statusRefresh,
+    self: () => ({
+      copierId: args.copierId,
+      host: hostname(),
+      pid: Deno.pid,
+      role: args.follow ? "follower" : args.fleet ? "fleet" : "range",
+      dataset: { network: args.network, era: args.era, version: args.versionLabel },
+      live: metrics.live(),
+    }),
+  });
+  const server = metrics && serveMetrics(args.metricsAddr!, metrics, metrics.health, board);
+  if (server) {
+    log.info(
+      "metrics",
+      `serving ${server.url}/metrics and ${server.url}/healthz, and the status page at ${server.url}/`,
+    );
+  }
   let result: CopyResult;
   try {
-    result = await copy({ ...args, retry }, log, controller.signal, metrics);
+    result = await copy({ ...args, retry }, said, controller.signal, metrics, board);
   } catch (err) {
-    metrics?.error(areaOf(err));
+    metrics?.error(areaOf(err), (err as Error)?.message ?? String(err));
     throw err;
   } finally {
     for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
@@ -70,4 +90,15 @@ export async function copyCommand(
     return SIGNAL_EXIT[received ?? "SIGINT"];
   }
   return 0;
+}
+
+/** The log, whose warnings the status page also lists among the copier's latest problems. */
+function noting(log: Logger, metrics: CopierMetrics): Logger {
+  return {
+    ...log,
+    warn(tag, message, fields) {
+      metrics.problem(tag, message);
+      log.warn(tag, message, fields);
+    },
+  };
 }
