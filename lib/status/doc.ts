@@ -35,7 +35,7 @@ export interface CopierDoc {
   host: string | null;
   pid: number | null;
   role: "fleet" | "follower" | "range";
-  /** Its live claims now: cells for a fleet copier, its range otherwise. */
+  /** Its live claims now (adjacent ones joined): cells for a fleet copier, its range otherwise. */
   held: { start: number; end: number }[];
   cells_held: number;
   since: string | null;
@@ -296,6 +296,7 @@ function _dataset(d: DatasetStatus, now: Date, self?: Self | null) {
     c.bytes_per_second = rate(p.bytes, p.seconds);
     c.last_commit_at = iso(p.lastCommitAt);
   }
+  for (const c of copiers.values()) c.held = _merged(c.held);
   const copierList = [...copiers.values()].sort((a, b) =>
     a.copier_id.localeCompare(b.copier_id) || (a.pid ?? 0) - (b.pid ?? 0)
   );
@@ -405,6 +406,17 @@ function _dead(d: DatasetStatus): DeadDoc[] {
       : doc.ledgers + x.end - x.start + 1;
     out.set(k, doc);
   }
-  for (const doc of out.values()) doc.held.sort((a, b) => a.start - b.start);
+  for (const doc of out.values()) doc.held = _merged(doc.held);
   return [...out.values()];
+}
+
+/** Ranges in order, adjacent ones joined (a copier's neighbouring cells read as one range). */
+function _merged(ranges: { start: number; end: number }[]): { start: number; end: number }[] {
+  const out: { start: number; end: number }[] = [];
+  for (const r of [...ranges].sort((a, b) => a.start - b.start)) {
+    const last = out[out.length - 1];
+    if (last && r.start <= last.end + 1) last.end = Math.max(last.end, r.end);
+    else out.push({ ...r });
+  }
+  return out;
 }

@@ -30,6 +30,7 @@ code{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font-siz
 section{border-top:1px solid var(--line);padding:14px 0 10px;margin-top:10px}
 .strip{display:flex;height:38px;border:1px solid #222;background:#fff;overflow:hidden}
 .seg{display:flex;flex-direction:column;min-width:1px;overflow:hidden}
+.seg:not(.s-committed){min-width:3px}
 .seg>i{display:block;min-height:1px}
 .seg:hover{outline:2px solid #000;outline-offset:-2px}
 .s-committed{background:#1b6e20}
@@ -46,7 +47,8 @@ section{border-top:1px solid var(--line);padding:14px 0 10px;margin-top:10px}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:6px 0}
 caption{text-align:left;font-weight:600;padding:4px 0}
-th,td{text-align:left;padding:3px 10px 3px 0;border-bottom:1px solid #d0d0d0;vertical-align:top}
+th,td{text-align:left;padding:3px 12px 3px 0;border-bottom:1px solid #d0d0d0;vertical-align:top;
+ white-space:nowrap}
 th{border-bottom:2px solid var(--line)}
 details{margin:4px 0}summary{cursor:pointer;color:var(--muted)}
 .badge{display:inline-block;padding:0 6px;border:1px solid currentColor;border-radius:3px;font-weight:700;font-size:.85em}

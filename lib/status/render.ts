@@ -18,12 +18,21 @@ import { formatBytes, formatDuration, formatSpan } from "../runtime/format.ts";
 export function renderStatus(doc: StatusDoc): string {
   const STATES = ["committed", "partials", "claimed", "gap"] as const;
   type State = typeof STATES[number];
+  /** What a state is called in the legend, and after a count of cells. */
   const NAMES: Record<State, string> = {
     committed: "committed",
     partials: "partials awaiting compaction",
     claimed: "claimed now",
-    gap: "gap",
+    gap: "gaps",
   };
+  const counts = (s: State, n: number): string =>
+    `${num(n)} ${
+      s === "partials"
+        ? "in partials awaiting compaction"
+        : s === "gap" && n === 1
+        ? "gap"
+        : NAMES[s]
+    }`;
   const now = Date.parse(doc.generated_at);
 
   const esc = (v: unknown): string => String(v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -58,6 +67,13 @@ export function renderStatus(doc: StatusDoc): string {
   const ranges = (rs: { start: number; end: number }[], max = 4) =>
     rs.length === 0 ? "–" : rs.slice(0, max).map((r) => range(r.start, r.end)).join(", ") +
       (rs.length > max ? ` and ${rs.length - max} more` : "");
+  /** A fleet copier's cells: the one, or how many from where (all of them on hover). */
+  const cellsHeld = (cells: number, held: { start: number; end: number }[]) =>
+    cells === 1
+      ? `1 cell: ${range(held[0].start, held[0].end)}`
+      : `<span title="${esc(ranges(held, held.length))}">${plural(cells, "cell")} from ${
+        num(held[0]?.start)
+      }</span>`;
   const liveness = (live: boolean | null) =>
     live === null ? ' <span class="note">(liveness unknown on a standby)</span>' : "";
   const table = (cls: string, caption: string, head: string[], rows: string[][]) =>
@@ -127,7 +143,7 @@ export function renderStatus(doc: StatusDoc): string {
 
   const counted = (seg: Segment): string =>
     STATES.filter((s) => seg.counts[s] > 0).map((s) => {
-      let t = `${num(seg.counts[s])} ${NAMES[s]}`;
+      let t = counts(s, seg.counts[s]);
       if (s === "claimed") {
         t += ` (by ${[...seg.claimers].map(([id, n]) => `${id}: ${num(n)}`).join(", ")})`;
       }
@@ -142,7 +158,7 @@ export function renderStatus(doc: StatusDoc): string {
   const strip = (d: DatasetDoc, segs: Segment[]): string => {
     const t = d.totals;
     const label = `coverage of ledgers ${range(d.grid!.start, d.grid!.end)}: ` +
-      STATES.map((s) => `${num(t[s])} ${NAMES[s]}`).join(", ");
+      STATES.map((s) => counts(s, t[s])).join(", ");
     const parts = segs.map((seg) => {
       // A band of several states stacks them; each present state takes at least a third of its
       // height, so one gap among thousands of cells still shows (its title has the counts).
@@ -157,12 +173,25 @@ export function renderStatus(doc: StatusDoc): string {
         STATES.map((s) => `data-${s}="${seg.counts[s]}"`).join(" ")
       } title="${esc(describe(seg))}">${inner}</span>`;
     }).join("");
+    // Superseded files on a track of their own, band by band (runs of bands with or without
+    // them merged), so a compacted cell shows where it is, not across a whole merged segment.
+    const runs: { cells: number; superseded: number; start: number; end: number }[] = [];
+    for (const b of d.bands) {
+      const last = runs[runs.length - 1];
+      if (last && (last.superseded > 0) === (b.superseded > 0)) {
+        last.cells += b.cells;
+        last.superseded += b.superseded;
+        last.end = b.end;
+      } else runs.push({ cells: b.cells, superseded: b.superseded, start: b.start, end: b.end });
+    }
     const sup = t.superseded
       ? `<div class="gc-track" aria-hidden="true">${
-        segs.map((seg) =>
-          `<span class="${seg.superseded ? "sup" : ""}" style="flex:${seg.cells} 1 0"${
-            seg.superseded
-              ? ` title="${esc(plural(seg.superseded, "superseded partition"))} for gc"`
+        runs.map((r) =>
+          `<span${r.superseded ? ' class="sup"' : ""} style="flex:${r.cells} 1 0"${
+            r.superseded
+              ? ` title="ledgers ${range(r.start, r.end)}: ${
+                esc(plural(r.superseded, "superseded partition"))
+              } for gc"`
               : ""
           }></span>`
         ).join("")
@@ -238,10 +267,12 @@ export function renderStatus(doc: StatusDoc): string {
       out.push(
         `<p class="fleet">Fleet on ${range(f.start, f.end)} in ${plural(f.cells, "cell")} of ${
           num(f.partition_size)
-        }: ${num(f.ledgers_left)} ledgers left; pace ${
-          perSecond(f.ledgers_per_second, "ledgers")
-        } ledgers/s, ${perSecond(f.bytes_per_second, "bytes")}; ETA ${
-          f.eta_seconds === null ? "–" : esc(formatDuration(f.eta_seconds))
+        }: ${num(f.ledgers_left)} ledgers left; ${
+          f.ledgers_per_second === null
+            ? `no commits in the last ${esc(formatDuration(doc.pace_window_seconds))}`
+            : `pace ${perSecond(f.ledgers_per_second, "ledgers")} ledgers/s, ${
+              perSecond(f.bytes_per_second, "bytes")
+            }; ETA ${f.eta_seconds === null ? "–" : esc(formatDuration(f.eta_seconds))}`
         }</p>`,
       );
     }
@@ -258,11 +289,11 @@ export function renderStatus(doc: StatusDoc): string {
             c.live === false
               ? "nothing now"
               : c.role === "fleet"
-              ? `${plural(c.cells_held, "cell")}${c.held.length ? `: ${ranges(c.held)}` : ""}`
+              ? cellsHeld(c.cells_held, c.held)
               : c.role === "follower"
               ? `${num(c.held[0]?.start)} onwards`
               : ranges(c.held),
-            time(c.since),
+            ago(c.since),
             perSecond(c.ledgers_per_second, "ledgers"),
             perSecond(c.bytes_per_second, "bytes"),
             ago(c.last_commit_at),

@@ -61,9 +61,13 @@ function dataset(
       }`,
     `  cells     ${
       STRIP_STATES.map((s) =>
-        `${num(t[s])} ${NAME[s]}${
-          s === "committed" ? ` (${(100 * t[s] / g.cells).toFixed(1)}%)` : ""
-        }`
+        `${num(t[s])} ${
+          s === "partials"
+            ? "in partials awaiting compaction"
+            : s === "gap" && t[s] === 1
+            ? "gap"
+            : NAME[s]
+        }${s === "committed" ? ` (${(100 * t[s] / g.cells).toFixed(1)}%)` : ""}`
       ).join(", ")
     }; ${num(t.superseded)} superseded partitions for gc`,
     `  strip     [${strip(d)}]  ${

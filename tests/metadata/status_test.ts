@@ -4,7 +4,10 @@
  * the claims that end (released, or swept as dead by whom) recorded in _meta_claims_ended.
  */
 import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
 import { catalogStatus, STATUS_SQL } from "../../lib/metadata/status.ts";
+import { statusDoc } from "../../lib/status/doc.ts";
+import { statusPage } from "../../lib/status/page.ts";
 import { ClaimSession } from "../../lib/metadata/claims.ts";
 import { dbOf } from "../../lib/metadata/_db.ts";
 import { catalogTarget, poolOf, withCatalog } from "../support/catalogs.ts";
@@ -144,6 +147,12 @@ Deno.test("status (postgres): a 60-million-ledger backfill's 6,000 cells in 240 
     const { rows: [{ n }] } = await poolOf(catalog).query<{ n: number }>(
       "SELECT count(*)::int AS n FROM _meta_lineage",
     );
+    // And what the page and its data weigh, as sent and compressed (Deno.serve gzips them).
+    const doc = statusDoc({ catalogLabel: catalog.label, status: s, refreshSeconds: 5 });
+    const sizes = [statusPage(doc, "live"), JSON.stringify(doc)].map((t) =>
+      `${(t.length / 1000).toFixed(1)} KB (${(gzipSync(t).length / 1000).toFixed(1)} KB gzip)`
+    );
+    console.log(`the page is ${sizes[0]}, /status.json ${sizes[1]}`);
     console.log(
       `6,000 cells (${n} lineage rows, 16 live claims): the status statement runs in ` +
         `${times.map((t) => t.toFixed(1)).join(", ")} ms; its answer is ${

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { BronzeError } from "../../lib/runtime/errors.ts";
 import { parseListenAddress, serveMetrics } from "../../lib/metrics/server.ts";
+import { StatusBoard } from "../../lib/status/board.ts";
 
 const NOTHING = { render: () => "" };
 const OK = { check: () => ({ ok: true, message: "ok" }) };
@@ -77,4 +78,44 @@ Deno.test("serveMetrics: an address this machine does not have is a one-line Bro
       err instanceof BronzeError &&
       err.message === "cannot serve metrics on 192.0.2.1:9464: Cannot assign requested address",
   );
+});
+
+Deno.test("serveMetrics with the status page: / and /status.json, gzipped when asked, read-only, a policy that forbids anything else", async () => {
+  const board = new StatusBoard({ refreshSeconds: 5 });
+  const server = serveMetrics("127.0.0.1:0", NOTHING, OK, board);
+  try {
+    const page = await fetch(`${server.url}/`, { headers: { "Accept-Encoding": "gzip" } });
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
+    assert.equal(page.headers.get("content-encoding"), "gzip");
+    assert.match(
+      page.headers.get("content-security-policy")!,
+      /^default-src 'none'; script-src 'sha256-[A-Za-z0-9+/=]+'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'$/,
+    );
+    const html = await page.text();
+    assert.match(html, /^<!doctype html>/);
+    assert.match(html, /The catalog cannot be read: not open yet/);
+    assert.doesNotMatch(html, /<form|<link|<img|src="http/);
+    const data = await fetch(`${server.url}/status.json`);
+    assert.equal(data.headers.get("content-type"), "application/json; charset=utf-8");
+    const doc = await data.json();
+    assert.equal(doc.bronze_status, 1);
+    assert.equal(doc.refresh_seconds, 5);
+    const plain = await fetch(`${server.url}/status.json`, {
+      headers: { "Accept-Encoding": "identity" },
+    });
+    assert.equal(plain.headers.get("content-encoding"), null);
+    assert.equal((await plain.json()).bronze_status, 1);
+    for (const path of ["/", "/status.json"]) {
+      const post = await fetch(`${server.url}${path}`, { method: "POST", body: "x" });
+      assert.deepEqual([post.status, await post.text()], [405, "method POST not allowed\n"]);
+    }
+    const lost = await fetch(`${server.url}/index.html`);
+    assert.deepEqual([lost.status, await lost.text()], [
+      404,
+      "not found: /index.html (try /metrics, /healthz, / or /status.json)\n",
+    ]);
+  } finally {
+    await server.close();
+  }
 });

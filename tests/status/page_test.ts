@@ -1,19 +1,21 @@
 /**
  * The status page in a real browser (Debian's headless Chromium, over the DevTools protocol): the
  * page of a running fleet copy and of a follower, as a person sees it, refreshed in place as the
- * catalog changes; and what its refresh costs the catalog with 20 pages open. Screenshots go to
+ * catalog changes; what its refresh costs the catalog with 20 pages open; and the page `bronze
+ * status --html` writes, at 1280 px, on a phone and on paper. Screenshots go to
  * .test-output/status/.
  */
 import assert from "node:assert/strict";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { type CatalogTarget, catalogTarget } from "../support/catalogs.ts";
+import { type CatalogTarget, catalogTarget, poolOf } from "../support/catalogs.ts";
 import { runCli } from "../support/cli.ts";
 import { copyEnv } from "../support/copy.ts";
 import { Copier, growingLake, range } from "../support/growing.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { Browser, browserMissing, type Page } from "../support/browser.ts";
 import { countingProxy } from "../support/pg_proxy.ts";
+import { fixedCatalog } from "../support/status_catalog.ts";
 import { EXIT_MS } from "../support/wait.ts";
 
 const missing = browserMissing();
@@ -146,10 +148,10 @@ Deno.test({
       assert.equal(done.title, "ledgers 1–60, 3 cells: 3 committed");
       assert.equal(byA.title, "ledgers 61–80, 1 cell: 1 claimed now (by copier-a: 1)");
       assert.equal(byB.title, "ledgers 81–100, 1 cell: 1 claimed now (by copier-b: 1)");
-      assert.equal(gap.title, "ledgers 101–200, 5 cells: 5 gap");
+      assert.equal(gap.title, "ledgers 101–200, 5 cells: 5 gaps");
       assert.match(
         await text(page, "section.dataset .legend"),
-        /committed: 3 \(30\.0%\)\s+partials awaiting compaction: 0\s+claimed now: 2\s+gap: 5\s+superseded, files for gc: 0/,
+        /committed: 3 \(30\.0%\)\s+partials awaiting compaction: 0\s+claimed now: 2\s+gaps: 5\s+superseded, files for gc: 0/,
       );
       const fleetRows = await rows(page, "table.copiers");
       // The copier of 1-60 holds nothing now; it committed within the pace window.
@@ -160,7 +162,7 @@ Deno.test({
       ]);
       assert.match(
         await text(page, "section.dataset .fleet"),
-        /^Fleet on 1–200 in 10 cells of 20: 140 ledgers left; pace – ledgers\/s, –; ETA –$/,
+        /^Fleet on 1–200 in 10 cells of 20: 140 ledgers left; no commits in the last 5m00s$/,
       );
       assert.match(
         await text(page, "section.self h2"),
@@ -347,6 +349,97 @@ Deno.test({
     } finally {
       follower.child.kill("SIGTERM");
       await follower.end();
+    }
+  },
+});
+
+/** WCAG's contrast ratio of two CSS rgb() colours. */
+function contrast(a: string, b: string): number {
+  const lum = (c: string) => {
+    const [r, g, bl] = c.match(/[\d.]+/g)!.slice(0, 3).map((v) => {
+      const s = Number(v) / 255;
+      return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+Deno.test({
+  name:
+    "the page written by bronze status --html: readable at 1280 px and on a phone, text contrast, states told by pattern and words, prints with its tables open",
+  ignore: missing !== null,
+  async fn() {
+    await using target = await catalogTarget("postgres");
+    await using out = await tempDir();
+    const catalog = await target.open();
+    const locker = await poolOf(catalog).connect();
+    try {
+      await fixedCatalog(poolOf(catalog), locker);
+      const file = join(out.path, "status.html");
+      const r = await runCli(["status", "--html", file], {
+        env: { CATALOG_DSN: target.dsn!, STATE_DIR: target.stateDir },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      await using browser = await Browser.launch();
+
+      const wide = await browser.page({ width: 1280, height: 900 });
+      await wide.goto(`file://${file}`);
+      const fits = `document.documentElement.scrollWidth <= innerWidth`;
+      assert.equal(await wide.eval(fits), true, "no sideways scrolling at 1280 px");
+      const body = await wide.eval<{ fg: string; bg: string; muted: string }>(
+        `({ fg: getComputedStyle(document.body).color,
+            bg: getComputedStyle(document.body).backgroundColor,
+            muted: getComputedStyle(document.querySelector(".summary")).color })`,
+      );
+      assert.ok(contrast(body.fg, body.bg) >= 7, `text contrast ${JSON.stringify(body)}`);
+      assert.ok(contrast(body.muted, body.bg) >= 7, `muted text contrast ${JSON.stringify(body)}`);
+      // Each state a pattern of its own (committed the only solid one) and a name in the legend.
+      const swatches = await wide.eval<Record<string, string>>(
+        `Object.fromEntries([...document.querySelectorAll("section#dataset-1 .legend li")]
+           .map((li) => [li.dataset.state,
+                         getComputedStyle(li.querySelector(".sw")).backgroundImage]))`,
+      );
+      assert.equal(swatches.committed, "none");
+      const patterns = ["partials", "claimed", "gap", "superseded"].map((s) => swatches[s]);
+      assert.ok(patterns.every((p) => p.includes("gradient")), JSON.stringify(swatches));
+      assert.equal(new Set(patterns).size, 4, "four different patterns");
+      const titles = await wide.eval<string[]>(
+        `[...document.querySelectorAll("section#dataset-1 .strip .seg")].map((s) => s.title)`,
+      );
+      assert.ok(
+        titles.every((t) => /committed|partials|claimed|gaps?\b/.test(t)),
+        titles.join("\n"),
+      );
+      assert.deepEqual(wide.problems, [], "no error, no policy violation");
+      assert.deepEqual(wide.requests, [`file://${file}`], "nothing fetched but the page");
+      await screenshot(wide, "static.png");
+
+      // A phone: the page does not scroll sideways (wide tables scroll in their own box), the
+      // strip fits the screen.
+      const phone = await browser.page({ width: 375, height: 740, mobile: true });
+      await phone.goto(`file://${file}`);
+      assert.equal(await phone.eval(fits), true, "no sideways scrolling on a phone");
+      const strip = await phone.eval<number>(
+        `document.querySelector("section#dataset-1 .strip").getBoundingClientRect().right`,
+      );
+      assert.ok(strip <= 375, `the strip fits the phone's width (right edge ${strip})`);
+      await screenshot(phone, "phone.png");
+
+      // On paper: the segment tables print open, the patterns print as they are.
+      await wide.printMedia(true);
+      const printed = await wide.eval<{ rows: number; adjust: string }>(
+        `({ rows: document.querySelector("section#dataset-1 details table").getBoundingClientRect().height,
+            adjust: getComputedStyle(document.querySelector(".strip .seg")).printColorAdjust })`,
+      );
+      assert.ok(printed.rows > 0, "the segments table is printed");
+      assert.equal(printed.adjust, "exact");
+      const pdf = await wide.pdf(join(OUT, "static.pdf"));
+      assert.equal(new TextDecoder().decode(pdf.slice(0, 5)), "%PDF-");
+    } finally {
+      locker.release();
+      await catalog.close();
     }
   },
 });

@@ -236,11 +236,11 @@ export class Page {
     await until(async () => Boolean(await this.eval(expression)), what, { ms, everyMs: 100 });
   }
 
-  /** A PNG of the whole page (not only the viewport) into `path`. */
-  async screenshot(path: string): Promise<Uint8Array> {
+  /** A PNG of the whole page (`viewport`: only what the window shows) into `path`. */
+  async screenshot(path: string, { viewport = false } = {}): Promise<Uint8Array> {
     const { data } = await this.#send<{ data: string }>("Page.captureScreenshot", {
       format: "png",
-      captureBeyondViewport: true,
+      captureBeyondViewport: !viewport,
     });
     const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
     await writeFile(path, bytes);
