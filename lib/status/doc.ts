@@ -138,7 +138,8 @@ export interface SelfDoc {
   last_committed_ledger: number | null;
   lag_ledgers: number | null;
   last_commit_at: string | null;
-  errors: { area: string; count: number }[];
+  /** Errors (bronze_errors_total) and retries (bronze_retries_total) of each area. */
+  areas: { area: string; errors: number; retries: number }[];
   recent: { at: string; area: string; message: string }[];
 }
 
@@ -221,7 +222,11 @@ function _self(s: Self): SelfDoc {
       ? Math.max(0, l.sourceHead - l.lastCommitted)
       : null,
     last_commit_at: l.lastCommitAt?.toISOString() ?? null,
-    errors: Object.entries(l.errors).map(([area, count]) => ({ area, count })),
+    areas: [...new Set([...Object.keys(l.errors), ...Object.keys(l.retries)])].map((area) => ({
+      area,
+      errors: l.errors[area as keyof typeof l.errors] ?? 0,
+      retries: l.retries[area as keyof typeof l.retries] ?? 0,
+    })),
     recent: l.recent.map((p) => ({ at: p.at.toISOString(), area: p.area, message: p.message })),
   };
 }

@@ -378,9 +378,9 @@ export function renderStatus(doc: StatusDoc): string {
     }</dl>${
       table(
         "errors",
-        "Errors by area",
-        ["Area", "Errors"],
-        c.errors.map((e) => [esc(e.area), num(e.count)]),
+        "Errors and retries by area",
+        ["Area", "Errors", "Retries"],
+        c.areas.map((a) => [esc(a.area), num(a.errors), num(a.retries)]),
       )
     }<h3>Latest problems</h3>${problems}</section>`;
   };

@@ -1,7 +1,7 @@
 import { rename, rm, writeFile } from "node:fs/promises";
 import { openReadyCatalog } from "../../metadata/migrate.ts";
 import { catalogStatus } from "../../metadata/status.ts";
-import { BronzeError, EXIT } from "../../runtime/errors.ts";
+import { BronzeError, environmentError } from "../../runtime/errors.ts";
 import { statusDoc } from "../../status/doc.ts";
 import { statusPage } from "../../status/page.ts";
 import { formatStatus } from "../../status/text.ts";
@@ -58,9 +58,7 @@ async function writePage(path: string, html: string): Promise<void> {
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
-    throw new BronzeError(
-      `cannot write the status page to ${path}: ${(e as Error).message}`,
-      EXIT.error,
-    );
+    throw environmentError(e, { path, writing: true }) ??
+      new BronzeError(`cannot write the status page to ${path}: ${(e as Error).message}`);
   }
 }
