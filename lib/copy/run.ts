@@ -21,7 +21,7 @@ import { DatasetRetiredError, retirementOf } from "../metadata/retire.ts";
 import { CatalogWriter } from "../metadata/writer.ts";
 import { datasetLabel } from "../table/dataset.ts";
 import { openSource } from "../source/mod.ts";
-import type { Range } from "../table/grid.ts";
+import { LAST_LEDGER, type Range } from "../table/grid.ts";
 import { DOMAIN, SCHEMA_HASH, TABLE, TABLE_DESCRIPTION } from "../table/schema.ts";
 import { Committer, type Dataset } from "./commit.ts";
 import { planWork } from "./plan.ts";
@@ -41,9 +41,6 @@ import type {
 import { placementOf } from "./placement.ts";
 
 export type { CatalogWatcher, CopyOptions, CopyResult, CopyStats } from "./context.ts";
-
-/** The highest ledger there can be: a follower without --end claims up to it. */
-export const LAST_LEDGER = 0xffffffff;
 
 export async function copy(
   opts: CopyOptions,

@@ -5,7 +5,7 @@
  * `--json` of bronze.
  */
 import type { CatalogStatus, DatasetStatus } from "../metadata/status.ts";
-import { OPEN_END } from "../metadata/status.ts";
+import { LAST_LEDGER } from "../table/grid.ts";
 import type { LiveState } from "../metrics/metrics.ts";
 
 /** Bumped when a field changes meaning or goes away. */
@@ -259,7 +259,7 @@ function _dataset(d: DatasetStatus, now: Date, self?: Self | null) {
   const copiers = new Map<string, CopierDoc>();
   for (const c of d.claims.filter((c) => c.live !== false)) {
     const k = key(c);
-    const role = c.fleet ? "fleet" : c.end >= OPEN_END ? "follower" : "range";
+    const role = c.fleet ? "fleet" : c.end >= LAST_LEDGER ? "follower" : "range";
     const doc = copiers.get(k) ?? {
       copier_id: c.copierId,
       host: c.host,
@@ -406,7 +406,7 @@ function _dead(d: DatasetStatus): DeadDoc[] {
     }
     doc.ledgers_held += x.ledgersHeld;
     // A follower's claim runs to the end of time: no count of what it should hold.
-    doc.ledgers = doc.ledgers === null || x.end >= OPEN_END
+    doc.ledgers = doc.ledgers === null || x.end >= LAST_LEDGER
       ? null
       : doc.ledgers + x.end - x.start + 1;
     out.set(k, doc);

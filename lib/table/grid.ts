@@ -4,6 +4,12 @@
  * completed by later runs.
  */
 
+/**
+ * The highest ledger there can be (sequences are 32-bit): a follower without --end claims up to
+ * it, so a claim that reaches it is open-ended.
+ */
+export const LAST_LEDGER = 0xffffffff;
+
 /** An inclusive range of ledgers. */
 export interface Range {
   start: number;

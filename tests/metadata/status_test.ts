@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import { catalogStatus, STATUS_SQL } from "../../lib/metadata/status.ts";
+import { catalogStatus } from "../../lib/metadata/status.ts";
+import { STATUS_SQL } from "../../lib/metadata/status_sql.ts";
 import { statusDoc } from "../../lib/status/doc.ts";
 import { statusPage } from "../../lib/status/page.ts";
 import { ClaimSession } from "../../lib/metadata/claims.ts";
