@@ -637,7 +637,8 @@ Deno.test({
       }
       const catalog = await openCatalog({ dsn: old.dsn, stateDir: made.stateDir });
       try {
-        assert.deepEqual(await migrate(catalog), ["008_ducklake"]);
+        // 008 first, then any migration shipped after it.
+        assert.equal((await migrate(catalog))[0], "008_ducklake");
         assert.deepEqual(await migrate(catalog), []);
       } finally {
         await catalog.close();
