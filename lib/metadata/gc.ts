@@ -196,6 +196,12 @@ export interface SweepLocked {
    * lock, lives. Throws otherwise (and gc must then delete nothing more).
    */
   stillLocked(): Promise<void>;
+  /**
+   * The file of the superseded partition over `range` is deleted: a `gc_deleted` quality row on
+   * its lineage row says so (committed with the batch), so the status page counts only the
+   * superseded files still awaiting gc.
+   */
+  deletedSuperseded(range: Range): Promise<void>;
 }
 
 /**
@@ -223,6 +229,15 @@ export async function withSweepLock<T>(
     const result = await fn({
       lineage: (refs, graceSeconds) => lineageIds(query, dataset.id, refs, graceSeconds),
       claims: async () => await claimRows(query, dataset.id),
+      deletedSuperseded: async (range) => {
+        await query(
+          `INSERT INTO _meta_quality (lineage_id, metric_name, metric_value)
+           SELECT l.id, 'gc_deleted', 1 FROM _meta_lineage l
+           WHERE l.dataset_id = $1 AND l.ledger_start = $2 AND l.ledger_end = $3
+             AND l.superseded_by IS NOT NULL`,
+          [dataset.id, range.start, range.end],
+        );
+      },
       stillLocked: async () => {
         try {
           await client.query("SELECT 1");

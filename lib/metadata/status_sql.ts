@@ -10,8 +10,9 @@
  * - partials: every ledger held, by several partial partitions (awaiting compaction);
  * - claimed: not complete, and a claim of a live copier covers it (being built now);
  * - gap: not complete, and nobody claims it (some of its ledgers may be held).
- * Superseded partitions (replaced by a compaction; gc deletes their files after its grace period)
- * are counted per band beside the states.
+ * Superseded partitions whose files are still gc's (replaced by a compaction; gc deletes their
+ * files after its grace period and notes each with a `gc_deleted` quality row) are counted per
+ * band beside the states.
  *
  * The extent of a dataset runs from its lowest to its highest ledger that a current partition, a
  * claim (a follower's open-ended one counts by its start), a fleet's range or a claim that died
@@ -48,7 +49,9 @@ WITH ctx AS MATERIALIZED (
          coalesce(sum(l.row_count) FILTER (WHERE l.superseded_by IS NULL), 0) AS ledgers,
          coalesce(sum(l.byte_size) FILTER (WHERE l.superseded_by IS NULL), 0) AS bytes,
          max(l.row_count) FILTER (WHERE l.superseded_by IS NULL) AS longest,
-         count(*) FILTER (WHERE l.superseded_by IS NOT NULL) AS superseded,
+         count(*) FILTER (WHERE l.superseded_by IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM _meta_quality q
+           WHERE q.lineage_id = l.id AND q.metric_name = 'gc_deleted')) AS superseded,
          max(l.created_at) AS last_commit_at
   FROM _meta_lineage l GROUP BY l.dataset_id
 ), g0 AS MATERIALIZED (
@@ -101,7 +104,9 @@ WITH ctx AS MATERIALIZED (
                       - greatest(l.ledger_start, k * g.size + 1, g.lo) + 1)
                     FILTER (WHERE l.superseded_by IS NULL), 0) AS held,
          least((k + 1) * g.size, g.hi) - greatest(k * g.size + 1, g.lo) + 1 AS len,
-         count(*) FILTER (WHERE l.superseded_by IS NOT NULL) AS sup
+         count(*) FILTER (WHERE l.superseded_by IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM _meta_quality q
+           WHERE q.lineage_id = l.id AND q.metric_name = 'gc_deleted')) AS sup
   FROM g JOIN _meta_lineage l ON l.dataset_id = g.dataset_id
   CROSS JOIN LATERAL generate_series(
     greatest((l.ledger_start - 1) / g.size, g.k0),

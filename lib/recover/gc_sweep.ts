@@ -69,6 +69,12 @@ export async function deleteUnderLock(
         }
         await locked.stillLocked();
         await remove(store, c, onDeleted);
+        // A compacted partition's Parquet file gone: the catalog notes it (its manifest is not
+        // what a reader reads).
+        if (
+          c.object.what === "superseded" && c.object.outcome === "deleted" && c.range &&
+          c.info.key === c.ref?.path
+        ) await locked.deletedSuperseded(c.range);
       }
     });
   }

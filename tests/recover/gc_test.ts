@@ -20,6 +20,7 @@ import { memoryLogger } from "../../lib/runtime/log.ts";
 import { openStore } from "../../lib/blob/mod.ts";
 import { ClaimSession, SWEEP_LOCK_CLASS } from "../../lib/metadata/claims.ts";
 import { withSweepLock } from "../../lib/metadata/gc.ts";
+import { catalogStatus } from "../../lib/metadata/status.ts";
 import { verify } from "../../lib/verify/verify.ts";
 import { gcCommand } from "../../lib/cli/commands/gc.ts";
 import { formatBytes } from "../../lib/runtime/format.ts";
@@ -353,7 +354,17 @@ Deno.test("a copier whose claim gc swept while it was paused before its catalog 
   assert.deepEqual(again.adopted, []);
 });
 
-Deno.test("gc and compaction: a superseded partial's file and manifest are kept while the compaction is younger than the grace period, deleted after; the full file and every lineage row stay", async () => {
+/** Superseded partitions whose files the status page counts as still gc's. */
+async function awaitingGc(target: CatalogTarget): Promise<number> {
+  const c = await target.open();
+  try {
+    return (await catalogStatus(c)).datasets.reduce((n, d) => n + d.superseded, 0);
+  } finally {
+    await c.close();
+  }
+}
+
+Deno.test("gc and compaction: a superseded partial's file and manifest are kept while the compaction is younger than the grace period, deleted after and noted on their rows; the full file and every lineage row stay", async () => {
   const source = await syntheticLake(LAKE);
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
@@ -384,6 +395,7 @@ Deno.test("gc and compaction: a superseded partial's file and manifest are kept 
     );
   }
   for (const k of partials) assert.ok(await exists(join(out.path, k)), k);
+  assert.equal(await awaitingGc(target), 2, "the status page counts both superseded files");
 
   // Past the grace period (which runs from the compaction, on the catalog's clock): they go.
   const applied = await runGc(target, out.path, { olderThan: "0s", apply: true });
@@ -394,6 +406,23 @@ Deno.test("gc and compaction: a superseded partial's file and manifest are kept 
   );
   for (const k of partials) assert.equal(await exists(join(out.path, k)), false, k);
   assert.deepEqual(await fingerprint(out.path, referenced), before, "current files untouched");
+  // Each deleted Parquet file is noted on its superseded row (a gc_deleted quality row): the
+  // status page no longer counts them as awaiting gc.
+  const c = await target.open();
+  try {
+    const { rows: noted } = await poolOf(c).query(
+      `SELECT l.ledger_start, l.ledger_end, q.metric_value FROM _meta_quality q
+       JOIN _meta_lineage l ON l.id = q.lineage_id
+       WHERE q.metric_name = 'gc_deleted' ORDER BY l.ledger_start`,
+    );
+    assert.deepEqual(noted, [
+      { ledger_start: 1, ledger_end: 40, metric_value: 1 },
+      { ledger_start: 41, ledger_end: 100, metric_value: 1 },
+    ]);
+  } finally {
+    await c.close();
+  }
+  assert.equal(await awaitingGc(target), 0);
   // The lineage keeps the superseded rows (the record of what was replaced), and what is current
   // still verifies.
   const ranges = (rs: typeof rows) => rs.map((r) => `${r.ledger_start}-${r.ledger_end}`);
