@@ -153,7 +153,7 @@ export function renderStatus(doc: StatusDoc): string {
 
   const describe = (seg: Segment): string =>
     `ledgers ${range(seg.start, seg.end)}, ${plural(seg.cells, "cell")}: ${counted(seg)}` +
-    (seg.superseded ? `; ${plural(seg.superseded, "superseded partition")} for gc` : "");
+    (seg.superseded ? `; ${plural(seg.superseded, "superseded partition")} awaiting gc` : "");
 
   const strip = (d: DatasetDoc, segs: Segment[]): string => {
     const t = d.totals;
@@ -191,7 +191,7 @@ export function renderStatus(doc: StatusDoc): string {
             r.superseded
               ? ` title="ledgers ${range(r.start, r.end)}: ${
                 esc(plural(r.superseded, "superseded partition"))
-              } for gc"`
+              } awaiting gc"`
               : ""
           }></span>`
         ).join("")
@@ -212,7 +212,7 @@ export function renderStatus(doc: StatusDoc): string {
       }</b>${s === "committed" && cells ? ` (${(100 * t[s] / cells).toFixed(1)}%)` : ""}</li>`
     );
     items.push(
-      `<li data-state="superseded"><span class="sw sup" aria-hidden="true"></span>superseded, files for gc: <b>${
+      `<li data-state="superseded"><span class="sw sup" aria-hidden="true"></span>superseded, awaiting gc: <b>${
         num(t.superseded)
       }</b></li>`,
     );

@@ -69,7 +69,7 @@ function dataset(
             : NAME[s]
         }${s === "committed" ? ` (${(100 * t[s] / g.cells).toFixed(1)}%)` : ""}`
       ).join(", ")
-    }; ${num(t.superseded)} superseded partitions for gc`,
+    }; ${num(t.superseded)} superseded partitions awaiting gc`,
     `  strip     [${strip(d)}]  ${
       STRIP_STATES.map((s) => `${MARK[s]} ${NAME[s].split(" ")[0]}`).join("  ")
     }`,

@@ -49,7 +49,7 @@ Deno.test("bronze status --html of a fixed catalog is the stored page; the text 
     const at = lines.indexOf("bronze.ledgers_lcm_raw (testnet/default/v1)");
     assert.ok(at > 0, r.stdout);
     assert.deepEqual(lines.slice(at + 2, at + 4), [
-      "  cells     15 committed (50.0%), 1 in partials awaiting compaction, 3 claimed now, 11 gaps; 2 superseded partitions for gc",
+      "  cells     15 committed (50.0%), 1 in partials awaiting compaction, 3 claimed now, 11 gaps; 2 superseded partitions awaiting gc",
       // Cells 1-10 committed, 11 partials, 12 compacted, 13-16 gaps, 17-20 committed, 21-23
       // claimed, 24-30 gaps (vm-3's claim is dead).
       "  strip     [##########:#....####///.......]  # committed  : partials  / claimed  . gaps",

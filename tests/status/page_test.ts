@@ -151,7 +151,7 @@ Deno.test({
       assert.equal(gap.title, "ledgers 101–200, 5 cells: 5 gaps");
       assert.match(
         await text(page, "section.dataset .legend"),
-        /committed: 3 \(30\.0%\)\s+partials awaiting compaction: 0\s+claimed now: 2\s+gaps: 5\s+superseded, files for gc: 0/,
+        /committed: 3 \(30\.0%\)\s+partials awaiting compaction: 0\s+claimed now: 2\s+gaps: 5\s+superseded, awaiting gc: 0/,
       );
       const fleetRows = await rows(page, "table.copiers");
       // The copier of 1-60 holds nothing now; it committed within the pace window.
