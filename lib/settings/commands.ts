@@ -20,6 +20,7 @@ import {
   RETIRE_NEEDS_A_FILTER,
   type Rule,
   START_NEEDED,
+  storageOutsideSource,
 } from "./rules.ts";
 import { type Key, type Settings, type Spec, SPECS } from "./specs.ts";
 
@@ -104,6 +105,7 @@ export const COMMANDS = {
       COMPACT_NEEDS_FOLLOW,
       FLUSH_NEEDS_FOLLOW,
       FLEET_NEEDS_POSTGRES,
+      storageOutsideSource("storage"),
     ],
   }),
   coverage: command({
@@ -148,7 +150,7 @@ export const COMMANDS = {
       storageRoot: onDisk(existingDir),
       stateDir: onDisk(writableDir),
     },
-    rules: [END_NOT_BEFORE_START],
+    rules: [END_NOT_BEFORE_START, storageOutsideSource("storageRoot")],
   }),
   compact: command({
     settings: [

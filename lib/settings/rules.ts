@@ -2,6 +2,9 @@
  * What a command demands of its settings together, beyond each value being valid on its own.
  * Each command declares the rules it obeys (COMMANDS in commands.ts); the resolver applies them.
  */
+import { basename, dirname, join, resolve } from "node:path";
+import type { StoreUrl } from "../blob/url.ts";
+import { isRpcUrl } from "../source/url.ts";
 import type { Key, Settings } from "./specs.ts";
 
 export interface Rule {
@@ -116,3 +119,69 @@ export const READER_ROLE_NEEDS_POSTGRES: Rule = {
         "embedded catalog has one user (its DuckLake readers go through `bronze catalog serve`)"
       : undefined,
 };
+
+/**
+ * Storage equal to, or inside, the lake it copies from: partitions would be written into the
+ * lake (a dataset someone else writes, and whose objects a reader of the lake lists). Compared
+ * where they really are: paths after resolving (`./lake` is `lake/`, a symbolic link is its
+ * target), buckets by scheme, bucket and prefix. A lake inside the storage is left alone: bronze
+ * only ever lists, writes or deletes keys of its own layout under the storage root
+ * (`<network>/<era>/<version>/<table>/range=…`), so it never touches a lake that lies there.
+ */
+export function storageOutsideSource(storage: "storage" | "storageRoot"): Rule {
+  return {
+    name: "storage outside the source",
+    keys: ["source", storage],
+    check(s, origin) {
+      const lake = s.source;
+      const store = s[storage];
+      if (!lake || !store || isRpcUrl(lake)) return undefined;
+      const where = _within(store, lake);
+      if (!where) return undefined;
+      return `${origin(storage)} ${_shown(store)} ${
+        where === "same" ? "is" : "is inside"
+      } the source lake, ${origin("source")} ${
+        _shown(lake)
+      }: partitions would be written into the lake; store them outside it`;
+    },
+  };
+}
+
+/** How a store URL was given: a local path as typed, a URL as it names itself. */
+function _shown(url: StoreUrl): string {
+  return url.scheme === "file" ? url.path : url.url;
+}
+
+/** Whether `inner` is `outer` itself, or lies inside it; null when neither. */
+function _within(inner: StoreUrl, outer: StoreUrl): "same" | "inside" | null {
+  let a: string, b: string;
+  if (inner.scheme === "file" && outer.scheme === "file") {
+    a = _realPath(inner.path);
+    b = _realPath(outer.path);
+  } else if (inner.scheme !== "file" && inner.scheme === outer.scheme) {
+    if (inner.bucket !== outer.bucket) return null;
+    a = `/${inner.prefix}`.replace(/\/$/, "");
+    b = `/${outer.prefix}`.replace(/\/$/, "");
+  } else return null;
+  if (a === b) return "same";
+  return a.startsWith(b === "/" ? b : `${b}/`) ? "inside" : null;
+}
+
+/**
+ * An absolute path with every symbolic link resolved, for a path that may not exist yet (storage
+ * is created on first use): its nearest existing ancestor resolved, the rest appended.
+ */
+function _realPath(path: string): string {
+  const rest: string[] = [];
+  let at = resolve(path);
+  for (;;) {
+    try {
+      return join(Deno.realPathSync(at), ...rest.reverse());
+    } catch {
+      const up = dirname(at);
+      if (up === at) return resolve(path);
+      rest.push(basename(at));
+      at = up;
+    }
+  }
+}

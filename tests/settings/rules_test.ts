@@ -14,6 +14,8 @@ import {
   resolveSettings,
 } from "../../lib/settings/mod.ts";
 import type { Rule } from "../../lib/settings/rules.ts";
+import { join, relative } from "node:path";
+import { tempDir } from "../support/lakes.ts";
 
 /**
  * Per rule: flags (by commander's option names) that break it and the problem it reports then,
@@ -67,6 +69,12 @@ const CASES: Record<string, { broken: Flags; problem: string; kept: Flags }> = {
       "--reader-role needs a PostgreSQL catalog (--catalog or CATALOG_DSN): the embedded catalog has one user (its DuckLake readers go through `bronze catalog serve`)",
     kept: { readerRole: "reader", catalog: "postgres://127.0.0.1/db" },
   },
+  "storage outside the source": {
+    broken: { source: "/nonexistent-bronze/lake", storage: "/nonexistent-bronze/lake/data" },
+    problem:
+      "--storage /nonexistent-bronze/lake/data is inside the source lake, --source /nonexistent-bronze/lake: partitions would be written into the lake; store them outside it",
+    kept: { source: "/nonexistent-bronze/lake", storage: "/nonexistent-bronze/data" },
+  },
   "retire needs a filter": {
     broken: {},
     problem:
@@ -75,9 +83,9 @@ const CASES: Record<string, { broken: Flags; problem: string; kept: Flags }> = {
   },
 };
 
-function problemsOf(name: CommandName, flags: Flags): string[] {
+function problemsOf(name: CommandName, flags: Flags, env: Record<string, string> = {}): string[] {
   try {
-    resolveSettings(name, flags, () => undefined);
+    resolveSettings(name, flags, (n) => env[n]);
     return [];
   } catch (err) {
     assert.ok(err instanceof ConfigError, String(err));
@@ -112,4 +120,62 @@ for (const { name, rule } of declared) {
 Deno.test("rules: a rule is skipped when a setting it reads is invalid (that problem is the one)", () => {
   const problems = problemsOf("copy", { start: "10", end: "x", source: "rpc+https://h.example" });
   assert.deepEqual(problems, ['--end must be a whole number, got "x"']);
+});
+
+Deno.test("rules: storage is compared with the source lake where they really are (resolved paths, symbolic links, buckets and prefixes)", async () => {
+  await using dir = await tempDir();
+  const lake = join(dir.path, "lake");
+  await Deno.mkdir(lake);
+  await Deno.symlink(lake, join(dir.path, "link"));
+  const refused = (source: string, storage: string, env: Record<string, string> = {}) =>
+    problemsOf("copy", { source, storage, start: "1", end: "2" }, env).filter((p) =>
+      p.includes("the source lake")
+    );
+  // The same folder, however it is written.
+  assert.deepEqual(refused(lake, `${lake}/`), [
+    `--storage ${lake}/ is the source lake, --source ${lake}: partitions would be written into the lake; store them outside it`,
+  ]);
+  // Relative to the working directory (tests share the process: no chdir).
+  const rel = relative(Deno.cwd(), lake);
+  assert.equal(refused(`./${rel}`, `${rel}/`).length, 1);
+  assert.equal(refused(`./${rel}`, `./${rel}/sub/../data`).length, 1);
+  assert.equal(refused(rel, "file://" + join(lake, "data")).length, 1);
+  // Through a symbolic link, to a folder not made yet.
+  assert.deepEqual(refused(lake, join(dir.path, "link", "new", "data")), [
+    `--storage ${
+      join(dir.path, "link", "new", "data")
+    } is inside the source lake, --source ${lake}: partitions would be written into the lake; store them outside it`,
+  ]);
+  // Beside it, or a sibling whose name starts the same: fine; the lake inside the storage too.
+  assert.deepEqual(refused(lake, join(dir.path, "lake-data")), []);
+  assert.deepEqual(refused(lake, dir.path), []);
+  // Buckets: by scheme, bucket and prefix; the variables name themselves.
+  assert.deepEqual(
+    refused("gs://b/ledgers", "gs://b/ledgers/bronze"),
+    [
+      "--storage gs://b/ledgers/bronze is inside the source lake, --source gs://b/ledgers: partitions would be written into the lake; store them outside it",
+    ],
+  );
+  assert.equal(refused("gs://b/ledgers/", "gs://b/ledgers").length, 1);
+  assert.equal(refused("s3://b", "s3://b/bronze").length, 1);
+  assert.deepEqual(refused("gs://b/ledgers", "gs://b/ledgers2"), []);
+  assert.deepEqual(refused("gs://b/ledgers", "gs://c/ledgers"), []);
+  assert.deepEqual(refused("gs://b/ledgers", "s3://b/ledgers"), []);
+  assert.deepEqual(refused("rpc+https://rpc.example", "gs://b"), []);
+  assert.deepEqual(
+    problemsOf("copy", { start: "1", end: "2" }, {
+      SOURCE_URL: "s3://b/lake",
+      STORAGE_URL: "s3://b/lake/out",
+    }).filter((p) => p.includes("the source lake")),
+    [
+      "STORAGE_URL s3://b/lake/out is inside the source lake, SOURCE_URL s3://b/lake: partitions would be written into the lake; store them outside it",
+    ],
+  );
+  // repair reads the lake and writes under --storage too.
+  assert.equal(
+    problemsOf("repair", { source: lake, storage: join(lake, "x") }).filter((p) =>
+      p.includes("the source lake")
+    ).length,
+    1,
+  );
 });
