@@ -35,6 +35,27 @@ export interface VerifyFailure {
   message: string;
 }
 
+/**
+ * The failures of one kind in one partition past the first FIRST_OF_EACH_KIND: counted, not kept.
+ * One flipped byte can break every later row's chain, so a partition may fail thousands of times
+ * over; the first few say what is wrong, the count how far it goes, and repair acts per partition.
+ */
+export interface OmittedFailures {
+  dataset: string;
+  lineageId: number;
+  start: number;
+  end: number;
+  uri: string;
+  check: CheckName;
+  count: number;
+  /** The ledgers of the omitted ones, lowest and highest (null: the whole file). */
+  firstLedger: number | null;
+  lastLedger: number | null;
+}
+
+/** Failures of one kind kept per partition; the rest are counted (OmittedFailures). */
+export const FIRST_OF_EACH_KIND = 3;
+
 export interface VerifyResult {
   partitions: number;
   passed: number;
@@ -43,7 +64,10 @@ export interface VerifyResult {
   /** Bytes of partition files read. */
   bytes: number;
   seconds: number;
+  /** The first FIRST_OF_EACH_KIND failures of each kind per partition, in the order found. */
   failures: VerifyFailure[];
+  /** Per partition and kind, how many more there were. */
+  omitted: OmittedFailures[];
   /**
    * Partitions of retired datasets (`bronze retire`), reported as such and not read: gc deletes
    * their files, so a missing one is expected, not a failure.
@@ -85,6 +109,7 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
     bytes: 0,
     seconds: 0,
     failures: [],
+    omitted: [],
     retired: [],
     ducklake: [],
   };
@@ -130,7 +155,32 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
         const { store, key } = stores.locate(row);
         const uri = objectUrl(store, key);
         const failures: VerifyFailure[] = [];
+        const omitted = new Map<CheckName, OmittedFailures>();
+        let total = 0;
+        // Kept in memory until the end: bounded per partition and kind, whatever the damage.
         const fail = (check: CheckName, ledger: number | null, what: string) => {
+          total++;
+          const seen = failures.filter((f) => f.check === check).length;
+          if (seen >= FIRST_OF_EACH_KIND) {
+            const o = omitted.get(check) ?? {
+              dataset: label,
+              lineageId: row.id,
+              start: row.ledgerStart,
+              end: row.ledgerEnd,
+              uri,
+              check,
+              count: 0,
+              firstLedger: ledger,
+              lastLedger: ledger,
+            };
+            o.count++;
+            if (ledger !== null) {
+              o.firstLedger = Math.min(o.firstLedger ?? ledger, ledger);
+              o.lastLedger = Math.max(o.lastLedger ?? ledger, ledger);
+            }
+            omitted.set(check, o);
+            return;
+          }
           failures.push({
             dataset: label,
             lineageId: row.id,
@@ -159,19 +209,20 @@ export async function verify(opts: VerifyOptions, log: Logger): Promise<VerifyRe
         result.bytes += await checkPartition(row, store, key, tmpDir, fail, progress);
         result.partitions++;
         result.ledgers += row.rowCount;
-        if (failures.length) {
+        if (total) {
           result.failed++;
           result.failures.push(...failures);
+          result.omitted.push(...omitted.values());
           log.warn(
             "verify",
-            `partition ${row.ledgerStart}-${row.ledgerEnd} of ${label} (${uri}) failed ${failures.length} check(s): ${
-              [...new Set(failures.map((f) => f.check))].join(", ")
-            }`,
+            `partition ${row.ledgerStart}-${row.ledgerEnd} of ${label} (${uri}) failed ${total} check${
+              total === 1 ? "" : "s"
+            }: ${[...new Set(failures.map((f) => f.check))].join(", ")}`,
           );
         } else {
           result.passed++;
         }
-        if (!opts.noRecord) await writer.recordVerification(row.id, failures.length);
+        if (!opts.noRecord) await writer.recordVerification(row.id, total);
         prev = row;
       }
     }

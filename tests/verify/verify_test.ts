@@ -14,6 +14,9 @@ import { CATALOG_KINDS, type CatalogTarget, catalogTarget, poolOf } from "../sup
 import { SAMPLES, SAMPLES_ABSENT, syntheticLake, tempDir } from "../support/lakes.ts";
 import { runCli } from "../support/cli.ts";
 import { copyOptions } from "../support/copy.ts";
+import { PartitionFileWriter } from "../../lib/table/writer.ts";
+import { decodeLedger } from "../../lib/source/ledger.ts";
+import { syntheticLedgers } from "../../scripts/make-lake.ts";
 
 const LAKE = { network: "testnet", start: 1, count: 1000, lcmVersion: 2 } as const;
 const DS = { network: "testnet", eraId: "pre_p23", version: "v1" };
@@ -357,4 +360,88 @@ Deno.test("done-when, end to end through the CLI: coverage shows each hole, --fi
     fails[0],
   );
   for (const f of fails) assert.ok(f.includes(`partition 401-500 (${victim})`), f);
+});
+
+Deno.test("verify: a partition broken at every row reports the first failures of each kind and counts the rest, in text and JSON; a NUL read from the file is escaped, never printed", async () => {
+  const source = await syntheticLake(LAKE);
+  await using target = await catalogTarget("postgres");
+  await using out = await tempDir();
+  await copy(
+    copyOptions(target, { source, storage: out.path, start: 1, end: 300 }),
+    memoryLogger(),
+  );
+  // 201-300 rewritten with every row's previous hash wrong (99 chain breaks, the first link too)
+  // and a NUL inside the first row's ledger_hash, which the second row's failure quotes.
+  const path = join(out.path, partitionKey(DS, { start: 201, end: 300 }));
+  const w = await PartitionFileWriter.create(path, {
+    bronzeVersion: "v1",
+    eraId: "pre_p23",
+    network: "testnet",
+  });
+  for (const l of syntheticLedgers({ start: 201, count: 100, lcmVersion: 2 })) {
+    const row = decodeLedger(l.xdr);
+    row.previousLedgerHash = "f".repeat(64);
+    if (row.ledgerSequence === 201) row.ledgerHash = "ab\u0000cd";
+    await w.write(row);
+  }
+  await w.finish();
+
+  const env = { NO_COLOR: "1" };
+  const args = ["verify", "--catalog", target.dsn!, "--state-dir", target.stateDir];
+  const text = await runCli(args, { env });
+  assert.equal(text.code, 4, text.stderr);
+  assert.ok(!text.stdout.includes("\u0000") && !text.stderr.includes("\u0000"));
+  const uri = `${out.path}/${partitionKey(DS, { start: 201, end: 300 })}`;
+  const lines = text.stdout.trim().split("\n");
+  const chain = lines.filter((l) => l.startsWith("FAIL [chain]"));
+  assert.deepEqual(chain.map((l) => l.slice(0, l.indexOf(": ledger"))).slice(0, 3), [
+    `FAIL [chain] partition 201-300 (${uri})`,
+    `FAIL [chain] partition 201-300 (${uri})`,
+    `FAIL [chain] partition 201-300 (${uri})`,
+  ]);
+  assert.equal(
+    chain[0],
+    `FAIL [chain] partition 201-300 (${uri}): ledger 202: previous_ledger_hash ${
+      "f".repeat(64)
+    } does not match ledger_hash "ab\\u0000cd" of ledger 201`,
+  );
+  assert.deepEqual(chain.slice(3), [
+    `FAIL [chain] partition 201-300 (${uri}): 96 more chain failures (ledgers 205-300), not shown`,
+  ]);
+  // Every kind found is shown; no kind more than three times before its count.
+  const kinds = Map.groupBy(
+    lines.filter((l) => l.startsWith("FAIL")),
+    (l) => /\[(\w+)\]/.exec(l)![1],
+  );
+  assert.deepEqual([...kinds.keys()].sort(), [
+    "chain",
+    "checksum",
+    "first_previous_ledger_hash",
+    "last_ledger_hash",
+    "size",
+  ]);
+  for (const [kind, ls] of kinds) assert.ok(ls.length <= 4, `${kind}: ${ls.length} lines`);
+  assert.ok(text.stderr.includes("failed 103 checks:"), text.stderr);
+
+  const json = JSON.parse((await runCli([...args, "--json"], { env })).stdout);
+  assert.deepEqual(
+    json.failures.filter((f: { check: string }) => f.check === "chain").map((
+      f: { ledger: number },
+    ) => f.ledger),
+    [202, 203, 204],
+  );
+  assert.deepEqual(json.omitted, [{
+    dataset: "bronze.ledgers_lcm_raw (testnet/pre_p23/v1)",
+    lineage_id: (await lineage(target))[2].id,
+    partition: { start: 201, end: 300 },
+    uri,
+    check: "chain",
+    count: 96,
+    ledgers: { first: 205, last: 300 },
+  }]);
+  // The quality row counts every failure, shown or not.
+  assert.deepEqual((await verifyQuality(target)).slice(-2), [
+    "201-300 verify_passed=0",
+    "201-300 verify_failures=103",
+  ]);
 });

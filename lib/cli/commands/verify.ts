@@ -53,6 +53,17 @@ function toJson(r: VerifyResult) {
       message: f.message,
     })),
     ducklake: r.ducklake,
+    // The same failures as the text, bounded the same way: the rest are counted per partition
+    // and kind (a script acts per partition; memory stays bounded however much is broken).
+    omitted: r.omitted.map((o) => ({
+      dataset: o.dataset,
+      lineage_id: o.lineageId,
+      partition: { start: o.start, end: o.end },
+      uri: o.uri,
+      check: o.check,
+      count: o.count,
+      ledgers: o.firstLedger === null ? null : { first: o.firstLedger, last: o.lastLedger },
+    })),
     retired: r.retired.map((d) => ({
       dataset: d.dataset,
       retired_at: d.retiredAt.toISOString(),
@@ -74,7 +85,23 @@ export function formatVerify(r: VerifyResult): string[] {
       r.failed ? ` (checks failed: ${[...new Set(r.failures.map((f) => f.check))].join(", ")})` : ""
     }`,
   ];
-  for (const f of r.failures) lines.push(`FAIL [${f.check}] ${f.message}`);
+  // Each partition's first failures of each kind, then how many more of each there were.
+  const more = Map.groupBy(r.omitted, (o) => o.lineageId);
+  r.failures.forEach((f, i) => {
+    lines.push(`FAIL [${f.check}] ${f.message}`);
+    if (r.failures[i + 1]?.lineageId === f.lineageId) return;
+    for (const o of more.get(f.lineageId) ?? []) {
+      const where = o.firstLedger === null
+        ? ""
+        : o.firstLedger === o.lastLedger
+        ? ` (ledger ${o.firstLedger})`
+        : ` (ledgers ${o.firstLedger}-${o.lastLedger})`;
+      lines.push(
+        `FAIL [${o.check}] partition ${o.start}-${o.end} (${o.uri}): ${o.count} more ${o.check} ` +
+          `failure${o.count === 1 ? "" : "s"}${where}, not shown`,
+      );
+    }
+  });
   for (const d of r.ducklake) lines.push(`FAIL [ducklake] ${d.dataset}: ${d.message}`);
   for (const d of r.retired) {
     lines.push(
