@@ -34,23 +34,35 @@ export async function follow(
   const { opts, deps: { source }, log, metrics, state } = run;
   const size = opts.partitionSize;
   const flushMs = opts.flushInterval === undefined ? null : opts.flushInterval * 1000;
+  const startedAt = performance.now();
   const first = nextMissing(state.held, range);
+  if (first === null) {
+    // An --end the catalog already holds: nothing to follow (the next ledger is past the end).
+    log.info(
+      "copier",
+      `range ${range.start}-${range.end} is already complete (${run.dataset.label}); nothing to do`,
+    );
+    return state.result;
+  }
   log.info(
     "follow",
-    `following ${source.url} from ledger ${first ?? range.end}: polling every ${
+    `following ${source.url} from ledger ${first}: polling every ${
       formatDuration(opts.pollInterval)
     }${
       flushMs === null ? "" : `, partial cells flushed after ${formatDuration(opts.flushInterval!)}`
     }`,
   );
   if (point.checkpoint || point.coverage >= range.start) {
-    log.info("copier", `continuing from ledger ${first ?? range.end}`);
+    log.info("copier", `continuing from ledger ${first}`);
   }
+  const done = (interrupted: boolean) =>
+    finish(run, interrupted, signal.aborted, (performance.now() - startedAt) / 1000);
   let lastHead = 0;
   // The oldest uncommitted ledger, and when it was first seen in the source.
   let oldest = null as { ledger: number; since: number } | null;
   let missing = null as { ledger: number; polls: number } | null;
-  let caughtUpAt = 0;
+  // Said once each time the follower arrives at the head, not at every poll that finds it there.
+  let atHead = false;
   const compactor = opts.compact ? new FollowCompactor(run) : null;
   try {
     return await followLoop();
@@ -61,7 +73,7 @@ export async function follow(
   async function followLoop(): Promise<CopyResult> {
     for (;;) {
       const next = nextMissing(state.held, range);
-      if (next === null) return finish(run, false, signal.aborted); // --end reached
+      if (next === null) return done(false); // --end reached
       const head = await source.head().catch((err) => Promise.reject(inArea(err, "source")));
       if (head < lastHead) {
         throw new BronzeError(
@@ -85,7 +97,8 @@ export async function follow(
         try {
           const outcome = await buildAndCommit(run, work, batch.signal);
           missing = null;
-          if (outcome === "interrupted" || signal.aborted) return finish(run, true, true);
+          atHead = false;
+          if (outcome === "interrupted" || signal.aborted) return done(true);
           if (compactor) await compactor.completed(work);
         } catch (err) {
           if (!(err instanceof MissingLedgerError) || err.ledger > head || signal.aborted) {
@@ -106,9 +119,9 @@ export async function follow(
         }
         if (!missing) continue;
       } else if (signal.aborted) {
-        return finish(run, true, true);
-      } else if (caughtUpAt !== head) {
-        caughtUpAt = head;
+        return done(true);
+      } else if (!atHead) {
+        atHead = true;
         log.info(
           "follow",
           `caught up at ledger ${head}; looking again every ${formatDuration(opts.pollInterval)}`,

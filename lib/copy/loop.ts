@@ -161,8 +161,16 @@ async function commitOne(run: Run, built: Built, startedAt: number): Promise<voi
   addCommit(state.result.stats, built, committed);
 }
 
-/** The lines that end a run, whatever its kind: complete or not, and its summary. */
-export function finish(run: Run, interrupted: boolean, signalled: boolean): CopyResult {
+/**
+ * The lines that end a run, whatever its kind: complete or not, and its summary. A follower gives
+ * the time it followed, which the summary says beside the time spent copying.
+ */
+export function finish(
+  run: Run,
+  interrupted: boolean,
+  signalled: boolean,
+  followedSeconds?: number,
+): CopyResult {
   const { log, state: { result } } = run;
   result.interrupted = interrupted;
   if (signalled && !interrupted) {
@@ -172,7 +180,7 @@ export function finish(run: Run, interrupted: boolean, signalled: boolean): Copy
     );
   }
   if (!interrupted) log.info("copier", "complete");
-  const { text, fields } = summary(result.stats);
+  const { text, fields } = summary(result.stats, followedSeconds);
   log.info("copier", text, fields);
   return result;
 }

@@ -4,6 +4,7 @@
  */
 import type { Committed } from "./commit.ts";
 import type { Built } from "./build.ts";
+import { formatDuration } from "../runtime/format.ts";
 
 export interface CopyStats {
   /** Wall time from the first build to the last commit. */
@@ -56,16 +57,26 @@ export function addCommit(stats: CopyStats, built: Built, c: Committed): void {
   stats.checkpointSeconds += c.seconds.checkpoint;
 }
 
-/** The one line that ends a run: what it copied, and how fast. */
-export function summary(s: CopyStats): { text: string; fields: Record<string, unknown> } {
+/**
+ * The one line that ends a run: what it copied, and how fast. A follower spends most of its time
+ * waiting for the source: `followedSeconds` (its whole run) is said beside the seconds spent copying,
+ * so neither reads as the other.
+ */
+export function summary(
+  s: CopyStats,
+  followedSeconds?: number,
+): { text: string; fields: Record<string, unknown> } {
   const mb = (n: number) => (n / 1e6).toFixed(1);
   const rate = s.seconds > 0 ? s.xdrBytes / s.seconds / 1e6 : 0;
+  const following = followedSeconds === undefined
+    ? ""
+    : ` while following for ${formatDuration(followedSeconds)}`;
   return {
     text: `copied ${s.ledgers} ledger${s.ledgers === 1 ? "" : "s"} in ${s.partitions} partition${
       s.partitions === 1 ? "" : "s"
-    }: ${mb(s.bytes)} MB written in ${s.seconds.toFixed(1)}s (${mb(s.xdrBytes)} MB of ledgers, ${
-      rate.toFixed(1)
-    } MB/s)`,
+    }${following}: ${mb(s.bytes)} MB written in ${s.seconds.toFixed(1)}s${
+      following ? " of copying" : ""
+    } (${mb(s.xdrBytes)} MB of ledgers, ${rate.toFixed(1)} MB/s)`,
     fields: {
       event: "summary",
       ledgers: s.ledgers,
@@ -74,6 +85,9 @@ export function summary(s: CopyStats): { text: string; fields: Record<string, un
       xdr_bytes: s.xdrBytes,
       seconds: Number(s.seconds.toFixed(3)),
       mb_per_s: Number(rate.toFixed(2)),
+      ...(followedSeconds === undefined
+        ? {}
+        : { followed_seconds: Number(followedSeconds.toFixed(3)) }),
     },
   };
 }

@@ -57,8 +57,19 @@ Deno.test("follow a growing lake: complete cells are committed as they fill, the
   const rest = await runCli(["copy", "--follow", "--start", "1", "--end", "100"], { env: e });
   assert.equal(rest.code, 0, rest.stderr);
   assert.match(rest.stderr, /\[resume\] checkpoint found: last_committed=70\n/);
+  // 70 is committed: the next ledger is 71.
+  assert.match(rest.stderr, /\[follow\] following \S+ from ledger 71: /);
+  assert.match(rest.stderr, /\[copier\] continuing from ledger 71\n/);
   assert.match(rest.stderr, /\[copier\] complete\n/);
   assert.deepEqual(await ranges(target), ["1-20", "21-40", "41-60", "61-70", "71-80", "81-100"]);
+  // Again: everything to its end is held; there is nothing to follow and no ledger to name.
+  const again = await runCli(["copy", "--follow", "--start", "1", "--end", "100"], { env: e });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(
+    again.stderr,
+    "[resume] checkpoint found: last_committed=100\n" +
+      "[copier] range 1-100 is already complete (bronze.ledgers_lcm_raw (testnet/default/v1)); nothing to do\n",
+  );
 });
 
 Deno.test("follow with --flush-interval: a partial cell is committed once its oldest ledger has waited, and later partials complete the cell on the grid", async () => {
@@ -194,3 +205,51 @@ Deno.test("metrics while following: the names are there, the committed ledger is
     await copier.end();
   }
 });
+
+Deno.test("a follower says it caught up once per arrival at the head, not at every poll; its summary gives the time it followed beside the time it copied", async () => {
+  await using target = await catalogTarget("postgres");
+  await using dir = await tempDir();
+  await using out = await tempDir();
+  const lake = await growingLake(dir.path);
+  await lake.publish(...range(1, 30));
+  const copier = new Copier(env(target, lake.url, out.path), [
+    "--follow",
+    "--start",
+    "1",
+    "--metrics-addr",
+    "127.0.0.1:0",
+  ]);
+  try {
+    const [, url] = await copier.until(/\[metrics\] serving (http:\/\/\S+)\/metrics/);
+    await copier.until(/\[follow\] caught up at ledger 30;/);
+    // The head moves on ledger by ledger inside the cell that waits: the follower sees each
+    // (its gauge says so) and has nothing new to say.
+    for (const n of range(31, 35)) {
+      await lake.publish(n);
+      await headSeen(url, n);
+    }
+    await lake.publish(...range(36, 40));
+    await copier.until(/\[follow\] caught up at ledger 40;/);
+  } finally {
+    copier.child.kill("SIGINT");
+  }
+  assert.equal((await copier.end()).code, 130, copier.text);
+  assert.deepEqual(copier.text.match(/\[follow\] caught up at ledger \d+/g), [
+    "[follow] caught up at ledger 30",
+    "[follow] caught up at ledger 40",
+  ]);
+  assert.match(
+    copier.text,
+    /\[copier\] copied 40 ledgers in 2 partitions while following for \S+: [\d.]+ MB written in [\d.]+s of copying \([\d.]+ MB of ledgers, [\d.]+ MB\/s\)\n/,
+  );
+});
+
+/** Waits (bounded) until the follower's metrics say it has polled a head of `ledger`. */
+async function headSeen(url: string, ledger: number): Promise<void> {
+  const want = new RegExp(`^bronze_source_head_ledger\\{[^}]*\\} ${ledger}$`, "m");
+  for (let i = 0; i < 200; i++) {
+    if (want.test(await (await fetch(`${url}/metrics`)).text())) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`the follower never polled a head of ${ledger} (10s)`);
+}

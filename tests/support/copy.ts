@@ -109,7 +109,7 @@ export function psqlLines(dsn: string, query: string): string[] {
 }
 
 const SUMMARY =
-  /^\[copier\] copied (\d+) ledgers? in (\d+) partitions?: [\d.]+ MB written in [\d.]+s \([\d.]+ MB of ledgers, [\d.]+ MB\/s\)$/;
+  /^\[copier\] copied (\d+) ledgers? in (\d+) partitions?(?: while following for \S+)?: [\d.]+ MB written in [\d.]+s(?: of copying)? \([\d.]+ MB of ledgers, [\d.]+ MB\/s\)$/;
 
 /**
  * A run's log lines without its summary line, whose bytes and seconds vary: checks that there is
