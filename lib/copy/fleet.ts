@@ -59,6 +59,7 @@ export async function copyFleet(
       `checkpoint found: last_committed=${cp.last_committed_ledger} (copier ${cp.copier_id}); claiming cells`,
     );
   }
+  if (run.metrics) run.metrics.resumed(await coveredFrom(run, fleet.start, fleet.end));
   deps.progress.begin(start.ledgersLeft);
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
@@ -121,6 +122,15 @@ export async function copyFleet(
 }
 
 /**
+ * The last ledger of the catalog's contiguous run from the fleet's start (start - 1: none): the
+ * fleet's cells are committed in any order, by any copier, so it is read from the catalog.
+ */
+async function coveredFrom(run: RunContext, start: number, end: number): Promise<number> {
+  const [first] = await islands(run.deps.catalog, run.dataset.id, start, end);
+  return first && first.start <= start ? first.end : start - 1;
+}
+
+/**
  * One claimed cell: builds what the catalog lacks of it (usually all of it; after an interrupt or a
  * lost copier, the rest), commits each piece, releases the claim.
  */
@@ -132,19 +142,34 @@ async function copyCell(
   serially: <T>(fn: () => Promise<T>) => Promise<T>,
   result: CopyResult,
 ): Promise<void> {
-  const { opts, deps, dataset, committer, claims, log } = run;
+  const { opts, deps, dataset, committer, claims, log, metrics } = run;
   try {
     const held = await islands(deps.catalog, dataset.id, cell.start, cell.end);
     const meta = { bronzeVersion: opts.versionLabel, eraId: opts.era, network: opts.network };
     for (const range of planWork(cell, fleet.size, held)) {
       if (signal.aborted) break;
       const path = join(deps.tmpDir, `part-${Deno.pid}-${range.start}-${range.end}.parquet`);
+      const startedAt = performance.now();
       const built: Built | null = await deps.pool.build(range, path, meta);
       if (!built) break;
       try {
-        const done = await serially(() =>
-          committer.commit({ built, checkpointLedger: built.range.end, claimId: cell.id })
-        );
+        const done = await serially(async () => {
+          const c = await committer.commit({
+            built,
+            checkpointLedger: built.range.end,
+            claimId: cell.id,
+          });
+          if (metrics) {
+            const r = built.range;
+            metrics.committed({
+              ledgers: r.end - r.start + 1,
+              bytes: built.bytes,
+              lastLedger: await coveredFrom(run, fleet.start, fleet.end),
+              seconds: (performance.now() - startedAt) / 1000,
+            });
+          }
+          return c;
+        });
         result.committed.push(built.range);
         if (done.adopted) result.adopted.push(built.range);
         addCommit(result.stats, built, done);

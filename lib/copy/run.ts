@@ -79,7 +79,8 @@ export async function copy(
   const claim = await claims.claimRange(range.start, range.end);
   const point = await findResumePoint({ ...deps, dataset, copierId: opts.copierId, log }, range);
   const run = { ...context, state: new RunState(point), claimId: claim.id };
-  if (point.coverage >= range.start) metrics?.resumed(point.coverage);
+  // Known from the start, from the catalog: start - 1 when it holds nothing from the start on.
+  metrics?.resumed(point.coverage);
   if (opts.follow) return await follow(run, range, point, signal);
   const work = planWork(range, placed.partitionSize, point.held, point.stored);
   if (work.length === 0) {

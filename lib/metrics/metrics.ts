@@ -124,7 +124,8 @@ export class CopierMetrics implements RetryListener {
     const labels = ["network", "era", "version"] as const;
     this.#lastCommitted = r.gauge(
       "bronze_last_committed_ledger",
-      "Last ledger of the contiguous range the catalog holds from the run's start.",
+      "Last ledger of the contiguous range the catalog holds from the run's start (the start - 1 " +
+        "while it holds none of it), read from the catalog at start.",
       labels,
     );
     this.#sourceHead = r.gauge(

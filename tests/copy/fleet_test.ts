@@ -234,6 +234,40 @@ Deno.test("bronze fleet --json while two copiers hold cells; SIGTERM commits the
   assert.equal(rows.reduce((n, x) => n + x.row_count, 0), END);
 });
 
+Deno.test("a fleet copier's metrics: the catalog's contiguous coverage from the fleet's start at once, before its first commit", async () => {
+  const END = 6 * SIZE;
+  const source = await lake(END);
+  await using target = await catalogTarget("postgres");
+  await using out = await tempDir();
+  await using states = await tempDir();
+  const env = fleetEnv(target, source, out.path, states.path, 0, END);
+  const before = await runCli(["copy", "--start", "1", "--end", String(2 * SIZE)], {
+    env: { ...env, FLEET: "false" },
+  });
+  assert.equal(before.code, 0, before.stderr);
+  const child = spawn({ ...env, BRONZE_FAILPOINT: "build-ledger:5:pause" }, [
+    "--metrics-addr",
+    "127.0.0.1:0",
+  ]);
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  try {
+    while (!text.includes("[failpoint] paused at build-ledger:5")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`ended before pausing:\n${text}`);
+      text += value;
+    }
+    const url = /\[metrics\] serving (http:\/\/\S+)\/metrics/.exec(text)![1];
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    assert.match(metrics, new RegExp(`^bronze_last_committed_ledger\\{[^}]*\\} ${2 * SIZE}$`, "m"));
+    assert.match(metrics, /^bronze_partitions_committed_total\{[^}]*\} 0$/m);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await reader.cancel();
+  }
+});
+
 for (const kind of ["s3", "gs"] as const) {
   Deno.test(`two fleet copiers into ${kind}:// storage (test server): lineage equals a clean run's, no orphans`, async () => {
     const END = 20 * SIZE;

@@ -253,3 +253,29 @@ async function headSeen(url: string, ledger: number): Promise<void> {
   }
   throw new Error(`the follower never polled a head of ${ledger} (10s)`);
 }
+
+Deno.test("metrics: bronze_last_committed_ledger is the catalog's from the start, before the run commits anything", async () => {
+  await using target = await catalogTarget("postgres");
+  await using dir = await tempDir();
+  await using out = await tempDir();
+  const lake = await growingLake(dir.path);
+  await lake.publish(...range(1, 45));
+  const e = env(target, lake.url, out.path);
+  const first = await runCli(["copy", "--start", "1", "--end", "40"], { env: e });
+  assert.equal(first.code, 0, first.stderr);
+  // From 1 the catalog holds 1-40; from 41 it holds nothing yet (40 is the start - 1).
+  for (const start of ["1", "41"]) {
+    const copier = new Copier(e, ["--follow", "--start", start, "--metrics-addr", "127.0.0.1:0"]);
+    try {
+      const [, url] = await copier.until(/\[metrics\] serving (http:\/\/\S+)\/metrics/);
+      await copier.until(/\[follow\] caught up at ledger 45;/);
+      const text = await (await fetch(`${url}/metrics`)).text();
+      assert.match(text, /^bronze_last_committed_ledger\{[^}]*\} 40$/m, `--start ${start}`);
+      assert.match(text, /^bronze_partitions_committed_total\{[^}]*\} 0$/m);
+    } finally {
+      // Not SIGTERM: that would commit 41-45, the ledgers in hand.
+      copier.child.kill("SIGKILL");
+      await copier.end();
+    }
+  }
+});
