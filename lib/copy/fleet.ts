@@ -14,7 +14,7 @@ import process from "node:process";
 import { formatDuration } from "../runtime/format.ts";
 import type { FleetRange, Held } from "../metadata/claims.ts";
 import { islands } from "../metadata/coverage.ts";
-import { type CellCounts, cellCounts, fleetReport } from "../metadata/fleet.ts";
+import { type CellCounts, cellCounts, holdersOfOpenCells } from "../metadata/fleet.ts";
 import {
   ClaimLostError,
   DuplicatePartitionError,
@@ -25,7 +25,6 @@ import type { CopyResult, RunContext } from "./context.ts";
 import { planWork } from "./plan.ts";
 import { loadCheckpoint } from "./resume.ts";
 import { addCommit, emptyStats, summary } from "./stats.ts";
-import { sleep } from "../runtime/time.ts";
 
 /** Lines about what a waiting copier waits for come at most this often, unless it changes. */
 const WAIT_LINE_SECONDS = 30;
@@ -75,10 +74,13 @@ export async function copyFleet(
     return next;
   };
   const waiting = new WaitLine(run);
+  // Others' releases wake a waiting copier at once; before the first look, so none is missed.
+  await claims.watch();
   try {
     for (;;) {
       if (failure) throw failure;
       if (claims.lost) throw claims.lost;
+      const seen = claims.changes;
       while (!signal.aborted && active.size < opts.concurrency) {
         const [cell] = await claims.claimCells(fleet, 1);
         if (!cell) break;
@@ -95,7 +97,8 @@ export async function copyFleet(
       if (signal.aborted) break;
       const now = await cellCounts(deps.catalog, dataset.id, fleet);
       if (now.committed === now.cells) break;
-      await waiting.wait(now, fleet, opts.pollInterval, signal);
+      await waiting.say(now, fleet, opts.pollInterval);
+      await claims.changedSince(seen, opts.pollInterval * 1000, signal);
     }
   } finally {
     signal.removeEventListener("abort", onAbort);
@@ -206,32 +209,29 @@ class WaitLine {
     this.#said = "";
   }
 
-  async wait(counts: CellCounts, fleet: FleetRange, seconds: number, signal: AbortSignal) {
+  async say(counts: CellCounts, fleet: FleetRange, seconds: number): Promise<void> {
     const { deps, dataset, log } = this.run;
-    const [group] = (await fleetReport(deps.catalog, {
-      network: dataset.network,
-      eraId: dataset.eraId,
-      version: dataset.version,
-    })).filter((f) =>
-      f.dataset.id === dataset.id && f.range?.start === fleet.start &&
-      f.range?.end === fleet.end
-    );
-    const others = (group?.copiers ?? []).map((c) =>
-      `${c.copierId} (host ${c.host}, pid ${c.pid}: ${
-        c.held.map((h) => `${h.start}-${h.end}`).join(", ")
-      })`
-    );
-    const what = counts.claimed
-      ? `${counts.claimed} cell${counts.claimed === 1 ? "" : "s"} held by ${
-        others.join("; ") || "other copiers"
+    // The cells waited for and their holders come from one read, so the count and the names agree.
+    const holders = await holdersOfOpenCells(deps.catalog, dataset.id, fleet);
+    const held = holders.reduce((n, c) => n + c.held.length, 0);
+    const open = counts.cells - counts.committed;
+    const what = held
+      ? `${held} cell${held === 1 ? "" : "s"} held by ${
+        holders.map((c) =>
+          `${c.copierId} (host ${c.host}, pid ${c.pid}: ${
+            c.held.map((h) => `${h.start}-${h.end}`).join(", ")
+          })`
+        ).join("; ")
       }`
-      : `${counts.left} cell${counts.left === 1 ? "" : "s"} just released`;
+      : `${open} cell${open === 1 ? "" : "s"} just released`;
     const now = performance.now();
     if (what !== this.#said || now - this.#saidAt > WAIT_LINE_SECONDS * 1000) {
-      log.info("fleet", `waiting for ${what}; looking again every ${formatDuration(seconds)}`);
+      log.info(
+        "fleet",
+        `waiting for ${what}; looking again at each release, and every ${formatDuration(seconds)}`,
+      );
       this.#said = what;
       this.#saidAt = now;
     }
-    await sleep(seconds * 1000, signal);
   }
 }

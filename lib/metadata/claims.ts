@@ -2,6 +2,7 @@ import type pg from "pg";
 import { hostname } from "node:os";
 import { processAlive } from "../runtime/process.ts";
 import { BronzeError } from "../runtime/errors.ts";
+import { sleep } from "../runtime/time.ts";
 import { dbOf } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 
@@ -42,6 +43,13 @@ export const CLAIM_SESSION_SETTINGS =
  */
 const HEARTBEAT = { everyMs: 5_000, deadlineMs: 15_000 };
 
+/**
+ * Every release of a claim is announced on this channel (NOTIFY, payload: the dataset id), so a
+ * fleet copier waiting for others' cells looks again at once instead of at its next poll. A claim
+ * that dies with its session is not announced: the poll finds that one.
+ */
+const CHANGES_CHANNEL = "bronze_claims";
+
 export class RangeClaimedError extends BronzeError {}
 
 /** A claim this session holds: a range of one dataset. */
@@ -81,6 +89,9 @@ export class ClaimSession {
   // One connection, one statement stream: a release must never land inside a claiming
   // transaction (it would hold a row the sweeper waits for, while waiting for the sweeper).
   #queue: Promise<unknown> = Promise.resolve();
+  /** Releases announced on this dataset since watch() (and whoever waits for the next one). */
+  #changes = 0;
+  #changed = new Set<() => void>();
 
   private constructor(
     private readonly client: pg.PoolClient,
@@ -128,6 +139,41 @@ export class ClaimSession {
         clearTimeout(deadline);
       }
     }).catch(() => {});
+  }
+
+  /**
+   * From now on, hear every claim of this dataset released by any copier (changedSince). Only on
+   * PostgreSQL: the embedded catalog has no fleets.
+   */
+  async watch(): Promise<void> {
+    if (this.catalog.embedded) return;
+    this.client.on("notification", (n: { channel: string; payload?: string }) => {
+      if (n.channel !== CHANGES_CHANNEL || n.payload !== String(this.dataset.id)) return;
+      this.#changes++;
+      for (const wake of this.#changed) wake();
+    });
+    await this.#serially(() => this.client.query(`LISTEN ${CHANGES_CHANNEL}`));
+  }
+
+  /** A count of the releases heard so far: read it before looking, then wait with it. */
+  get changes(): number {
+    return this.#changes;
+  }
+
+  /**
+   * Waits until a release is heard after `seen` (at once if one already was), `ms` pass, or
+   * `signal` aborts.
+   */
+  async changedSince(seen: number, ms: number, signal: AbortSignal): Promise<void> {
+    if (this.#changes !== seen) return;
+    const heard = new AbortController();
+    const wake = () => heard.abort();
+    this.#changed.add(wake);
+    try {
+      await sleep(ms, AbortSignal.any([signal, heard.signal]));
+    } finally {
+      this.#changed.delete(wake);
+    }
   }
 
   /** Set when the session's connection failed: its claims may already be someone else's. */
@@ -214,8 +260,8 @@ export class ClaimSession {
       await this.client.query(
         `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = $2 RETURNING *),
               ended AS (${endedSql("released", "NULL")})
-         SELECT pg_advisory_unlock($1, $2)`,
-        [CLAIM_LOCK_CLASS, id],
+         SELECT pg_advisory_unlock($1, $2), pg_notify($3, $4)`,
+        [CLAIM_LOCK_CLASS, id, CHANGES_CHANNEL, String(this.dataset.id)],
       );
     });
   }

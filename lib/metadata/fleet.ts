@@ -60,6 +60,31 @@ export async function cellCounts(
   };
 }
 
+/**
+ * The live copiers holding cells of a fleet's range that are not committed yet, each with those
+ * cells, in one read: what a waiting copier waits for (a claim on a cell already committed, about
+ * to be released, is not waited for). Lowest cell first.
+ */
+export async function holdersOfOpenCells(
+  catalog: Catalog,
+  datasetId: number,
+  fleet: FleetRange,
+): Promise<Copier[]> {
+  const rows = await dbOf(catalog).query(
+    `WITH isl AS MATERIALIZED (
+       SELECT ledger_start, ledger_end FROM _meta_islands($1, $2::bigint, $3::bigint)
+     )
+     SELECT c.copier_id, c.host, c.pid, c.claimed_at, c.ledger_start, c.ledger_end
+     FROM _meta_copier_claims c
+     WHERE c.dataset_id = $1 AND c.ledger_start <= $3 AND c.ledger_end >= $2 AND ${LIVE}
+       AND NOT EXISTS (SELECT 1 FROM isl
+                       WHERE isl.ledger_start <= c.ledger_start AND isl.ledger_end >= c.ledger_end)
+     ORDER BY c.ledger_start`,
+    [datasetId, fleet.start, fleet.end],
+  );
+  return copiersOf(rows);
+}
+
 export interface Copier {
   copierId: string;
   host: string;
@@ -118,32 +143,37 @@ export async function fleetReport(catalog: Catalog, filter: DatasetFilter): Prom
       groups.get(key)!.rows.push(r);
     }
     for (const { range, rows: claims } of groups.values()) {
-      const copiers = new Map<string, Copier>();
-      for (const r of claims) {
-        const id = `${r.copier_id}@${r.host}/${r.pid}`;
-        const c = copiers.get(id) ??
-          {
-            copierId: r.copier_id as string,
-            host: r.host as string,
-            pid: r.pid as number,
-            since: r.claimed_at as Date,
-            held: [],
-          };
-        if ((r.claimed_at as Date) < c.since) c.since = r.claimed_at as Date;
-        c.held.push({ start: r.ledger_start as number, end: r.ledger_end as number });
-        copiers.set(id, c);
-      }
       out.push({
         dataset,
         liveness: !standby,
         range,
-        copiers: [...copiers.values()],
+        copiers: copiersOf(claims),
         cells: range ? await cellCounts(catalog, dataset.id, range) : null,
         ledgersPerSecond: range ? await pace(catalog, dataset.id, range) : null,
       });
     }
   }
   return out;
+}
+
+/** Claim rows (copier_id, host, pid, claimed_at, ledger_start, ledger_end) by copier. */
+function copiersOf(rows: Record<string, unknown>[]): Copier[] {
+  const copiers = new Map<string, Copier>();
+  for (const r of rows) {
+    const id = `${r.copier_id}@${r.host}/${r.pid}`;
+    const c = copiers.get(id) ??
+      {
+        copierId: r.copier_id as string,
+        host: r.host as string,
+        pid: r.pid as number,
+        since: r.claimed_at as Date,
+        held: [],
+      };
+    if ((r.claimed_at as Date) < c.since) c.since = r.claimed_at as Date;
+    c.held.push({ start: r.ledger_start as number, end: r.ledger_end as number });
+    copiers.set(id, c);
+  }
+  return [...copiers.values()];
 }
 
 /** Ledgers committed in the range per second, over the last PACE_MINUTES (null: none). */
