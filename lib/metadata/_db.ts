@@ -6,6 +6,7 @@
 import pg from "pg";
 import { BronzeError, EXIT, inArea } from "../runtime/errors.ts";
 import { scrubSecret } from "./dsn.ts";
+import { sslPlan, type Tls } from "./_ssl.ts";
 
 export type Row = Record<string, unknown>;
 
@@ -55,7 +56,11 @@ const SESSION_OPTIONS = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10
   "-c jit=off";
 
 export class Db {
-  readonly #pool: pg.Pool;
+  #pool: pg.Pool;
+  readonly #config: pg.PoolConfig;
+  /** The other way to connect (sslmode prefer/allow), until the first connection settles it. */
+  #fallback: Tls | undefined;
+  readonly #mode: string | undefined;
 
   constructor(
     connectionString: string,
@@ -63,19 +68,30 @@ export class Db {
     private readonly dsn?: string,
     { external = true } = {},
   ) {
-    this.#pool = new pg.Pool({
-      connectionString,
+    // An external catalog's sslmode as libpq means it (_ssl.ts); the embedded one is local.
+    const plan = external ? sslPlan(connectionString) : { connectionString, first: false as const };
+    this.#config = {
+      connectionString: plan.connectionString,
       max: 8,
       connectionTimeoutMillis: 10_000,
       types,
       ...(external ? { options: SESSION_OPTIONS } : {}),
-    });
+    };
+    this.#fallback = "fallback" in plan ? plan.fallback : undefined;
+    this.#mode = "mode" in plan ? plan.mode : undefined;
+    this.#pool = this.#poolWith(plan.first);
+  }
+
+  #poolWith(ssl: Tls): pg.Pool {
+    const pool = new pg.Pool({ ...this.#config, ssl });
     // An idle client that loses its server emits 'error' on the pool; without a listener that
     // would crash the process instead of failing the next query with a clear message.
-    this.#pool.on("error", () => {});
+    pool.on("error", () => {});
+    return pool;
   }
 
   async query<R extends Row = Row>(sql: string, params: unknown[] = []): Promise<R[]> {
+    if (this.#fallback !== undefined) (await this.connect()).release();
     try {
       return (await this.#pool.query<R>(sql, params)).rows;
     } catch (err) {
@@ -105,8 +121,19 @@ export class Db {
   /** A dedicated connection (claims hold session locks on one); the caller releases it. */
   async connect(): Promise<pg.PoolClient> {
     try {
-      return await this.#pool.connect();
+      const client = await this.#pool.connect();
+      this.#fallback = undefined;
+      return client;
     } catch (err) {
+      // sslmode prefer against a server without TLS, allow against one that insists on it: the
+      // other way, once, and for good (it is the same server every time).
+      if (this.#fallback !== undefined && refusedForEncryption(err)) {
+        const tried = this.#pool;
+        this.#pool = this.#poolWith(this.#fallback);
+        this.#fallback = undefined;
+        await tried.end().catch(() => {});
+        return await this.connect();
+      }
       throw this.error(err);
     }
   }
@@ -137,6 +164,12 @@ export class Db {
     const raw = scrubSecret(String(e.message ?? err), this.dsn);
     const label = this.label;
     const say = (m: string) => scrubSecret(m, this.dsn);
+    if (/does not support SSL/i.test(raw)) {
+      return new BronzeError(say(
+        `catalog ${label}: the server does not offer TLS, which sslmode=${this.#mode} demands; ` +
+          `turn ssl on in the server, or use sslmode=prefer (TLS if there is any) or disable`,
+      ));
+    }
     switch (code) {
       case "23505":
       case "23P01":
@@ -177,6 +210,18 @@ export class Db {
         return new BronzeError(say(`catalog ${label}: ${raw}`));
     }
   }
+}
+
+/**
+ * The server refused the connection for its encryption: it has no TLS (to a TLS request), or its
+ * pg_hba.conf has no entry for a connection with (or without) TLS (28000, naming SSL or
+ * encryption).
+ */
+function refusedForEncryption(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  const message = String(e?.message ?? err);
+  return /does not support SSL/i.test(message) ||
+    (e?.code === "28000" && /SSL|encryption/i.test(message));
 }
 
 const dbs = new WeakMap<object, Db>();

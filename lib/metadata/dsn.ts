@@ -1,3 +1,5 @@
+import { sslModeProblem } from "./_ssl.ts";
+
 /** The DSN with its password (if any) replaced by `***`, safe to print anywhere. */
 export function redactDsn(dsn: string): string {
   try {
@@ -48,5 +50,7 @@ export function validateDsn(dsn: string, source: string): string | undefined {
     return `${source} must be a postgres:// or postgresql:// URL ${notShown}`;
   }
   if (!url.hostname) return `${source} has no host: ${redactDsn(dsn)}`;
+  const ssl = sslModeProblem(url);
+  if (ssl) return `${source} ${ssl}`;
   return undefined;
 }

@@ -158,6 +158,8 @@ function _within(inner: StoreUrl, outer: StoreUrl): "same" | "inside" | null {
   if (inner.scheme === "file" && outer.scheme === "file") {
     a = _realPath(inner.path);
     b = _realPath(outer.path);
+    // A file holds no folder (the source's own probe says it is no lake).
+    if (_isFile(b)) return null;
   } else if (inner.scheme !== "file" && inner.scheme === outer.scheme) {
     if (inner.bucket !== outer.bucket) return null;
     a = `/${inner.prefix}`.replace(/\/$/, "");
@@ -165,6 +167,14 @@ function _within(inner: StoreUrl, outer: StoreUrl): "same" | "inside" | null {
   } else return null;
   if (a === b) return "same";
   return a.startsWith(b === "/" ? b : `${b}/`) ? "inside" : null;
+}
+
+function _isFile(path: string): boolean {
+  try {
+    return !Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
 }
 
 /**
