@@ -28,22 +28,30 @@ export async function setupTestServers(): Promise<void> {
     ),
   );
   if (present.every(Boolean)) return;
+  // Minutes on a first run, and npm says nothing until it is done: say what is happening.
+  console.error(
+    `installing the test servers (${PACKAGES.join(", ")}) with npm into ${TEST_SERVERS_DIR}: ` +
+      "once per clone, a few minutes…",
+  );
   await Deno.mkdir(TEST_SERVERS_DIR, { recursive: true });
-  const { code, stderr } = await new Deno.Command("npm", {
+  const started = performance.now();
+  const { code } = await new Deno.Command("npm", {
     args: ["install", "--prefix", TEST_SERVERS_DIR, "--no-audit", "--no-fund", ...PACKAGES],
     stdout: "inherit",
-    stderr: "piped",
+    stderr: "inherit",
   }).output();
   if (code !== 0) {
     throw new Error(
-      `npm install of ${PACKAGES.join(" ")} into ${TEST_SERVERS_DIR} failed (exit ${code}): ${
-        new TextDecoder().decode(stderr).trim()
-      }`,
+      `npm install of ${PACKAGES.join(" ")} into ${TEST_SERVERS_DIR} failed (exit ${code}): ` +
+        "npm's output above says why",
     );
   }
+  console.error(
+    `test servers installed in ${((performance.now() - started) / 1000).toFixed(0)}s`,
+  );
 }
 
 if (import.meta.main) {
   await setupTestServers();
-  console.log(`test servers ready in ${TEST_SERVERS_DIR}`);
+  console.error(`test servers ready in ${TEST_SERVERS_DIR}`);
 }

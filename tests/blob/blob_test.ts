@@ -20,6 +20,7 @@ import { Retrier } from "../../lib/runtime/retry.ts";
 import { startPreconditionServer } from "../support/precondition_server.ts";
 import { startGcsEmulator, startS3rver } from "../support/servers.ts";
 import { until } from "../support/wait.ts";
+import { testTempDir } from "../support/leftovers.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const TEMP_KEY = /(^|\/)\.[^/]+\.tmp-[0-9a-f]{16}$/;
@@ -131,7 +132,7 @@ async function conformance(t: Deno.TestContext, store: Named) {
   });
 
   await t.step("putIfVersion from a 12 MB { file } replaces; the new bytes read back", async () => {
-    const dir = await Deno.makeTempDir();
+    const dir = await testTempDir();
     try {
       // Above gcs.ts's 8 MiB threshold, so GCS takes the resumable path.
       const path = await bigFile(dir, 12 << 20);
@@ -186,7 +187,7 @@ async function conformance(t: Deno.TestContext, store: Named) {
   });
 
   await t.step("a 20 MB { file } upload is streamed and round-trips byte-exact", async () => {
-    const dir = await Deno.makeTempDir();
+    const dir = await testTempDir();
     try {
       const path = await bigFile(dir, 20 << 20);
       const want = sha256(await Deno.readFile(path));
@@ -246,7 +247,7 @@ async function preconditions(t: Deno.TestContext, store: Named) {
   await t.step("putIfAbsent refuses an existing key and keeps the original bytes", async () => {
     assert.equal(await store.putIfAbsent("p/part", enc("original")), "created");
     assert.equal(await store.putIfAbsent("p/part", enc("impostor")), "exists");
-    const dir = await Deno.makeTempDir();
+    const dir = await testTempDir();
     try {
       await Deno.writeFile(`${dir}/f`, enc("from a file"));
       assert.equal(await store.putIfAbsent("p/part", { file: `${dir}/f` }), "exists");
@@ -284,7 +285,7 @@ async function preconditions(t: Deno.TestContext, store: Named) {
   await t.step(
     "putIfVersion from a { file }: a stale version is refused and the object untouched",
     async () => {
-      const dir = await Deno.makeTempDir();
+      const dir = await testTempDir();
       try {
         const small = `${dir}/small`;
         await Deno.writeFile(small, enc("rebuilt"));
@@ -392,7 +393,7 @@ async function preconditions(t: Deno.TestContext, store: Named) {
 }
 
 Deno.test("file store: conformance and preconditions", async (t) => {
-  const root = await Deno.makeTempDir();
+  const root = await testTempDir();
   try {
     const store = fileStore(`${root}/lake`);
     await conformance(t, store);

@@ -2,12 +2,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { compile } from "../../scripts/compile.ts";
 import { VERSION } from "../../lib/runtime/version.ts";
+import { testTempDir } from "../support/leftovers.ts";
 
 // The single binary is built once for this file. Building needs deno's runtime (denort): where it
 // cannot be had (no DENORT_BIN, no route to Deno's download host) these tests are skipped and the
 // reason is printed, never silently passed; what would go into the binary is still checked, by
 // compile_test.ts. A DENORT_BIN that is set but does not build a working binary fails here.
-const dir = await Deno.makeTempDir({ prefix: "bronze-bin-" });
+const dir = await testTempDir("bin");
 const binary = join(dir, "bronze");
 const build = await compile(binary, { listEmbedded: true, log: () => {} });
 const skip = !build.ok && build.cannotBuild ? build.reason : false;

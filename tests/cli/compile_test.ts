@@ -10,6 +10,7 @@ import {
   stage,
 } from "../../scripts/compile_stage.ts";
 import { VERSION } from "../../lib/runtime/version.ts";
+import { testTempDir } from "../support/leftovers.ts";
 
 // What goes into the binary, checked where the binary itself cannot be built or run (no denort):
 // the stage it is compiled from, that stage run by deno from its own files, and the list of files
@@ -77,14 +78,14 @@ Deno.test("compile stage: payload under budget, without test-only packages, maps
   assert.ok(st.stripped.bytes > 40e6, `only ${st.stripped.bytes} bytes stripped`);
 });
 
-Deno.test("compile stage: bronze runs from the staged files (--version, migrate, every import)", () => {
+Deno.test("compile stage: bronze runs from the staged files (--version, migrate, every import)", async () => {
   const version = deno(["run", "-A", "--cached-only", "--frozen", "main.ts", "--version"]);
   assert.equal(version.code, 0, version.stderr);
   assert.equal(
     version.stdout,
     `bronze ${VERSION} (git 0123456789abcdef0123456789abcdef01234567)\n`,
   );
-  const state = Deno.makeTempDirSync({ prefix: "bronze-stage-state-" });
+  const state = await testTempDir("stage-state");
   try {
     const migrate = deno(["run", "-A", "--cached-only", "--frozen", "main.ts", "migrate"].concat(
       ["--state-dir", state],
@@ -159,7 +160,7 @@ Deno.test("compile: over its budget, stops before compiling, in one line", async
 });
 
 Deno.test("compile: a DENORT_BIN that is not a denort fails with its cause in one line", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "bronze-bad-denort-" });
+  const dir = await testTempDir("bad-denort");
   try {
     const text = join(dir, "denort");
     await Deno.writeTextFile(text, "not a binary\n");
@@ -181,7 +182,7 @@ Deno.test("compile: a DENORT_BIN that is not a denort fails with its cause in on
 Deno.test({
   name: "deno compile (the deno executable standing in for denort) embeds exactly the stage",
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "bronze-standin-" });
+    const dir = await testTempDir("standin");
     try {
       const r = await compile(join(dir, "bronze"), {
         denort: Deno.execPath(),

@@ -7,12 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { cp, symlink } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { tempDir } from "../support/lakes.ts";
 import { DUCKDB_TOOLS, DUCKLAKE_ABSENT } from "../support/duckdb.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
+const DENO_PATH = `${dirname(Deno.execPath())}:${Deno.env.get("PATH") ?? ""}`;
 
 interface Step {
   command: string;
@@ -42,7 +43,7 @@ function sameLine(got: string | undefined, want: string): boolean {
 Deno.test("README Quick start, as written in a fresh copy of the project, prints what the README shows", async () => {
   const steps = quickStart(await Deno.readTextFile(join(ROOT, "README.md")));
   assert.ok(steps.length >= 4, "the Quick start has its commands");
-  await using clone = await tempDir("bronze-readme-");
+  await using clone = await tempDir("readme");
   for (const entry of ["deno.json", "deno.lock", "main.ts", "lib", "scripts", "migrations"]) {
     await cp(join(ROOT, entry), join(clone.path, entry), { recursive: true });
   }
@@ -51,8 +52,9 @@ Deno.test("README Quick start, as written in a fresh copy of the project, prints
     const out = await new Deno.Command("bash", {
       args: ["-c", step.command],
       cwd: clone.path,
-      // Periodic progress lines would depend on the machine's speed.
-      env: { PROGRESS_INTERVAL: "0", NO_COLOR: "1" },
+      // Periodic progress lines would depend on the machine's speed. `deno` is the Deno running
+      // the tests, on PATH or not (npx).
+      env: { PROGRESS_INTERVAL: "0", NO_COLOR: "1", PATH: DENO_PATH },
       stdout: "piped",
       stderr: "piped",
     }).output();

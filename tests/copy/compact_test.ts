@@ -19,6 +19,7 @@ import { runCli } from "../support/cli.ts";
 import { copyEnv } from "../support/copy.ts";
 import { Copier, growingLake, range } from "../support/growing.ts";
 import { tempDir } from "../support/lakes.ts";
+import { testTempDir } from "../support/leftovers.ts";
 
 const SIZE = 20;
 
@@ -51,7 +52,7 @@ const current = (all: Row[]) =>
 /** A backfill of the same ledgers: the reference the compacted files must equal. */
 async function backfill(lake: string, end: number): Promise<{ lineage: string[]; out: string }> {
   await using target = await catalogTarget("postgres");
-  const out = await Deno.makeTempDir({ prefix: "bronze-backfill-" });
+  const out = await testTempDir("backfill");
   const r = await runCli(["copy", "--start", "1", "--end", String(end)], {
     env: { ...copyEnv(target, lake, out), PARTITION_SIZE: String(SIZE) },
   });

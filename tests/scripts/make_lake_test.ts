@@ -49,7 +49,7 @@ Deno.test("make-lake --help prints every option and exits 0; an unknown option i
 Deno.test("make-lake --rate grows a lake: kept ledgers are checked, new ones appended; the result equals a lake made at once", async () => {
   const spec = { network: "testnet", start: 1, lcmVersion: 2, seed: 7 } as const;
   const whole = await syntheticLake({ ...spec, count: 12 });
-  await using dir = await tempDir("bronze-grow-");
+  await using dir = await tempDir("grow");
   const common = ["--out", dir.path, "--network", "testnet", "--seed", "7"];
   const first = await makeLakeCli(...common, "--count", "5");
   assert.equal(first.code, 0, first.stderr);

@@ -13,13 +13,14 @@ import { decodeLedger } from "../../lib/source/ledger.ts";
 import type { Network } from "../../lib/source/network.ts";
 import { makeLake, type MakeLakeOptions, syntheticLedgers } from "../../scripts/make-lake.ts";
 import { SAMPLES, SAMPLES_ABSENT } from "../support/lakes.ts";
+import { testTempDir } from "../support/leftovers.ts";
 
 const tempDirs: string[] = [];
 globalThis.addEventListener("unload", () => {
   for (const d of tempDirs) Deno.removeSync(d, { recursive: true });
 });
 async function tempDir(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "bronze-lake-" });
+  const dir = await testTempDir("lake");
   tempDirs.push(dir);
   return dir;
 }

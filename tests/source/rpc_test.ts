@@ -127,7 +127,7 @@ Deno.test({
   name: "real testnet ledgers: the same Parquet file from the lake and from RPC",
   fn: () =>
     withTestnet(async (server) => {
-      await using dir = await tempDir("bronze-rpc-parquet-");
+      await using dir = await tempDir("rpc-parquet");
       const meta = { bronzeVersion: "test", eraId: "era", network: "testnet" };
       const build = async (source: LedgerSource, name: string) => {
         const file = await PartitionFileWriter.create(`${dir.path}/${name}`, meta);

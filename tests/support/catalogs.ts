@@ -1,10 +1,13 @@
 import pg from "pg";
-import { cp, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { cp, rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Catalog, openCatalog } from "../../lib/metadata/catalog.ts";
 import { dbOf } from "../../lib/metadata/_db.ts";
 import { migrate } from "../../lib/metadata/migrate.ts";
+import { PG_ADMIN_URL, sweepLeftovers, testDatabaseName, testTempDir } from "./leftovers.ts";
+
+export { PG_ADMIN_URL };
 
 /**
  * Isolated catalogs for tests: a fresh PostgreSQL database per test on the local server, and a
@@ -12,17 +15,16 @@ import { migrate } from "../../lib/metadata/migrate.ts";
  * takes seconds).
  */
 
-export const PG_ADMIN_URL = Deno.env.get("TEST_PG_URL") ??
-  "postgres://postgres@127.0.0.1:5432/postgres";
-
 export interface TestDatabase {
   dsn: string;
   name: string;
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(prefix = "bronze_test"): Promise<TestDatabase> {
-  const name = `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+/** A new database, named for this test process (swept by the next run if this one is killed). */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  await sweepLeftovers();
+  const name = testDatabaseName();
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
   try {
@@ -51,10 +53,10 @@ const TEMPLATE_DIR = join(tmpdir(), "bronze-test-embedded-template-v1");
 
 /** A new state dir whose embedded catalog is already initialised (not migrated). */
 export async function freshStateDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "bronze-state-"));
+  const dir = await testTempDir("state");
   if (!(await exists(join(TEMPLATE_DIR, "catalog", "PG_VERSION")))) {
     // Build the template aside and rename it into place: parallel test files may race here.
-    const building = await mkdtemp(join(tmpdir(), "bronze-template-"));
+    const building = await testTempDir("template");
     const c = await openCatalog({ stateDir: building });
     await c.close();
     await rm(join(building, "catalog.lock"), { force: true });

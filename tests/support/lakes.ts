@@ -1,7 +1,8 @@
-import { mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { rename, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeLake, type MakeLakeOptions } from "../../scripts/make-lake.ts";
+import { testTempDir } from "./leftovers.ts";
 
 /** The real sample lakes, read from ../shared (never copied into the project). */
 export const SAMPLES = new URL("../../../shared/stellar-samples/", import.meta.url).pathname;
@@ -35,15 +36,16 @@ export async function syntheticLake(spec: LakeSpec): Promise<string> {
     return dir;
   } catch { /* build it */ }
   await Deno.mkdir(join(tmpdir(), "bronze-test-lakes-v1"), { recursive: true });
-  const building = await mkdtemp(join(tmpdir(), "bronze-lake-"));
+  const building = await testTempDir("lake");
   await makeLake({ ...spec, url: building });
   await rename(building, dir).catch(() => rm(building, { recursive: true, force: true }));
   return dir;
 }
 
+/** A temp folder of this test process (tests/support/leftovers.ts), removed on dispose. */
 export async function tempDir(
-  prefix = "bronze-",
+  what = "tmp",
 ): Promise<{ path: string; [Symbol.asyncDispose](): Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), prefix));
+  const path = await testTempDir(what);
   return { path, [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }) };
 }

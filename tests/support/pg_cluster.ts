@@ -1,11 +1,12 @@
 /**
  * A private PostgreSQL cluster for a test that needs a server configured otherwise than the shared
  * one on 127.0.0.1:5432 (which must never be reconfigured): `initdb` as the `postgres` user into a
- * temp folder, its own port, started with `pg_ctl -w`, stopped and removed on dispose.
+ * temp folder, its own port, started with `pg_ctl -w`, stopped and removed on dispose (or, if its
+ * test process was killed, by the next run's sweep: leftovers.ts).
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
+import { testTempDir } from "./leftovers.ts";
 
 export interface PgCluster {
   readonly port: number;
@@ -59,7 +60,7 @@ function freePort(): number {
 }
 
 export async function pgCluster(opts: ClusterOptions = {}): Promise<PgCluster> {
-  const root = await mkdtemp(join(tmpdir(), `bronze-pg-${Deno.pid}-`));
+  const root = await testTempDir("pg");
   await Deno.chmod(root, 0o755);
   const dir = join(root, "data");
   const port = freePort();

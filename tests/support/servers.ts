@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setupTestServers, TEST_SERVERS_DIR } from "../../scripts/setup-test-servers.ts";
+import { testTempDir } from "./leftovers.ts";
 
 export interface RunningS3 {
   /** S3 endpoint for AWS_ENDPOINT_URL_S3 (path-style; any access key is accepted). */
@@ -63,7 +64,7 @@ export async function withEnv<T>(vars: Record<string, string>, fn: () => Promise
 /** s3rver with `buckets` created at start. */
 export async function startS3rver(buckets: string[] = ["bronze-test"]): Promise<RunningS3> {
   await setupTestServers();
-  const dir = await Deno.makeTempDir({ prefix: "bronze-s3rver-" });
+  const dir = await testTempDir("s3rver");
   const args = [
     `${TEST_SERVERS_DIR}node_modules/s3rver/bin/s3rver.js`,
     ...["--directory", dir, "--address", "127.0.0.1", "--port", "0", "--silent"],
@@ -79,7 +80,7 @@ export async function startS3rver(buckets: string[] = ["bronze-test"]): Promise<
 export async function startGcsEmulator(): Promise<RunningGcs> {
   await setupTestServers();
   // The emulator keeps blobs under os.tmpdir() and wipes them on stop: give it its own.
-  const dir = await Deno.makeTempDir({ prefix: "bronze-gcs-emulator-" });
+  const dir = await testTempDir("gcs-emulator");
   const launcher = fileURLToPath(new URL("./gcs-emulator.cjs", import.meta.url));
   const server = await spawnAndWait(
     [launcher, TEST_SERVERS_DIR],

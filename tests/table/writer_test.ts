@@ -11,6 +11,7 @@ import { COLUMN_NAMES, CREATED_BY, SCHEMA_HASH } from "../../lib/table/schema.ts
 import { PartitionFileWriter } from "../../lib/table/writer.ts";
 import { readPartitionRows } from "../../lib/table/reader.ts";
 import { syntheticLedgers } from "../../scripts/make-lake.ts";
+import { testTempDir } from "../support/leftovers.ts";
 
 const META = { bronzeVersion: "0.1.0-test", eraId: "era-1", network: "testnet" };
 
@@ -19,7 +20,7 @@ globalThis.addEventListener("unload", () => {
   for (const d of tempDirs) Deno.removeSync(d, { recursive: true });
 });
 async function tempFile(name: string): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "bronze-parquet-" });
+  const dir = await testTempDir("parquet");
   tempDirs.push(dir);
   return `${dir}/${name}`;
 }

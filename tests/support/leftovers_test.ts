@@ -1,0 +1,96 @@
+/**
+ * tests/support/leftovers.ts: what a killed test run made is swept by the next one; what a live
+ * one (or the shared caches, or anything named without a pid) holds is never touched.
+ */
+import assert from "node:assert/strict";
+import pg from "pg";
+import { mkdir, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PG_ADMIN_URL, sweepDeadRuns, testTempDir } from "./leftovers.ts";
+import { clusterMissing } from "./pg_cluster.ts";
+import { processAlive } from "../../lib/runtime/process.ts";
+
+const here = (f: string) => new URL(f, import.meta.url).href;
+
+/** A test process that makes a temp folder, a database and (as root) a private cluster, then is killed. */
+async function killedRun(cluster: boolean) {
+  const script = `
+    import { createTestDatabase } from "${here("./catalogs.ts")}";
+    import { testTempDir } from "${here("./leftovers.ts")}";
+    import { pgCluster } from "${here("./pg_cluster.ts")}";
+    const dir = await testTempDir("killed");
+    const db = await createTestDatabase();
+    const c = ${cluster} ? await pgCluster() : undefined;
+    console.log(JSON.stringify({ dir, db: db.name, cluster: c?.dir ?? null, port: c?.port ?? null }));
+    await new Promise(() => {});
+  `;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the test process ended before making its things: ${text}`);
+    text += value;
+  }
+  child.kill("SIGKILL");
+  await child.status;
+  await reader.cancel();
+  return JSON.parse(text) as { dir: string; db: string; cluster: string | null; port: number };
+}
+
+const exists = (path: string) => stat(path).then(() => true, () => false);
+
+async function databases(): Promise<string[]> {
+  const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await c.connect();
+  try {
+    return (await c.query<{ datname: string }>("SELECT datname FROM pg_database")).rows.map(
+      (r: { datname: string }) => r.datname,
+    );
+  } finally {
+    await c.end();
+  }
+}
+
+Deno.test("leftovers: a killed test run's temp folder, database and private cluster are swept; a live run's, the shared caches and names without a pid are not", async () => {
+  // Not to be taken: this live process's folder (made first: this process's own sweep runs
+  // then), a live process's (pid 1), the shared lake cache's name, and an old-style name.
+  const mine = await testTempDir("mine");
+  const cluster = !(await clusterMissing());
+  const killed = await killedRun(cluster);
+  assert.ok(await exists(killed.dir));
+  assert.ok((await databases()).includes(killed.db));
+  const live = join(tmpdir(), "bronze-test-1-live-x");
+  const cache = join(tmpdir(), "bronze-test-lakes-v1");
+  const old = join(tmpdir(), `bronze-${crypto.randomUUID().slice(0, 6)}`);
+  await mkdir(live, { recursive: true });
+  await mkdir(cache, { recursive: true });
+  await mkdir(old);
+  try {
+    const taken = await sweepDeadRuns();
+    assert.ok(taken.includes(killed.dir), taken.join("\n"));
+    assert.ok(taken.includes(killed.db), taken.join("\n"));
+    assert.equal(await exists(killed.dir), false);
+    assert.equal((await databases()).includes(killed.db), false);
+    if (cluster) {
+      // Its server was stopped: the port is free again.
+      const l = Deno.listen({ hostname: "127.0.0.1", port: killed.port });
+      l.close();
+    }
+    for (const kept of [mine, live, cache, old]) assert.ok(await exists(kept), kept);
+    // Whatever else it took belonged to processes that are gone too.
+    for (const t of taken) {
+      const pid = Number(/bronze[-_]test[-_](\d+)[-_]/.exec(t)?.[1]);
+      assert.ok(pid && !processAlive(pid), t);
+    }
+  } finally {
+    await rm(mine, { recursive: true });
+    await rm(live, { recursive: true });
+    await rm(old, { recursive: true });
+  }
+});
