@@ -1,10 +1,13 @@
 /**
- * The README's Quick start, run as written in a fresh copy of the project: every command succeeds
- * and prints the `[...]` lines the README shows, in order. (The summary line's seconds and rate
- * differ from run to run; its counts and sizes do not: the same ledgers give the same bytes.) Then
- * its "Reading the data" section, against the catalog the Quick start made: `bronze catalog
- * serve`, the DuckDB block through DuckLake (each result it shows), `bronze lineage --paths`, the
- * glob and the psql query.
+ * The README sections a new user runs, each run as written in a fresh copy of the project: every
+ * command succeeds and prints the `[...]` lines the README shows, in order. The Quick start, then
+ * its "Reading the data" section against the catalog the Quick start made (`bronze catalog
+ * serve`, the DuckDB block through DuckLake with each result it shows, `bronze lineage --paths`,
+ * the glob and the psql query); and "Try it on a lake that grows" (whose background command grows
+ * the lake while the follower runs). What may differ from run to run: a summary's seconds and rate
+ * (its counts and sizes may not: the same ledgers give the same bytes), the absolute path the
+ * README writes as `…`, and a follower's "caught up" lines, which come once per arrival at the
+ * head: how many, and where, depends on the pace (there is at least one when the README shows one).
  */
 import assert from "node:assert/strict";
 import { cp, symlink } from "node:fs/promises";
@@ -12,71 +15,127 @@ import { dirname, join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { tempDir } from "../support/lakes.ts";
 import { DUCKDB_TOOLS, DUCKLAKE_ABSENT } from "../support/duckdb.ts";
+import { EXIT_MS, within } from "../support/wait.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
+const README = await Deno.readTextFile(join(ROOT, "README.md"));
+/** `deno` in the README's commands is the Deno running the tests, on PATH or not (npx). */
 const DENO_PATH = `${dirname(Deno.execPath())}:${Deno.env.get("PATH") ?? ""}`;
 
 interface Step {
   command: string;
+  /** Ends in `&`: runs while the next commands do; waited for at the end of the section. */
+  background: boolean;
   expect: string[];
 }
 
-/** The commands of the Quick start's first sh block, each with the log lines shown after it. */
-function quickStart(readme: string): Step[] {
-  const section = readme.slice(readme.indexOf("## Quick start"));
-  const block = /```sh\n([\s\S]*?)```/.exec(section)![1];
+/** The commands of a section's first sh block, each with the log lines shown after it. */
+function section(heading: string): Step[] {
+  const at = README.indexOf(`\n${heading}\n`);
+  assert.ok(at >= 0, `the README has a section "${heading}"`);
+  const block = /```sh\n([\s\S]*?)```/.exec(README.slice(at))![1];
   const steps: Step[] = [];
   for (const line of block.split("\n")) {
-    if (line.startsWith("deno ")) steps.push({ command: line, expect: [] });
-    else if (line.startsWith("[")) steps.at(-1)!.expect.push(line);
+    if (line.startsWith("deno ")) {
+      steps.push({ command: line, background: /&\s*$/.test(line), expect: [] });
+    } else if (line.startsWith("[")) steps.at(-1)!.expect.push(line);
   }
   return steps;
 }
 
-/** The summary line: its counts and sizes (deterministic) in groups, its seconds and rate not. */
+/** A summary line: its counts and sizes (deterministic) in groups, its seconds and rate not. */
 const SUMMARY =
-  /^\[copier\] copied (\d+) ledgers in (\d+) partitions: ([\d.]+ MB) written in [\d.]+s \(([\d.]+ MB) of ledgers, [\d.]+ MB\/s\)$/;
+  /^\[copier\] copied (\d+) ledgers in (\d+) partitions( while following for \S+)?: ([\d.]+ MB) written in [\d.]+s( of copying)? \(([\d.]+ MB) of ledgers, [\d.]+ MB\/s\)$/;
+const CAUGHT_UP = /^\[follow\] caught up at ledger \d+; /;
 
-function sameLine(got: string | undefined, want: string): boolean {
+function sameLine(got: string, want: string): boolean {
   const w = SUMMARY.exec(want);
-  const g = got === undefined ? null : SUMMARY.exec(got);
-  return w ? g !== null && [1, 2, 3, 4].every((i) => g[i] === w[i]) : got === want;
+  const g = SUMMARY.exec(got);
+  if (w) return g !== null && [1, 2, 4, 6].every((i) => g[i] === w[i]) && !g[3] === !w[3];
+  return got === want;
 }
 
-Deno.test("README Quick start, as written in a fresh copy of the project, prints what the README shows", async () => {
-  const steps = quickStart(await Deno.readTextFile(join(ROOT, "README.md")));
+/** Copies the project as a clone has it (the packages linked, not downloaded again). */
+async function freshCopy(dir: string): Promise<void> {
+  for (const entry of ["deno.json", "deno.lock", "main.ts", "lib", "scripts", "migrations"]) {
+    await cp(join(ROOT, entry), join(dir, entry), { recursive: true });
+  }
+  await symlink(join(ROOT, "node_modules"), join(dir, "node_modules"));
+}
+
+/** Runs a section's steps in `dir`, comparing each command's lines with the README's. */
+async function runSection(steps: Step[], dir: string): Promise<void> {
+  const background: { command: string; child: Deno.ChildProcess }[] = [];
+  const bash = (command: string, piped: boolean) =>
+    new Deno.Command("bash", {
+      args: ["-c", command],
+      cwd: dir,
+      // Periodic progress lines would depend on the machine's speed.
+      env: { PROGRESS_INTERVAL: "0", NO_COLOR: "1", PATH: DENO_PATH },
+      stdout: piped ? "piped" : "null",
+      stderr: piped ? "piped" : "null",
+    });
+  try {
+    for (const step of steps) {
+      if (step.background) {
+        // bash waits for the job it was given: the README's `&` is this process running on.
+        const command = step.command.replace(/&\s*$/, "");
+        background.push({ command, child: bash(command, false).spawn() });
+        continue;
+      }
+      const out = await within(bash(step.command, true).output(), step.command, EXIT_MS);
+      const stderr = new TextDecoder().decode(out.stderr).replaceAll(dir, "…");
+      assert.equal(out.code, 0, `${step.command}\n${stderr}`);
+      const lines = stderr.split("\n").filter((l) => l.startsWith("["));
+      const got = lines.filter((l) => !CAUGHT_UP.test(l));
+      const want = step.expect.filter((l) => !CAUGHT_UP.test(l));
+      const shown = `${step.command}\n${lines.join("\n")}`;
+      if (step.expect.some((l) => CAUGHT_UP.test(l))) {
+        assert.ok(lines.some((l) => CAUGHT_UP.test(l)), `no "caught up" line: ${shown}`);
+      }
+      assert.equal(got.length, want.length, shown);
+      want.forEach((w, i) =>
+        assert.ok(
+          sameLine(got[i], w),
+          `${step.command}: line ${i + 1}\n got: ${got[i]}\nwant: ${w}`,
+        )
+      );
+    }
+    for (const { command, child } of background) {
+      const status = await within(child.status, `${command} (in the background) ending`, EXIT_MS);
+      assert.equal(status.code, 0, `${command} (in the background) failed`);
+    }
+  } finally {
+    for (const { child } of background) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* ended */ }
+      await child.status;
+    }
+  }
+}
+
+Deno.test("README Quick start, as written in a fresh copy of the project, prints what the README shows; then its reading section", async () => {
+  const steps = section("## Quick start");
   assert.ok(steps.length >= 4, "the Quick start has its commands");
   await using clone = await tempDir("readme");
-  for (const entry of ["deno.json", "deno.lock", "main.ts", "lib", "scripts", "migrations"]) {
-    await cp(join(ROOT, entry), join(clone.path, entry), { recursive: true });
-  }
-  await symlink(join(ROOT, "node_modules"), join(clone.path, "node_modules"));
-  for (const step of steps) {
-    const out = await new Deno.Command("bash", {
-      args: ["-c", step.command],
-      cwd: clone.path,
-      // Periodic progress lines would depend on the machine's speed. `deno` is the Deno running
-      // the tests, on PATH or not (npx).
-      env: { PROGRESS_INTERVAL: "0", NO_COLOR: "1", PATH: DENO_PATH },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, `${step.command}\n${stderr}`);
-    const got = stderr.split("\n").filter((l) => l.startsWith("["));
-    assert.equal(got.length, step.expect.length, `${step.command}\n${got.join("\n")}`);
-    step.expect.forEach((want, i) =>
-      assert.ok(
-        sameLine(got[i], want),
-        `${step.command}: line ${i + 1}\n got: ${got[i]}\nwant: ${want}`,
-      )
-    );
-  }
+  await freshCopy(clone.path);
+  await runSection(steps, clone.path);
   if (DUCKLAKE_ABSENT) {
     console.log(`SKIPPED the README's reading section: ${DUCKLAKE_ABSENT}`);
     return;
   }
-  await readingSection(await Deno.readTextFile(join(ROOT, "README.md")), clone.path);
+  await readingSection(README, clone.path);
+});
+
+Deno.test("README: following a lake that grows (make-lake --rate in the background), as written, prints what the README shows", async () => {
+  const steps = section("### Try it on a lake that grows");
+  assert.deepEqual(steps.map((s) => s.background), [false, true, false]);
+  assert.match(steps[1].command, /scripts\/make-lake\.ts .*--rate/);
+  assert.match(steps[2].command, /bronze copy --follow /);
+  await using clone = await tempDir("readme-follow");
+  await freshCopy(clone.path);
+  await runSection(steps, clone.path);
 });
 
 /** The fenced blocks of the README's "Reading the data", in order. */
