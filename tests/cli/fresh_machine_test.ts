@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { cp, symlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { tempDir } from "../support/lakes.ts";
+import { EXIT_MS, within } from "../support/wait.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const README = await Deno.readTextFile(join(ROOT, "README.md"));
@@ -47,13 +48,17 @@ async function pathWithoutDeno(dir: string): Promise<string> {
 }
 
 async function run(command: string, cwd: string, path: string) {
-  const out = await new Deno.Command("bash", {
-    args: ["-c", command],
-    cwd,
-    env: { PATH: path, NO_COLOR: "1", PROGRESS_INTERVAL: "0" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const out = await within(
+    new Deno.Command("bash", {
+      args: ["-c", command],
+      cwd,
+      env: { PATH: path, NO_COLOR: "1", PROGRESS_INTERVAL: "0" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output(),
+    command,
+    EXIT_MS,
+  );
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }

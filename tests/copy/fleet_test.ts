@@ -234,33 +234,6 @@ Deno.test("bronze fleet --json while two copiers hold cells; SIGTERM commits the
   assert.equal(rows.reduce((n, x) => n + x.row_count, 0), END);
 });
 
-/** A spawned copier whose stderr the test reads up to a pattern. */
-function watched(child: Deno.ChildProcess) {
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  const w = {
-    child,
-    text: "",
-    async until(pattern: RegExp | string): Promise<void> {
-      const seen = () =>
-        typeof pattern === "string" ? w.text.includes(pattern) : pattern.test(w.text);
-      while (!seen()) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`ended before ${pattern}:\n${w.text}`);
-        w.text += value;
-      }
-    },
-    async end(): Promise<Deno.CommandStatus> {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        w.text += value;
-      }
-      return await child.status;
-    },
-  };
-  return w;
-}
-
 Deno.test("a waiting fleet copier names exactly the cells it waits for (not one committed and about to be released), and exits as soon as the last one is committed, not at its next poll", async () => {
   const END = 3 * SIZE;
   const source = await lake(END);
@@ -268,43 +241,48 @@ Deno.test("a waiting fleet copier names exactly the cells it waits for (not one 
   await using out = await tempDir();
   await using states = await tempDir();
   const env = (n: number) => fleetEnv(target, source, out.path, states.path, n, END);
-  // A holds 1-20, committed, paused before its release; C holds 21-40, published, not committed.
   // A holds 1-20, committed, paused before its release; C holds 21-40, published, not committed;
   // B (started last) polls once an hour: only a release can wake it in time.
-  const a = watched(spawn({ ...env(0), BRONZE_FAILPOINT: "after-catalog:1:pause" }));
-  const started = [a];
+  const started: Deno.ChildProcess[] = [];
+  const start = (who: string, e: Record<string, string>) => {
+    const child = spawn(e);
+    started.push(child);
+    return { child, stderr: new Output(child.stderr, who) };
+  };
   try {
-    await a.until("[failpoint] paused at after-catalog:1");
-    const c = watched(spawn({ ...env(2), BRONZE_FAILPOINT: "after-publish:1:pause" }));
-    started.push(c);
-    await c.until("[failpoint] paused at after-publish:1");
-    const b = watched(spawn({ ...env(1), POLL_INTERVAL: "1h" }));
-    started.push(b);
-    const cId = /\[fleet\] copier (\S+) joins/.exec(c.text)![1];
-    await b.until(/\[fleet\] waiting for .*\n/);
+    const a = start("copier A", { ...env(0), BRONZE_FAILPOINT: "after-catalog:1:pause" });
+    await a.stderr.until("[failpoint] paused at after-catalog:1");
+    const c = start("copier C", { ...env(2), BRONZE_FAILPOINT: "after-publish:1:pause" });
+    await c.stderr.until("[failpoint] paused at after-publish:1");
+    const b = start("copier B", { ...env(1), POLL_INTERVAL: "1h" });
+    const cId = (await c.stderr.until(/\[fleet\] copier (\S+) joins/))[1];
+    await b.stderr.until(/\[fleet\] waiting for .*\n/);
     assert.match(
-      b.text,
+      b.stderr.text,
       new RegExp(
         `\\[fleet\\] waiting for 1 cell held by ${cId} \\(host \\S+, pid \\d+: 21-40\\); looking again at each release, and every 1h00m\\n`,
       ),
     );
-    assert.doesNotMatch(b.text, /: 1-20\)/);
+    assert.doesNotMatch(b.stderr.text, /: 1-20\)/);
     a.child.kill("SIGUSR1");
     c.child.kill("SIGUSR1");
     // Bounded: B wakes on C's release; were it to poll, it would sleep for an hour.
-    const timeout = setTimeout(() => b.child.kill("SIGKILL"), 60_000);
-    const status = await b.end();
-    clearTimeout(timeout);
-    assert.equal(status.code, 0, `B did not exit once the last cell was committed:\n${b.text}`);
-    assert.match(b.text, /\[fleet\] every cell of 1-60 is committed\n/);
-    assert.equal((await a.end()).code, 0, a.text);
-    assert.equal((await c.end()).code, 0, c.text);
+    const status = await within(b.child.status, "copier B exiting once the last cell is committed");
+    assert.equal(status.code, 0, b.stderr.text);
+    assert.match(await b.stderr.end(), /\[fleet\] every cell of 1-60 is committed\n/);
+    for (const x of [a, c]) {
+      assert.equal(
+        (await within(x.child.status, `${x.stderr.who} exiting`)).code,
+        0,
+        x.stderr.text,
+      );
+    }
   } finally {
-    for (const w of started) {
+    for (const child of started) {
       try {
-        w.child.kill("SIGKILL");
+        child.kill("SIGKILL");
       } catch { /* already gone */ }
-      await w.end().catch(() => {});
+      await child.status;
     }
   }
   assert.equal((await lineageRows(target)).length, 3);
@@ -325,22 +303,16 @@ Deno.test("a fleet copier's metrics: the catalog's contiguous coverage from the 
     "--metrics-addr",
     "127.0.0.1:0",
   ]);
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
+  const stderr = new Output(child.stderr, "the fleet copier");
   try {
-    while (!text.includes("[failpoint] paused at build-ledger:5")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`ended before pausing:\n${text}`);
-      text += value;
-    }
-    const url = /\[metrics\] serving (http:\/\/\S+)\/metrics/.exec(text)![1];
+    await stderr.until("[failpoint] paused at build-ledger:5");
+    const url = (await stderr.until(/\[metrics\] serving (http:\/\/\S+)\/metrics/))[1];
     const metrics = await (await fetch(`${url}/metrics`)).text();
     assert.match(metrics, new RegExp(`^bronze_last_committed_ledger\\{[^}]*\\} ${2 * SIZE}$`, "m"));
     assert.match(metrics, /^bronze_partitions_committed_total\{[^}]*\} 0$/m);
   } finally {
     child.kill("SIGKILL");
     await child.status;
-    await reader.cancel();
   }
 });
 

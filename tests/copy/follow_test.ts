@@ -10,6 +10,7 @@ import { runCli } from "../support/cli.ts";
 import { copyEnv, lineageRows } from "../support/copy.ts";
 import { tempDir } from "../support/lakes.ts";
 import { Copier, growingLake, range } from "../support/growing.ts";
+import { until } from "../support/wait.ts";
 
 const SIZE = 20;
 
@@ -247,35 +248,9 @@ Deno.test("a follower says it caught up once per arrival at the head, not at eve
 /** Waits (bounded) until the follower's metrics say it has polled a head of `ledger`. */
 async function headSeen(url: string, ledger: number): Promise<void> {
   const want = new RegExp(`^bronze_source_head_ledger\\{[^}]*\\} ${ledger}$`, "m");
-  for (let i = 0; i < 200; i++) {
-    if (want.test(await (await fetch(`${url}/metrics`)).text())) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the follower never polled a head of ${ledger} (10s)`);
+  await until(
+    async () => want.test(await (await fetch(`${url}/metrics`)).text()),
+    `the follower polling a head of ${ledger}`,
+    { everyMs: 50 },
+  );
 }
-
-Deno.test("metrics: bronze_last_committed_ledger is the catalog's from the start, before the run commits anything", async () => {
-  await using target = await catalogTarget("postgres");
-  await using dir = await tempDir();
-  await using out = await tempDir();
-  const lake = await growingLake(dir.path);
-  await lake.publish(...range(1, 45));
-  const e = env(target, lake.url, out.path);
-  const first = await runCli(["copy", "--start", "1", "--end", "40"], { env: e });
-  assert.equal(first.code, 0, first.stderr);
-  // From 1 the catalog holds 1-40; from 41 it holds nothing yet (40 is the start - 1).
-  for (const start of ["1", "41"]) {
-    const copier = new Copier(e, ["--follow", "--start", start, "--metrics-addr", "127.0.0.1:0"]);
-    try {
-      const [, url] = await copier.until(/\[metrics\] serving (http:\/\/\S+)\/metrics/);
-      await copier.until(/\[follow\] caught up at ledger 45;/);
-      const text = await (await fetch(`${url}/metrics`)).text();
-      assert.match(text, /^bronze_last_committed_ledger\{[^}]*\} 40$/m, `--start ${start}`);
-      assert.match(text, /^bronze_partitions_committed_total\{[^}]*\} 0$/m);
-    } finally {
-      // Not SIGTERM: that would commit 41-45, the ledgers in hand.
-      copier.child.kill("SIGKILL");
-      await copier.end();
-    }
-  }
-});

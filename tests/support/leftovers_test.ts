@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { PG_ADMIN_URL, sweepDeadRuns, testTempDir } from "./leftovers.ts";
 import { clusterMissing } from "./pg_cluster.ts";
 import { processAlive } from "../../lib/runtime/process.ts";
+import { Output } from "./wait.ts";
 
 const here = (f: string) => new URL(f, import.meta.url).href;
 
@@ -30,17 +31,11 @@ async function killedRun(cluster: boolean) {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the test process ended before making its things: ${text}`);
-    text += value;
-  }
+  const stdout = new Output(child.stdout, "the test process to be killed");
+  const [line] = await stdout.until(/^.*\n/);
   child.kill("SIGKILL");
   await child.status;
-  await reader.cancel();
-  return JSON.parse(text) as { dir: string; db: string; cluster: string | null; port: number };
+  return JSON.parse(line) as { dir: string; db: string; cluster: string | null; port: number };
 }
 
 const exists = (path: string) => stat(path).then(() => true, () => false);

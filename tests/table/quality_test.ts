@@ -9,6 +9,7 @@ import { decodeLedger, type LedgerRow } from "../../lib/source/ledger.ts";
 import { PartitionTally, tallyFile } from "../../lib/table/quality.ts";
 import { SCHEMA_HASH } from "../../lib/table/schema.ts";
 import { syntheticLedgers } from "../../scripts/make-lake.ts";
+import { testTempDir } from "../support/leftovers.ts";
 
 const META = { bronzeVersion: "0.1.0-test", eraId: "era-1", network: "testnet" };
 
@@ -22,7 +23,7 @@ async function* each<T>(items: T[]): AsyncIterable<T> {
 }
 
 Deno.test("PartitionTally: the copy's counts while writing equal the counts of the stored file's rows (a rebuild's)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "bronze-quality-" });
+  const dir = await testTempDir("quality");
   try {
     const data = rows(101, 40);
     const path = `${dir}/part.parquet`;
