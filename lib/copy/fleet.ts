@@ -58,7 +58,10 @@ export async function copyFleet(
       `checkpoint found: last_committed=${cp.last_committed_ledger} (copier ${cp.copier_id}); claiming cells`,
     );
   }
-  if (run.metrics) run.metrics.resumed(await coveredFrom(run, fleet.start, fleet.end));
+  if (run.metrics) {
+    run.metrics.resumed(await coveredFrom(run, fleet.start, fleet.end));
+    run.metrics.fleetCells(start);
+  }
   deps.progress.begin(start.ledgersLeft);
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
@@ -96,6 +99,7 @@ export async function copyFleet(
       }
       if (signal.aborted) break;
       const now = await cellCounts(deps.catalog, dataset.id, fleet);
+      run.metrics?.fleetCells(now);
       if (now.committed === now.cells) break;
       await waiting.say(now, fleet, opts.pollInterval);
       await claims.changedSince(seen, opts.pollInterval * 1000, signal);
@@ -170,6 +174,7 @@ async function copyCell(
               lastLedger: await coveredFrom(run, fleet.start, fleet.end),
               seconds: (performance.now() - startedAt) / 1000,
             });
+            metrics.fleetCells(await cellCounts(deps.catalog, dataset.id, fleet));
           }
           return c;
         });

@@ -55,6 +55,7 @@ export async function follow(
   if (point.checkpoint || point.coverage >= range.start) {
     log.info("copier", `continuing from ledger ${first}`);
   }
+  if (opts.flushInterval !== undefined) metrics?.flushInterval(opts.flushInterval);
   const done = (interrupted: boolean) =>
     finish(run, interrupted, signal.aborted, (performance.now() - startedAt) / 1000);
   let lastHead = 0;
@@ -86,6 +87,7 @@ export async function follow(
       if (target >= next && oldest?.ledger !== next) {
         oldest = { ledger: next, since: performance.now() };
       }
+      metrics?.uncommittedSince(target >= next ? oldest!.since : null);
       const flush = signal.aborted ||
         (flushMs !== null && oldest !== null && performance.now() - oldest.since >= flushMs);
       const work = target < next ? [] : ready(next, target, size, state.held, range.end, flush);

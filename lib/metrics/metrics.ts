@@ -110,6 +110,13 @@ export class CopierMetrics implements RetryListener {
     recent: [] as Problem[],
   };
   readonly #wallClock: () => number;
+  readonly #healthy: Gauge<D>;
+  readonly #lag: Gauge<D>;
+  readonly #flushInterval: Gauge<D>;
+  readonly #fleetCells: Gauge<D | "state">;
+  /** performance.now() when the oldest ledger seen but not committed was first seen. */
+  #waitingSince: number | null | undefined;
+  readonly #now: () => number;
 
   /** `wallClock`: epoch ms for the times the status page shows (default Date.now). */
   constructor(
@@ -120,6 +127,7 @@ export class CopierMetrics implements RetryListener {
     this.#dataset = { network: dataset.network, era: dataset.era, version: dataset.version };
     this.health = new Health(health);
     this.#wallClock = wallClock;
+    this.#now = health.now ?? (() => performance.now());
     const r = this.#registry;
     const labels = ["network", "era", "version"] as const;
     this.#lastCommitted = r.gauge(
@@ -164,6 +172,29 @@ export class CopierMetrics implements RetryListener {
       "Attempts retried after a transient failure, by area and reason (throttled, server, " +
         "timeout, connection, truncated, bad_response, io).",
       [...labels, "area", "reason"],
+    );
+    this.#healthy = r.gauge(
+      "bronze_healthy",
+      "1 while /healthz answers 200, 0 while it answers 503 (no progress, a stalled source head, " +
+        "or a failure: /healthz says which).",
+      labels,
+    );
+    this.#lag = r.gauge(
+      "bronze_lag_seconds",
+      "A follower's lag: how long the oldest ledger it has seen in the source but not committed " +
+        "has waited since it was first seen (0 when it holds all it has seen).",
+      labels,
+    );
+    this.#flushInterval = r.gauge(
+      "bronze_flush_interval_seconds",
+      "A follower's --flush-interval: the lag it keeps under, give or take a poll.",
+      labels,
+    );
+    this.#fleetCells = r.gauge(
+      "bronze_fleet_cells",
+      "The cells of a fleet's range by state (committed, claimed by a live copier, left), as " +
+        "this fleet copier last read them from the catalog.",
+      [...labels, "state"],
     );
     // Counters are exported from the start at zero, so that rate() and increase() see the first
     // event; the gauges only once they are known (a zero head would be a lie).
@@ -264,8 +295,34 @@ export class CopierMetrics implements RetryListener {
     this.health.failing(reason);
   }
 
+  /** A follower's --flush-interval, exported beside its lag. */
+  flushInterval(seconds: number): void {
+    this.#flushInterval.set(this.#dataset, seconds);
+  }
+
+  /**
+   * A follower's oldest ledger seen in the source but not committed was first seen at `since`
+   * (performance.now()), or there is none (null): bronze_lag_seconds counts from then.
+   */
+  uncommittedSince(since: number | null): void {
+    this.#waitingSince = since;
+  }
+
+  /** A fleet's cells as last read from the catalog. */
+  fleetCells(cells: { committed: number; claimed: number; left: number }): void {
+    for (const state of ["committed", "claimed", "left"] as const) {
+      this.#fleetCells.set({ ...this.#dataset, state }, cells[state]);
+    }
+  }
+
   /** The Prometheus text exposition of every series. */
   render(): string {
+    // What depends on the clock is read as it is scraped.
+    this.#healthy.set(this.#dataset, this.health.check().ok ? 1 : 0);
+    if (this.#waitingSince !== undefined) {
+      const waited = this.#waitingSince === null ? 0 : (this.#now() - this.#waitingSince) / 1000;
+      this.#lag.set(this.#dataset, Math.max(0, Number(waited.toFixed(3))));
+    }
     return this.#registry.render();
   }
 }

@@ -47,6 +47,33 @@ function retries(counts: Record<string, number>): string[] {
   return lines;
 }
 
+const HEALTHY_HELP =
+  "# HELP bronze_healthy 1 while /healthz answers 200, 0 while it answers 503 (no progress, a stalled source head, or a failure: /healthz says which).";
+
+Deno.test("metrics: a follower's lag counts from when its oldest uncommitted ledger was first seen, beside its flush interval; bronze_healthy follows /healthz; a fleet copier's cells by state", () => {
+  let now = 0;
+  const m = new CopierMetrics(DATASET, { now: () => now, stallAfterSeconds: 60 });
+  const value = (name: string, extra = "") =>
+    new RegExp(`^${name}\\{${L}${extra}\\} (\\S+)$`, "m").exec(m.render())?.[1];
+  assert.equal(value("bronze_lag_seconds"), undefined, "not a follower: no lag");
+  assert.equal(value("bronze_flush_interval_seconds"), undefined);
+  m.flushInterval(600);
+  m.uncommittedSince(null);
+  assert.equal(value("bronze_lag_seconds"), "0");
+  m.uncommittedSince(1000);
+  now = 31_500;
+  assert.equal(value("bronze_lag_seconds"), "30.5", "read as it is scraped");
+  assert.equal(value("bronze_flush_interval_seconds"), "600");
+  assert.equal(value("bronze_healthy"), "1");
+  now = 62_000; // no progress for over 60 s
+  assert.equal(value("bronze_healthy"), "0");
+  m.fleetCells({ committed: 3, claimed: 2, left: 5 });
+  assert.deepEqual(
+    ["committed", "claimed", "left"].map((s) => value("bronze_fleet_cells", `,state="${s}"`)),
+    ["3", "2", "5"],
+  );
+});
+
 Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges follow, the histogram buckets", async () => {
   const m = new CopierMetrics(DATASET);
   const server = serveMetrics("127.0.0.1:0", m, m.health);
@@ -79,6 +106,9 @@ Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges foll
         `bronze_errors_total{${L},kind="checkpoint"} 0`,
         `bronze_errors_total{${L},kind="other"} 0`,
         ...retries({}),
+        HEALTHY_HELP,
+        "# TYPE bronze_healthy gauge",
+        `bronze_healthy{${L}} 1`,
         "",
       ].join("\n"),
       "counters start at zero; the gauges are absent until known",
@@ -99,7 +129,7 @@ Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges foll
     assert.equal(
       after.body,
       [
-        "# HELP bronze_last_committed_ledger Last ledger of the contiguous range the catalog holds from the run's start.",
+        "# HELP bronze_last_committed_ledger Last ledger of the contiguous range the catalog holds from the run's start (the start - 1 while it holds none of it), read from the catalog at start.",
         "# TYPE bronze_last_committed_ledger gauge",
         `bronze_last_committed_ledger{${L}} 20003`,
         "# HELP bronze_source_head_ledger Latest ledger the source holds, as last polled.",
@@ -127,6 +157,9 @@ Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges foll
         `bronze_errors_total{${L},kind="checkpoint"} 0`,
         `bronze_errors_total{${L},kind="other"} 0`,
         ...retries({ "storage throttled": 2, "source truncated": 1 }),
+        HEALTHY_HELP,
+        "# TYPE bronze_healthy gauge",
+        `bronze_healthy{${L}} 1`,
         "",
       ].join("\n"),
     );
