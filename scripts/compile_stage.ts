@@ -266,12 +266,13 @@ export function describePayload(p: Payload, top = 6): string {
 }
 
 /**
- * Builds the stage in a new temporary directory (see the top of this file) and measures it. The
- * caller removes it. Needs the lock's packages in deno's cache (after `deno install`) or the npm
- * registry; never writes in the project.
+ * Builds the stage in a new temporary directory (see the top of this file; `dir`: in this empty
+ * one instead, which a test names for its sweep) and measures it. The caller removes it. Needs the
+ * lock's packages in deno's cache (after `deno install`) or the npm registry; never writes in the
+ * project.
  */
 export async function stage(
-  opts: { root?: string; gitSha?: string | null } = {},
+  opts: { root?: string; gitSha?: string | null; dir?: string } = {},
 ): Promise<Stage> {
   const root = opts.root ?? ROOT;
   const imports = await runtimeImports(root);
@@ -280,7 +281,7 @@ export async function stage(
     JSON.parse(await Deno.readTextFile(join(root, "deno.lock"))),
     Object.values(imports).map(npmRequest).filter((r): r is string => r !== null),
   );
-  const dir = await Deno.makeTempDir({ prefix: "bronze-compile-" });
+  const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "bronze-compile-" });
   const remove = () => rm(dir, { recursive: true, force: true });
   try {
     for (const path of [ENTRY, "lib", "migrations"]) {

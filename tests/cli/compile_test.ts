@@ -44,7 +44,10 @@ const MUST_EMBED = [
 ];
 const TEST_ONLY = /@duckdb|\.test-servers|firebase-tools|s3rver/;
 
-const st = await stage({ gitSha: "0123456789abcdef0123456789abcdef01234567" });
+const st = await stage({
+  gitSha: "0123456789abcdef0123456789abcdef01234567",
+  dir: await testTempDir("compile"),
+});
 globalThis.addEventListener("unload", () => Deno.removeSync(st.dir, { recursive: true }));
 
 function deno(args: string[], cwd = st.dir) {
