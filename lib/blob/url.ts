@@ -4,7 +4,7 @@
  * the checkpoint take it as it is. A URL that comes from elsewhere (a lineage row's storage_uri)
  * is parsed here too.
  */
-import { resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BronzeError, EXIT } from "../runtime/errors.ts";
 
@@ -142,4 +142,57 @@ export function redactUrl(url: string): string {
 export function storageRootOf(url: string | StoreUrl): string {
   const u = toStoreUrl(url);
   return u.scheme === "file" ? resolve(u.path) : u.url;
+}
+
+/** How a store URL was given: a local path as typed, a URL as it names itself. */
+export function storeShown(url: StoreUrl): string {
+  return url.scheme === "file" ? url.path : url.url;
+}
+
+/**
+ * Whether store `inner` is `outer` itself, or lies inside it (null when neither), where they
+ * really are: paths after resolving (`./lake` is `lake/`, a symbolic link is its target), buckets
+ * by scheme, bucket and prefix. A path under a file is inside nothing.
+ */
+export function storeWithin(inner: StoreUrl, outer: StoreUrl): "same" | "inside" | null {
+  let a: string, b: string;
+  if (inner.scheme === "file" && outer.scheme === "file") {
+    a = _realPath(inner.path);
+    b = _realPath(outer.path);
+    // A file holds no folder (the source's own probe says it is no lake).
+    if (_isFile(b)) return null;
+  } else if (inner.scheme !== "file" && inner.scheme === outer.scheme) {
+    if (inner.bucket !== outer.bucket) return null;
+    a = `/${inner.prefix}`.replace(/\/$/, "");
+    b = `/${outer.prefix}`.replace(/\/$/, "");
+  } else return null;
+  if (a === b) return "same";
+  return a.startsWith(b === "/" ? b : `${b}/`) ? "inside" : null;
+}
+
+function _isFile(path: string): boolean {
+  try {
+    return !Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * An absolute path with every symbolic link resolved, for a path that may not exist yet (storage
+ * is created on first use): its nearest existing ancestor resolved, the rest appended.
+ */
+function _realPath(path: string): string {
+  const rest: string[] = [];
+  let at = resolve(path);
+  for (;;) {
+    try {
+      return join(Deno.realPathSync(at), ...rest.reverse());
+    } catch {
+      const up = dirname(at);
+      if (up === at) return resolve(path);
+      rest.push(basename(at));
+      at = up;
+    }
+  }
 }

@@ -7,12 +7,12 @@
  */
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { BronzeError, fsError } from "../runtime/errors.ts";
+import { BronzeError, EXIT, fsError } from "../runtime/errors.ts";
 import { runRetrier } from "../runtime/retry.ts";
 import type { Logger } from "../runtime/log.ts";
 import { processAlive } from "../runtime/process.ts";
 import { Progress } from "../runtime/progress.ts";
-import { openStore, storageRootOf } from "../blob/mod.ts";
+import { openStore, storageRootOf, storeShown, type StoreUrl, storeWithin } from "../blob/mod.ts";
 import { checkpointManager } from "../checkpoint/checkpoint.ts";
 import { ClaimSession } from "../metadata/claims.ts";
 import { islands } from "../metadata/coverage.ts";
@@ -20,7 +20,7 @@ import { openReadyCatalog } from "../metadata/migrate.ts";
 import { DatasetRetiredError, retirementOf } from "../metadata/retire.ts";
 import { CatalogWriter } from "../metadata/writer.ts";
 import { datasetLabel } from "../table/dataset.ts";
-import { openSource } from "../source/mod.ts";
+import { isRpcUrl, openSource, type SourceUrl } from "../source/mod.ts";
 import { LAST_LEDGER, type Range } from "../table/grid.ts";
 import { DOMAIN, SCHEMA_HASH, TABLE, TABLE_DESCRIPTION } from "../table/schema.ts";
 import { Committer, type Dataset } from "./commit.ts";
@@ -128,6 +128,9 @@ async function open(
   // An existing dataset's storage root and grid are its own; the flags may only repeat them.
   const writer = new CatalogWriter(catalog);
   const placed = { ...opts, ...placementOf(await writer.findDataset(identityOf(opts)), opts) };
+  // A --storage inside the lake is refused with the settings; the dataset's recorded root, or the
+  // default for a new one, only now.
+  if (opts.storage === undefined) refuseStorageInLake(placed.storage, opts.source);
   const storage = openStore(placed.storage, { area: "storage", retry });
   stack.defer(async () => await storage.close?.());
   const tmpDir = join(opts.stateDir, "tmp");
@@ -138,6 +141,21 @@ async function open(
     deps: { source, storage, checkpoint, catalog, writer, pool, progress, tmpDir, retry },
     placed,
   };
+}
+
+/** Partitions written into the lake read from: a configuration error naming both. */
+function refuseStorageInLake(storage: StoreUrl, source: SourceUrl): void {
+  if (isRpcUrl(source)) return;
+  const where = storeWithin(storage, source);
+  if (!where) return;
+  throw new BronzeError(
+    `storage ${storeShown(storage)} (the dataset's, as no --storage is given) ${
+      where === "same" ? "is" : "is inside"
+    } the source lake, --source ${
+      storeShown(source)
+    }: partitions would be written into the lake; give --storage outside it`,
+    EXIT.usage,
+  );
 }
 
 function identityOf(opts: CopyOptions) {

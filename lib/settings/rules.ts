@@ -2,8 +2,7 @@
  * What a command demands of its settings together, beyond each value being valid on its own.
  * Each command declares the rules it obeys (COMMANDS in commands.ts); the resolver applies them.
  */
-import { basename, dirname, join, resolve } from "node:path";
-import type { StoreUrl } from "../blob/url.ts";
+import { storeShown, storeWithin } from "../blob/url.ts";
 import { isRpcUrl } from "../source/url.ts";
 import type { Key, Settings } from "./specs.ts";
 
@@ -136,62 +135,13 @@ export function storageOutsideSource(storage: "storage" | "storageRoot"): Rule {
       const lake = s.source;
       const store = s[storage];
       if (!lake || !store || isRpcUrl(lake)) return undefined;
-      const where = _within(store, lake);
+      const where = storeWithin(store, lake);
       if (!where) return undefined;
-      return `${origin(storage)} ${_shown(store)} ${
+      return `${origin(storage)} ${storeShown(store)} ${
         where === "same" ? "is" : "is inside"
       } the source lake, ${origin("source")} ${
-        _shown(lake)
+        storeShown(lake)
       }: partitions would be written into the lake; store them outside it`;
     },
   };
-}
-
-/** How a store URL was given: a local path as typed, a URL as it names itself. */
-function _shown(url: StoreUrl): string {
-  return url.scheme === "file" ? url.path : url.url;
-}
-
-/** Whether `inner` is `outer` itself, or lies inside it; null when neither. */
-function _within(inner: StoreUrl, outer: StoreUrl): "same" | "inside" | null {
-  let a: string, b: string;
-  if (inner.scheme === "file" && outer.scheme === "file") {
-    a = _realPath(inner.path);
-    b = _realPath(outer.path);
-    // A file holds no folder (the source's own probe says it is no lake).
-    if (_isFile(b)) return null;
-  } else if (inner.scheme !== "file" && inner.scheme === outer.scheme) {
-    if (inner.bucket !== outer.bucket) return null;
-    a = `/${inner.prefix}`.replace(/\/$/, "");
-    b = `/${outer.prefix}`.replace(/\/$/, "");
-  } else return null;
-  if (a === b) return "same";
-  return a.startsWith(b === "/" ? b : `${b}/`) ? "inside" : null;
-}
-
-function _isFile(path: string): boolean {
-  try {
-    return !Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * An absolute path with every symbolic link resolved, for a path that may not exist yet (storage
- * is created on first use): its nearest existing ancestor resolved, the rest appended.
- */
-function _realPath(path: string): string {
-  const rest: string[] = [];
-  let at = resolve(path);
-  for (;;) {
-    try {
-      return join(Deno.realPathSync(at), ...rest.reverse());
-    } catch {
-      const up = dirname(at);
-      if (up === at) return resolve(path);
-      rest.push(basename(at));
-      at = up;
-    }
-  }
 }

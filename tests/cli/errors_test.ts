@@ -3,6 +3,7 @@
  * right exit code, never a stack trace, and nothing recorded.
  */
 import assert from "node:assert/strict";
+import { cp } from "node:fs/promises";
 import { join } from "node:path";
 import { runCli } from "../support/cli.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
@@ -89,3 +90,43 @@ Deno.test("coverage, verify and fleet in an empty directory say there is no cata
   }
   assert.deepEqual([...Deno.readDirSync(dir.path)], []);
 });
+
+Deno.test("storage inside the source lake: a --storage there is a configuration error with the others; without one, the default ./data inside it is refused once known (exit 2), nothing written", async () => {
+  await using dir = await tempDir("in-lake");
+  const lake = join(dir.path, "lake");
+  await cp(await syntheticLake(LAKE), lake, { recursive: true });
+  const given = await runCli([
+    "copy",
+    "--source",
+    lake,
+    "--storage",
+    `${lake}/bronze`,
+    "--network",
+    "testnet",
+    "--start",
+    "1",
+    "--end",
+    "100",
+    "--state-dir",
+    join(dir.path, "state"),
+  ]);
+  assert.equal(given.code, 2, given.stderr);
+  assert.equal(
+    given.stderr,
+    `bronze: --storage ${lake}/bronze is inside the source lake, --source ${lake}: ` +
+      "partitions would be written into the lake; store them outside it\n",
+  );
+  // In the lake, with the default storage: ./data is the lake's.
+  const inLake = await runCli(
+    ["copy", "--source", ".", "--network", "testnet", "--start", "1", "--end", "100"],
+    { cwd: lake, env: { STATE_DIR: join(dir.path, "state") } },
+  );
+  assert.equal(inLake.code, 2, inLake.stderr);
+  assert.match(
+    inLake.stderr,
+    /\nbronze: storage \.\/data \(the dataset's, as no --storage is given\) is inside the source lake, --source \.: partitions would be written into the lake; give --storage outside it\n$/,
+  );
+  assert.equal(await exists(join(lake, "data")), false, "nothing written into the lake");
+});
+
+const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
