@@ -1,7 +1,8 @@
 /**
  * What the tests make outside their own memory carries the test process's pid in its name, so a
  * run stopped with Ctrl+C (or killed) is cleaned up by the next one: temp folders
- * `$TMPDIR/bronze-test-<pid>-<what>-XXXXXX` and PostgreSQL databases `bronze_test_<pid>_<hex>`.
+ * `$TMPDIR/bronze-test-<pid>-<what>-XXXXXX` (with the private clusters and mounts made in them)
+ * and PostgreSQL databases `bronze_test_<pid>_<hex>`.
  * Several suites run at once on one machine (other worktrees), so a sweep takes only what belongs
  * to a process that is gone; names without a pid (the shared caches `bronze-test-lakes-v1`,
  * `bronze-test-embedded-template-v1`, and anything made by older code) are never touched.
@@ -53,6 +54,7 @@ async function sweepDirs(): Promise<string[]> {
     if (!pid || !dead(pid)) continue;
     const path = join(tmpdir(), name);
     await stopCluster(join(path, "data"));
+    await unmountUnder(path);
     await rm(path, { recursive: true, force: true }).catch(() => {});
     taken.push(path);
   }
@@ -71,6 +73,26 @@ async function stopCluster(data: string): Promise<void> {
     stdout: "null",
     stderr: "null",
   }).output().catch(() => {});
+}
+
+/** A tmpfs or read-only bind mount (mounts.ts) outlives its test process too: unmount them. */
+async function unmountUnder(path: string): Promise<void> {
+  let table: string;
+  try {
+    table = await Deno.readTextFile("/proc/self/mounts");
+  } catch {
+    return;
+  }
+  // The mount point is the second field, with spaces and the like written as octal escapes.
+  const points = table.split("\n").map((l) => l.split(" ")[1])
+    .filter((p): p is string => p !== undefined)
+    .map((p) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p) => p === path || p.startsWith(`${path}/`))
+    .sort((a, b) => b.length - a.length); // the innermost first
+  for (const point of points) {
+    await new Deno.Command("umount", { args: [point], stdout: "null", stderr: "null" }).output()
+      .catch(() => {});
+  }
 }
 
 async function sweepDatabases(): Promise<string[]> {

@@ -9,21 +9,29 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PG_ADMIN_URL, sweepDeadRuns, testTempDir } from "./leftovers.ts";
 import { clusterMissing } from "./pg_cluster.ts";
+import { MOUNTS_ABSENT } from "./mounts.ts";
 import { processAlive } from "../../lib/runtime/process.ts";
 import { Output } from "./wait.ts";
 
 const here = (f: string) => new URL(f, import.meta.url).href;
 
-/** A test process that makes a temp folder, a database and (as root) a private cluster, then is killed. */
-async function killedRun(cluster: boolean) {
+/**
+ * A test process that makes a temp folder, a database and (as root) a private cluster and a
+ * tmpfs, then is killed.
+ */
+async function killedRun(cluster: boolean, mount: boolean) {
   const script = `
     import { createTestDatabase } from "${here("./catalogs.ts")}";
     import { testTempDir } from "${here("./leftovers.ts")}";
     import { pgCluster } from "${here("./pg_cluster.ts")}";
+    import { tmpfs } from "${here("./mounts.ts")}";
     const dir = await testTempDir("killed");
     const db = await createTestDatabase();
     const c = ${cluster} ? await pgCluster() : undefined;
-    console.log(JSON.stringify({ dir, db: db.name, cluster: c?.dir ?? null, port: c?.port ?? null }));
+    const fs = ${mount} ? await tmpfs(64 << 10) : undefined;
+    console.log(JSON.stringify({
+      dir, db: db.name, cluster: c?.dir ?? null, port: c?.port ?? null, tmpfs: fs?.path ?? null,
+    }));
     await new Promise(() => {});
   `;
   const child = new Deno.Command(Deno.execPath(), {
@@ -35,7 +43,13 @@ async function killedRun(cluster: boolean) {
   const [line] = await stdout.until(/^.*\n/);
   child.kill("SIGKILL");
   await child.status;
-  return JSON.parse(line) as { dir: string; db: string; cluster: string | null; port: number };
+  return JSON.parse(line) as {
+    dir: string;
+    db: string;
+    cluster: string | null;
+    port: number;
+    tmpfs: string | null;
+  };
 }
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
@@ -52,12 +66,13 @@ async function databases(): Promise<string[]> {
   }
 }
 
-Deno.test("leftovers: a killed test run's temp folder, database and private cluster are swept; a live run's, the shared caches and names without a pid are not", async () => {
+Deno.test("leftovers: a killed test run's temp folder, database, private cluster and tmpfs are swept; a live run's, the shared caches and names without a pid are not", async () => {
   // Not to be taken: this live process's folder (made first: this process's own sweep runs
   // then), a live process's (pid 1), the shared lake cache's name, and an old-style name.
   const mine = await testTempDir("mine");
   const cluster = !(await clusterMissing());
-  const killed = await killedRun(cluster);
+  const mount = !MOUNTS_ABSENT;
+  const killed = await killedRun(cluster, mount);
   assert.ok(await exists(killed.dir));
   assert.ok((await databases()).includes(killed.db));
   const live = join(tmpdir(), "bronze-test-1-live-x");
@@ -76,6 +91,11 @@ Deno.test("leftovers: a killed test run's temp folder, database and private clus
       // Its server was stopped: the port is free again.
       const l = Deno.listen({ hostname: "127.0.0.1", port: killed.port });
       l.close();
+    }
+    if (mount) {
+      // Its tmpfs was unmounted, and its folder removed.
+      assert.ok(!(await Deno.readTextFile("/proc/self/mounts")).includes(` ${killed.tmpfs} `));
+      assert.equal(await exists(killed.tmpfs!), false);
     }
     for (const kept of [mine, live, cache, old]) assert.ok(await exists(kept), kept);
     // Whatever else it took belonged to processes that are gone too.

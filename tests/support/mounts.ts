@@ -2,9 +2,11 @@
  * Small filesystems of the tests' own, to meet the machine's refusals for real: a tmpfs of a few
  * hundred kilobytes fills up (ENOSPC) and can be grown in place (`remount,size=`); a folder
  * bind-mounted read-only onto itself refuses every write (EROFS), even root's. Both need root (as
- * the tests run in CI); MOUNTS_ABSENT says why they cannot be had here, for `ignore`.
+ * the tests run in CI); MOUNTS_ABSENT says why they cannot be had here, for `ignore`. A killed
+ * test's mounts are unmounted by the next run's sweep (leftovers.ts).
  */
 import { join } from "node:path";
+import { testTempDir } from "./leftovers.ts";
 
 async function sh(cmd: string, ...args: string[]): Promise<{ ok: boolean; err: string }> {
   const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
@@ -14,7 +16,7 @@ async function sh(cmd: string, ...args: string[]): Promise<{ ok: boolean; err: s
 /** Why mounts cannot be made here (false: they can). */
 export const MOUNTS_ABSENT: string | false = await (async () => {
   if (Deno.uid() !== 0) return "needs root to mount a tmpfs (the tests run as root in CI)";
-  const dir = await Deno.makeTempDir({ prefix: "bronze-mount-probe-" });
+  const dir = await testTempDir("mount-probe");
   try {
     const r = await sh("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir);
     if (!r.ok) return `mount -t tmpfs failed here: ${r.err}`;
@@ -35,7 +37,7 @@ export interface Tmpfs extends AsyncDisposable {
 
 /** A tmpfs of `bytes` on a fresh folder; unmounted and removed on dispose. */
 export async function tmpfs(bytes: number): Promise<Tmpfs> {
-  const path = await Deno.makeTempDir({ prefix: "bronze-tmpfs-" });
+  const path = await testTempDir("tmpfs");
   const r = await sh("mount", "-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", path);
   if (!r.ok) throw new Error(`mount tmpfs on ${path}: ${r.err}`);
   return {
