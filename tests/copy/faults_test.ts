@@ -189,7 +189,7 @@ for (const flavor of FLAVORS) {
       await parts.delete("testnet/default/v1/ledgers_lcm_raw/range=76-100/part-76-100.parquet");
       await parts.close?.();
       const broken = await run(["verify"], 4);
-      assert.match(broken.stderr, /partition 76-100 .* failed 1 check\(s\): missing/);
+      assert.match(broken.stderr, /partition 76-100 .* failed 1 check: missing/);
       const repaired = await run(["repair", "--source", lakeUrl]);
       assert.match(repaired.stdout, /^REPAIRED \[restored\] partition 76-100 /m);
       await run(["verify"]);
