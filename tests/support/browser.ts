@@ -9,10 +9,10 @@
  * updates, sync, QUIC probes or first-run fetches), and each browser gets a fresh profile, removed
  * when it closes.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { until, WAIT_MS, within } from "./wait.ts";
+import { testTempDir } from "./leftovers.ts";
 
 export const CHROMIUM = "/usr/bin/chromium";
 
@@ -75,7 +75,7 @@ export class Browser {
   }
 
   static async launch(): Promise<Browser> {
-    const profile = await mkdtemp(join(tmpdir(), `bronze-chromium-${Deno.pid}-`));
+    const profile = await testTempDir("chromium");
     const child = new Deno.Command(CHROMIUM, {
       args: [...FLAGS, `--user-data-dir=${profile}`, "about:blank"],
       stdout: "null",
