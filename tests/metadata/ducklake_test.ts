@@ -430,7 +430,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "concurrent committers: 10 writers committing 50 partitions at once give snapshots 2..51, unique and increasing, one file each; a fleet of 3 copiers reads through DuckLake as one clean backfill",
+    "concurrent committers: a fleet of 50 writers committing a partition each at once give snapshots 2..51, unique and increasing, one file each; a fleet of 3 copiers reads through DuckLake as one clean backfill",
   ignore,
   async fn() {
     await using target = await catalogTarget("postgres");
@@ -447,31 +447,30 @@ Deno.test({
     const first = await target.open();
     const id = await new CatalogWriter(first).ensureDataset(dataset, "test");
     await first.close();
-    const writers = await Promise.all(range(1, 10).map(() => target.open()));
+    // 50 sessions, each ready before any commits, so the 50 commits really race for the snapshot.
+    const writers = await Promise.all(range(1, 50).map(() => target.open()));
     try {
       await Promise.all(writers.map(async (c, w) => {
         const writer = new CatalogWriter(c);
-        for (let i = 0; i < 5; i++) {
-          const start = (w * 5 + i) * 10 + 1;
-          await writer.recordPartition({
-            datasetId: id,
-            ledgerStart: start,
-            ledgerEnd: start + 9,
-            rowCount: 10,
-            byteSize: 1000 + start,
-            checksum: `sha256:${"a".repeat(64)}`,
-            storagePath: `p/${start}`,
-            storageUri: `/nowhere/p/${start}`,
-            firstPreviousLedgerHash: "0".repeat(64),
-            lastLedgerHash: "0".repeat(64),
-            producerVersion: "test",
-            producerGitSha: null,
-            sourceType: "archive",
-            sourceLocation: "lake",
-            quality: { close_time_min_ms: start * 5000, close_time_max_ms: (start + 9) * 5000 },
-            author: `writer-${w}`,
-          });
-        }
+        const start = w * 10 + 1;
+        await writer.recordPartition({
+          datasetId: id,
+          ledgerStart: start,
+          ledgerEnd: start + 9,
+          rowCount: 10,
+          byteSize: 1000 + start,
+          checksum: `sha256:${"a".repeat(64)}`,
+          storagePath: `p/${start}`,
+          storageUri: `/nowhere/p/${start}`,
+          firstPreviousLedgerHash: "0".repeat(64),
+          lastLedgerHash: "0".repeat(64),
+          producerVersion: "test",
+          producerGitSha: null,
+          sourceType: "archive",
+          sourceLocation: "lake",
+          quality: { close_time_min_ms: start * 5000, close_time_max_ms: (start + 9) * 5000 },
+          author: `writer-${w}`,
+        });
       }));
     } finally {
       await Promise.all(writers.map((c) => c.close()));
