@@ -23,9 +23,17 @@
  *
  * The machine's refusals (a full disk, a folder that is not writable, too many open files) are one
  * line naming the path, exit 74 (runtime/errors.ts environmentError).
+ *
+ * The store is its reads and its calls; the helpers it leans on are apart, each one concern:
+ * _file_write.ts (temp file, link/rename, the object lock, folder fsync), _file_list.ts (the
+ * ordered walk), _file_confine.ts (where a path really leads), _file_info.ts (version, time).
  */
 import { dirname, join, resolve } from "node:path";
 import { BronzeError, fsError } from "../runtime/errors.ts";
+import { outsideWhy, resolveExisting, within } from "./_file_confine.ts";
+import { objectInfo, versionOf } from "./_file_info.ts";
+import { walk, type Walker } from "./_file_list.ts";
+import { linkIfAbsent, syncDir, withObjectLock, withTemp } from "./_file_write.ts";
 import { checkKey, checkPrefix } from "./keys.ts";
 import {
   type CallOptions,
@@ -38,8 +46,6 @@ import {
   type ReadOptions,
   type VersionedObject,
 } from "./store.ts";
-
-const TEMP_NAME = /^\..+\.tmp-[0-9a-f]{16}$/;
 
 export interface FileStoreOptions {
   /** Refuse paths that lead out of the root through a symbolic link (see the top of this file). */
@@ -93,7 +99,7 @@ export class FileStore implements ObjectStore {
     try {
       return await Deno.readFile(path);
     } catch (e) {
-      throw notFound(e, path);
+      throw _notFound(e, path);
     }
   }
 
@@ -127,7 +133,7 @@ export class FileStore implements ObjectStore {
         file.close();
       }
     } catch (e) {
-      throw notFound(e, path);
+      throw _notFound(e, path);
     }
   }
 
@@ -160,7 +166,7 @@ export class FileStore implements ObjectStore {
     try {
       file = await Deno.open(path, { read: true });
     } catch (e) {
-      throw notFound(e, path);
+      throw _notFound(e, path);
     }
     try {
       // The version and the bytes from one open file: the same inode, whatever is renamed in.
@@ -289,7 +295,7 @@ export class FileStore implements ObjectStore {
     const slash = prefix.lastIndexOf("/");
     const dirKey = prefix.slice(0, slash + 1); // "" or ends with '/'
     const dir = join(this.root, ...dirKey.split("/"));
-    const walker = {
+    const walker: Walker = {
       temp,
       after: opts.startAfter,
       // Confined: a link is followed only while it stays inside the root.
@@ -309,234 +315,6 @@ export class FileStore implements ObjectStore {
   }
 }
 
-interface Walker {
-  temp: boolean;
-  /** Keys up to this one are left out (a listing going on from there). */
-  after?: string;
-  /** The resolved root, when links out of it are left out; null: follow every link. */
-  root: string | null;
-  skipped?: (key: string, why: string) => void;
-}
-
-function outsideWhy(target: string): string {
-  return `a symbolic link out of the storage root (to ${target}): left alone`;
-}
-
-/**
- * Objects under `dir` (whose key prefix is `keyPrefix`) in lexicographic key order: the temp files
- * when `w.temp`, all other files otherwise.
- */
-async function* walk(
-  w: Walker,
-  dir: string,
-  keyPrefix: string,
-  namePrefix = "",
-): AsyncIterable<ObjectInfo> {
-  const entries: { name: string; sortKey: string; isDir: boolean; info?: Deno.FileInfo }[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (!e.name.startsWith(namePrefix)) continue;
-      if (!e.isDirectory && TEMP_NAME.test(e.name) !== w.temp) continue;
-      const path = join(dir, e.name);
-      const key = keyPrefix + e.name;
-      // A folder's keys all start with "name/": skip it whole when they all come before `after`.
-      if (w.after !== undefined && !e.isDirectory && !e.isSymlink && key <= w.after) continue;
-      let isDir = e.isDirectory;
-      let info: Deno.FileInfo | undefined;
-      if (e.isSymlink || e.isFile) {
-        try {
-          if (e.isSymlink && w.root !== null) {
-            const target = Deno.realPathSync(path);
-            if (!within(target, w.root)) {
-              w.skipped?.(key, outsideWhy(target));
-              continue;
-            }
-          }
-          info = await Deno.stat(path);
-        } catch (err) {
-          if (err instanceof Deno.errors.NotFound) continue; // removed since readDir (or dangling)
-          throw err;
-        }
-        isDir = info.isDirectory;
-      }
-      if (w.after !== undefined && isDir && key + "/\uffff" < w.after) continue;
-      // A folder sorts as "name/" so that "a-b" < "a/x" < "a0", as the flat keys do.
-      entries.push({ name: e.name, sortKey: isDir ? e.name + "/" : e.name, isDir, info });
-    }
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return;
-    throw fsError(e, { path: dir });
-  }
-  entries.sort((a, b) => a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0);
-  for (const e of entries) {
-    const key = keyPrefix + e.name;
-    if (e.isDir) yield* walk(w, join(dir, e.name), key + "/");
-    else if (e.info?.isFile && (w.after === undefined || key > w.after)) {
-      yield objectInfo(key, e.info, join(dir, e.name));
-    }
-  }
-}
-
-/**
- * `path` with every link resolved: the real path of its deepest existing ancestor, with the rest
- * (not made yet) appended.
- */
-function resolveExisting(path: string): string {
-  const rest: string[] = [];
-  for (let at = path;;) {
-    try {
-      return join(Deno.realPathSync(at), ...rest);
-    } catch (e) {
-      const parent = dirname(at);
-      const absent = e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory;
-      if (!absent || parent === at) return path;
-      rest.unshift(at.slice(parent.length).replace(/^\//, ""));
-      at = parent;
-    }
-  }
-}
-
-function within(path: string, root: string): boolean {
-  return path === root || path.startsWith(root.endsWith("/") ? root : root + "/");
-}
-
-/**
- * Writes `data` to a fresh temp file next to `path`, fsyncs it, runs `install` (which links or
- * renames it into place), then removes whatever is left of the temp file and fsyncs the folder.
- */
-async function withTemp<T>(
-  path: string,
-  data: Uint8Array | { file: string },
-  install: (temp: string, version: string) => Promise<T>,
-): Promise<T> {
-  const dir = dirname(path);
-  await Deno.mkdir(dir, { recursive: true });
-  const temp = join(dir, `.${path.slice(dir.length + 1)}.tmp-${randomHex()}`);
-  try {
-    if (data instanceof Uint8Array) {
-      await Deno.writeFile(temp, data, { createNew: true, mode: 0o644 });
-    } else {
-      // A second name for the caller's file where the filesystem allows (zero-copy; the fsync
-      // below then makes the caller's bytes durable), else a kernel-side copy. Never in memory.
-      await Deno.link(data.file, temp).catch(() => Deno.copyFile(data.file, temp));
-    }
-    const file = await Deno.open(temp, { read: true, write: true });
-    let version: string;
-    try {
-      await file.sync();
-      version = versionOf(await file.stat()); // rename and link keep the inode, hence the version
-    } finally {
-      file.close();
-    }
-    const result = await install(temp, version);
-    await syncDir(dir);
-    return result;
-  } finally {
-    await Deno.remove(temp).catch(() => {}); // after link, or on error; gone already after rename
-  }
-}
-
-/** put-if-absent by link(2) of a local file; null when linking is impossible here (EXDEV...). */
-async function linkIfAbsent(source: string, path: string): Promise<"created" | "exists" | null> {
-  const dir = dirname(path);
-  await Deno.mkdir(dir, { recursive: true });
-  const file = await Deno.open(source, { read: true });
-  try {
-    await file.sync(); // its bytes are durable before any name points at them
-  } finally {
-    file.close();
-  }
-  try {
-    await Deno.link(source, path);
-  } catch (e) {
-    if (e instanceof Deno.errors.AlreadyExists) return "exists";
-    return null; // another filesystem, or one without hard links: copy instead
-  }
-  await syncDir(dir);
-  return "created";
-}
-
-/**
- * Runs `fn` with the object at `path` locked (flock, exclusive), passing it the stat of the
- * locked inode, which is the one `path` names for as long as `fn` runs (provided every writer
- * takes this lock). Passes null, without a lock, when there is no object at `path`.
- */
-async function withObjectLock<T>(
-  path: string,
-  fn: (current: Deno.FileInfo | null) => Promise<T>,
-): Promise<T> {
-  for (;;) {
-    let file: Deno.FsFile;
-    try {
-      // Read-write where possible: over NFS an exclusive lock needs a file open for writing.
-      file = await Deno.open(path, { read: true, write: true }).catch((e) => {
-        if (e instanceof Deno.errors.PermissionDenied) return Deno.open(path, { read: true });
-        throw e;
-      });
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) {
-        return await fn(null);
-      }
-      throw e;
-    }
-    try {
-      await file.lock(true);
-      const locked = await file.stat();
-      if (!locked.isFile) return await fn(null);
-      // A writer that held the lock may have renamed a new inode into place, or removed the
-      // object, while we waited: then lock whatever is there now.
-      const now = await Deno.stat(path).catch((e) => {
-        if (e instanceof Deno.errors.NotFound) return null;
-        throw e;
-      });
-      if (now?.ino === locked.ino && now?.dev === locked.dev) return await fn(locked);
-    } finally {
-      file.close(); // releases the lock
-    }
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const d = await Deno.open(dir, { read: true });
-  try {
-    await d.sync();
-  } finally {
-    d.close();
-  }
-}
-
-/**
- * Every write installs a new inode, which cannot share its number with the inode it replaces
- * while that one is still linked, so the inode number alone changes on each write; size and
- * mtime guard against a number reused later. Not ctime: link, unlink and rename change it.
- */
-function versionOf(info: Deno.FileInfo): string {
-  return `${info.ino ?? 0}-${info.size}-${info.mtime?.getTime() ?? 0}`;
-}
-
-function objectInfo(key: string, info: Deno.FileInfo, path: string): ObjectInfo {
-  return { key, size: info.size, version: versionOf(info), modified: modifiedOf(info, path) };
-}
-
-/**
- * When the object was published: mtime is when its bytes were last written, which for a file
- * built earlier and then linked into place predates the publish; link and rename move ctime, and
- * nothing can set ctime back. So the later of the two (ctime is in whole seconds in Deno). No
- * time at all is an error: an object of unknown age must not look old to gc.
- */
-function modifiedOf(info: Deno.FileInfo, path: string): Date {
-  if (info.mtime === null) throw new BronzeError(`${path}: the filesystem reports no mtime`);
-  return new Date(Math.max(info.mtime.getTime(), info.ctime?.getTime() ?? 0));
-}
-
-function notFound(e: unknown, path: string): unknown {
+function _notFound(e: unknown, path: string): unknown {
   return e instanceof Deno.errors.NotFound ? new NotFoundError(path) : e;
-}
-
-function randomHex(): string {
-  return Array.from(
-    crypto.getRandomValues(new Uint8Array(8)),
-    (b) => b.toString(16).padStart(2, "0"),
-  )
-    .join("");
 }
