@@ -40,3 +40,11 @@ export function formatSpan(seconds: number): string {
   }
   return formatDuration(seconds);
 }
+
+/**
+ * A message squeezed onto one line (white space, new lines included, folded to one space), so an
+ * error quoted from a library, a server or a JSON parser keeps bronze's one line per problem.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
+}

@@ -16,7 +16,7 @@
  * how long to wait before the next try (or throws), `succeeded()` settles it.
  */
 import { BronzeError, EXIT } from "./errors.ts";
-import { formatDuration } from "./format.ts";
+import { formatDuration, oneLine } from "./format.ts";
 import type { Logger } from "./log.ts";
 import { sleep } from "./time.ts";
 import { AttemptTimeoutError, type TransientReason, transientReason } from "./transient.ts";
@@ -378,6 +378,5 @@ export interface RetryListener {
 }
 
 function _oneLine(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return message.replace(/\s+/g, " ").trim();
+  return oneLine(err instanceof Error ? err.message : String(err));
 }

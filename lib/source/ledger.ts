@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { BronzeError } from "../runtime/errors.ts";
+import { oneLine } from "../runtime/format.ts";
 import { readU32, XdrCorruptError } from "./_xdr.ts";
 import {
   innerOfFeeBump,
@@ -35,8 +36,6 @@ export interface LedgerRow {
   xdrByteLength: number;
   xdrSha256: string;
 }
-
-const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 

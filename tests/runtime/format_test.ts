@@ -1,6 +1,6 @@
 /** lib/runtime/format.ts: the figures every command and log line prints. */
 import assert from "node:assert/strict";
-import { formatBytes, formatDuration, formatSpan } from "../../lib/runtime/format.ts";
+import { formatBytes, formatDuration, formatSpan, oneLine } from "../../lib/runtime/format.ts";
 
 Deno.test("formatBytes: decimal units, one decimal, plain bytes below 1 KB", () => {
   assert.equal(formatBytes(0), "0 B");
@@ -31,4 +31,13 @@ Deno.test("formatSpan: whole days, hours or minutes as a flag would say them, el
   assert.equal(formatSpan(604_800), "7d");
   assert.equal(formatSpan(2 * 86_400 + 3600), "49h");
   assert.equal(formatSpan(2 * 86_400 + 5400), "2d01h");
+});
+
+Deno.test("oneLine: a quoted message's new lines and runs of white space fold to one space", () => {
+  assert.equal(
+    oneLine("Unexpected token }\n  in JSON at position 4\r\n"),
+    "Unexpected token } in JSON at position 4",
+  );
+  assert.equal(oneLine("\t already one line "), "already one line");
+  assert.equal(oneLine(""), "");
 });
