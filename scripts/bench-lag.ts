@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeLake } from "./make-lake.ts";
-import { objectKey } from "../lib/source/lake.ts";
+import { objectKey } from "../lib/source/lake_layout.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -38,7 +38,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeLake } from "./make-lake.ts";
 import type { BucketUrl } from "../lib/blob/url.ts";
-import { objectKey } from "../lib/source/lake.ts";
+import { objectKey } from "../lib/source/lake_layout.ts";
 import { ZSTD_LEVEL } from "../lib/table/schema.ts";
 import { ZstdCompressor, ZstdDecompressor } from "../lib/runtime/zstd.ts";
 import { SPECS } from "../lib/settings/mod.ts";

@@ -22,7 +22,7 @@ import { constants, zstdCompressSync } from "node:zlib";
 import { xdr } from "@stellar/stellar-sdk";
 import type { ObjectStore } from "../lib/blob/store.ts";
 import { dirname } from "node:path";
-import { CONFIG_KEY, type LakeConfig, objectKey } from "../lib/source/lake.ts";
+import { CONFIG_KEY, type LakeConfig, objectKey } from "../lib/source/lake_layout.ts";
 import { type Network, parseNetwork, passphraseOf } from "../lib/source/network.ts";
 import { sleep } from "../lib/runtime/time.ts";
 

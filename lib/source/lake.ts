@@ -1,31 +1,31 @@
 /**
- * Reads ledgers out of a Galexie data lake (SEP-54): `.config.json`, the object-key grid, zstd
- * batches of LedgerCloseMetaBatch XDR. Yields each ledger's exact LedgerCloseMeta bytes in
- * sequence; decoding the row is lib/ledger.ts's job.
+ * Reads ledgers out of a Galexie data lake (SEP-54): finds the newest batch, fetches the batch
+ * objects a range needs (reading ahead where the store is remote) and yields each ledger's exact
+ * LedgerCloseMeta bytes in sequence; decoding the row is ledger.ts's job. Where each batch lives
+ * is lake_layout.ts's (the key grid, `.config.json`); what a batch object holds and how it is
+ * checked, _lake_batch.ts's.
  */
-import { constants as zlib, zstdDecompressSync } from "node:zlib";
 import { BronzeError } from "../runtime/errors.ts";
-import { splitLedgers } from "./ledger.ts";
 import { type Network, passphraseOf } from "./network.ts";
 import { NotFoundError, type ObjectStore } from "../blob/store.ts";
 import { objectUrl } from "../blob/keys.ts";
-import { readU32, XdrCorruptError } from "./_xdr.ts";
-import { ZstdDecompressor } from "../runtime/zstd.ts";
 import { BatchBuffers } from "./_buffers.ts";
+import { type Batch, lastLedgerOf, unpackBatch } from "./_lake_batch.ts";
+import {
+  batchStartOf,
+  CONFIG_KEY,
+  type Ext,
+  type LakeConfig,
+  objectKey,
+  parseBatchKey,
+  parseConfig,
+} from "./lake_layout.ts";
 import {
   type LedgerSource,
   MissingLedgerError,
   type RawLedger,
   type StreamOptions,
 } from "./source.ts";
-
-export interface LakeConfig {
-  networkPassphrase: string;
-  version: string;
-  compression: "zstd";
-  ledgersPerBatch: number;
-  batchesPerPartition: number;
-}
 
 export type { RawLedger, StreamOptions };
 
@@ -37,73 +37,9 @@ export interface Lake extends LedgerSource {
   close(): Promise<void>;
 }
 
-export const CONFIG_KEY = ".config.json";
-/** One engine per thread: a build worker reads one batch at a time. */
-const zstd = new ZstdDecompressor();
 export const DEFAULT_PREFETCH = 8;
-const EXTENSIONS = ["zst", "zstd"] as const;
-/** `[%08X--<pstart>-<pend>/]%08X--<start>[-<end>].xdr.<ext>`: groups are start and ext. */
-const BATCH_KEY = /^(?:[0-9A-F]{8}--\d+-\d+\/)?[0-9A-F]{8}--(\d+)(?:-\d+)?\.xdr\.(zstd?)$/;
 /** Non-batch keys head() passes over before giving up (one S3 list page). */
 const HEAD_MAX_SKIPPED = 1000;
-type Ext = typeof EXTENSIONS[number];
-
-const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
-  return out;
-}
-
-function parseConfig(bytes: Uint8Array, where: string): LakeConfig {
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    throw new BronzeError(`${where}: not valid JSON (${oneLine((e as Error).message)})`);
-  }
-  if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new BronzeError(`${where}: expected a JSON object`);
-  }
-  const o = json as Record<string, unknown>;
-  const bad = (field: string, want: string) =>
-    new BronzeError(`${where}: field ${field} must be ${want}, got ${JSON.stringify(o[field])}`);
-  if (typeof o.networkPassphrase !== "string" || !o.networkPassphrase) {
-    throw bad("networkPassphrase", "a non-empty string");
-  }
-  if (o.compression !== "zstd") throw bad("compression", `"zstd"`);
-  for (const f of ["ledgersPerBatch", "batchesPerPartition"]) {
-    const v = o[f];
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 1) throw bad(f, "a positive integer");
-  }
-  if (o.version !== undefined && typeof o.version !== "string") throw bad("version", "a string");
-  return {
-    networkPassphrase: o.networkPassphrase,
-    version: (o.version as string | undefined) ?? "",
-    compression: "zstd",
-    ledgersPerBatch: o.ledgersPerBatch as number,
-    batchesPerPartition: o.batchesPerPartition as number,
-  };
-}
-
-/** SEP-54 hex prefix: 0xFFFFFFFF - n, upper case, 8 digits (newest sorts first). */
-function prefix(n: number): string {
-  return (0xFFFFFFFF - n).toString(16).toUpperCase().padStart(8, "0");
-}
-
-/** The object key for the batch starting at `batchStart`, per SEP-54. */
-export function objectKey(config: LakeConfig, batchStart: number, ext: Ext): string {
-  const lpb = config.ledgersPerBatch;
-  const file = lpb > 1
-    ? `${prefix(batchStart)}--${batchStart}-${batchStart + lpb - 1}.xdr.${ext}`
-    : `${prefix(batchStart)}--${batchStart}.xdr.${ext}`;
-  if (config.batchesPerPartition === 1) return file;
-  const size = lpb * config.batchesPerPartition;
-  const pstart = Math.floor(batchStart / size) * size;
-  return `${prefix(pstart)}--${pstart}-${pstart + size - 1}/${file}`;
-}
 
 export async function openLake(store: ObjectStore, network: Network): Promise<Lake> {
   const where = objectUrl(store, CONFIG_KEY);
@@ -125,14 +61,6 @@ export async function openLake(store: ObjectStore, network: Network): Promise<La
     );
   }
   return new GalexieLake(store, network, config);
-}
-
-interface Batch {
-  url: string;
-  /** Decompressed batch; ledgers are views into it. */
-  data: Uint8Array;
-  /** [sequence, start, end] of each LedgerCloseMeta in `data`. */
-  ledgers: Array<[number, number, number]>;
 }
 
 class GalexieLake implements Lake {
@@ -191,64 +119,29 @@ class GalexieLake implements Lake {
 
   /** The grid start of the batch a key names, or null for a key that is no batch (.config.json). */
   #batchStartOf(key: string): number | null {
-    const m = BATCH_KEY.exec(key);
-    if (!m) return null;
-    const start = Number(m[1]);
+    const batch = parseBatchKey(key);
+    if (!batch) return null;
     // A batch key off this lake's grid means the config does not describe the objects.
-    if (key !== objectKey(this.config, start, m[2] as Ext)) {
+    if (key !== objectKey(this.config, batch.start, batch.ext)) {
       const { ledgersPerBatch: lpb, batchesPerPartition: bpp } = this.config;
       throw new BronzeError(
         `${objectUrl(this.store, key)} does not fit the layout of lake ${this.url} ` +
           `(ledgersPerBatch ${lpb}, batchesPerPartition ${bpp})`,
       );
     }
-    return start;
+    return batch.start;
   }
 
   /**
    * The last ledger the batch at `key` holds. With one ledger per batch the key says it. A larger
-   * batch may hold less than its key names (#split allows a sub-range; Galexie itself only
-   * uploads full batches), so its header's endSequence says, read from the first compressed block
-   * of the object, not the whole object.
+   * batch may hold less than its key names (a lake's first batch may start mid-grid; Galexie
+   * itself only uploads full batches), so its header says (_lake_batch.ts).
    */
   async #lastLedgerIn(key: string, start: number): Promise<number> {
     const keyEnd = start + this.config.ledgersPerBatch - 1;
     if (this.config.ledgersPerBatch === 1) return keyEnd;
     const url = objectUrl(this.store, key);
-    const reader = (await this.store.getStream(key)).getReader();
-    try {
-      let compressed: Uint8Array = new Uint8Array(0);
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (value) compressed = concat(compressed, value);
-        let head: Uint8Array;
-        try {
-          // Decompresses what has arrived so far; `continue` does not insist the frame ends.
-          head = zstdDecompressSync(compressed, {
-            finishFlush: done ? zlib.ZSTD_e_end : zlib.ZSTD_e_continue,
-          });
-        } catch (e) {
-          throw new BronzeError(
-            `${url}: corrupt zstd (ledger ${keyEnd}): ${oneLine((e as Error).message)}`,
-          );
-        }
-        if (head.byteLength >= 8) {
-          const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
-          const [first, last] = [view.getUint32(0), view.getUint32(4)];
-          if (first < start || last > keyEnd || last < first) {
-            throw new BronzeError(
-              `${url}: batch holds ledgers ${first}-${last}, but its key says ${start}-${keyEnd}`,
-            );
-          }
-          return last;
-        }
-        if (done) {
-          throw new BronzeError(`${url}: corrupt XDR: batch of ${head.byteLength} byte(s)`);
-        }
-      }
-    } finally {
-      await reader.cancel().catch(() => {});
-    }
+    return await lastLedgerOf(await this.store.getStream(key), url, start, keyEnd);
   }
 
   release(xdr: Uint8Array): void {
@@ -260,8 +153,7 @@ class GalexieLake implements Lake {
   }
 
   #batchStart(seq: number): number {
-    const lpb = this.config.ledgersPerBatch;
-    return Math.floor(seq / lpb) * lpb;
+    return batchStartOf(this.config, seq);
   }
 
   async *stream(start: number, end: number, opts: StreamOptions = {}): AsyncIterable<RawLedger> {
@@ -382,45 +274,7 @@ class GalexieLake implements Lake {
     );
   }
 
-  #unpack([url, compressed]: [string, Uint8Array], batchStart: number, firstWanted: number): Batch {
-    let data: Uint8Array;
-    try {
-      data = zstd.decompress(compressed, (n) => this.#buffers.take(n));
-    } catch (e) {
-      throw new BronzeError(
-        `${url}: corrupt zstd (ledger ${firstWanted}): ${oneLine((e as Error).message)}`,
-      );
-    }
-    const ledgers = this.#split(url, data, batchStart, firstWanted);
-    return { url, data, ledgers };
-  }
-
-  /** Extents of each LedgerCloseMeta in a LedgerCloseMetaBatch, checked against the key. */
-  #split(url: string, data: Uint8Array, batchStart: number, firstWanted: number) {
-    const keyEnd = batchStart + this.config.ledgersPerBatch - 1;
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    let first: number, last: number, count: number;
-    try {
-      first = readU32(view, 0);
-      last = readU32(view, 4);
-      count = readU32(view, 8);
-    } catch (e) {
-      if (!(e instanceof XdrCorruptError)) throw e;
-      throw new BronzeError(`${url}: corrupt XDR (ledger ${firstWanted}): ${oneLine(e.message)}`);
-    }
-    // Galexie may start a lake's first batch mid-grid, so a batch may hold a sub-range.
-    if (first < batchStart || last > keyEnd || last < first) {
-      throw new BronzeError(
-        `${url}: batch holds ledgers ${first}-${last}, but its key says ${batchStart}-${keyEnd}` +
-          ` (ledger ${firstWanted})`,
-      );
-    }
-    if (count !== last - first + 1) {
-      throw new BronzeError(
-        `${url}: batch ${first}-${last} should hold ${last - first + 1} ledgers but holds ` +
-          `${count} (ledger ${firstWanted})`,
-      );
-    }
-    return splitLedgers(data, 12, first, count, url);
+  #unpack(got: [string, Uint8Array], batchStart: number, firstWanted: number): Batch {
+    return unpackBatch(got, this.config, batchStart, firstWanted, (n) => this.#buffers.take(n));
   }
 }

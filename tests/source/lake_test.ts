@@ -2,13 +2,8 @@ import assert from "node:assert/strict";
 import { zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { dirname } from "node:path";
 import { type ObjectStore, openStore } from "../../lib/blob/mod.ts";
-import {
-  type Lake,
-  type LakeConfig,
-  objectKey,
-  openLake,
-  type RawLedger,
-} from "../../lib/source/lake.ts";
+import { type Lake, openLake, type RawLedger } from "../../lib/source/lake.ts";
+import { objectKey } from "../../lib/source/lake_layout.ts";
 import { decodeLedger } from "../../lib/source/ledger.ts";
 import type { Network } from "../../lib/source/network.ts";
 import { makeLake, type MakeLakeOptions, syntheticLedgers } from "../../scripts/make-lake.ts";
@@ -48,31 +43,6 @@ async function synthLake(
   });
   return { dir, lake: await openLake(openStore(dir), network), network };
 }
-
-const config = (lpb: number, bpp: number): LakeConfig => ({
-  networkPassphrase: "x",
-  version: "1.0",
-  compression: "zstd",
-  ledgersPerBatch: lpb,
-  batchesPerPartition: bpp,
-});
-
-Deno.test("SEP-54 keys: prefix, partition folder, batch range", () => {
-  assert.equal(
-    objectKey(config(1, 64000), 1410367, "zst"),
-    "FFEA83FF--1408000-1471999/FFEA7AC0--1410367.xdr.zst",
-  );
-  assert.equal(
-    objectKey(config(1, 64000), 999, "zstd"),
-    "FFFFFFFF--0-63999/FFFFFC18--999.xdr.zstd",
-  );
-  assert.equal(objectKey(config(64, 1), 128, "zst"), "FFFFFF7F--128-191.xdr.zst");
-  assert.equal(
-    objectKey(config(64, 10), 640, "zst"),
-    "FFFFFD7F--640-1279/FFFFFD7F--640-703.xdr.zst",
-  );
-  assert.equal(objectKey(config(1, 1), 5, "zst"), "FFFFFFFA--5.xdr.zst");
-});
 
 Deno.test({
   name: "real lakes: keyFor names the sample objects; both extensions are found",

@@ -5,7 +5,7 @@
  */
 import { copyFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { objectKey } from "../../lib/source/lake.ts";
+import { objectKey } from "../../lib/source/lake_layout.ts";
 import { syntheticLake } from "./lakes.ts";
 import { EXIT_MS, Output, within } from "./wait.ts";
 
