@@ -7,7 +7,8 @@
 import type { Catalog } from "../metadata/catalog.ts";
 import { type CatalogStatus, catalogStatus, type StatusQuery } from "../metadata/status.ts";
 import type { StatusPages } from "../metrics/server.ts";
-import { type Self, type StatusDoc, statusDoc } from "./doc.ts";
+import { type Self, statusDoc } from "./doc.ts";
+import type { StatusDoc } from "./schema.ts";
 import { liveCsp, statusPage } from "./page.ts";
 
 export interface BoardOptions {

@@ -13,7 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import { formatBytes, formatDuration, formatSpan } from "../runtime/format.ts";
-import type { StatusDoc } from "./doc.ts";
+import type { StatusDoc } from "./schema.ts";
 import { renderStatus } from "./render.ts";
 
 const CSS = `

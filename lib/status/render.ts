@@ -12,7 +12,7 @@
  * their ETA, the followers with their lag, and the copiers that died; on a copier's own page,
  * that copier's health, head, lag, errors by area and latest problems first.
  */
-import type { BandDoc, DatasetDoc, StatusDoc } from "./doc.ts";
+import type { BandDoc, DatasetDoc, StatusDoc } from "./schema.ts";
 import { formatBytes, formatDuration, formatSpan } from "../runtime/format.ts";
 
 export function renderStatus(doc: StatusDoc): string {

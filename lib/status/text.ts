@@ -4,7 +4,7 @@
  * copiers, followers and the copiers that died. The same figures as the page.
  */
 import { formatBytes, formatDuration, formatSpan } from "../runtime/format.ts";
-import { type DatasetDoc, type StatusDoc, STRIP_STATES, type StripState } from "./doc.ts";
+import { type DatasetDoc, type StatusDoc, STRIP_STATES, type StripState } from "./schema.ts";
 
 /** Columns of the character strip. */
 export const STRIP_WIDTH = 64;
