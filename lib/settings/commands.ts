@@ -22,7 +22,8 @@ import {
   START_NEEDED,
   storageOutsideSource,
 } from "./rules.ts";
-import { type Key, type Settings, type Spec, SPECS } from "./specs.ts";
+import type { Key, Settings, Spec } from "./settings.ts";
+import { SPECS } from "./specs.ts";
 
 export interface CommandSettings<K extends Key, R extends K, O> {
   /** The settings it reads, in help order. */

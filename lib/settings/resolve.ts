@@ -13,7 +13,8 @@ import {
 } from "./commands.ts";
 import { Invalid } from "./parsers.ts";
 import type { Located, Probe } from "./probe.ts";
-import { type Key, type Settings, SPECS } from "./specs.ts";
+import type { Key, Settings } from "./settings.ts";
+import { SPECS } from "./specs.ts";
 import { unknownProblems } from "./_unknown.ts";
 
 /** Flag values as commander parsed them, keyed by its camelCase option names. */

@@ -4,7 +4,7 @@
  */
 import { storeShown, storeWithin } from "../blob/url.ts";
 import { isRpcUrl } from "../source/url.ts";
-import type { Key, Settings } from "./specs.ts";
+import type { Key, Settings } from "./settings.ts";
 
 export interface Rule {
   /** How tests and readers know it. */

@@ -1,13 +1,13 @@
 /**
  * Every setting: its flag, environment variable, help, parser and default. A setting comes from
  * its flag, else its environment variable, else its default; which commands take it, and what
- * else they demand of it, is COMMANDS' (commands.ts).
+ * else they demand of it, is COMMANDS' (commands.ts). What a setting is (Settings, Spec) is
+ * settings.ts's; the dataset filters' specs stand with the filters (filters.ts).
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
-import type { ObjectUrl, StoreUrl } from "../blob/url.ts";
-import { type Network, NETWORKS } from "../source/network.ts";
-import type { SourceUrl } from "../source/url.ts";
+import { NETWORKS } from "../source/network.ts";
+import { FILTER_SPECS } from "./filters.ts";
 import {
   age,
   bool,
@@ -21,80 +21,11 @@ import {
   nonEmpty,
   objectUrl,
   oneOf,
-  type Parser,
   roleName,
   sourceUrl,
   storeUrl,
 } from "./parsers.ts";
-
-export interface Settings {
-  catalog?: string;
-  stateDir: string;
-  source?: SourceUrl;
-  /** Unset: the dataset's recorded storage root (a new dataset: ./data); lib/copy/placement.ts. */
-  storage?: StoreUrl;
-  start?: number;
-  /** A ledger (copy's --end also takes `latest`: COMMANDS.copy.specs). */
-  end?: number;
-  /** Unset: the dataset's recorded grid (a new dataset: 10000). */
-  partitionSize?: number;
-  network: Network;
-  era: string;
-  versionLabel: string;
-  copierId: string;
-  checkpoint: ObjectUrl;
-  concurrency: number;
-  progressInterval: number;
-  /** Seconds. */
-  pollInterval: number;
-  logFormat: "text" | "json";
-  json: boolean;
-  fillGaps: boolean;
-  fleet: boolean;
-  follow: boolean;
-  /** With --follow: compact each cell its partials complete. */
-  compact: boolean;
-  /** Seconds; undefined: partial cells wait until they are complete. */
-  flushInterval?: number;
-  /** lineage: superseded rows too. */
-  history: boolean;
-  /** lineage: only the current files' URLs. */
-  paths: boolean;
-  /** migrate: the read-only role to create for DuckLake readers. */
-  readerRole?: string;
-  /** verify: record no quality rows (a read-only standby). */
-  noRecord: boolean;
-  /** host:port of the Prometheus /metrics and /healthz server. */
-  metricsAddr?: string;
-  /** Seconds without progress, or of a head that does not advance, before /healthz says 503. */
-  stallAfter: number;
-  /** Seconds between refreshes of the status page at --metrics-addr (one catalog query each). */
-  statusRefresh: number;
-  /** status: write the status page to this file. */
-  html?: string;
-  failOnGaps: boolean;
-  status: boolean;
-  /** Optional filters of coverage/verify: the same flags as the copier's, without defaults. */
-  networkFilter?: Network;
-  eraFilter?: string;
-  versionFilter?: string;
-  datasetFilter?: string;
-  /** verify: storage root to read partitions from instead of each lineage row's storage_uri. */
-  storageRoot?: StoreUrl;
-  /** gc: delete what it lists (without it, a dry run). */
-  apply: boolean;
-  /** gc: the grace period, in seconds (0 allowed). */
-  olderThan: number;
-  /** retire: why, recorded in the catalog. */
-  reason?: string;
-  /**
-   * Seconds a failing store or RPC call is retried before the run stops (exit 75). Always set by
-   * the resolver (default 300); optional for callers of the library, which default it alike.
-   */
-  retryFor?: number;
-}
-
-export type Key = keyof Settings;
+import type { Key, Specs } from "./settings.ts";
 
 /** A default's value, which its parser takes (a bug otherwise). */
 function must<T>(value: T | Invalid): T {
@@ -102,21 +33,7 @@ function must<T>(value: T | Invalid): T {
   return value;
 }
 
-export interface Spec<T = unknown> {
-  flag: string;
-  env?: string;
-  help: string;
-  parse: Parser<T>;
-  /** Applied when neither the flag nor the environment gives a value. */
-  default?: (s: Partial<Settings>) => T;
-  /** The settings its default reads: resolved (and defaulted) before it. */
-  after?: readonly Key[];
-  boolean?: true;
-  /** The default as help shows it, where `default` alone would not say it well. */
-  shown?: string;
-}
-
-export const SPECS: { readonly [K in Key]-?: Spec<NonNullable<Settings[K]>> } = {
+export const SPECS: Specs<Key> = {
   catalog: {
     flag: "--catalog",
     env: "CATALOG_DSN",
@@ -361,34 +278,7 @@ export const SPECS: { readonly [K in Key]-?: Spec<NonNullable<Settings[K]>> } = 
     boolean: true,
     default: () => false,
   },
-  networkFilter: {
-    flag: "--network",
-    env: "NETWORK",
-    help: "only datasets of this network: pubnet, testnet or futurenet",
-    parse: oneOf(NETWORKS),
-    shown: "all",
-  },
-  eraFilter: {
-    flag: "--era",
-    env: "ERA_ID",
-    help: "only datasets of this era label",
-    parse: label,
-    shown: "all",
-  },
-  versionFilter: {
-    flag: "--version-label",
-    env: "VERSION_LABEL",
-    help: "only datasets of this version label",
-    parse: label,
-    shown: "all",
-  },
-  datasetFilter: {
-    flag: "--dataset",
-    env: "DATASET",
-    help: "only this dataset name, e.g. ledgers_lcm_raw",
-    parse: label,
-    shown: "all",
-  },
+  ...FILTER_SPECS,
   storageRoot: {
     flag: "--storage",
     env: "STORAGE_URL",
