@@ -4,7 +4,8 @@
  * works behind `kubectl port-forward` or a path-prefix proxy), and a Content-Security-Policy that
  * forbids anything else: no external script, font, image or form, on an air-gapped VM as
  * anywhere. The body is renderStatus's (render.ts); the live page's script is that same function's
- * source, beside the formatters it calls, refreshing the body in place every `refresh_seconds`.
+ * source, beside the functions it calls (RENDERER), refreshing the body in place every
+ * `refresh_seconds`.
  *
  * Plain and accessible: dark text on white (contrast above 7:1), every state of the strip a
  * pattern as well as a colour and named in the legend and each segment's title, a table of the
@@ -12,9 +13,8 @@
  * print style that keeps the patterns and opens the tables.
  */
 import { createHash } from "node:crypto";
-import { formatBytes, formatDuration, formatSpan } from "../runtime/format.ts";
+import { RENDERER, renderStatus } from "./render.ts";
 import type { StatusDoc } from "./schema.ts";
-import { renderStatus } from "./render.ts";
 
 const CSS = `
 :root{color-scheme:light;--fg:#151515;--muted:#454545;--line:#767676}
@@ -68,12 +68,9 @@ a{color:#0b4fc0}
  section{break-inside:avoid-page}
 }`;
 
-/** The live page's script: the renderer and its formatters by their own source, then the loop. */
+/** The live page's script: the renderer and what it calls by their own source, then the loop. */
 const SCRIPT = `"use strict";
-${formatBytes.toString()}
-${formatDuration.toString()}
-${formatSpan.toString()}
-${renderStatus.toString()}
+${RENDERER.map((f) => f.toString()).join("\n")}
 (() => {
   const root = document.getElementById("status");
   const note = document.getElementById("refresh");

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { Band, CatalogStatus, DatasetStatus } from "../../lib/metadata/status.ts";
 import { CopierMetrics } from "../../lib/metrics/metrics.ts";
 import { statusDoc } from "../../lib/status/doc.ts";
-import { renderStatus } from "../../lib/status/render.ts";
+import { RENDERER, renderStatus } from "../../lib/status/render.ts";
 
 const NOW = new Date("2026-06-01T12:00:00Z");
 
@@ -208,4 +208,22 @@ Deno.test("render: the copier's own section: health, head, lag, errors and retri
     "checkpoint: save to s3://b/cp.json failed",
   ]);
   assert.match(html, /The catalog cannot be read: not open yet/);
+});
+
+Deno.test("render: the functions the live page ships render, from their source alone, what the server does", () => {
+  const doc = statusDoc({
+    catalogLabel: "c",
+    refreshSeconds: 5,
+    status: status([dataset([
+      band(0, { cells: 2, committed: 2, superseded: 1 }),
+      band(2, { cells: 3, committed: 1, partials: 1, gap: 1, heldIncomplete: 7 }),
+      band(5, { claimed: 1, claimers: [{ copierId: "vm-1", cells: 1 }] }),
+    ])]),
+  });
+  // As the page's script holds them: no module around them, so a function left out of RENDERER
+  // (or one reaching for a module's binding) fails here as it would in the browser.
+  const source = RENDERER.map((f) => f.toString()).join("\n");
+  const shipped = new Function("doc", `"use strict";\n${source}\nreturn renderStatus(doc);`);
+  assert.equal(shipped(doc), renderStatus(doc));
+  assert.match(shipped(doc), /class="strip"/);
 });
