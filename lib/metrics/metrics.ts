@@ -101,6 +101,7 @@ export class CopierMetrics implements RetryListener {
   readonly #commitSeconds: Histogram<D>;
   readonly #errors: Counter<D | "kind">;
   readonly #retries: Counter<D | "area" | "reason">;
+  readonly #reconnects: Counter<D>;
   readonly #live = {
     sourceHead: null as number | null,
     lastCommitted: null as number | null,
@@ -173,6 +174,13 @@ export class CopierMetrics implements RetryListener {
         "timeout, connection, truncated, bad_response, io).",
       [...labels, "area", "reason"],
     );
+    this.#reconnects = r.counter(
+      "bronze_catalog_reconnects_total",
+      "Times the catalog was reached again after it went away (a restart, a failover, a dropped " +
+        "connection): one per burst of catalog retries that recovered, claims re-taken and a " +
+        "commit whose answer was lost resolved.",
+      labels,
+    );
     this.#healthy = r.gauge(
       "bronze_healthy",
       "1 while /healthz answers 200, 0 while it answers 503 (no progress, a stalled source head, " +
@@ -203,6 +211,7 @@ export class CopierMetrics implements RetryListener {
     this.#partitions.init(d);
     this.#bytes.init(d);
     this.#commitSeconds.init(d);
+    this.#reconnects.init(d);
     for (const kind of ERROR_KINDS) this.#errors.init({ ...d, kind });
     for (const area of RETRY_AREAS) {
       for (const reason of TRANSIENT_REASONS) this.#retries.init({ ...d, area, reason });
@@ -215,9 +224,13 @@ export class CopierMetrics implements RetryListener {
     this.#live.retries[area]++;
   }
 
-  /** A burst of retries began or ended: /healthz says "degraded: retrying <area>" meanwhile. */
-  burst(area: RetryArea, active: boolean): void {
+  /**
+   * A burst of retries began or ended: /healthz says "degraded: retrying <area>" meanwhile. A
+   * catalog burst that recovered is a reconnect.
+   */
+  burst(area: RetryArea, active: boolean, recovered?: boolean): void {
     this.health.retrying(area, active);
+    if (area === "catalog" && !active && recovered) this.#reconnects.inc(this.#dataset);
   }
 
   /** At start: the catalog already holds the run's ledgers through `lastLedger`. */

@@ -35,8 +35,9 @@ export const EXIT = {
    */
   io: 74,
   /**
-   * A temporary failure outlasted its bound (--retry-for): a store, the source or the catalog kept
-   * failing. Nothing was lost; run again (sysexits' EX_TEMPFAIL).
+   * A temporary failure outlasted its bound (--retry-for; the catalog's, --catalog-retry-for): a
+   * store, the source or the catalog kept failing. Nothing was lost; run again (sysexits'
+   * EX_TEMPFAIL).
    */
   tempfail: 75,
   /** copy stopped by SIGINT / SIGTERM (128 + the signal's number, as a shell reports it). */
@@ -66,8 +67,9 @@ export const EXIT_MEANINGS: readonly (readonly [code: string, meaning: string])[
   ],
   [
     "75",
-    "a temporary failure outlasted `--retry-for` (a store, the source or the catalog kept " +
-    "failing): one line names the object and the last error; run again",
+    "a temporary failure outlasted `--retry-for` (a store or the source kept failing) or " +
+    "`--catalog-retry-for` (the catalog stayed away): one line names the object or the catalog " +
+    "and the last error; run again",
   ],
   [
     "130 / 143",

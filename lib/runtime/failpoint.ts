@@ -10,10 +10,13 @@
  *   instead of after a guessed delay.
  * - throw: the n-th time, it throws a plain Error (not a BronzeError): a bug, as the user would
  *   meet one.
+ * - cut: the n-th time, it rejects with an error shaped as a connection dropped under the caller
+ *   (ECONNRESET): placed after a request whose effect is done (a catalog COMMIT), its answer is
+ *   lost as a network would lose it.
  *
  * Counts are per thread: a build worker counts its own `build-ledger` passes.
  */
-const spec = /^([a-z-]+):(\d+)(?::(kill|pause|throw))?$/.exec(
+const spec = /^([a-z-]+):(\d+)(?::(kill|pause|throw|cut))?$/.exec(
   Deno.env.get("BRONZE_FAILPOINT") ?? "",
 );
 let remaining = spec ? Number(spec[2]) : 0;
@@ -21,6 +24,14 @@ let remaining = spec ? Number(spec[2]) : 0;
 export function failpoint(name: string, resume?: () => boolean): Promise<void> {
   if (!spec || spec[1] !== name || --remaining !== 0) return Promise.resolve();
   if (spec[3] === "throw") return Promise.reject(new Error(`failpoint ${name}:${spec[2]} threw`));
+  if (spec[3] === "cut") {
+    console.error(`[failpoint] cut at ${name}:${spec[2]}`);
+    return Promise.reject(
+      Object.assign(new Error(`connection cut by failpoint ${name}:${spec[2]}`), {
+        code: "ECONNRESET",
+      }),
+    );
+  }
   if (spec[3] !== "pause") {
     Deno.kill(Deno.pid, "SIGKILL");
     return new Promise(() => {}); // never resumes: the signal is on its way

@@ -85,6 +85,9 @@ export function runRetrier(
 
 /** The bound ran out: one line naming the operation and its last error, exit 75. */
 export class RetryExhaustedError extends BronzeError {
+  /** Final: no outer retry loop tries it again (transient.ts). */
+  readonly final = true;
+
   constructor(
     area: RetryArea,
     readonly lastError: unknown,
@@ -93,7 +96,9 @@ export class RetryExhaustedError extends BronzeError {
   ) {
     super(
       `${_oneLine(lastError)} (still failing after ${attempts} attempts over ` +
-        `${formatDuration(seconds)}: a temporary failure that outlasted --retry-for; run again)`,
+        `${formatDuration(seconds)}: a temporary failure that outlasted ${
+          area === "catalog" ? "--catalog-retry-for" : "--retry-for"
+        }; run again)`,
       EXIT.tempfail,
     );
     this.area = area;
@@ -366,15 +371,18 @@ export class RetryMonitor implements RetryEvents {
         { area: e.area, retries: n, seconds },
       );
     }
-    for (const l of this.#listeners) l.burst?.(e.area, false);
+    for (const l of this.#listeners) l.burst?.(e.area, false, e.outcome === "ok" && !burst.gaveUp);
   }
 }
 
 export interface RetryListener {
   /** One retry in `area`, for `reason`. */
   retried?(area: RetryArea, reason: TransientReason): void;
-  /** A burst of `area` began (true) or ended (false). */
-  burst?(area: RetryArea, active: boolean): void;
+  /**
+   * A burst of `area` began (true) or ended (false); an ended one `recovered` when its last
+   * operation succeeded (for the catalog: it was reached again, a reconnect).
+   */
+  burst?(area: RetryArea, active: boolean, recovered?: boolean): void;
 }
 
 function _oneLine(err: unknown): string {

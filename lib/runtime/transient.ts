@@ -114,6 +114,26 @@ const TIMEOUT_CODES = new Set([
   "UND_ERR_HEADERS_TIMEOUT",
   "UND_ERR_BODY_TIMEOUT",
 ]);
+/**
+ * PostgreSQL's SQLSTATEs of a server going away or not there yet: shut down (57P01, also a
+ * terminated backend; 57P02 crash; 57P03 starting up or shutting down), its connection failed
+ * (class 08), too many connections for now (53300). A restart or a failover says these.
+ */
+const PG_CONNECTION_CODES = new Set([
+  "57P01",
+  "57P02",
+  "57P03",
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+  "53300",
+]);
+/** node-postgres names a connection lost under it only in words. */
+const PG_LOST =
+  /Connection terminated|connection error and is not queryable|Client was closed and is not queryable/i;
+
 /** A network or FUSE filesystem's passing trouble (soft NFS mounts report timeouts as EIO). */
 const IO_CODES = new Set(["ESTALE", "EIO", "ENOTCONN", "EAGAIN", "EINTR"]);
 /** Deno's error classes, for errors that carry no `code`. */
@@ -160,6 +180,8 @@ function byStatus(status: number): TransientReason | null {
  */
 export function transientReason(err: unknown): Transient | null {
   for (let e = err, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    // A retry that already gave up (retry.ts) is not retried again by an outer loop.
+    if ((e as { final?: unknown }).final === true) return null;
     const found = _one(e);
     if (found) return found;
     e = (e as { cause?: unknown }).cause;
@@ -198,6 +220,7 @@ function _one(e: unknown): Transient | null {
     }
     if (TIMEOUT_CODES.has(code)) return { reason: "timeout" };
     if (IO_CODES.has(code)) return { reason: "io" };
+    if (PG_CONNECTION_CODES.has(code)) return { reason: "connection" };
   }
   if (DENO_CONNECTION.has(name)) return { reason: "connection" };
   if (name === "TimedOut") return { reason: "timeout" };
@@ -222,6 +245,11 @@ function _one(e: unknown): Transient | null {
   // Smithy and fetch name a dropped socket only in words.
   if (typeof o.message === "string" && /socket hang up|premature close/i.test(o.message)) {
     return { reason: "connection" };
+  }
+  if (typeof o.message === "string" && PG_LOST.test(o.message)) return { reason: "connection" };
+  // node-postgres's pool: no connection within connectionTimeoutMillis.
+  if (typeof o.message === "string" && /timeout exceeded when trying to connect/i.test(o.message)) {
+    return { reason: "timeout" };
   }
   return null;
 }

@@ -87,6 +87,7 @@ export const COMMANDS = {
       "stallAfter",
       "statusRefresh",
       "retryFor",
+      "catalogRetryFor",
     ],
     required: ["source"],
     specs: { end: END_OR_LATEST },

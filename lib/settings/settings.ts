@@ -73,6 +73,11 @@ export interface Settings {
    * the resolver (default 300); optional for callers of the library, which default it alike.
    */
   retryFor?: number;
+  /**
+   * Seconds a catalog that went away (a restart, a failover) is reconnected to before the run
+   * stops (exit 75). Always set by the resolver (default 300).
+   */
+  catalogRetryFor?: number;
 }
 
 export type Key = keyof Settings;

@@ -316,4 +316,13 @@ export const SPECS: Specs<Key> = {
     default: () => 300,
     shown: "5m",
   },
+  catalogRetryFor: {
+    flag: "--catalog-retry-for",
+    env: "CATALOG_RETRY_FOR",
+    help:
+      "how long copy reconnects to a PostgreSQL catalog that went away (a restart, a failover), re-claiming its range or cells, before it stops with exit 75 (30s, 5m, 1h)",
+    parse: duration,
+    default: () => 300,
+    shown: "5m",
+  },
 };

@@ -3,7 +3,7 @@
  * and a Kubernetes probe would.
  */
 import assert from "node:assert/strict";
-import { RETRY_AREAS } from "../../lib/runtime/retry.ts";
+import { RETRY_AREAS, type RetryArea } from "../../lib/runtime/retry.ts";
 import { TRANSIENT_REASONS } from "../../lib/runtime/transient.ts";
 import { CopierMetrics, serveMetrics } from "../../lib/metrics/mod.ts";
 
@@ -45,6 +45,17 @@ function retries(counts: Record<string, number>): string[] {
     }
   }
   return lines;
+}
+
+/** bronze_catalog_reconnects_total at `n`. */
+function reconnects(n: number): string[] {
+  return [
+    "# HELP bronze_catalog_reconnects_total Times the catalog was reached again after it went away " +
+    "(a restart, a failover, a dropped connection): one per burst of catalog retries that " +
+    "recovered, claims re-taken and a commit whose answer was lost resolved.",
+    "# TYPE bronze_catalog_reconnects_total counter",
+    `bronze_catalog_reconnects_total{${L}} ${n}`,
+  ];
 }
 
 const HEALTHY_HELP =
@@ -106,6 +117,7 @@ Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges foll
         `bronze_errors_total{${L},kind="checkpoint"} 0`,
         `bronze_errors_total{${L},kind="other"} 0`,
         ...retries({}),
+        ...reconnects(0),
         HEALTHY_HELP,
         "# TYPE bronze_healthy gauge",
         `bronze_healthy{${L}} 1`,
@@ -124,6 +136,11 @@ Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges foll
     m.retried("storage", "throttled");
     m.retried("storage", "throttled");
     m.retried("source", "truncated");
+    // A catalog burst that recovered is a reconnect; one that gave up, or another area's, is not.
+    for (const [area, recovered] of [["catalog", true], ["catalog", false], ["storage", true]]) {
+      m.burst(area as RetryArea, true);
+      m.burst(area as RetryArea, false, recovered as boolean);
+    }
     m.waiting(25001);
     const after = await get(`${server.url}/metrics`);
     assert.equal(
@@ -157,6 +174,7 @@ Deno.test("metrics: /metrics is the exact exposition; counters grow, gauges foll
         `bronze_errors_total{${L},kind="checkpoint"} 0`,
         `bronze_errors_total{${L},kind="other"} 0`,
         ...retries({ "storage throttled": 2, "source truncated": 1 }),
+        ...reconnects(1),
         HEALTHY_HELP,
         "# TYPE bronze_healthy gauge",
         `bronze_healthy{${L}} 1`,

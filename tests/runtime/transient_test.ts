@@ -117,3 +117,46 @@ Deno.test("transient: a real refused connection is a connection failure", async 
   assert.ok(err, "the connection was refused");
   assert.equal(transientReason(err)?.reason, "connection");
 });
+
+/** node-postgres's server error: the SQLSTATE as `code`. */
+function pgError(code: string, message: string) {
+  return Object.assign(new Error(message), { code, severity: "FATAL" });
+}
+
+Deno.test("transient: a PostgreSQL catalog going away (a restart, a failover) is asked again; what it refused is not", () => {
+  const cases: [unknown, string | null][] = [
+    [pgError("57P01", "terminating connection due to administrator command"), "connection"],
+    [
+      pgError("57P02", "terminating connection because of crash of another server process"),
+      "connection",
+    ],
+    [pgError("57P03", "the database system is starting up"), "connection"],
+    [pgError("08006", "connection failure"), "connection"],
+    [pgError("53300", "sorry, too many clients already"), "connection"],
+    [new Error("Connection terminated unexpectedly"), "connection"],
+    [new Error("Client has encountered a connection error and is not queryable"), "connection"],
+    [new Error("timeout exceeded when trying to connect"), "timeout"],
+    // Refusals: asking again cannot help.
+    [pgError("23505", "duplicate key value violates unique constraint"), null],
+    [pgError("42501", "permission denied for table _meta_lineage"), null],
+    [pgError("3D000", 'database "bronze" does not exist'), null],
+    [pgError("28P01", "password authentication failed"), null],
+  ];
+  for (const [err, reason] of cases) {
+    assert.equal(transientReason(err)?.reason ?? null, reason, (err as Error).message);
+  }
+  // Wrapped as bronze's one line, the driver's error is still found through `cause`.
+  const wrapped = Object.assign(
+    new BronzeError("catalog x: the database system is shutting down"),
+    {
+      cause: pgError("57P03", "the database system is shutting down"),
+    },
+  );
+  assert.equal(transientReason(wrapped)?.reason, "connection");
+  // A retry that gave up is final, whatever it gave up on: no outer loop tries it again.
+  const gaveUp = Object.assign(new BronzeError("... outlasted --catalog-retry-for"), {
+    final: true,
+    cause: pgError("57P01", "terminating connection due to administrator command"),
+  });
+  assert.equal(transientReason(gaveUp), null);
+});
