@@ -12,7 +12,7 @@ import type { Logger } from "../runtime/log.ts";
 import { failpoint } from "../runtime/failpoint.ts";
 import { type ObjectStore, objectUrl } from "../blob/mod.ts";
 import type { Manager } from "../checkpoint/checkpoint.ts";
-import type { CatalogWriter } from "../metadata/writer.ts";
+import { type CatalogWriter, ClaimLostError } from "../metadata/writer.ts";
 import type { SourceType } from "../source/source.ts";
 import type { Range } from "../table/grid.ts";
 import { type DatasetKey, manifestKey, partitionKey } from "../table/layout.ts";
@@ -55,8 +55,12 @@ export interface CommitRequest {
   checkpointNote?: string;
   /** A _meta_changes row written in the commit transaction (a backfill). */
   change?: { type: string; description: string };
-  /** The fleet cell claim it was built under: committed only while that claim is this copier's. */
-  claimId?: number;
+  /**
+   * The claim it is built under (a range's or a fleet cell's): committed only while that claim is
+   * this copier's. A function is asked before publishing (and again when the commit finds the
+   * claim gone): after a reconnect it waits for the claims to be taken again, and gives the new id.
+   */
+  claimId?: number | (() => Promise<number>);
   /** Compaction: the partial rows this full-cell partition replaces, in the same transaction. */
   supersedes?: number[];
 }
@@ -78,21 +82,102 @@ export class Committer {
     this.#between = deps.between ?? ((step) => failpoint(step));
   }
 
-  async commit(
-    { built, checkpointLedger, checkpointNote, change, claimId, supersedes }: CommitRequest,
-  ): Promise<Committed> {
-    const { storage, writer, checkpoint, dataset, log } = this.deps;
+  async commit(req: CommitRequest): Promise<Committed> {
+    const { writer, checkpoint, dataset, log } = this.deps;
+    const { built, checkpointLedger, checkpointNote, change, supersedes } = req;
     const { range } = built;
     const key = partitionKey(dataset, range);
-    const url = objectUrl(storage, key);
+    const url = objectUrl(this.deps.storage, key);
     const checksum = `sha256:${built.sha256}`;
+    const claimOf = typeof req.claimId === "function"
+      ? req.claimId
+      : () => Promise.resolve(req.claimId as number | undefined);
     const lap = stopwatch();
+    const seconds = { publish: 0, manifest: 0, catalog: 0, checkpoint: 0 };
+    let lineageId: number;
+    let adopted: boolean;
+    for (;;) {
+      // The claim the file is published under is the one the commit checks: a claim taken again
+      // after the catalog came back (a new id) may have lapsed meanwhile, and gc may have taken
+      // what was published under the old one. So under a new claim, steps 2-4 run again.
+      const claimId = await claimOf();
+      const steps = await this.#publish(built, key, url, lap);
+      ({ adopted } = steps);
+      seconds.publish += steps.publish;
+      seconds.manifest += steps.manifest;
+      try {
+        // The lineage row says what the manifest in storage says (an adopted partition's manifest
+        // is the earlier run's, kept as it is), so `catalog rebuild` recreates this very row.
+        lineageId = await writer.recordPartition({
+          datasetId: dataset.id,
+          ledgerStart: range.start,
+          ledgerEnd: range.end,
+          rowCount: range.end - range.start + 1,
+          byteSize: built.bytes,
+          checksum,
+          storagePath: key,
+          storageUri: url,
+          firstPreviousLedgerHash: built.firstPreviousLedgerHash,
+          lastLedgerHash: built.lastLedgerHash,
+          producerVersion: steps.stored.producer?.version ?? PRODUCER,
+          producerGitSha: steps.stored.producer ? steps.stored.producer.git_sha ?? null : gitSha(),
+          sourceType: steps.stored.source?.type ?? this.deps.source.type,
+          sourceLocation: steps.stored.source?.location ?? this.deps.source.url,
+          createdAt: manifestTime(steps.stored.created_at),
+          quality: built.quality,
+          change,
+          claimId,
+          supersedes,
+          // The DuckLake snapshot of this commit: its author and what it says.
+          author: this.deps.copierId,
+          message: change?.description ??
+            `ledgers ${range.start}-${range.end} committed${
+              adopted ? " (adopted from storage)" : ""
+            }`,
+        });
+        break;
+      } catch (err) {
+        if (!(err instanceof ClaimLostError) || (await claimOf()) === claimId) throw err;
+        log.info(
+          "catalog",
+          `range ${range.start}-${range.end}: claimed again after the catalog came back; ` +
+            `publishing it again under the new claim`,
+        );
+      }
+    }
+    log.info("partition", `committed range ${range.start}-${range.end}`, {
+      start: range.start,
+      end: range.end,
+      checksum,
+      bytes: built.bytes,
+    });
+    await this.#between("after-catalog");
+    seconds.catalog = lap();
 
+    if (checkpoint) {
+      await saveCheckpoint(
+        this.deps,
+        checkpoint,
+        range,
+        checksum,
+        checkpointLedger,
+        checkpointNote,
+      );
+    }
+    await this.#between("after-checkpoint");
+    seconds.checkpoint = lap();
+    return { range, checksum, lineageId, adopted, seconds };
+  }
+
+  /** Steps 2 and 3: the file published (or adopted) and its manifest written. */
+  async #publish(built: Built, key: string, url: string, lap: () => number) {
+    const { storage, dataset, log } = this.deps;
+    const { range } = built;
+    const checksum = `sha256:${built.sha256}`;
     const adopted = await publishPartition(storage, key, built.path, built.sha256) === "adopted";
     if (adopted) log.info("storage", `adopted ${url}: already stored with the same sha256`);
     await this.#between("after-publish");
     const publish = lap();
-
     const stored = await writeManifest(storage, manifestKey(dataset, range), {
       manifest_version: MANIFEST_VERSION,
       dataset: {
@@ -119,62 +204,7 @@ export class Committer {
       created_at: new Date().toISOString(),
     });
     await this.#between("after-manifest");
-    const manifest = lap();
-
-    // The lineage row says what the manifest in storage says (an adopted partition's manifest is
-    // the earlier run's, kept as it is), so `catalog rebuild` recreates this very row.
-    const lineageId = await writer.recordPartition({
-      datasetId: dataset.id,
-      ledgerStart: range.start,
-      ledgerEnd: range.end,
-      rowCount: range.end - range.start + 1,
-      byteSize: built.bytes,
-      checksum,
-      storagePath: key,
-      storageUri: url,
-      firstPreviousLedgerHash: built.firstPreviousLedgerHash,
-      lastLedgerHash: built.lastLedgerHash,
-      producerVersion: stored.producer?.version ?? PRODUCER,
-      producerGitSha: stored.producer ? stored.producer.git_sha ?? null : gitSha(),
-      sourceType: stored.source?.type ?? this.deps.source.type,
-      sourceLocation: stored.source?.location ?? this.deps.source.url,
-      createdAt: manifestTime(stored.created_at),
-      quality: built.quality,
-      change,
-      claimId,
-      supersedes,
-      // The DuckLake snapshot of this commit: its author and what it says.
-      author: this.deps.copierId,
-      message: change?.description ??
-        `ledgers ${range.start}-${range.end} committed${adopted ? " (adopted from storage)" : ""}`,
-    });
-    log.info("partition", `committed range ${range.start}-${range.end}`, {
-      start: range.start,
-      end: range.end,
-      checksum,
-      bytes: built.bytes,
-    });
-    await this.#between("after-catalog");
-    const catalog = lap();
-
-    if (checkpoint) {
-      await saveCheckpoint(
-        this.deps,
-        checkpoint,
-        range,
-        checksum,
-        checkpointLedger,
-        checkpointNote,
-      );
-    }
-    await this.#between("after-checkpoint");
-    return {
-      range,
-      checksum,
-      lineageId,
-      adopted,
-      seconds: { publish, manifest, catalog, checkpoint: lap() },
-    };
+    return { adopted, stored, publish, manifest: lap() };
   }
 }
 

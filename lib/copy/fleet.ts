@@ -82,7 +82,8 @@ export async function copyFleet(
   try {
     for (;;) {
       if (failure) throw failure;
-      if (claims.lost) throw claims.lost;
+      // A catalog that went away and came back: the cells held are claimed again first.
+      await claims.ensure();
       const seen = claims.changes;
       while (!signal.aborted && active.size < opts.concurrency) {
         const [cell] = await claims.claimCells(fleet, 1);
@@ -164,7 +165,11 @@ async function copyCell(
           const c = await committer.commit({
             built,
             checkpointLedger: built.range.end,
-            claimId: cell.id,
+            // After a reconnect, the cell's new claim (or its old one, if another copier took it).
+            claimId: async () => {
+              await claims.ensure();
+              return cell.id;
+            },
           });
           if (metrics) {
             const r = built.range;

@@ -73,6 +73,8 @@ export async function follow(
 
   async function followLoop(): Promise<CopyResult> {
     for (;;) {
+      // Claimed again first, if the catalog went away and came back while the follower waited.
+      await run.claims.ensure();
       const next = nextMissing(state.held, range);
       if (next === null) return done(false); // --end reached
       const head = await source.head().catch((err) => Promise.reject(inArea(err, "source")));

@@ -6,6 +6,7 @@
 import process from "node:process";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { Held } from "../metadata/claims.ts";
 import type { Range } from "../table/grid.ts";
 import type { Built } from "./build.ts";
 import type { CopyResult, RunContext } from "./context.ts";
@@ -41,9 +42,9 @@ export interface Run extends RunContext {
   /**
    * The range claim the run commits under: a commit happens only while its row is still there,
    * so a copier whose claim was swept (its session ended; another copier or gc took over) commits
-   * nothing.
+   * nothing. Its id changes when the claim is taken again after the catalog came back.
    */
-  claimId?: number;
+  claim?: Held;
 }
 
 /**
@@ -87,7 +88,8 @@ export async function buildAndCommit(
       // Its worker is free: the next build runs while this one is committed, so the commit's
       // fsyncs and catalog round trips stay off the critical path.
       launch();
-      if (run.claims.lost) throw run.claims.lost;
+      // A catalog that went away and came back: the range is claimed again before committing.
+      await run.claims.ensure();
       try {
         await commitOne(run, built, startedAt.get(built.range.start)!);
       } finally {
@@ -146,7 +148,11 @@ async function commitOne(run: Run, built: Built, startedAt: number): Promise<voi
           `copier ${run.opts.copierId} filled ledgers from ${range.start} behind the highest recorded ledger ${state.highest}`,
       }
       : undefined,
-    claimId: run.claimId,
+    // After a reconnect, the range's new claim (taken again first).
+    claimId: run.claim && (async () => {
+      await run.claims.ensure();
+      return run.claim!.id;
+    }),
   });
   if (backfill) state.backfillRecorded = true;
   state.checkpointLedger = through;

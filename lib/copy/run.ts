@@ -8,7 +8,7 @@
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { BronzeError, EXIT, fsError } from "../runtime/errors.ts";
-import { runRetrier } from "../runtime/retry.ts";
+import { retryPolicy, runRetrier } from "../runtime/retry.ts";
 import type { Logger } from "../runtime/log.ts";
 import { processAlive } from "../runtime/process.ts";
 import { Progress } from "../runtime/progress.ts";
@@ -58,7 +58,9 @@ export async function copy(
   }
   const dataset = await register(deps.writer, placed);
   const range = await resolveRange(opts, deps, dataset, log);
-  const claims = await ClaimSession.open(deps.catalog, dataset, opts.copierId);
+  const claims = await ClaimSession.open(deps.catalog, dataset, opts.copierId, {
+    say: (line) => log.info("catalog", line),
+  });
   stack.defer(() => claims.close());
   await sweepTempFiles(deps.tmpDir);
   const committer = new Committer({
@@ -78,7 +80,7 @@ export async function copy(
   }
   const claim = await claims.claimRange(range.start, range.end);
   const point = await findResumePoint({ ...deps, dataset, copierId: opts.copierId, log }, range);
-  const run = { ...context, state: new RunState(point), claimId: claim.id };
+  const run = { ...context, state: new RunState(point), claim };
   // Known from the start, from the catalog: start - 1 when it holds nothing from the start on.
   metrics?.resumed(point.coverage);
   if (opts.follow) return await follow(run, range, point, signal);
@@ -123,6 +125,8 @@ async function open(
     stateDir: opts.stateDir,
     log: (m) => log.info("catalog", m),
     holdsLong: true,
+    // A PostgreSQL restart or failover is ridden through for --catalog-retry-for.
+    retry: retry.with(boundOf(retryPolicy(opts.catalogRetryFor))),
   });
   stack.defer(() => catalog.close());
   // An existing dataset's storage root and grid are its own; the flags may only repeat them.
@@ -141,6 +145,11 @@ async function open(
     deps: { source, storage, checkpoint, catalog, writer, pool, progress, tmpDir, retry },
     placed,
   };
+}
+
+/** The bound of a policy and the backoff's ceiling it implies (retry.ts: a tenth of it). */
+function boundOf({ retryForMs, maxDelayMs }: { retryForMs: number; maxDelayMs: number }) {
+  return { retryForMs, maxDelayMs };
 }
 
 /** Partitions written into the lake read from: a configuration error naming both. */

@@ -5,8 +5,12 @@
  */
 import pg from "pg";
 import { BronzeError, EXIT, inArea } from "../runtime/errors.ts";
-import { scrubSecret } from "./dsn.ts";
+import { failpoint } from "../runtime/failpoint.ts";
+import type { Attempts, Retrier } from "../runtime/retry.ts";
+import { sleep } from "../runtime/time.ts";
+import { transientReason } from "../runtime/transient.ts";
 import { sslPlan, type Tls } from "./_ssl.ts";
+import { catalogError } from "./_db_errors.ts";
 
 export type Row = Record<string, unknown>;
 
@@ -16,23 +20,26 @@ export interface Tx {
 }
 
 /**
- * A unique or exclusion constraint refused a write (23505, 23P01). The writer turns it into the
- * typed error that names the rows in the way (DuplicatePartitionError, ...).
+ * How a transaction is run again when the catalog went away under it (a Db with a retrier only).
+ * Lost before COMMIT was sent, it was rolled back: it is simply run again. Lost after (the answer
+ * never came), it may have committed: `resolve` reads the catalog and returns what the committed
+ * transaction would have returned, or undefined when it did not commit (then it is run again);
+ * `idempotent` says running it again is harmless. With neither, an unknown outcome is final.
  */
-export class ConstraintError extends BronzeError {
-  constructor(readonly code: string, readonly constraint: string | undefined, message: string) {
-    super(message);
-  }
+export interface TxOptions<T> {
+  resolve?: () => Promise<T | undefined>;
+  idempotent?: boolean;
 }
 
-/** The catalog has no _meta_* schema, or an older one than this binary (42P01, 42883, 42703). */
-export class NotMigratedError extends BronzeError {}
+/** COMMIT was sent and its answer lost: whether the transaction committed is unknown. */
+export class CommitUnknownError extends BronzeError {}
 
-/** The catalog is a read-only standby, or read-only by configuration (25006). */
-export class ReadOnlyCatalogError extends BronzeError {}
-
-/** The catalog's user lacks a privilege the statement needs (42501). */
-export class PermissionDeniedError extends BronzeError {}
+export {
+  ConstraintError,
+  NotMigratedError,
+  PermissionDeniedError,
+  ReadOnlyCatalogError,
+} from "./_db_errors.ts";
 
 // BIGINT comes back from pg as a string; ledger numbers and sizes fit a double exactly.
 const types = {
@@ -62,12 +69,20 @@ export class Db {
   #fallback: Tls | undefined;
   readonly #mode: string | undefined;
 
+  /**
+   * Reconnects with backoff under the catalog's bound (--catalog-retry-for), when the catalog goes
+   * away (a restart, a failover): a run that holds it long (copy) passes one; other commands fail
+   * at once, as before.
+   */
+  readonly retry: Retrier | undefined;
+
   constructor(
     connectionString: string,
     readonly label: string,
     private readonly dsn?: string,
-    { external = true } = {},
+    { external = true, retry }: { external?: boolean; retry?: Retrier } = {},
   ) {
+    this.retry = retry;
     // An external catalog's sslmode as libpq means it (_ssl.ts); the embedded one is local.
     const plan = external ? sslPlan(connectionString) : { connectionString, first: false as const };
     this.#config = {
@@ -91,35 +106,184 @@ export class Db {
   }
 
   async query<R extends Row = Row>(sql: string, params: unknown[] = []): Promise<R[]> {
-    if (this.#fallback !== undefined) (await this.connect()).release();
+    const tries = this.retry?.begin("catalog", { what: `catalog ${this.label}` });
+    for (;;) {
+      const generation = this.#generation;
+      try {
+        if (this.#fallback !== undefined) (await this.#connectOnce()).release();
+        const rows = (await this.#pool.query<R>(sql, params)).rows;
+        tries?.succeeded();
+        return rows;
+      } catch (err) {
+        await this.#again(tries, err, generation);
+      }
+    }
+  }
+
+  /**
+   * Runs `fn` in one transaction: committed if it returns, rolled back if it throws. With a
+   * retrier, a catalog that went away is waited for and the transaction run again (TxOptions).
+   */
+  async transaction<T>(fn: (tx: Tx) => Promise<T>, opts: TxOptions<T> = {}): Promise<T> {
+    const tries = this.retry?.begin("catalog", { what: `catalog ${this.label}` });
+    for (;;) {
+      const generation = this.#generation;
+      let committing = false;
+      let client: pg.PoolClient | undefined;
+      let broken: unknown;
+      // A checked-out client has no listener of the pool's: a server gone between two statements
+      // would otherwise be an unheard 'error' event, fatal to the process.
+      const heard = (err: unknown) => void (broken ??= err);
+      try {
+        client = await this.#connectOnce();
+        client.on("error", heard);
+        await client.query("BEGIN");
+        const c = client;
+        const result = await fn({
+          query: async <R extends Row>(sql: string, params: unknown[] = []) =>
+            (await c.query<R>(sql, params)).rows,
+        });
+        committing = true;
+        await client.query("COMMIT");
+        // Tests lose the answer of a COMMIT the server did (mode cut), as a network would.
+        if (opts.resolve) await failpoint("catalog-commit-answer");
+        tries?.succeeded();
+        return result;
+      } catch (err) {
+        const lost = transientReason(err) !== null || broken !== undefined;
+        if (!committing) await client?.query("ROLLBACK").catch(() => {});
+        client?.removeListener("error", heard);
+        client?.release(lost ? true : undefined);
+        client = undefined;
+        if (!(committing && lost && tries)) {
+          await this.#again(tries, err, generation);
+          continue;
+        }
+        // The answer to COMMIT was lost: the transaction may well be in the catalog.
+        const outcome = await this.#resolve(tries, err, opts, generation);
+        if (outcome.known) {
+          tries.succeeded();
+          return outcome.value;
+        }
+      } finally {
+        client?.removeListener("error", heard);
+        client?.release();
+      }
+    }
+  }
+
+  /**
+   * After a COMMIT whose answer was lost: waits for the catalog (counting the failure against the
+   * bound) and reads whether it committed. `known` with the transaction's value, or not (run it
+   * again).
+   */
+  async #resolve<T>(
+    tries: Attempts,
+    err: unknown,
+    opts: TxOptions<T>,
+    generation: number,
+  ): Promise<{ known: true; value: T } | { known: false }> {
+    if (!opts.resolve && !opts.idempotent) {
+      throw inArea(
+        new CommitUnknownError(
+          `catalog ${this.label}: the connection was lost after COMMIT was sent, so whether the ` +
+            `transaction committed is unknown (${this.error(err).message}); run again`,
+          EXIT.tempfail,
+        ),
+        "catalog",
+      );
+    }
+    await this.#again(tries, err, generation);
+    if (!opts.resolve) return { known: false };
+    const value = await opts.resolve();
+    return value === undefined ? { known: false } : { known: true, value };
+  }
+
+  /**
+   * One failed attempt: thrown as bronze's one line when it is final or there is no retrier (or
+   * the bound ran out: exit 75); otherwise waited out with backoff, for the next attempt.
+   */
+  async #again(tries: Attempts | undefined, err: unknown, generation: number): Promise<void> {
+    if (!tries) throw this.error(err);
+    await sleep(tries.failed(this.named(err)));
+    await this.renew(err, generation);
+  }
+
+  /** Which server the pool connects to: the count of renewals so far (see renew). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  #generation = 0;
+
+  /**
+   * After a failure of an attempt made on `generation`: a Db whose server may move (an embedded
+   * catalog's client, whose serving process went away) finds where it went and connects there from
+   * now on (retarget). Here, nothing: a PostgreSQL catalog's address is its DSN's.
+   */
+  renew(_err: unknown, _generation: number): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** From now on, connections go to `connectionString` (a renewal's new server). */
+  protected retarget(connectionString: string): void {
+    const old = this.#pool;
+    this.#config.connectionString = connectionString;
+    this.#pool = this.#poolWith(false);
+    this.#generation++;
+    // Not waited for: a client still checked out of it (a claim session's) is dropped by its user.
+    void old.end().catch(() => {});
+  }
+
+  /**
+   * The error as its one line (naming the catalog), keeping the driver's as the cause (where what
+   * is transient finds it).
+   */
+  named(err: unknown): BronzeError {
+    const named = this.error(err);
+    if (named !== err) (named as { cause?: unknown }).cause ??= err;
+    return named;
+  }
+
+  /**
+   * A dedicated connection (claims hold session locks on one); the caller releases it. With a
+   * retrier, a catalog not there yet (restarting) is waited for, unless `once` (the caller
+   * retries, as a ClaimSession reconnecting does).
+   */
+  async connect({ once = false } = {}): Promise<pg.PoolClient> {
+    if (once) {
+      try {
+        return await this.#connectOnce();
+      } catch (err) {
+        throw this.named(err);
+      }
+    }
+    const tries = this.retry?.begin("catalog", { what: `catalog ${this.label}` });
+    for (;;) {
+      const generation = this.#generation;
+      try {
+        const client = await this.#connectOnce();
+        tries?.succeeded();
+        return client;
+      } catch (err) {
+        await this.#again(tries, err, generation);
+      }
+    }
+  }
+
+  /**
+   * One connection made and given back, never retried: a catalog that cannot be reached when a
+   * command starts is a misconfiguration more often than a restart, and is said at once.
+   */
+  async probe(): Promise<void> {
     try {
-      return (await this.#pool.query<R>(sql, params)).rows;
+      (await this.#connectOnce()).release();
     } catch (err) {
       throw this.error(err);
     }
   }
 
-  /** Runs `fn` in one transaction: committed if it returns, rolled back if it throws. */
-  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const client = await this.connect();
-    try {
-      await client.query("BEGIN");
-      const result = await fn({
-        query: async <R extends Row>(sql: string, params: unknown[] = []) =>
-          (await client.query<R>(sql, params)).rows,
-      });
-      await client.query("COMMIT");
-      return result;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw this.error(err);
-    } finally {
-      client.release();
-    }
-  }
-
-  /** A dedicated connection (claims hold session locks on one); the caller releases it. */
-  async connect(): Promise<pg.PoolClient> {
+  async #connectOnce(): Promise<pg.PoolClient> {
     try {
       const client = await this.#pool.connect();
       this.#fallback = undefined;
@@ -132,9 +296,9 @@ export class Db {
         this.#pool = this.#poolWith(this.#fallback);
         this.#fallback = undefined;
         await tried.end().catch(() => {});
-        return await this.connect();
+        return await this.#connectOnce();
       }
-      throw this.error(err);
+      throw err;
     }
   }
 
@@ -149,66 +313,7 @@ export class Db {
 
   /** The one line a PostgreSQL or connection error becomes: it names the catalog, never a password. */
   error(err: unknown): BronzeError {
-    return inArea(this.#error(err), "catalog");
-  }
-
-  #error(err: unknown): BronzeError {
-    if (err instanceof BronzeError) return err;
-    const e = err as {
-      code?: string;
-      constraint?: string;
-      message?: string;
-      errors?: { code?: string }[];
-    };
-    const code = e.code ?? e.errors?.[0]?.code;
-    const raw = scrubSecret(String(e.message ?? err), this.dsn);
-    const label = this.label;
-    const say = (m: string) => scrubSecret(m, this.dsn);
-    if (/does not support SSL/i.test(raw)) {
-      return new BronzeError(say(
-        `catalog ${label}: the server does not offer TLS, which sslmode=${this.#mode} demands; ` +
-          `turn ssl on in the server, or use sslmode=prefer (TLS if there is any) or disable`,
-      ));
-    }
-    switch (code) {
-      case "23505":
-      case "23P01":
-        return new ConstraintError(code, e.constraint, say(`catalog ${label}: ${raw}`));
-      case "42P01":
-        return new NotMigratedError(
-          `catalog ${label} has no _meta_* schema; run \`bronze migrate\` against it first`,
-        );
-      case "25006":
-        return new ReadOnlyCatalogError(say(`catalog ${label} is read-only: ${raw}`));
-      case "42501":
-        return new PermissionDeniedError(say(`catalog ${label}: ${raw}`));
-      case "53100": // disk_full: the machine's, not a bug (exit 74, as a full disk of ours)
-        return new BronzeError(
-          say(`catalog ${label}: its disk is full (${raw}): free space there and run again`),
-          EXIT.io,
-        );
-      case "ECONNREFUSED":
-        return new BronzeError(say(
-          `cannot reach catalog ${label}: connection refused; is PostgreSQL running there? ` +
-            `(set --catalog or CATALOG_DSN, or omit both for the embedded catalog)`,
-        ));
-      case "ENOTFOUND":
-      case "EAI_AGAIN":
-        return new BronzeError(say(`cannot reach catalog ${label}: host not found`));
-      case "ETIMEDOUT":
-        return new BronzeError(say(`cannot reach catalog ${label}: connection timed out`));
-      case "28P01":
-      case "28000":
-        return new BronzeError(
-          say(`catalog ${label} refused the login: ${raw}; check the user and password in the DSN`),
-        );
-      case "3D000":
-        return new BronzeError(
-          say(`catalog ${label}: ${raw}; create it first (createdb) or fix the DSN`),
-        );
-      default:
-        return new BronzeError(say(`catalog ${label}: ${raw}`));
-    }
+    return inArea(catalogError(err, this.label, this.dsn, this.#mode), "catalog");
   }
 }
 

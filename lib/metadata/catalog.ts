@@ -4,6 +4,7 @@
  */
 import { join } from "node:path";
 import { BronzeError, EXIT } from "../runtime/errors.ts";
+import type { Retrier } from "../runtime/retry.ts";
 import { attachDb, Db } from "./_db.ts";
 import { redactDsn, validateDsn } from "./dsn.ts";
 import { type EmbeddedCatalog, startEmbeddedCatalog } from "./embedded.ts";
@@ -28,16 +29,25 @@ export interface CatalogOptions {
    * embedded catalog: with none in the state dir yet, it says so instead.
    */
   mustExist?: boolean;
+  /**
+   * A PostgreSQL catalog that goes away once reached (a restart, a failover) is reconnected to
+   * under this retrier's bound (--catalog-retry-for), instead of failing the command, and so is an
+   * embedded catalog whose serving process exits (to the next one, or this process runs it): for
+   * a command that holds the catalog long (copy). The first connection is never retried.
+   */
+  retry?: Retrier;
 }
 
 export class Catalog {
   readonly #db: Db;
-  readonly #embedded: EmbeddedCatalog | undefined;
+  #embedded: EmbeddedCatalog | undefined;
 
   constructor(db: Db, embedded?: EmbeddedCatalog) {
     this.#db = db;
     this.#embedded = embedded;
     attachDb(this, db);
+    // A client whose owner went away may run the catalog itself from then on: closed with it.
+    if (db instanceof EmbeddedClientDb) db.renewed = (e) => this.#embedded = e;
   }
 
   /** Printable description: the DSN with its password redacted, or the embedded data dir. */
@@ -96,14 +106,52 @@ export class Catalog {
  * suggests starting PostgreSQL.
  */
 class EmbeddedClientDb extends Db {
-  constructor(url: string, private readonly dataDir: string, private readonly ownerPid: number) {
+  /** Told of the catalog this process uses after a renewal (it may now run it itself). */
+  renewed: (embedded: EmbeddedCatalog) => void = () => {};
+  #renewing: Promise<void> | undefined;
+  #ownerPid: number;
+
+  constructor(
+    url: string,
+    private readonly dataDir: string,
+    ownerPid: number,
+    private readonly reopen?: () => Promise<EmbeddedCatalog>,
+    retry?: Retrier,
+  ) {
     super(url, `embedded catalog at ${dataDir} (served by bronze process ${ownerPid})`, undefined, {
       external: false,
+      retry,
     });
+    this.#ownerPid = ownerPid;
+  }
+
+  /**
+   * The serving process went away: with a retrier (a copy), the election is run again, as at
+   * start: this process connects to the next owner, or, the lock being free, runs the catalog
+   * itself (PGlite recovers it from its WAL). Once per lost owner, however many calls lost it.
+   */
+  override async renew(err: unknown, generation: number): Promise<void> {
+    if (!this.reopen || !this.lostOwner(err)) return;
+    if (this.#renewing) return await this.#renewing;
+    if (generation !== this.generation) return; // renewed since that attempt
+    this.#renewing = (async () => {
+      const embedded = await this.reopen!();
+      this.#ownerPid = embedded.ownerPid;
+      this.retarget(embedded.url);
+      if (embedded.role === "owner") await embedded.publish();
+      this.renewed(embedded);
+    })();
+    try {
+      await this.#renewing;
+    } finally {
+      this.#renewing = undefined;
+    }
   }
 
   /** The error says the serving process went away (or is going). */
   lostOwner(err: unknown): boolean {
+    const cause = (err as { cause?: unknown })?.cause;
+    if (cause !== undefined && cause !== err && this.lostOwner(cause)) return true;
     if (err instanceof BronzeError) return err.message.startsWith(this.#lost);
     const e = err as { code?: string; message?: string; errors?: { code?: string }[] };
     const code = e.code ?? e.errors?.[0]?.code;
@@ -120,7 +168,7 @@ class EmbeddedClientDb extends Db {
     if (err instanceof BronzeError) return err;
     if (this.lostOwner(err)) {
       return new BronzeError(
-        `${this.#lost} bronze process ${this.ownerPid}, which served it, ` +
+        `${this.#lost} bronze process ${this.#ownerPid}, which served it, ` +
           `has exited; run this command again`,
       );
     }
@@ -132,9 +180,9 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
   if (opts.dsn !== undefined) {
     const problem = validateDsn(opts.dsn, "catalog DSN");
     if (problem) throw new BronzeError(problem, EXIT.usage);
-    const db = new Db(opts.dsn, redactDsn(opts.dsn), opts.dsn);
+    const db = new Db(opts.dsn, redactDsn(opts.dsn), opts.dsn, { retry: opts.retry });
     try {
-      (await db.connect()).release();
+      await db.probe();
     } catch (err) {
       await db.end().catch(() => {});
       throw err;
@@ -149,21 +197,27 @@ export async function openCatalog(opts: CatalogOptions): Promise<Catalog> {
         `\`bronze copy\` or \`bronze migrate\` makes one; or point --state-dir or --catalog at yours`,
     );
   }
+  const say = opts.log ?? ((line: string) => console.error(`[catalog] ${line}`));
   // An owner may exit between our finding its server and connecting to it: start over, and
   // most likely own the catalog this time.
   for (let attempt = 1;; attempt++) {
-    const embedded = await startEmbeddedCatalog(
-      opts.stateDir,
-      opts.log ?? ((line) => console.error(`[catalog] ${line}`)),
-      { holdsLong: opts.holdsLong },
-    );
+    const embedded = await startEmbeddedCatalog(opts.stateDir, say, {
+      holdsLong: opts.holdsLong,
+    });
     const db = embedded.role === "owner"
       ? new Db(embedded.url, `embedded catalog at ${embedded.dataDir}`, undefined, {
         external: false,
       })
-      : new EmbeddedClientDb(embedded.url, embedded.dataDir, embedded.ownerPid);
+      : new EmbeddedClientDb(
+        embedded.url,
+        embedded.dataDir,
+        embedded.ownerPid,
+        opts.retry &&
+          (() => startEmbeddedCatalog(opts.stateDir, say, { holdsLong: opts.holdsLong })),
+        opts.retry,
+      );
     try {
-      (await db.connect()).release();
+      await db.probe();
       return new Catalog(db, embedded);
     } catch (err) {
       await db.end().catch(() => {});

@@ -1,10 +1,38 @@
 import type pg from "pg";
-import { hostname } from "node:os";
-import { processAlive } from "../runtime/process.ts";
 import { BronzeError } from "../runtime/errors.ts";
 import { sleep } from "../runtime/time.ts";
+import { transientReason } from "../runtime/transient.ts";
 import { dbOf } from "./_db.ts";
+import {
+  CHANGES_CHANNEL,
+  CLAIM_LOCK_CLASS,
+  CLAIM_SESSION_SETTINGS,
+  endedSql,
+  SWEEP_LOCK_CLASS,
+  sweepDeadClaims,
+} from "./_claim_sweep.ts";
+import { HEARTBEAT, heartbeat } from "./_claim_link.ts";
+import { Releases } from "./_claim_releases.ts";
+import {
+  type Dataset,
+  type FleetRange,
+  FREE_CELLS,
+  type Held,
+  insertClaims,
+  refuseOtherGrid,
+  refuseOverlap,
+} from "./_claim_sql.ts";
+import { byFleet, reconnectedLine, retakeClaims } from "./_claim_retake.ts";
 import type { Catalog } from "./catalog.ts";
+
+export {
+  CLAIM_LOCK_CLASS,
+  CLAIM_SESSION_SETTINGS,
+  LIVE,
+  SWEEP_LOCK_CLASS,
+  sweepDeadClaims,
+} from "./_claim_sweep.ts";
+export { type FleetRange, type Held, RangeClaimedError } from "./_claim_sql.ts";
 
 /**
  * Claims of running copiers (migrations 002 and 005): a whole range for a copier of disjoint
@@ -15,130 +43,104 @@ import type { Catalog } from "./catalog.ts";
  * copier's claim never blocks for long, and no claim needs a heartbeat. Every claim that ends,
  * released or swept, is recorded in _meta_claims_ended (migration 009) by the statement that
  * ends it: who held what, from when to when, and who swept a dead copier's cells.
+ *
+ * A session whose connection is lost while the copier runs (the catalog restarted, failed over)
+ * takes its claims again on a new one (ensure()), when its catalog has a retrier: reconnecting
+ * with backoff under --catalog-retry-for, then re-claiming each range or cell no other copier
+ * took meanwhile (those are left to it). Without one (other commands), the loss is final.
  */
-
-// Two-key advisory locks: (CLAIM_LOCK_CLASS, claim id) marks a live claim; (SWEEP_LOCK_CLASS,
-// dataset id) serialises sweeping and claiming within one dataset (and gc's deletions: gc.ts).
-export const CLAIM_LOCK_CLASS = 0x62726f6e; // "bron"
-export const SWEEP_LOCK_CLASS = CLAIM_LOCK_CLASS + 1;
-// (CLAIM_LOCK_CLASS + 2, 0) orders DuckLake snapshots: taken, transaction-level, by migration 008's
-// _bronze_ducklake_last_snapshot() only.
-
-/**
- * How long a vanished peer's session may hold its claims, bounded on the server's side of the
- * claiming connection: an idle one is probed after 30 s, then every 10 s, and dropped after 3
- * unanswered probes; one with data in flight (keepalive does not run then) is dropped once data
- * has gone unacknowledged for 60 s (tcp_user_timeout), instead of after ~15 minutes of
- * retransmits. Measured from a pulled cable to the claim's release: 61-62.5 s idle, 60.7 s busy
- * (tests/metadata/claims_keepalive_test.ts).
- */
-export const CLAIM_SESSION_SETTINGS =
-  "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; " +
-  "SET tcp_keepalives_count = 3; SET tcp_user_timeout = 60000";
-
-/**
- * The copier's own side: TCP keepalive barely helps a client (over 11 minutes to notice), so a
- * heartbeat on the claiming connection notices a dead link within every + deadline, well before
- * the server lets the claims go, and the copier stops building what it may no longer commit.
- */
-const HEARTBEAT = { everyMs: 5_000, deadlineMs: 15_000 };
-
-/**
- * Every release of a claim is announced on this channel (NOTIFY, payload: the dataset id), so a
- * fleet copier waiting for others' cells looks again at once instead of at its next poll. A claim
- * that dies with its session is not announced: the poll finds that one.
- */
-const CHANGES_CHANNEL = "bronze_claims";
-
-export class RangeClaimedError extends BronzeError {}
-
-/** A claim this session holds: a range of one dataset. */
-export interface Held {
-  id: number;
-  start: number;
-  end: number;
-}
-
-/** The range a fleet shares, cut on the grid of `size`. */
-export interface FleetRange {
-  start: number;
-  end: number;
-  size: number;
-}
-
-type Dataset = { id: number; label: string };
-
-/**
- * A live claim (SQL, on a claims row aliased `c`): one whose advisory lock some session of this
- * database holds.
- */
-export const LIVE = `EXISTS (
-  SELECT 1 FROM pg_locks l
-  WHERE l.locktype = 'advisory' AND l.granted
-    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-    AND l.classid::bigint = ${CLAIM_LOCK_CLASS} AND l.objid::bigint = c.id AND l.objsubid = 2)`;
 
 /**
  * One copier's claims, on a dedicated connection of its own. Every method is one transaction of a
  * fixed number of statements: claiming costs the same round trips whatever the fleet's size.
  */
 export class ClaimSession {
+  #client: pg.PoolClient;
+  /** The Db's generation the client was connected at (an embedded owner's renewal moves it). */
+  #generation: number;
   #lost: BronzeError | undefined;
   #closed = false;
-  readonly #held = new Map<number, Held>();
+  /** Each claim held, with the fleet it is a cell of (null: a range claim). */
+  readonly #held = new Map<Held, FleetRange | null>();
+  /** Claims released while the connection was lost: their rows go when it is back. */
+  readonly #orphans: number[] = [];
   // One connection, one statement stream: a release must never land inside a claiming
   // transaction (it would hold a row the sweeper waits for, while waiting for the sweeper).
   #queue: Promise<unknown> = Promise.resolve();
   /** Releases announced on this dataset since watch() (and whoever waits for the next one). */
-  #changes = 0;
-  #changed = new Set<() => void>();
+  #watching = false;
+  readonly #releases = new Releases();
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** Set once reconnecting gave up (the bound ran out, a range was taken over): for good. */
+  #final: unknown;
+  readonly #dropped = new WeakSet<pg.PoolClient>();
 
   private constructor(
-    private readonly client: pg.PoolClient,
+    client: pg.PoolClient,
     private readonly catalog: Catalog,
     private readonly dataset: Dataset,
     private readonly copierId: string,
+    private readonly say: (line: string) => void,
   ) {
-    // A checked-out client whose server goes away emits 'error'; unheard, it would kill the
-    // process. The claims are then as good as gone: whoever sweeps next takes them over.
-    client.on("error", (err: Error) => {
-      this.#lost ??= new BronzeError(
-        `lost the claims of copier ${copierId} on ${dataset.label}: the catalog connection failed (${err.message})`,
-      );
-    });
+    this.#client = client;
+    this.#generation = dbOf(catalog).generation;
+    this.#adopt(client);
   }
 
-  static async open(catalog: Catalog, dataset: Dataset, copierId: string): Promise<ClaimSession> {
+  /**
+   * A session on a connection of its own. `say` hears what a reconnect re-claimed (a line for the
+   * copier's log).
+   */
+  static async open(
+    catalog: Catalog,
+    dataset: Dataset,
+    copierId: string,
+    { say = () => {} }: { say?: (line: string) => void } = {},
+  ): Promise<ClaimSession> {
     const client = await dbOf(catalog).connect();
     // Until the server drops this session, its claims stand: notice a vanished peer (a VM that
     // lost power, a cut cable) within about a minute, not the kernel's two hours.
     if (!catalog.embedded) await client.query(CLAIM_SESSION_SETTINGS);
-    const session = new ClaimSession(client, catalog, dataset, copierId);
+    const session = new ClaimSession(client, catalog, dataset, copierId, say);
     session.#heartbeat = setInterval(() => session.#beat(), HEARTBEAT.everyMs);
     return session;
   }
 
-  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** Listens on `client`: its failure, and the releases announced once watching. */
+  #adopt(client: pg.PoolClient): void {
+    // A checked-out client whose server goes away emits 'error'; unheard, it would kill the
+    // process. The claims are then as good as gone: whoever sweeps next takes them over.
+    client.on("error", (err: Error) => {
+      if (client === this.#client) {
+        this.#lose(`the catalog connection failed (${err.message})`, err);
+      }
+    });
+    client.on("notification", (n: { channel: string; payload?: string }) => {
+      if (n.channel === CHANGES_CHANNEL && n.payload === String(this.dataset.id)) {
+        this.#releases.heard();
+      }
+    });
+  }
+
+  #lose(why: string, cause: unknown): void {
+    if (this.#lost) return;
+    this.#lost = new BronzeError(
+      `lost the claims of copier ${this.copierId} on ${this.dataset.label}: ${why}`,
+    );
+    (this.#lost as { cause?: unknown }).cause = cause;
+    // Reconnected to at once (when it can be), in the same burst as the run's other catalog calls
+    // that fail with it: one outage, one line.
+    if (this.#retrying && !this.#closed) queueMicrotask(() => void this.ensure().catch(() => {}));
+  }
 
   /** One heartbeat: an answer within the deadline, or the claims are given up as lost. */
   #beat(): void {
-    if (this.#lost || this.#closed) return;
-    this.#serially(async () => {
-      const deadline = setTimeout(() => {
-        this.#lost ??= new BronzeError(
-          `lost the claims of copier ${this.copierId} on ${this.dataset.label}: the catalog did ` +
-            `not answer within ${HEARTBEAT.deadlineMs / 1000}s`,
-        );
-        // A dead link would otherwise hold the connection for ~15 minutes of retransmits.
-        (this.client as unknown as { connection?: { stream?: { destroy(): void } } })
-          .connection?.stream?.destroy();
-      }, HEARTBEAT.deadlineMs);
-      try {
-        await this.client.query("SELECT 1");
-      } finally {
-        clearTimeout(deadline);
-      }
-    }).catch(() => {});
+    if (this.#closed) return;
+    // Lost: taken again now (when the catalog can be reconnected to), not at the next commit, so
+    // that no other copier starts on a range this one still copies.
+    if (this.#lost) return void this.ensure().catch(() => {});
+    this.#serially(() => heartbeat(this.#client, (why, cause) => this.#lose(why, cause)))
+      .catch(() => {});
   }
 
   /**
@@ -147,33 +149,21 @@ export class ClaimSession {
    */
   async watch(): Promise<void> {
     if (this.catalog.embedded) return;
-    this.client.on("notification", (n: { channel: string; payload?: string }) => {
-      if (n.channel !== CHANGES_CHANNEL || n.payload !== String(this.dataset.id)) return;
-      this.#changes++;
-      for (const wake of this.#changed) wake();
-    });
-    await this.#serially(() => this.client.query(`LISTEN ${CHANGES_CHANNEL}`));
+    this.#watching = true;
+    await this.#serially(() => this.#client.query(`LISTEN ${CHANGES_CHANNEL}`));
   }
 
   /** A count of the releases heard so far: read it before looking, then wait with it. */
   get changes(): number {
-    return this.#changes;
+    return this.#releases.count;
   }
 
   /**
    * Waits until a release is heard after `seen` (at once if one already was), `ms` pass, or
    * `signal` aborts.
    */
-  async changedSince(seen: number, ms: number, signal: AbortSignal): Promise<void> {
-    if (this.#changes !== seen) return;
-    const heard = new AbortController();
-    const wake = () => heard.abort();
-    this.#changed.add(wake);
-    try {
-      await sleep(ms, AbortSignal.any([signal, heard.signal]));
-    } finally {
-      this.#changed.delete(wake);
-    }
+  changedSince(seen: number, ms: number, signal: AbortSignal): Promise<void> {
+    return this.#releases.since(seen, ms, signal);
   }
 
   /** Set when the session's connection failed: its claims may already be someone else's. */
@@ -181,9 +171,20 @@ export class ClaimSession {
     return this.#lost;
   }
 
+  /**
+   * Resolves once the session holds its claims on a live connection: at once when nothing was
+   * lost; after reconnecting and re-claiming when the connection was (a cell another copier took
+   * meanwhile is dropped: a commit under it finds its claim gone). Throws the loss when the
+   * catalog has no retrier, a range claim was taken over, or the bound ran out (exit 75).
+   */
+  async ensure(): Promise<void> {
+    if (!this.#lost) return;
+    await this.#serially(() => this.#recover());
+  }
+
   /** The claims held now, in ledger order. */
   get held(): Held[] {
-    return [...this.#held.values()].sort((a, b) => a.start - b.start);
+    return [...this.#held.keys()].sort((a, b) => a.start - b.start);
   }
 
   /**
@@ -191,24 +192,17 @@ export class ClaimSession {
    * the way, when any live claim overlaps it (a live claim does not go away by waiting for it).
    */
   async claimRange(start: number, end: number): Promise<Held> {
-    const [held] = await this.#claim(async () => {
-      const { rows } = await this.client.query(
-        `SELECT copier_id, ledger_start, ledger_end, host, pid, claimed_at
-         FROM _meta_copier_claims
-         WHERE dataset_id = $1 AND ledger_start <= $3 AND ledger_end >= $2
-         ORDER BY ledger_start LIMIT 1`,
-        [this.dataset.id, start, end],
+    const [held] = await this.#claim(async (client) => {
+      await refuseOverlap(client, this.dataset, start, end);
+      return await insertClaims(
+        client,
+        this.dataset,
+        this.copierId,
+        `SELECT $5::bigint AS s, $6::bigint AS e`,
+        [start, end],
+        null,
       );
-      if (rows.length) {
-        const o = rows[0];
-        throw new RangeClaimedError(
-          `range ${start}-${end} of ${this.dataset.label} overlaps ${o.ledger_start}-${o.ledger_end}, ` +
-            `being copied by copier ${o.copier_id} (host ${o.host}, pid ${o.pid}, since ` +
-            `${(o.claimed_at as Date).toISOString()}); give each copier a disjoint range`,
-        );
-      }
-      return await this.#insert(`SELECT $5::bigint AS s, $6::bigint AS e`, [start, end], null);
-    });
+    }, null);
     return held;
   }
 
@@ -218,51 +212,42 @@ export class ClaimSession {
    * part of it inside the range), even when part of it is committed: the claimer copies the rest.
    */
   async claimCells(fleet: FleetRange, n: number): Promise<Held[]> {
-    return await this.#claim(async () => {
-      // Copiers of one fleet must cut the same grid, or their cells would overlap half-way.
-      const { rows: other } = await this.client.query(
-        `SELECT copier_id, host, pid, partition_size FROM _meta_copier_claims
-         WHERE dataset_id = $1 AND partition_size IS NOT NULL AND partition_size <> $2
-           AND ledger_start <= $4 AND ledger_end >= $3 LIMIT 1`,
-        [this.dataset.id, fleet.size, fleet.start, fleet.end],
-      );
-      if (other.length) {
-        const o = other[0];
-        throw new RangeClaimedError(
-          `copier ${o.copier_id} (host ${o.host}, pid ${o.pid}) copies ${this.dataset.label} in ` +
-            `cells of ${o.partition_size} ledgers, this copier in cells of ${fleet.size}; ` +
-            `give every copier of a fleet the same --partition-size`,
-        );
-      }
-      return await this.#insert(
-        `WITH isl AS MATERIALIZED (
-           SELECT ledger_start, ledger_end FROM _meta_islands($1, $5::bigint, $6::bigint)
-         ), cells AS (
-           SELECT greatest(k * $7::bigint + 1, $5::bigint) AS s,
-                  least((k + 1) * $7::bigint, $6::bigint) AS e
-           FROM generate_series(($5::bigint - 1) / $7, ($6::bigint - 1) / $7) AS k
-         )
-         SELECT c.s, c.e FROM cells c
-         WHERE NOT EXISTS (SELECT 1 FROM isl WHERE isl.ledger_start <= c.s AND isl.ledger_end >= c.e)
-           AND NOT EXISTS (SELECT 1 FROM _meta_copier_claims o
-                           WHERE o.dataset_id = $1 AND o.ledger_start <= c.e AND o.ledger_end >= c.s)
-         ORDER BY c.s LIMIT $8`,
+    return await this.#claim(async (client) => {
+      await refuseOtherGrid(client, this.dataset, fleet);
+      return await insertClaims(
+        client,
+        this.dataset,
+        this.copierId,
+        FREE_CELLS,
         [fleet.start, fleet.end, fleet.size, n],
         fleet,
       );
-    });
+    }, fleet);
   }
 
-  /** Ends one claim: its row and its lock. */
+  /** Ends one claim: its row and its lock (its current id: a re-taken claim's is new). */
   release(id: number): Promise<void> {
     return this.#serially(async () => {
-      if (!this.#held.delete(id) || this.#lost) return;
-      await this.client.query(
-        `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = $2 RETURNING *),
-              ended AS (${endedSql("released", "NULL")})
-         SELECT pg_advisory_unlock($1, $2), pg_notify($3, $4)`,
-        [CLAIM_LOCK_CLASS, id, CHANGES_CHANNEL, String(this.dataset.id)],
-      );
+      const held = [...this.#held.keys()].find((h) => h.id === id);
+      if (!held) return;
+      this.#held.delete(held);
+      if (this.#lost) {
+        this.#orphans.push(id);
+        return;
+      }
+      try {
+        await this.#client.query(
+          `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = $2 RETURNING *),
+                ended AS (${endedSql("released", "NULL")})
+           SELECT pg_advisory_unlock($1, $2), pg_notify($3, $4)`,
+          [CLAIM_LOCK_CLASS, id, CHANGES_CHANNEL, String(this.dataset.id)],
+        );
+      } catch (err) {
+        // Lost on the way: its row goes with the session's next reconnect (or a sweep).
+        this.#orphans.push(id);
+        if (!(this.#retrying && transientReason(err))) throw dbOf(this.catalog).error(err);
+        this.#lose(`the catalog connection failed (${(err as Error).message})`, err);
+      }
     });
   }
 
@@ -279,143 +264,133 @@ export class ClaimSession {
     clearInterval(this.#heartbeat);
     try {
       if (this.#lost) throw this.#lost;
-      for (const id of [...this.#held.keys()]) await this.release(id);
+      for (const h of this.held) await this.release(h.id);
       await this.#queue;
-      this.client.release();
+      this.#client.release();
     } catch {
       // The connection is gone: so are the locks, and the rows will be swept.
-      this.client.release(true);
+      this.#drop(this.#client);
     }
   }
 
   /**
    * One claiming transaction: under the dataset's sweep lock, sweep the dead claims, then `pick`
    * decides (and may refuse). Statements: BEGIN, lock, sweep, local claims, pick (1-2), the
-   * session locks, COMMIT.
+   * session locks, COMMIT. A connection lost on the way is reconnected to and the claim tried
+   * again (with a retrier).
    */
-  #claim(pick: () => Promise<Held[]>): Promise<Held[]> {
-    return this.#serially(() => this.#claimNow(pick));
+  #claim(
+    pick: (client: pg.PoolClient) => Promise<Held[]>,
+    fleet: FleetRange | null,
+  ): Promise<Held[]> {
+    return this.#serially(async () => {
+      for (;;) {
+        await this.#recover();
+        try {
+          const held = await this.#claimNow(pick);
+          for (const h of held) this.#held.set(h, fleet);
+          return held;
+        } catch (err) {
+          if (!(this.#retrying && transientReason(err))) throw dbOf(this.catalog).error(err);
+          this.#lose(`the catalog connection failed (${(err as Error).message})`, err);
+        }
+      }
+    });
   }
 
-  async #claimNow(pick: () => Promise<Held[]>): Promise<Held[]> {
-    if (this.#lost) throw this.#lost;
-    const db = dbOf(this.catalog);
+  async #claimNow(pick: (client: pg.PoolClient) => Promise<Held[]>): Promise<Held[]> {
+    const client = this.#client;
     try {
-      await this.client.query("BEGIN");
-      await this.client.query("SELECT pg_advisory_xact_lock($1, $2)", [
+      await client.query("BEGIN");
+      await client.query("SELECT pg_advisory_xact_lock($1, $2)", [
         SWEEP_LOCK_CLASS,
         this.dataset.id,
       ]);
-      await sweepDeadClaims(this.client, this.catalog, this.dataset.id, this.copierId);
-      const held = await pick();
-      await this.client.query(
+      await sweepDeadClaims(client, this.catalog, this.dataset.id, this.copierId);
+      const held = await pick(client);
+      await client.query(
         `SELECT pg_advisory_lock($1, id) FROM unnest($2::int[]) AS id`,
         [CLAIM_LOCK_CLASS, held.map((h) => h.id)],
       );
-      await this.client.query("COMMIT");
-      for (const h of held) this.#held.set(h.id, h);
+      await client.query("COMMIT");
       return held;
     } catch (err) {
-      await this.client.query("ROLLBACK").catch(() => {});
-      throw db.error(err);
+      await client.query("ROLLBACK").catch(() => {});
+      throw err;
     }
   }
 
-  /** Inserts a claim row for each (s, e) that `select` yields ($5.. are its parameters). */
-  async #insert(select: string, params: unknown[], fleet: FleetRange | null): Promise<Held[]> {
-    const { rows } = await this.client.query<{ id: number; s: number; e: number }>(
-      `INSERT INTO _meta_copier_claims (dataset_id, copier_id, ledger_start, ledger_end, host, pid,
-         backend_pid, fleet_start, fleet_end, partition_size)
-       SELECT $1, $2, p.s, p.e, $3, $4, pg_backend_pid(), ${
-        fleet ? "$5::bigint, $6::bigint, $7::int" : "NULL::bigint, NULL::bigint, NULL::int"
+  /** Gives a failed connection back to be destroyed (once: a second release throws). */
+  #drop(client: pg.PoolClient): void {
+    if (this.#dropped.has(client)) return;
+    this.#dropped.add(client);
+    client.release(true);
+  }
+
+  /** Whether a lost connection is reconnected to: a catalog with a retrier (copy's). */
+  get #retrying(): boolean {
+    return dbOf(this.catalog).retry !== undefined;
+  }
+
+  /**
+   * When the connection was lost: a new one, with backoff under the catalog's bound (the loss
+   * counts as the first failure), and the claims taken again on it. In the session's queue.
+   */
+  async #recover(): Promise<void> {
+    if (this.#final !== undefined) throw this.#final;
+    if (!this.#lost) return;
+    if (this.#closed || !this.#retrying) throw this.#lost;
+    const db = dbOf(this.catalog);
+    const tries = db.retry!.begin("catalog", { what: `catalog ${db.label}` });
+    this.#drop(this.#client);
+    let err: unknown = this.#lost;
+    let generation = this.#generation;
+    for (;;) {
+      try {
+        await sleep(tries.failed(err));
+      } catch (final) {
+        this.#final = final;
+        throw final;
       }
-       FROM (${select}) p
-       RETURNING id, ledger_start AS s, ledger_end AS e`,
-      [this.dataset.id, this.copierId, hostname(), Deno.pid, ...params],
-    );
-    return rows.map((r: { id: number; s: number; e: number }) => ({
-      id: r.id,
-      start: r.s,
-      end: r.e,
-    }));
+      // An embedded catalog's owner that went away: its next one (maybe this process).
+      await db.renew(err, generation);
+      generation = db.generation;
+      let client: pg.PoolClient | undefined;
+      try {
+        client = await db.connect({ once: true });
+        if (!this.catalog.embedded) await client.query(CLAIM_SESSION_SETTINGS);
+        this.#client = client;
+        this.#generation = generation;
+        this.#adopt(client);
+        if (this.#watching) await client.query(`LISTEN ${CHANGES_CHANNEL}`);
+        const before = this.held;
+        const kept = await this.#retake();
+        tries.succeeded();
+        this.#lost = undefined;
+        this.say(reconnectedLine(before, kept));
+        return;
+      } catch (e) {
+        if (client) this.#drop(client);
+        err = e instanceof BronzeError ? e : db.named(e);
+      }
+    }
   }
-}
 
-/**
- * The claims a `gone` CTE (a DELETE ... RETURNING * of claim rows) ended, recorded in
- * _meta_claims_ended (migration 009) by the same statement: `by` is the SQL of who swept them.
- */
-function endedSql(how: "released" | "died", by: string): string {
-  return `INSERT INTO _meta_claims_ended (claim_id, dataset_id, copier_id, host, pid, ledger_start,
-            ledger_end, fleet_start, fleet_end, partition_size, claimed_at, how, ended_by)
-          SELECT id, dataset_id, copier_id, host, pid, ledger_start, ledger_end, fleet_start,
-                 fleet_end, partition_size, claimed_at, '${how}', ${by}
-          FROM gone`;
-}
-
-/**
- * Deletes the dataset's dead claims; to be run inside a transaction holding the dataset's sweep
- * lock (every claiming transaction does, and so does gc). A claim is dead when nobody holds its
- * advisory lock in this database (its session ended). A row locked by a commit in flight
- * (writer.ts checks its claim) is skipped, never waited for: that commit settles whose cell it is.
- * Once its row is gone, a copier that still runs (cut off from the catalog for longer than its
- * session lasted) can commit nothing under that claim. Each claim swept is recorded as died,
- * swept `by` (the claiming copier's id, or "gc").
- */
-export async function sweepDeadClaims(
-  client: pg.PoolClient,
-  catalog: Catalog,
-  datasetId: number,
-  by: string,
-): Promise<void> {
-  await client.query(
-    `WITH gone AS (
-       DELETE FROM _meta_copier_claims WHERE id IN (
-         SELECT c.id FROM _meta_copier_claims c WHERE c.dataset_id = $1 AND NOT ${LIVE}
-         FOR UPDATE SKIP LOCKED)
-       RETURNING *)
-     ${endedSql("died", "$2")}`,
-    [datasetId, by],
-  );
-  // ...or its process on this host is gone, though its session may linger a moment (and on
-  // the embedded catalog, one backend holds every lock: they never end with a connection).
-  await sweepLocalDead(client, catalog, datasetId, by);
-}
-
-async function sweepLocalDead(
-  client: pg.PoolClient,
-  catalog: Catalog,
-  datasetId: number,
-  by: string,
-): Promise<void> {
-  const { rows } = await client.query<{ id: number; pid: number }>(
-    `SELECT id, pid FROM _meta_copier_claims WHERE dataset_id = $1 AND host = $2`,
-    [datasetId, hostname()],
-  );
-  const dead = rows.filter((c: { pid: number }) => c.pid !== Deno.pid && !processAlive(c.pid))
-    .map((c: { id: number }) => c.id);
-  if (!dead.length) return;
-  // Their lingering sessions, found by the locks they hold (a pid alone may have been reused).
-  // On the embedded catalog one backend holds every lock, for whichever process took it: there
-  // the lock is simply released.
-  if (catalog.embedded) {
-    await client.query(
-      `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = ANY($2::int[]) RETURNING *),
-            ended AS (${endedSql("died", "$3")})
-       SELECT pg_advisory_unlock($1, id) FROM unnest($2::int[]) AS id`,
-      [CLAIM_LOCK_CLASS, dead, by],
+  /**
+   * Re-claims what this session held: each claim keeps its Held object, with the new row's id; a
+   * cell another copier took meanwhile is dropped; a range claim taken over is refused.
+   */
+  async #retake(): Promise<Held[]> {
+    const oldIds = [...this.#orphans, ...[...this.#held.keys()].map((h) => h.id)];
+    const taken = await this.#claimNow((c) =>
+      retakeClaims(c, this.dataset, this.copierId, oldIds, byFleet(this.#held))
     );
-    return;
+    this.#orphans.length = 0;
+    for (const h of [...this.#held.keys()]) {
+      const row = taken.find((r) => r.start === h.start && r.end === h.end);
+      if (row) h.id = row.id;
+      else this.#held.delete(h);
+    }
+    return taken;
   }
-  await client.query(
-    `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id IN (
-       SELECT id FROM _meta_copier_claims WHERE id = ANY($2::int[]) FOR UPDATE SKIP LOCKED)
-       RETURNING *),
-           ended AS (${endedSql("died", "$3")})
-     SELECT pg_terminate_backend(l.pid) FROM pg_locks l
-     WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
-       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-       AND l.classid::bigint = $1 AND l.objid::bigint = ANY($2::int[]) AND l.objsubid = 2`,
-    [CLAIM_LOCK_CLASS, dead, by],
-  );
 }

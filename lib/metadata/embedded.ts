@@ -36,7 +36,8 @@ import { ANNOUNCE_AFTER_MS, WireServer } from "./_wire_server.ts";
  *   (from any connection) or the owner's exit releases it. Liveness of a claim on the embedded
  *   catalog must therefore come from its holder's pid (same host by construction), not from locks.
  * - When the owner exits, its clients lose the catalog: a query in flight fails with the owner's
- *   FATAL message, the next one with "connection refused"; catalog.ts words both as one line.
+ *   FATAL message, the next one with "connection refused"; catalog.ts words both as one line, or,
+ *   for a copy (which reconnects), runs the election again: to the next owner, or this process.
  */
 export interface EmbeddedCatalog {
   /** Connection string of the serving process's socket server (no password; loopback only). */

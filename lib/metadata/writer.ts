@@ -1,146 +1,32 @@
-import { BronzeError, EXIT } from "../runtime/errors.ts";
-import { ConstraintError, type Db, dbOf, type Row } from "./_db.ts";
+/**
+ * The seed's Writer: the dataset registry and partition lineage, raw parameterized SQL. The
+ * statements of its two writes live beside it (_datasets.ts registers a dataset,
+ * _commit_partition.ts is a partition's commit point); the shapes and typed errors of lineage are
+ * _lineage.ts's, re-exported here for the other wings.
+ */
+import { ConstraintError, type Db, dbOf } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 import { type DatasetIdentity, datasetLabel } from "../table/dataset.ts";
-import { commitFiles, registerTable } from "./ducklake.ts";
+import { commitPartition } from "./_commit_partition.ts";
+import { type DatasetInfo, registerDataset } from "./_datasets.ts";
+import {
+  DuplicatePartitionError,
+  LINEAGE_COLUMNS,
+  type LineageRow,
+  OverlappingPartitionError,
+  type PartitionRecord,
+  toLineage,
+} from "./_lineage.ts";
 
-/** The seed's Writer: dataset registry and partition lineage, raw parameterized SQL. */
-
-/** A dataset as the copy registers it: its identity, its Parquet schema hash and description. */
-export interface DatasetInfo extends DatasetIdentity {
-  schemaHash: string;
-  description?: string;
-  /**
-   * Where its partitions are stored (a canonical root: lib/blob/url.ts storageRootOf) and its grid:
-   * recorded when the dataset is registered, or when an older one has none yet. A value that
-   * disagrees with the recorded one is refused (PlacementError).
-   */
-  storageRoot?: string;
-  partitionSize?: number;
-}
-
-export interface PartitionRecord {
-  datasetId: number;
-  ledgerStart: number;
-  ledgerEnd: number;
-  rowCount: number;
-  byteSize: number;
-  /** "sha256:<hex>" of the Parquet file. */
-  checksum: string;
-  /** Key of the Parquet file relative to the storage root. */
-  storagePath: string;
-  /** Full URL of the Parquet file. */
-  storageUri: string;
-  /** previous_ledger_hash of the partition's first ledger: links it to the partition before. */
-  firstPreviousLedgerHash: string;
-  /** ledger_hash of the partition's last ledger. */
-  lastLedgerHash: string;
-  producerVersion: string;
-  producerGitSha: string | null;
-  sourceType: string | null;
-  sourceLocation: string | null;
-  /**
-   * The row's created_at, and its quality rows': the partition manifest's created_at, so a
-   * catalog rebuilt from storage equals the lost one (default: the transaction's time).
-   */
-  createdAt?: Date;
-  /** Quality metrics written in the same transaction as the lineage row. */
-  quality?: Record<string, number>;
-  /** A _meta_changes row (e.g. a backfill) written in the same transaction. */
-  change?: { type: string; description: string };
-  /**
-   * The claim (ClaimSession) the partition was built under: the commit happens only if it is still
-   * this copier's, so a copier cut off long enough for others to take its cell over commits nothing.
-   */
-  claimId?: number;
-  /**
-   * Compaction: the current partial rows this full-cell row replaces, marked superseded by it in
-   * the same transaction (the one change a lineage row may ever receive).
-   */
-  supersedes?: number[];
-  /** The DuckLake snapshot's author (the copier) and commit message. */
-  author?: string;
-  message?: string;
-}
-
-export interface LineageRow extends
-  Omit<
-    PartitionRecord,
-    "quality" | "change" | "claimId" | "supersedes" | "createdAt" | "author" | "message"
-  > {
-  id: number;
-  createdAt: Date;
-  /** The row that replaced this one (compaction), or null for a current row. */
-  supersededBy: number | null;
-  supersededAt: Date | null;
-}
-
-export class DuplicatePartitionError extends BronzeError {
-  constructor(readonly dataset: string, readonly existing: LineageRow) {
-    super(
-      `partition ${existing.ledgerStart}-${existing.ledgerEnd} of ${dataset} is already recorded ` +
-        `(lineage id ${existing.id}, ${existing.checksum})`,
-    );
-  }
-}
-
-/** A compaction found the rows it would replace already replaced: nothing was changed. */
-export class SupersededError extends BronzeError {}
-
-/**
- * A dataset's storage root or grid given to a command disagrees with the one recorded with the
- * dataset: one dataset is never split over two roots or two grids (exit 2).
- */
-export class PlacementError extends BronzeError {
-  constructor(message: string) {
-    super(message, EXIT.usage);
-  }
-}
-
-/** The claim a partition was built under was swept: another copier may have taken it over. */
-export class ClaimLostError extends BronzeError {}
-
-export class OverlappingPartitionError extends BronzeError {
-  constructor(
-    readonly dataset: string,
-    readonly start: number,
-    readonly end: number,
-    readonly existing: LineageRow[],
-  ) {
-    super(
-      `partition ${start}-${end} of ${dataset} overlaps recorded partition` +
-        `${existing.length === 1 ? "" : "s"} ` +
-        existing.map((r) => `${r.ledgerStart}-${r.ledgerEnd} (lineage id ${r.id})`).join(", "),
-    );
-  }
-}
-
-const LINEAGE_COLUMNS = `id, dataset_id, ledger_start, ledger_end, row_count, byte_size, checksum,
-  storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash, producer_version,
-  producer_git_sha, source_type, source_location, created_at, superseded_by, superseded_at`;
-
-function toLineage(r: Row): LineageRow {
-  return {
-    id: r.id as number,
-    datasetId: r.dataset_id as number,
-    ledgerStart: r.ledger_start as number,
-    ledgerEnd: r.ledger_end as number,
-    rowCount: r.row_count as number,
-    byteSize: r.byte_size as number,
-    checksum: r.checksum as string,
-    storagePath: r.storage_path as string,
-    storageUri: r.storage_uri as string,
-    firstPreviousLedgerHash: r.first_previous_ledger_hash as string,
-    lastLedgerHash: r.last_ledger_hash as string,
-    producerVersion: r.producer_version as string,
-    producerGitSha: r.producer_git_sha as string | null,
-    sourceType: r.source_type as string | null,
-    sourceLocation: r.source_location as string | null,
-    createdAt: r.created_at as Date,
-    supersededBy: (r.superseded_by as number | null) ?? null,
-    supersededAt: (r.superseded_at as Date | null) ?? null,
-  };
-}
+export {
+  ClaimLostError,
+  DuplicatePartitionError,
+  type LineageRow,
+  OverlappingPartitionError,
+  type PartitionRecord,
+  SupersededError,
+} from "./_lineage.ts";
+export { type DatasetInfo, PlacementError, placementProblem } from "./_datasets.ts";
 
 export class CatalogWriter {
   readonly #db: Db;
@@ -156,80 +42,7 @@ export class CatalogWriter {
    * a schema_change row records the old and new.
    */
   async ensureDataset(ds: DatasetInfo, author = "bronze"): Promise<number> {
-    return await this.#db.transaction(async (c) => {
-      const inserted = await c.query<{ id: number }>(
-        `INSERT INTO _meta_datasets (domain, dataset, version, era_id, network, schema_hash,
-           description, storage_root, partition_size)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (domain, dataset, version, era_id, network) DO NOTHING
-         RETURNING id`,
-        [
-          ds.domain,
-          ds.dataset,
-          ds.version,
-          ds.eraId,
-          ds.network,
-          ds.schemaHash,
-          ds.description ?? null,
-          ds.storageRoot ?? null,
-          ds.partitionSize ?? null,
-        ],
-      );
-      if (inserted.length === 1) {
-        await registerTable(c, inserted[0].id, ds, ds.storageRoot ?? null, author);
-        return inserted[0].id;
-      }
-      const rows = await c.query<{
-        id: number;
-        schema_hash: string | null;
-        storage_root: string | null;
-        partition_size: number | null;
-      }>(
-        `SELECT id, schema_hash, storage_root, partition_size FROM _meta_datasets
-         WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5
-         FOR UPDATE`,
-        [ds.domain, ds.dataset, ds.version, ds.eraId, ds.network],
-      );
-      const { id, schema_hash: old, storage_root: root, partition_size: size } = rows[0];
-      const problem = placementProblem(datasetLabel(ds), { root, size }, ds);
-      if (problem) throw new PlacementError(problem);
-      if ((root === null && ds.storageRoot) || (size === null && ds.partitionSize)) {
-        await c.query(
-          `UPDATE _meta_datasets SET storage_root = coalesce(storage_root, $2),
-             partition_size = coalesce(partition_size, $3), updated_at = now() WHERE id = $1`,
-          [id, ds.storageRoot ?? null, ds.partitionSize ?? null],
-        );
-      }
-      if (old !== ds.schemaHash) {
-        await c.query(
-          `UPDATE _meta_datasets SET schema_hash = $2, updated_at = now() WHERE id = $1`,
-          [id, ds.schemaHash],
-        );
-        await c.query(
-          `INSERT INTO _meta_changes (dataset_id, change_type, description, old_version, new_version)
-           VALUES ($1, 'schema_change', $2, $3, $4)`,
-          [
-            id,
-            `Parquet schema hash of ${datasetLabel(ds)} changed`,
-            old?.slice(0, 32) ?? null,
-            ds.schemaHash.slice(0, 32),
-          ],
-        );
-      }
-      // A dataset without a live DuckLake table (un-retired by hand) gets one, with its files.
-      const [{ live }] = await c.query<{ live: number | null }>(
-        `SELECT _bronze_ducklake_table_of($1) AS live`,
-        [id],
-      );
-      if (live === null && await registerTable(c, id, ds, root ?? ds.storageRoot ?? null, author)) {
-        await c.query(`SELECT _bronze_ducklake_reconcile($1, $2, $3)`, [
-          id,
-          author,
-          "the dataset's current lineage, on its new table",
-        ]);
-      }
-      return id;
-    });
+    return await this.#db.transaction((c) => registerDataset(c, ds, author), { idempotent: true });
   }
 
   /**
@@ -239,99 +52,10 @@ export class CatalogWriter {
    */
   async recordPartition(rec: PartitionRecord): Promise<number> {
     try {
-      return await this.#db.transaction(async (c) => {
-        if (rec.claimId !== undefined) {
-          // Locked until the commit: a sweeper cannot take the cell over in the middle of it.
-          const mine = await c.query(
-            `SELECT 1 FROM _meta_copier_claims WHERE id = $1 FOR UPDATE`,
-            [rec.claimId],
-          );
-          if (!mine.length) {
-            throw new ClaimLostError(
-              `partition ${rec.ledgerStart}-${rec.ledgerEnd}: this copier's claim on it is gone ` +
-                `(its catalog session ended, and another copier may have taken it over); not committed`,
-            );
-          }
-        }
-        // A full cell replacing partials: they are marked first (with the id the new row will
-        // have), so the no-overlap rule, which counts current rows only, sees the cell free.
-        let newId: number | null = null;
-        if (rec.supersedes?.length) {
-          [{ id: newId }] = await c.query<{ id: number }>(
-            `SELECT nextval(pg_get_serial_sequence('_meta_lineage', 'id'))::int AS id`,
-          );
-          const marked = await c.query(
-            `UPDATE _meta_lineage SET superseded_by = $1, superseded_at = now()
-             WHERE id = ANY($2::int[]) AND dataset_id = $3 AND superseded_by IS NULL
-             RETURNING id`,
-            [newId, rec.supersedes, rec.datasetId],
-          );
-          if (marked.length !== rec.supersedes.length) {
-            throw new SupersededError(
-              `partition ${rec.ledgerStart}-${rec.ledgerEnd}: ${
-                rec.supersedes.length - marked.length
-              } of the rows it would replace are no longer current (compacted meanwhile?); not committed`,
-            );
-          }
-        }
-        const rows = await c.query<{ id: number }>(
-          `INSERT INTO _meta_lineage (id, dataset_id, ledger_start, ledger_end, row_count, byte_size,
-             checksum, storage_path, storage_uri, first_previous_ledger_hash, last_ledger_hash,
-             producer_version, producer_git_sha, source_type, source_location, created_at)
-           VALUES (coalesce($15::int, nextval(pg_get_serial_sequence('_meta_lineage', 'id'))::int),
-                   $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                   coalesce($16::timestamptz, now()))
-           RETURNING id`,
-          [
-            rec.datasetId,
-            rec.ledgerStart,
-            rec.ledgerEnd,
-            rec.rowCount,
-            rec.byteSize,
-            rec.checksum,
-            rec.storagePath,
-            rec.storageUri,
-            rec.firstPreviousLedgerHash,
-            rec.lastLedgerHash,
-            rec.producerVersion,
-            rec.producerGitSha,
-            rec.sourceType,
-            rec.sourceLocation,
-            newId,
-            rec.createdAt?.toISOString() ?? null,
-          ],
-        );
-        const id = rows[0].id;
-        const metrics = Object.entries(rec.quality ?? {});
-        if (metrics.length > 0) {
-          await c.query(
-            `INSERT INTO _meta_quality (lineage_id, metric_name, metric_value, created_at)
-             SELECT $1, m.name, m.value, coalesce($4::timestamptz, now())
-             FROM unnest($2::text[], $3::float8[]) AS m(name, value)`,
-            [
-              id,
-              metrics.map(([k]) => k),
-              metrics.map(([, v]) => v),
-              rec.createdAt?.toISOString() ?? null,
-            ],
-          );
-        }
-        if (rec.change) {
-          await c.query(
-            `INSERT INTO _meta_changes (dataset_id, change_type, description) VALUES ($1, $2, $3)`,
-            [rec.datasetId, rec.change.type, rec.change.description],
-          );
-        }
-        // The DuckLake snapshot of the same files: made as this transaction commits.
-        await commitFiles(
-          c,
-          rec.datasetId,
-          [id],
-          rec.author ?? "bronze",
-          rec.message ?? rec.change?.description ??
-            `ledgers ${rec.ledgerStart}-${rec.ledgerEnd} committed`,
-        );
-        return id;
+      // An answer lost with the connection (a restart, a failover): the catalog is read before
+      // trying again, so the partition is committed once, never twice and never lost.
+      return await this.#db.transaction((c) => commitPartition(c, rec), {
+        resolve: async () => (await this.#committed(rec))?.id,
       });
     } catch (err) {
       if (err instanceof ConstraintError && err.constraint?.startsWith("_meta_lineage")) {
@@ -345,6 +69,14 @@ export class CatalogWriter {
       }
       throw err;
     }
+  }
+
+  /** The current row of exactly `rec`'s range and bytes: `rec` committed, or undefined. */
+  async #committed(rec: PartitionRecord): Promise<LineageRow | undefined> {
+    const row = await this.findPartition(rec.datasetId, rec.ledgerStart, rec.ledgerEnd);
+    return row && row.checksum === rec.checksum && row.storagePath === rec.storagePath
+      ? row
+      : undefined;
   }
 
   /** The lineage row of exactly this range, or null. */
@@ -471,26 +203,4 @@ export class CatalogWriter {
       network: r.network,
     });
   }
-}
-
-/**
- * What is wrong with giving a dataset `given` storage root and grid when it has `recorded` ones
- * (null: nothing recorded yet, anything goes), or null.
- */
-export function placementProblem(
-  label: string,
-  recorded: { root: string | null; size: number | null },
-  given: { storageRoot?: string; partitionSize?: number },
-): string | null {
-  const problems = [];
-  if (recorded.root !== null && given.storageRoot && given.storageRoot !== recorded.root) {
-    problems.push(`its storage is ${recorded.root}, not ${given.storageRoot}`);
-  }
-  if (recorded.size !== null && given.partitionSize && given.partitionSize !== recorded.size) {
-    problems.push(`its partition size is ${recorded.size}, not ${given.partitionSize}`);
-  }
-  return problems.length
-    ? `${label}: ${problems.join("; ")} (a dataset keeps the storage and grid it was ` +
-      `registered with: drop the flag, or give the dataset's)`
-    : null;
 }

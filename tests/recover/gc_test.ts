@@ -30,6 +30,7 @@ import { syntheticLake, tempDir } from "../support/lakes.ts";
 import { copyOptions, lineageRows } from "../support/copy.ts";
 import { s3Env, startS3rver, withEnv } from "../support/servers.ts";
 import { runCli } from "../support/cli.ts";
+import { countingProxy } from "../support/pg_proxy.ts";
 import { EXIT_MS, Output, until, within } from "../support/wait.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -300,7 +301,7 @@ Deno.test("while gc holds a dataset's sweep lock, a copier's claim on it waits u
   }
 });
 
-Deno.test("a copier whose claim gc swept while it was paused before its catalog commit commits nothing: no lineage row points at a deleted file", async () => {
+Deno.test("a copier cut off from its catalog while paused before its commit, its claim swept and its files taken by gc: once back it claims the range again, publishes again and commits; no lineage row points at a deleted file", async () => {
   const source = await syntheticLake(LAKE);
   await using target = await catalogTarget("postgres");
   await using out = await tempDir();
@@ -308,7 +309,9 @@ Deno.test("a copier whose claim gc swept while it was paused before its catalog 
     copyOptions(target, { source, storage: out.path, start: 1, end: 100 }),
     memoryLogger(),
   );
-  const env = copyEnv(target, source, out.path, 101, 200);
+  // The copier reaches its catalog through a link the test can cut (and the test past it).
+  await using link = await countingProxy(target.dsn!, "/* unused */");
+  const env = copyEnv(target, source, out.path, 101, 200, { CATALOG_DSN: link.dsn });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "copy"],
     env: { ...env, BRONZE_FAILPOINT: "after-manifest:1:pause" },
@@ -317,41 +320,42 @@ Deno.test("a copier whose claim gc swept while it was paused before its catalog 
   }).spawn();
   const copierErr = new Output(child.stderr, "bronze copy");
   await copierErr.until("[failpoint] paused at after-manifest:1\n");
-  // Paused between its manifest and its catalog commit, with its file adopted: its catalog
-  // session is cut off, so its claim is dead, and gc, past the grace period, takes the files.
+  // Paused between its manifest and its catalog commit: the link goes, its catalog session with
+  // it, so its claim is dead, and gc, past the grace period, takes the files.
+  link.cut();
   const c = await target.open();
   try {
-    await poolOf(c).query(
-      `SELECT pg_terminate_backend(backend_pid) FROM _meta_copier_claims
-       WHERE copier_id = 'test-copier'`,
-    );
+    await until(async () => {
+      const { rows } = await poolOf(c).query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+      );
+      return rows[0].n === 0;
+    }, "the server ending the cut copier's sessions");
   } finally {
     await c.close();
   }
   const gcReport = (await runGc(target, out.path, { olderThan: "0s", apply: true })).report;
-  child.kill("SIGUSR1"); // and now it goes on to its commit
-  const stderr = await copierErr.end(EXIT_MS);
-  const status = await within(child.status, "bronze copy exiting once resumed");
   assert.deepEqual(verdicts(gcReport), [
     ["deleted", "manifest", manifest(101, 200), null],
     ["deleted", "orphan", part(101, 200), null],
   ]);
-  assert.equal(status.code, 1, stderr);
+  // The link returns: the copier reconnects and claims its range again, then goes on.
+  link.restore();
+  await copierErr.until("[catalog] reconnected; re-claimed 101-200\n");
+  child.kill("SIGUSR1");
+  const stderr = await copierErr.end(EXIT_MS);
+  const status = await within(child.status, "bronze copy exiting once resumed");
+  assert.equal(status.code, 0, stderr);
   assert.match(
     stderr,
-    /^bronze: partition 101-200: this copier's claim on it is gone \(its catalog session ended, and another copier may have taken it over\); not committed$/m,
+    /\[catalog\] range 101-200: claimed again after the catalog came back; publishing it again under the new claim\n/,
   );
-  // Every lineage row still points at a stored file.
+  // Every lineage row points at a stored file: the one gc deleted was published again.
   const rows = await lineageRows(target);
-  assert.deepEqual(rows.map((r) => r.storage_path), [part(1, 100)]);
-  for (const r of rows) assert.ok(await exists(join(out.path, r.storage_path)));
-  // The next run copies the range again.
-  const again = await copy(
-    copyOptions(target, { source, storage: out.path, start: 101, end: 200 }),
-    memoryLogger(),
-  );
-  assert.deepEqual(again.committed, [{ start: 101, end: 200 }]);
-  assert.deepEqual(again.adopted, []);
+  assert.deepEqual(rows.map((r) => r.storage_path), [part(1, 100), part(101, 200)]);
+  for (const r of rows) assert.ok(await exists(join(out.path, r.storage_path)), r.storage_path);
+  assert.ok(await exists(join(out.path, manifest(101, 200))));
 });
 
 /** Superseded partitions whose files the status page counts as still gc's. */

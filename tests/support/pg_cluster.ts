@@ -13,6 +13,11 @@ export interface PgCluster {
   readonly dir: string;
   /** postgres://<user>@<host>:<port>/postgres */
   url(opts?: { user?: string; host?: string; params?: string }): string;
+  /** `pg_ctl restart -m fast`: every session is ended, the server is back when it resolves. */
+  restart(): Promise<void>;
+  /** `pg_ctl stop -m fast`: down until start(). */
+  stop(): Promise<void>;
+  start(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -67,6 +72,11 @@ export async function pgCluster(opts: ClusterOptions = {}): Promise<PgCluster> {
   const chown = (path: string) =>
     new Deno.Command("chown", { args: ["-R", "postgres:postgres", path] }).output();
   let started = false;
+  const start = () =>
+    asPostgres(
+      ["pg_ctl", "-D", dir, "-l", join(root, "log"), "-w", "-t", "60", "start"],
+      "pg_ctl start",
+    );
   const dispose = async () => {
     if (started) {
       await asPostgres(["pg_ctl", "-D", dir, "-m", "immediate", "stop"], "pg_ctl stop").catch(
@@ -96,10 +106,7 @@ export async function pgCluster(opts: ClusterOptions = {}): Promise<PgCluster> {
     });
     if (opts.hba) await Deno.writeTextFile(join(dir, "pg_hba.conf"), opts.hba.join("\n") + "\n");
     await chown(dir);
-    await asPostgres(
-      ["pg_ctl", "-D", dir, "-l", join(root, "log"), "-w", "-t", "60", "start"],
-      "pg_ctl start",
-    );
+    await start();
     started = true;
     for (const role of opts.roles ?? []) {
       await asPostgres(
@@ -126,6 +133,17 @@ export async function pgCluster(opts: ClusterOptions = {}): Promise<PgCluster> {
     dir,
     url: ({ user = "postgres", host = "127.0.0.1", params = "" } = {}) =>
       `postgres://${user}@${host}:${port}/postgres${params}`,
+    restart: async () =>
+      void await asPostgres(
+        ["pg_ctl", "-D", dir, "-l", join(root, "log"), "-w", "-t", "60", "-m", "fast", "restart"],
+        "pg_ctl restart",
+      ),
+    stop: async () =>
+      void await asPostgres(
+        ["pg_ctl", "-D", dir, "-w", "-t", "60", "-m", "fast", "stop"],
+        "pg_ctl stop",
+      ),
+    start: async () => void await start(),
     [Symbol.asyncDispose]: dispose,
   };
 }

@@ -1,13 +1,21 @@
 /**
  * A TCP proxy in front of PostgreSQL that counts, at the wire, the statements a client sends
  * whose text holds a marker (a comment such as `/* bronze status *\/`): what the catalog is
- * actually asked, whoever asks it. The client is given the proxy's DSN instead of the server's.
+ * actually asked, whoever asks it; and that can cut the client off from the server and let it
+ * back. The client is given the proxy's DSN instead of the server's.
  */
 export interface CountingProxy {
   /** The DSN through the proxy. */
   readonly dsn: string;
   /** Statements seen so far holding the marker. */
   readonly count: number;
+  /**
+   * The network between the client and the server goes: every connection through the proxy is
+   * closed (the server sees its sessions end), and new ones are closed as soon as they come, until
+   * restore(). The proxy keeps its port, so the client's DSN works again after.
+   */
+  cut(): void;
+  restore(): void;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -18,6 +26,7 @@ export function countingProxy(dsn: string, marker: string): Promise<CountingProx
   const open = new Set<Deno.Conn>();
   const pumps = new Set<Promise<void>>();
   let count = 0;
+  let cut = false;
   const pump = async (from: Deno.Conn, to: Deno.Conn, counting: boolean) => {
     // latin1 maps bytes to characters one to one: a marker split across reads is still found.
     const latin1 = new TextDecoder("latin1");
@@ -45,6 +54,10 @@ export function countingProxy(dsn: string, marker: string): Promise<CountingProx
   };
   const accepting = (async () => {
     for await (const client of listener) {
+      if (cut) {
+        client.close();
+        continue;
+      }
       open.add(client);
       try {
         const upstream = await Deno.connect({
@@ -80,6 +93,17 @@ export function countingProxy(dsn: string, marker: string): Promise<CountingProx
     dsn: proxied.toString(),
     get count() {
       return count;
+    },
+    cut() {
+      cut = true;
+      for (const c of open) {
+        try {
+          c.close();
+        } catch { /* closed already */ }
+      }
+    },
+    restore() {
+      cut = false;
     },
     close,
     [Symbol.asyncDispose]: close,
