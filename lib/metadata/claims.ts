@@ -73,6 +73,7 @@ export class ClaimSession {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   /** Set once reconnecting gave up (the bound ran out, a range was taken over): for good. */
   #final: unknown;
+  readonly #closing = new AbortController();
   readonly #dropped = new WeakSet<pg.PoolClient>();
 
   private constructor(
@@ -87,10 +88,7 @@ export class ClaimSession {
     this.#adopt(client);
   }
 
-  /**
-   * A session on a connection of its own. `say` hears what a reconnect re-claimed (a line for the
-   * copier's log).
-   */
+  /** A session on a connection of its own; `say` hears what a reconnect re-claimed. */
   static async open(
     catalog: Catalog,
     dataset: Dataset,
@@ -128,8 +126,7 @@ export class ClaimSession {
       `lost the claims of copier ${this.copierId} on ${this.dataset.label}: ${why}`,
     );
     (this.#lost as { cause?: unknown }).cause = cause;
-    // Reconnected to at once (when it can be), in the same burst as the run's other catalog calls
-    // that fail with it: one outage, one line.
+    // Reconnected at once, in the same burst as the run's other failed calls: one outage, one line.
     if (this.#retrying && !this.#closed) queueMicrotask(() => void this.ensure().catch(() => {}));
   }
 
@@ -261,6 +258,7 @@ export class ClaimSession {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort(new BronzeError("the claim session was closed"));
     clearInterval(this.#heartbeat);
     try {
       if (this.#lost) throw this.#lost;
@@ -341,13 +339,16 @@ export class ClaimSession {
     if (!this.#lost) return;
     if (this.#closed || !this.#retrying) throw this.#lost;
     const db = dbOf(this.catalog);
-    const tries = db.retry!.begin("catalog", { what: `catalog ${db.label}` });
+    // Closing the session ends a reconnect under way (and its burst), leaving no connection.
+    const signal = this.#closing.signal;
+    const tries = db.retry!.begin("catalog", { what: `catalog ${db.label}`, signal });
     this.#drop(this.#client);
     let err: unknown = this.#lost;
     let generation = this.#generation;
     for (;;) {
       try {
-        await sleep(tries.failed(err));
+        await sleep(tries.failed(err), signal);
+        if (signal.aborted) tries.failed(signal.reason);
       } catch (final) {
         this.#final = final;
         throw final;
@@ -358,6 +359,7 @@ export class ClaimSession {
       let client: pg.PoolClient | undefined;
       try {
         client = await db.connect({ once: true });
+        signal.throwIfAborted();
         if (!this.catalog.embedded) await client.query(CLAIM_SESSION_SETTINGS);
         this.#client = client;
         this.#generation = generation;
@@ -371,7 +373,7 @@ export class ClaimSession {
         return;
       } catch (e) {
         if (client) this.#drop(client);
-        err = e instanceof BronzeError ? e : db.named(e);
+        err = e instanceof BronzeError || signal.aborted ? e : db.named(e);
       }
     }
   }

@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import pg from "pg";
 import { createTestDatabase, freshStateDir, poolOf } from "../support/catalogs.ts";
-import { until } from "../support/wait.ts";
+import { countingProxy } from "../support/pg_proxy.ts";
+import { until, within } from "../support/wait.ts";
 import { type Catalog, openCatalog } from "../../lib/metadata/catalog.ts";
 import { ClaimSession, RangeClaimedError } from "../../lib/metadata/claims.ts";
 import { migrate } from "../../lib/metadata/migrate.ts";
@@ -206,4 +207,35 @@ Deno.test("a Db with a retrier runs a query again on a new connection when its s
     assert.ok(heard.retries >= 1);
     assert.deepEqual(heard.settled, ["ok"]);
   });
+});
+
+Deno.test("a session closed while it reconnects stops reconnecting, leaves no connection, and its catalog closes", async () => {
+  const db = await createTestDatabase();
+  const stateDir = await freshStateDir();
+  await using link = await countingProxy(db.dsn, "/* unused */");
+  const heard = new Heard();
+  const catalog = await openCatalog({
+    dsn: link.dsn,
+    stateDir,
+    retry: new Retrier(retryPolicy(300), heard),
+  });
+  try {
+    await migrate(catalog);
+    const [{ id }] = await dbOf(catalog).query<{ id: number }>(
+      `INSERT INTO _meta_datasets (domain, dataset, version, era_id, network)
+       VALUES ('stellar', 'ledgers_lcm_raw', 'v1', 'pre_p23', 'testnet') RETURNING id`,
+    );
+    const claims = await ClaimSession.open(catalog, { id, label: "testnet" }, "copier-a");
+    await claims.claimRange(1, 100);
+    link.cut();
+    await until(() => heard.retries >= 2, "the session retrying to reconnect");
+    await within(claims.close(), "closing the session while it reconnects");
+    assert.deepEqual(heard.settled, ["failed"], "the burst ended with the session");
+    link.restore();
+    await within(catalog.close(), "the catalog closing: no connection left checked out");
+  } finally {
+    await catalog.close().catch(() => {});
+    await db.drop();
+    await Deno.remove(stateDir, { recursive: true });
+  }
 });
