@@ -205,6 +205,9 @@ export class Db {
    */
   async #again(tries: Attempts | undefined, err: unknown, generation: number): Promise<void> {
     if (!tries) throw this.error(err);
+    // The catalog answered (a refusal, or ours after its answers: a claim found gone): it is back,
+    // whatever the answer; the burst ends recovered, and the answer is thrown below.
+    if (answered(err)) tries.succeeded();
     await sleep(tries.failed(this.named(err)));
     await this.renew(err, generation);
   }
@@ -315,6 +318,14 @@ export class Db {
   error(err: unknown): BronzeError {
     return inArea(catalogError(err, this.label, this.dsn, this.#mode), "catalog");
   }
+}
+
+/** An error the catalog answered with (a SQLSTATE), or ours, thrown after its answers. */
+function answered(err: unknown): boolean {
+  if ((err as { final?: unknown })?.final === true) return false; // a bound ran out: not back
+  if (err instanceof BronzeError) return transientReason(err) === null;
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && transientReason(err) === null;
 }
 
 /**
