@@ -1,8 +1,9 @@
 /**
  * `deno task compile`: builds the single `./bronze` binary with every run-time file inside it
- * (migrations, PGlite's wasm and data files, the build worker's module, the build's git sha) and
- * only the run-time npm packages: it compiles from a stage (see scripts/compile_stage.ts), prints
- * the payload that goes in, and stops if the payload is over its budget.
+ * (migrations, the embedded catalog's template, PGlite's wasm and data files, the build worker's
+ * module, the build's git sha) and only the run-time npm packages: it compiles from a stage (see
+ * scripts/compile_stage.ts), prints the payload that goes in, and stops if the payload is over its
+ * budget.
  *
  * `deno compile` downloads its runtime (denort) from Deno's download host unless DENORT_BIN names
  * a local one; where neither works this stops with one line saying so (exit 3), which the binary
@@ -110,6 +111,9 @@ async function build(
     "migrations",
     "--include",
     "build_info.json",
+    // The embedded catalog's template, read beside its module on first use.
+    "--include",
+    "lib/metadata/_catalog_template.zst",
     // Loaded by `new Worker(...)`, not by an import: the module graph alone would miss it.
     "--include",
     WORKER,

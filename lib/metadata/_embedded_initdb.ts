@@ -5,6 +5,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import { basename, dirname, join } from "node:path";
 import { environmentError } from "../runtime/errors.ts";
+import { readTemplate } from "./_catalog_template.ts";
 
 /**
  * PGlite's default start parameters (PGlite.defaultStartParams) with a catalog-sized memory
@@ -43,22 +44,38 @@ export const PGLITE_START_PARAMS: readonly string[] = [
   "max_connections=20",
 ];
 
-/** Creates the data directory unless it holds a catalog already (first use). */
-export async function ensureDataDir(dataDir: string, log: (line: string) => void): Promise<void> {
-  if (await exists(join(dataDir, "PG_VERSION"))) return;
+/**
+ * Creates the data directory unless it holds a catalog already (first use): from the template
+ * shipped with bronze (_catalog_template.ts), else by initdb. Returns the migrations a template
+ * brought (already applied), undefined when nothing was created or initdb made it.
+ */
+export async function ensureDataDir(
+  dataDir: string,
+  log: (line: string) => void,
+): Promise<string[] | undefined> {
+  if (await exists(join(dataDir, "PG_VERSION"))) return undefined;
+  const template = await readTemplate();
+  if (template) {
+    log(`creating embedded catalog at ${dataDir}`);
+    await build(dataDir, (building) => template.unpack(building));
+    return template.migrations;
+  }
   log(`creating embedded catalog at ${dataDir} (first use takes a few seconds)`);
-  await createDataDir(dataDir);
+  await build(dataDir, createDataDir);
+  return undefined;
 }
 
-const INITDB_WORKER = "bronze-catalog-initdb";
+/** A data directory made by PGlite's initdb alone (no template): the template's own maker. */
+export async function initdbDataDir(dataDir: string): Promise<void> {
+  await build(dataDir, createDataDir);
+}
 
 /**
- * Runs PGlite's initdb in a worker of its own, into a temporary folder renamed into place when
- * complete (a process killed during initdb leaves no half-made catalog behind; we hold the lock).
- * initdb runs a second PGlite instance and the initdb program, some 350 MB that a terminated
- * worker hands back to the OS at once, instead of garbage this process would carry all run long.
+ * Makes the data directory in a temporary folder renamed into place when complete: a process
+ * killed meanwhile leaves no half-made catalog behind (we hold the lock), and the next one
+ * removes what it left.
  */
-async function createDataDir(dataDir: string): Promise<void> {
+async function build(dataDir: string, make: (building: string) => Promise<void>): Promise<void> {
   const parent = dirname(dataDir);
   const prefix = `${basename(dataDir)}.initdb-`;
   for await (const e of Deno.readDir(parent)) {
@@ -67,10 +84,24 @@ async function createDataDir(dataDir: string): Promise<void> {
     }
   }
   const building = join(parent, `${prefix}${Deno.pid}`);
-  const inWorker = await initdbInWorker(building).catch(async (err) => {
+  try {
+    await make(building);
+  } catch (err) {
     await Deno.remove(building, { recursive: true }).catch(() => {}); // what a full disk left
     throw err;
-  });
+  }
+  await Deno.rename(building, dataDir);
+}
+
+const INITDB_WORKER = "bronze-catalog-initdb";
+
+/**
+ * Runs PGlite's initdb in a worker of its own into `building` (a build without the template, or
+ * making one). initdb runs a second PGlite instance and the initdb program, some 350 MB that a
+ * terminated worker hands back to the OS at once, instead of garbage this process would carry.
+ */
+async function createDataDir(building: string): Promise<void> {
+  const inWorker = await initdbInWorker(building);
   if (inWorker !== undefined) {
     // A worker that could not run at all (a runtime without this module as a worker entry):
     // initdb here instead, at the cost of the memory it leaves behind.
@@ -82,7 +113,6 @@ async function createDataDir(dataDir: string): Promise<void> {
       throw new Error(`initdb failed: ${(err as Error).message} (in a worker: ${inWorker})`);
     }
   }
-  await Deno.rename(building, dataDir);
 }
 
 /**

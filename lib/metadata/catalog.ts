@@ -84,6 +84,14 @@ export class Catalog {
   }
 
   /**
+   * The migrations the template shipped with bronze brought to the embedded catalog this process
+   * just created (already applied); undefined when it did not create one.
+   */
+  get createdWith(): readonly string[] | undefined {
+    return this.#embedded?.created;
+  }
+
+  /**
    * Embedded owner: from now on other bronze processes connect to this one's catalog (migrate.ts
    * calls it once the schema is current). Otherwise nothing.
    */

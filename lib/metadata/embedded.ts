@@ -48,6 +48,11 @@ export interface EmbeddedCatalog {
   /** The bronze process that runs PGlite (this one when the role is "owner"). */
   readonly ownerPid: number;
   /**
+   * Owner that created the catalog from the template shipped with bronze: the migrations the
+   * template brought (already applied). Undefined otherwise.
+   */
+  readonly created?: readonly string[];
+  /**
    * Owner: records the server's address in the lock file, so that other bronze processes connect
    * to it instead of waiting; call it once the schema is current. Client: does nothing.
    */
@@ -217,10 +222,11 @@ async function startOwner(
 ): Promise<EmbeddedCatalog> {
   let db: PGlite | undefined;
   let server: WireServer | undefined;
+  let created: string[] | undefined;
   try {
     // Who is starting, for the processes that will wait on us meanwhile.
     await writeLockRecord(lock, { pid: Deno.pid });
-    await ensureDataDir(dataDir, log);
+    created = await ensureDataDir(dataDir, log);
     db = await PGlite.create({
       dataDir,
       extensions: { btree_gist },
@@ -244,6 +250,7 @@ async function startOwner(
     dataDir,
     role: "owner",
     ownerPid: Deno.pid,
+    created,
     async publish() {
       if (!stopped) {
         await writeLockRecord(lock, {

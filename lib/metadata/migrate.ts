@@ -1,4 +1,3 @@
-import { runner } from "node-pg-migrate";
 import { fileURLToPath } from "node:url";
 import { BronzeError } from "../runtime/errors.ts";
 import { dbOf, NotMigratedError } from "./_db.ts";
@@ -26,11 +25,39 @@ export interface MigrationState {
  */
 export async function migrate(catalog: Catalog): Promise<string[]> {
   if (catalog.embeddedRole === "client") return await clientMigrate(catalog);
+  // A catalog created from the template: its migrations were applied there, for this catalog.
+  const brought = catalog.createdWith ?? [];
+  const applied = await current(catalog) ? [] : await runMigrations(catalog);
+  // Datasets registered before the catalog was a DuckLake get their tables, with their history.
+  await syncDuckLake(catalog);
+  await catalog.publish();
+  return [...brought, ...applied];
+}
+
+/**
+ * The catalog has exactly the shipped migrations, in order: nothing for node-pg-migrate to do
+ * (and no need to load it: most commands open a current catalog). Anything else, a catalog
+ * behind or ahead of this binary, is node-pg-migrate's to apply or refuse.
+ */
+async function current(catalog: Catalog): Promise<boolean> {
+  const shipped = await shippedMigrations();
+  try {
+    const rows = await dbOf(catalog).query<{ name: string }>(
+      `SELECT name FROM ${MIGRATIONS_TABLE} ORDER BY run_on, id`,
+    );
+    return rows.length === shipped.length && rows.every((r, i) => r.name === shipped[i]);
+  } catch (err) {
+    if (err instanceof NotMigratedError) return false;
+    throw err;
+  }
+}
+
+async function runMigrations(catalog: Catalog): Promise<string[]> {
+  const { runner } = await import("node-pg-migrate");
   const db = dbOf(catalog);
   const client = await db.connect();
-  let applied: string[];
   try {
-    applied = (await runner({
+    return (await runner({
       dbClient: client,
       dir: MIGRATIONS_DIR,
       migrationsTable: MIGRATIONS_TABLE,
@@ -46,10 +73,6 @@ export async function migrate(catalog: Catalog): Promise<string[]> {
   } finally {
     client.release();
   }
-  // Datasets registered before the catalog was a DuckLake get their tables, with their history.
-  await syncDuckLake(catalog);
-  await catalog.publish();
-  return applied;
 }
 
 /**
@@ -113,7 +136,8 @@ export async function prepareSchema(catalog: Catalog, log: (line: string) => voi
   if (!catalog.embedded) return await requireSchema(catalog);
   // A new catalog gets every migration: that is what "creating" means, not news. An older one
   // brought up to this binary's schema says which it got.
-  const fresh = (await migrationStatus(catalog)).every((m) => m.appliedAt === null);
+  const fresh = catalog.createdWith !== undefined ||
+    (await migrationStatus(catalog)).every((m) => m.appliedAt === null);
   const applied = await migrate(catalog);
   if (!fresh) { for (const name of applied) log(`applied migration ${name}`); }
 }

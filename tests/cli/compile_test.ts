@@ -37,6 +37,7 @@ const MUST_EMBED = [
   "deno.json",
   "lib/copy/_worker.ts",
   "migrations/001_meta_catalog.sql",
+  "lib/metadata/_catalog_template.zst",
   `${PGLITE}/dist/pglite.wasm`,
   `${PGLITE}/dist/pglite.data`,
   `${PGLITE}/dist/btree_gist.tar.gz`,

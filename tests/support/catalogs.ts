@@ -11,8 +11,7 @@ export { PG_ADMIN_URL };
 
 /**
  * Isolated catalogs for tests: a fresh PostgreSQL database per test on the local server, and a
- * fresh embedded catalog per test (copied from a template made once, because PGlite's initdb
- * takes seconds).
+ * fresh embedded catalog per test (copied from one made once).
  */
 
 export interface TestDatabase {
@@ -51,7 +50,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 const TEMPLATE_DIR = join(tmpdir(), "bronze-test-embedded-template-v1");
 
-/** A new state dir whose embedded catalog is already initialised (not migrated). */
+/** A new state dir whose embedded catalog already exists (made from bronze's template). */
 export async function freshStateDir(): Promise<string> {
   const dir = await testTempDir("state");
   if (!(await exists(join(TEMPLATE_DIR, "catalog", "PG_VERSION")))) {
