@@ -81,13 +81,18 @@ function runCommand<C extends CommandName>(
   return command.run(resolveSettings(command.name, flags, undefined, unknown));
 }
 
-/** The program; each command's action hands its exit code to `exit`. */
-export function buildProgram(exit: (code: number) => void): Command {
+/**
+ * The program; each command's action hands its exit code to `exit`. `forVersion`: the version may
+ * be asked for (`-V`), so it names the git commit; otherwise that is not looked up (from source it
+ * asks git, a process of its own, on every start).
+ */
+export function buildProgram(exit: (code: number) => void, forVersion = true): Command {
+  const sha = forVersion ? gitSha() ?? "unknown" : "not looked up";
   const program = new Command("bronze")
     .description(
       "Copy Stellar ledger history from a Galexie data lake into deterministic Parquet, with lineage and checkpoints",
     )
-    .version(`bronze ${VERSION} (git ${gitSha() ?? "unknown"})`, "-V, --version")
+    .version(`bronze ${VERSION} (git ${sha})`, "-V, --version")
     .showHelpAfterError("(run with --help for usage)")
     // -V/--version belong to bronze itself, before a command: `copy --version v2` is a slip
     // for --version-label, not a request for the version.
@@ -118,7 +123,7 @@ export async function run(args: string[]): Promise<number> {
   // the name of a command.
   if (args[0] === "help") args = args.filter((a, i) => i === 0 || (a !== "--help" && a !== "-h"));
   let code = 0;
-  const program = buildProgram((c) => code = c);
+  const program = buildProgram((c) => code = c, args.some((a) => a === "-V" || a === "--version"));
   try {
     await program.parseAsync(args, { from: "user" });
     return code;
