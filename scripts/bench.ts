@@ -25,7 +25,11 @@
  *
  *   deno task bench [--quick] [--scale 0.5] [--profiles 2k,200k,1m] [--no-postgres]
  *                   [--concurrency 1,2,4] [--repeat 2] [--no-memory] [--no-fleet] [--no-faults]
- *                   [--out .bench/report.json]
+ *                   [--coldstart | --no-coldstart] [--out .bench/report.json]
+ *
+ * Then issue 23's rows (scripts/bench-coldstart.ts): the embedded catalog's first use and opening,
+ * the demo on a fresh clone, the embedded/PostgreSQL ratio of one copy, two long runs' peak RSS;
+ * `--coldstart` runs those alone.
  *
  * Each number is the best of --repeat runs (other load on the machine only slows a run down), taken
  * in rounds that measure every run once, so that a machine whose speed drifts during the bench
@@ -44,14 +48,14 @@ import { ZstdCompressor, ZstdDecompressor } from "../lib/runtime/zstd.ts";
 import { SPECS } from "../lib/settings/mod.ts";
 import { PG_ADMIN, withScratchDb } from "./_scratch_db.ts";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const BENCH = join(ROOT, ".bench");
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const BENCH = join(ROOT, ".bench");
 /** hyparquet-writer's default page size, which bronze's writer keeps. */
 const PAGE = 1 << 20;
 /** `bronze copy`'s default --concurrency: the targets are measured there. */
 const DEFAULT_C = SPECS.concurrency.default!({}) as number;
 
-interface Profile {
+export interface Profile {
   name: string;
   ledgerBytes: number;
   count: number;
@@ -72,7 +76,7 @@ const PROFILES: Profile[] = [
   { name: "1m", ledgerBytes: 1_000_000, count: 600, partitionSize: 150, memoryLedgers: 300 },
 ];
 
-interface Measure {
+export interface Measure {
   seconds: number;
   /** Wall time of the whole subprocess, runtime start to exit. */
   wallSeconds: number;
@@ -155,7 +159,7 @@ async function baselineChild(lake: string, start: number, count: number): Promis
   };
 }
 
-interface CopyChildArgs {
+export interface CopyChildArgs {
   lake: string;
   start: number;
   end: number;
@@ -245,7 +249,10 @@ async function copyChild(a: CopyChildArgs): Promise<Measure> {
 
 // ---- parent ---------------------------------------------------------------------------------
 
-async function child(args: string[], env?: Record<string, string>): Promise<Measure> {
+export async function child(
+  args: string[],
+  env?: Record<string, string>,
+): Promise<Measure> {
   const t0 = performance.now();
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", fileURLToPath(import.meta.url), "--child", ...args],
@@ -266,7 +273,7 @@ async function child(args: string[], env?: Record<string, string>): Promise<Meas
   return m;
 }
 
-async function lakeFor(p: Profile, count: number): Promise<string> {
+export async function lakeFor(p: Profile, count: number): Promise<string> {
   const dir = join(BENCH, "lakes", `${p.name}-${p.ledgerBytes}-${count}-v2`);
   try {
     await Deno.stat(join(dir, ".config.json"));
@@ -341,6 +348,8 @@ async function main() {
       "no-memory": { type: "boolean", default: false },
       "no-fleet": { type: "boolean", default: false },
       "no-faults": { type: "boolean", default: false },
+      coldstart: { type: "boolean", default: false },
+      "no-coldstart": { type: "boolean", default: false },
       out: { type: "string", default: join(BENCH, "report.json") },
       repeat: { type: "string", default: "2" },
     },
@@ -357,6 +366,20 @@ async function main() {
   }
   await Deno.mkdir(BENCH, { recursive: true });
   const template = await embeddedTemplate();
+  const cold = values["no-coldstart"] ? [] : await import("./bench-coldstart.ts");
+  const kit = { root: ROOT, bench: BENCH, child: (a: string[]) => child(a), lakeFor };
+  if (values.coldstart && "coldstartRows" in cold) {
+    // Issue 23's rows alone: start-up, the embedded/PostgreSQL ratio, the long runs' memory.
+    const rows = await cold.coldstartRows(kit, {
+      scale,
+      rounds: Math.max(3, repeat),
+      template,
+      usePg,
+    });
+    await Deno.writeTextFile(values.out!, JSON.stringify({ scale, coldstart: rows }, null, 2));
+    console.log(`Issue 23 (start-up and footprint):\n\n${cold.coldstartTable(rows)}`);
+    return;
+  }
   const rows: Row[] = [];
   const add = (profile: string, run: string, m: Measure, base: Measure) => {
     const rate = m.xdrBytes / m.seconds;
@@ -507,10 +530,20 @@ async function main() {
     date: new Date().toISOString(),
   };
   const goals = targets(rows, machine.nproc);
+  const coldRows = "coldstartRows" in cold
+    ? await cold.coldstartRows(kit, { scale, rounds: Math.max(3, repeat), template, usePg })
+    : [];
   await Deno.writeTextFile(
     values.out!,
     JSON.stringify(
-      { machine, scale, rows, targets: goals, faults: faults && { seed: faults.seed } },
+      {
+        machine,
+        scale,
+        rows,
+        targets: goals,
+        faults: faults && { seed: faults.seed },
+        coldstart: coldRows,
+      },
       null,
       2,
     ) + "\n",
@@ -525,6 +558,9 @@ async function main() {
   }
   console.log(`\nTargets (issue 14), at the default concurrency (${DEFAULT_C}):\n`);
   console.log(targetTable(goals));
+  if ("coldstartTable" in cold) {
+    console.log(`\nIssue 23 (start-up and footprint):\n\n${cold.coldstartTable(coldRows)}`);
+  }
   console.log(
     `\n${machine.nproc} cores, ${machine.cpu}, ${machine.memTotalGb} GB; report: ${values.out}`,
   );
