@@ -1,11 +1,11 @@
-/// <reference no-default-lib="true" />
-/// <reference lib="deno.worker" />
 /**
  * A build worker: builds partition files (lib/build.ts) off the main thread, one at a time, and
  * reports progress, its result or its error by message. The interrupt is a shared flag the main
- * thread sets; the build stops after the ledger in hand and finishes the partial file.
+ * thread sets; the build stops after the ledger in hand and finishes the partial file. A
+ * node:worker_threads worker, so that the pool can size its heap (pool.ts).
  */
 import "../runtime/quiet.ts"; // first, as in main.ts: no deprecation warnings from dependencies
+import { parentPort } from "node:worker_threads";
 import { type LedgerSource, openSource } from "../source/mod.ts";
 import { fsError } from "../runtime/errors.ts";
 import { Retrier } from "../runtime/retry.ts";
@@ -18,11 +18,10 @@ let retry: Retrier | undefined;
 const PROGRESS_EVERY_MS = 100;
 
 function post(msg: WorkerReply): void {
-  self.postMessage(msg);
+  parentPort!.postMessage(msg);
 }
 
-self.onmessage = async (e: MessageEvent<BuildRequest>) => {
-  const req = e.data;
+parentPort!.on("message", async (req: BuildRequest) => {
   const stop = new Int32Array(req.stop);
   let ledgers = 0;
   let bytes = 0;
@@ -63,4 +62,4 @@ self.onmessage = async (e: MessageEvent<BuildRequest>) => {
       error: toWire(fsError(err, { path: req.path, writing: true })),
     });
   }
-};
+});

@@ -1,8 +1,12 @@
 /**
- * Build workers: partitions are built (lake read, decode, Parquet, sha256) in Web Workers, so a
- * copy uses every core while the main thread commits finished partitions strictly in ledger order.
+ * Build workers: partitions are built (lake read, decode, Parquet, sha256) in workers, so a copy
+ * uses every core while the main thread commits finished partitions strictly in ledger order.
  * Each worker builds one partition at a time; requests beyond the free workers wait in a queue.
+ *
+ * They are node:worker_threads workers, not Web Workers, for one reason: their V8 heaps can be
+ * sized (resourceLimits), where a Web Worker's take V8's defaults. See YOUNG_GENERATION_MB.
  */
+import { Worker } from "node:worker_threads";
 import type { Built } from "./build.ts";
 import type { Network } from "../source/network.ts";
 import type { SourceUrl } from "../source/url.ts";
@@ -26,6 +30,18 @@ interface Slot {
 }
 
 const WORKER_URL = new URL("./_worker.ts", import.meta.url);
+
+/**
+ * Each worker's young generation (where V8 allocates first; 48 MB by default, three 16 MB
+ * semi-spaces). A build allocates short-lived objects at a high rate (rows, pages, strings), and
+ * V8 lets the young generation grow to its maximum under that rate: 2 x 48 MB resident for
+ * garbage. Measured on 30,000 ledgers of 2 KB, embedded catalog, c=2: peak RSS 490-507 MB with
+ * the default, 391-426 MB with 4-12 MB, at the same CPU (a scavenge of a small young generation is
+ * cheap: little survives). Larger objects (ledgers, pages of 1 MB) go to the large-object space,
+ * which this does not bound. The old generation is left to V8 (a row group of 1 MB ledgers holds
+ * tens of MB alive; a hard cap would kill the worker).
+ */
+const YOUNG_GENERATION_MB = 12;
 
 export class BuildPool {
   readonly #size: number;
@@ -119,10 +135,11 @@ export class BuildPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(WORKER_URL.href, { type: "module" });
+    const worker = new Worker(WORKER_URL, {
+      resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
+    });
     const slot: Slot = { worker, name: `w${++this.#workers}`, retrying: new Map() };
-    worker.onmessage = (e: MessageEvent<WorkerReply>) => {
-      const msg = e.data;
+    worker.on("message", (msg: WorkerReply) => {
       if (msg.type === "progress") {
         this.onProgress(msg.ledgers, msg.bytes);
         return;
@@ -137,10 +154,9 @@ export class BuildPool {
       if (msg.type === "done") task.resolve(msg.built);
       else task.reject(fromWire(msg.error));
       this.#dispatch();
-    };
-    worker.onerror = (e: ErrorEvent) => {
-      // An uncaught error kills the worker's usefulness: fail its task, replace it on demand.
-      e.preventDefault();
+    });
+    worker.on("error", (e: Error) => {
+      // An uncaught error ends the worker: fail its task, replace it on demand.
       const i = this.#slots.indexOf(slot);
       if (i >= 0) this.#slots.splice(i, 1);
       this.#settleAll(slot);
@@ -148,7 +164,7 @@ export class BuildPool {
       slot.task?.reject(new Error(`build worker failed: ${e.message}`));
       slot.task = undefined;
       this.#dispatch();
-    };
+    });
     this.#slots.push(slot);
     return slot;
   }
