@@ -17,6 +17,9 @@ import { join } from "node:path";
 import { cp } from "node:fs/promises";
 import type { CopyChildArgs, Measure, Profile } from "./bench.ts";
 import { withScratchDb } from "./_scratch_db.ts";
+import { V8_FLAGS } from "./compile.ts";
+
+const V8_ARGS = [`--v8-flags=${V8_FLAGS.join(",")}`];
 
 /** What this section uses of bench.ts, handed over (bench.ts imports this module). */
 export interface BenchKit {
@@ -84,7 +87,8 @@ function medianOf(runs: Timed[]): Timed {
   };
 }
 
-const bronze = () => [Deno.execPath(), "run", "-A", join(ROOT, "main.ts")];
+/** `bronze` from source, as its shebang and `deno task bronze` run it (with its V8 flags). */
+const bronze = () => [Deno.execPath(), "run", "-A", ...V8_ARGS, join(ROOT, "main.ts")];
 
 /** A fresh clone: the tracked files of this checkout as they are now, beside `shared/` as here. */
 async function freshClone(): Promise<{ dir: string; remove: () => Promise<void> }> {

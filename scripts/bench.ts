@@ -47,6 +47,9 @@ import { ZSTD_LEVEL } from "../lib/table/schema.ts";
 import { ZstdCompressor, ZstdDecompressor } from "../lib/runtime/zstd.ts";
 import { SPECS } from "../lib/settings/mod.ts";
 import { PG_ADMIN, withScratchDb } from "./_scratch_db.ts";
+import { V8_FLAGS } from "./compile.ts";
+
+export const V8_ARGS = [`--v8-flags=${V8_FLAGS.join(",")}`];
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const BENCH = join(ROOT, ".bench");
@@ -255,7 +258,8 @@ export async function child(
 ): Promise<Measure> {
   const t0 = performance.now();
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", fileURLToPath(import.meta.url), "--child", ...args],
+    // As bronze runs (main.ts's shebang, `deno task bronze`, the binary): with its V8 flags.
+    args: ["run", "-A", ...V8_ARGS, fileURLToPath(import.meta.url), "--child", ...args],
     cwd: ROOT,
     env,
     stdout: "piped",
