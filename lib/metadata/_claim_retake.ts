@@ -4,7 +4,7 @@
  * line that says what was taken again. Private to lib/metadata/ (claims.ts).
  */
 import type pg from "pg";
-import { CLAIM_LOCK_CLASS, endedSql } from "./_claim_sweep.ts";
+import { endClaimsAndSessions } from "./_claim_sweep.ts";
 import {
   type Dataset,
   type FleetRange,
@@ -41,15 +41,7 @@ export async function retakeClaims(
   oldIds: number[],
   groups: { fleet: FleetRange | null; held: Held[] }[],
 ): Promise<Held[]> {
-  await client.query(
-    `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id = ANY($2::int[]) RETURNING *),
-          ended AS (${endedSql("died", "$3")})
-     SELECT pg_terminate_backend(l.pid) FROM pg_locks l
-     WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
-       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-       AND l.classid::bigint = $1 AND l.objid::bigint = ANY($2::int[]) AND l.objsubid = 2`,
-    [CLAIM_LOCK_CLASS, oldIds, copierId],
-  );
+  await endClaimsAndSessions(client, oldIds, copierId, { skipLocked: false });
   const taken: Held[] = [];
   for (const { fleet, held } of groups) {
     if (!held.length) continue;

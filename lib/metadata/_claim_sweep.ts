@@ -110,15 +110,31 @@ async function sweepLocalDead(
     );
     return;
   }
+  await endClaimsAndSessions(client, dead, by, { skipLocked: true });
+}
+
+/**
+ * Deletes the claims `ids` (recorded as died, ended `by`) and ends any other session that still
+ * holds their advisory locks (a process gone, or a link cut while the server waits on it).
+ * `skipLocked`: leave a row a commit in flight has locked (a sweep of others' claims); a copier
+ * taking back its own claims after a reconnect waits for it instead.
+ */
+export async function endClaimsAndSessions(
+  client: pg.PoolClient,
+  ids: number[],
+  by: string,
+  { skipLocked }: { skipLocked: boolean },
+): Promise<void> {
+  const rows = skipLocked
+    ? `SELECT id FROM _meta_copier_claims WHERE id = ANY($2::int[]) FOR UPDATE SKIP LOCKED`
+    : `SELECT unnest($2::int[])`;
   await client.query(
-    `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id IN (
-       SELECT id FROM _meta_copier_claims WHERE id = ANY($2::int[]) FOR UPDATE SKIP LOCKED)
-       RETURNING *),
+    `WITH gone AS (DELETE FROM _meta_copier_claims WHERE id IN (${rows}) RETURNING *),
            ended AS (${endedSql("died", "$3")})
      SELECT pg_terminate_backend(l.pid) FROM pg_locks l
      WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_backend_pid()
        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
        AND l.classid::bigint = $1 AND l.objid::bigint = ANY($2::int[]) AND l.objsubid = 2`,
-    [CLAIM_LOCK_CLASS, dead, by],
+    [CLAIM_LOCK_CLASS, ids, by],
   );
 }

@@ -31,6 +31,29 @@ export class PlacementError extends BronzeError {
   }
 }
 
+/** The registration columns every reader of a dataset's row needs. */
+export interface DatasetRow {
+  id: number;
+  schema_hash: string | null;
+  storage_root: string | null;
+  partition_size: number | null;
+}
+
+/** The dataset's row, or undefined; `forUpdate` locks it for the rest of the transaction. */
+export async function findDataset(
+  q: Tx,
+  ds: DatasetIdentity,
+  { forUpdate = false } = {},
+): Promise<DatasetRow | undefined> {
+  const rows = await q.query<DatasetRow & Record<string, unknown>>(
+    `SELECT id, schema_hash, storage_root, partition_size FROM _meta_datasets
+     WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5
+     ${forUpdate ? "FOR UPDATE" : ""}`,
+    [ds.domain, ds.dataset, ds.version, ds.eraId, ds.network],
+  );
+  return rows[0];
+}
+
 /**
  * Registers the dataset in transaction `c` (see CatalogWriter.ensureDataset) and returns its id.
  * Run again once it committed, it changes nothing: the dataset is found as registered.
@@ -58,18 +81,11 @@ export async function registerDataset(c: Tx, ds: DatasetInfo, author: string): P
     await registerTable(c, inserted[0].id, ds, ds.storageRoot ?? null, author);
     return inserted[0].id;
   }
-  const rows = await c.query<{
-    id: number;
-    schema_hash: string | null;
-    storage_root: string | null;
-    partition_size: number | null;
-  }>(
-    `SELECT id, schema_hash, storage_root, partition_size FROM _meta_datasets
-     WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5
-     FOR UPDATE`,
-    [ds.domain, ds.dataset, ds.version, ds.eraId, ds.network],
-  );
-  const { id, schema_hash: old, storage_root: root, partition_size: size } = rows[0];
+  const { id, schema_hash: old, storage_root: root, partition_size: size } = (await findDataset(
+    c,
+    ds,
+    { forUpdate: true },
+  ))!; // the INSERT found it there, and registrations are never deleted
   const problem = placementProblem(datasetLabel(ds), { root, size }, ds);
   if (problem) throw new PlacementError(problem);
   if ((root === null && ds.storageRoot) || (size === null && ds.partitionSize)) {

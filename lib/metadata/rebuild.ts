@@ -4,6 +4,7 @@
  */
 import { BronzeError } from "../runtime/errors.ts";
 import { ConstraintError, dbOf } from "./_db.ts";
+import { findDataset } from "./_datasets.ts";
 import type { Catalog } from "./catalog.ts";
 import { type DatasetIdentity, datasetLabel } from "../table/dataset.ts";
 import { SWEEP_LOCK_CLASS } from "./claims.ts";
@@ -41,19 +42,9 @@ export async function heldDataset(
   catalog: Catalog,
   ds: DatasetIdentity,
 ): Promise<HeldDataset | null> {
-  const db = dbOf(catalog);
-  const found = await db.query<{
-    id: number;
-    schema_hash: string | null;
-    storage_root: string | null;
-    partition_size: number | null;
-  }>(
-    `SELECT id, schema_hash, storage_root, partition_size FROM _meta_datasets
-     WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5`,
-    [ds.domain, ds.dataset, ds.version, ds.eraId, ds.network],
-  );
-  if (!found.length) return null;
-  const { id, schema_hash, storage_root, partition_size } = found[0];
+  const found = await findDataset(dbOf(catalog), ds);
+  if (!found) return null;
+  const { id, schema_hash, storage_root, partition_size } = found;
   return {
     id,
     schemaHash: schema_hash,
