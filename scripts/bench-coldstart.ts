@@ -15,7 +15,7 @@
  */
 import { join } from "node:path";
 import { cp } from "node:fs/promises";
-import type { CopyChildArgs, Measure, Profile } from "./bench.ts";
+import type { CopyChildArgs, Measure, Profile } from "./_bench_types.ts";
 import { withScratchDb } from "./_scratch_db.ts";
 import { V8_FLAGS } from "./compile.ts";
 

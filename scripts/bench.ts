@@ -48,6 +48,7 @@ import { ZstdCompressor, ZstdDecompressor } from "../lib/runtime/zstd.ts";
 import { SPECS } from "../lib/settings/mod.ts";
 import { PG_ADMIN, withScratchDb } from "./_scratch_db.ts";
 import { V8_FLAGS } from "./compile.ts";
+import type { CopyChildArgs, Measure, Profile } from "./_bench_types.ts";
 
 export const V8_ARGS = [`--v8-flags=${V8_FLAGS.join(",")}`];
 
@@ -57,16 +58,6 @@ export const BENCH = join(ROOT, ".bench");
 const PAGE = 1 << 20;
 /** `bronze copy`'s default --concurrency: the targets are measured there. */
 const DEFAULT_C = SPECS.concurrency.default!({}) as number;
-
-export interface Profile {
-  name: string;
-  ledgerBytes: number;
-  count: number;
-  /** Partition size of the throughput runs: several partitions, so workers have work to share. */
-  partitionSize: number;
-  /** Ledgers of the memory run (one partition of this many ledgers), 0 for none. */
-  memoryLedgers: number;
-}
 
 // 2 KB ledgers: ten partitions, not two. A 10,000-ledger partition of them is about half a second
 // of work, so with two a fresh worker spends much of its run warming up its JIT (measured: 0.42 of
@@ -78,25 +69,6 @@ const PROFILES: Profile[] = [
   { name: "200k", ledgerBytes: 200_000, count: 2_500, partitionSize: 250, memoryLedgers: 0 },
   { name: "1m", ledgerBytes: 1_000_000, count: 600, partitionSize: 150, memoryLedgers: 300 },
 ];
-
-export interface Measure {
-  seconds: number;
-  /** Wall time of the whole subprocess, runtime start to exit. */
-  wallSeconds: number;
-  ledgers: number;
-  xdrBytes: number;
-  peakRssMb: number;
-  /**
-   * CPU seconds (user + system, all threads) over the same span as `seconds` (a copy's loop, from
-   * its first build to its last commit; the whole of a baseline).
-   */
-  cpuSeconds: number;
-  /** CPU seconds outside that span: runtime, catalog and worker start-up, shutdown. */
-  fixedCpuSeconds?: number;
-  stats?: Record<string, number>;
-  /** sha256 over the stored partitions' checksums, in key order (determinism check). */
-  digest?: string;
-}
 
 /** User + system CPU seconds of this process so far, all threads (workers included). */
 function cpuSeconds(): number {
@@ -160,20 +132,6 @@ async function baselineChild(lake: string, start: number, count: number): Promis
     peakRssMb: peakRssMb(),
     cpuSeconds: cpuSeconds() - cpu0,
   };
-}
-
-export interface CopyChildArgs {
-  lake: string;
-  start: number;
-  end: number;
-  partitionSize: number;
-  concurrency: number;
-  catalog?: string;
-  work: string;
-  /** A fleet copier (`copy --fleet`), writing into this shared storage. */
-  fleet?: { storage: string; copierId: string };
-  /** Storage elsewhere than the run's folder (a bucket): no digest of it is taken. */
-  storage?: string;
 }
 
 async function copyChild(a: CopyChildArgs): Promise<Measure> {
