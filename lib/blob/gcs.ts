@@ -78,7 +78,12 @@ export class GcsStore implements ObjectStore {
       const { Storage } = await import("@google-cloud/storage");
       const { apiEndpoint, projectId } = this.#options;
       // One retry policy, ours (see the top of this file).
-      return new Storage({ apiEndpoint, projectId, retryOptions: { autoRetry: false } });
+      const storage = new Storage({ apiEndpoint, projectId, retryOptions: { autoRetry: false } });
+      // The library reads STORAGE_EMULATOR_HOST from the process at construction and lets it win
+      // over apiEndpoint for its JSON API calls: the endpoint this store was given is the one it
+      // talks to, whatever the process environment says by then.
+      if (apiEndpoint) storage.baseUrl = `${storage.apiEndpoint}/storage/v1`; // as sanitized
+      return storage;
     })().catch((e) => {
       this.#storage = undefined; // let a later call try again
       throw e;

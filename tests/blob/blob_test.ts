@@ -18,7 +18,7 @@ import { NotFoundError, type ObjectStore, PreconditionFailedError } from "../../
 import { RetryingStore } from "../../lib/blob/retrying.ts";
 import { Retrier } from "../../lib/runtime/retry.ts";
 import { startPreconditionServer } from "../support/precondition_server.ts";
-import { startGcsEmulator, startS3rver } from "../support/servers.ts";
+import { startGcsEmulator, startS3rver, withEnv } from "../support/servers.ts";
 import { until } from "../support/wait.ts";
 import { testTempDir } from "../support/leftovers.ts";
 
@@ -615,6 +615,21 @@ Deno.test({
       await server.stop();
     }
   },
+});
+
+Deno.test("a gs store talks to the endpoint it was given, whatever STORAGE_EMULATOR_HOST says when it starts", async () => {
+  // The GCS library lets the process's variable win over its apiEndpoint; under --parallel another
+  // test file may have it set (to its own emulator) at the moment this store makes its client.
+  const server = await startPreconditionServer();
+  try {
+    const store = gcsStore(server.endpoint, "gs://bronze-test/env");
+    await withEnv({ STORAGE_EMULATOR_HOST: "http://127.0.0.1:9" }, async () => {
+      assert.equal(await store.putIfAbsent("k", enc("v")), "created");
+      assert.deepEqual(await listKeys(store, ""), ["k"]);
+    });
+  } finally {
+    await server.stop();
+  }
 });
 
 Deno.test("openStore dispatches on the scheme and refuses others", () => {
