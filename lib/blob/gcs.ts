@@ -12,13 +12,16 @@
  * each of our attempts (4 × ours) and, for unconditional deletes, turn retries off client-wide.
  * The library takes no abort signal: an attempt past its deadline is abandoned by the retrying
  * layer (all our writes are conditional, so a late one cannot overwrite anything), and a stream
- * is destroyed.
+ * is destroyed once that is safe (endWhenPiped). The library's own deadline for an answer is set
+ * to ours, so a request abandoned for want of one is closed by the library too, not left holding
+ * its connection (its default: a minute).
  *
  * The client library takes ~0.9 s to load, so it is imported on first use, not when this module
  * loads: most runs never touch GCS. (A string-literal `import()` still gets bundled by `deno
  * compile`.)
  */
 import { stat } from "node:fs/promises";
+import type { Readable } from "node:stream";
 import type { Bucket, File, Storage } from "@google-cloud/storage";
 import { BronzeError } from "../runtime/errors.ts";
 import { TruncatedBodyError } from "../runtime/transient.ts";
@@ -42,6 +45,8 @@ export interface GcsOptions {
   /** Custom endpoint such as an emulator (then requests are unauthenticated). */
   apiEndpoint?: string;
   projectId?: string;
+  /** How long a request waits for its answer's headers (the retry policy's attempt deadline). */
+  answerTimeoutMs?: number;
 }
 
 /**
@@ -75,10 +80,19 @@ export class GcsStore implements ObjectStore {
 
   #bucket(): Promise<Bucket> {
     this.#storage ??= (async () => {
-      const { Storage } = await import("@google-cloud/storage");
-      const { apiEndpoint, projectId } = this.#options;
+      const [{ Storage }, { passCutAnswersOn }] = await Promise.all([
+        import("@google-cloud/storage"),
+        import("./_gcs_cut_answers.ts"),
+      ]);
+      passCutAnswersOn();
+      const { apiEndpoint, projectId, answerTimeoutMs: timeout } = this.#options;
       // One retry policy, ours (see the top of this file).
-      const storage = new Storage({ apiEndpoint, projectId, retryOptions: { autoRetry: false } });
+      const storage = new Storage({
+        apiEndpoint,
+        projectId,
+        retryOptions: { autoRetry: false },
+        ...(timeout ? { timeout } : {}),
+      });
       // The library reads STORAGE_EMULATOR_HOST from the process at construction and lets it win
       // over apiEndpoint for its JSON API calls: the endpoint this store was given is the one it
       // talks to, whatever the process environment says by then.
@@ -141,7 +155,8 @@ export class GcsStore implements ObjectStore {
     const stream = (await this.#file(key, version)).createReadStream(
       read.offset ? { start: read.offset } : {},
     );
-    read.signal?.addEventListener("abort", () => stream.destroy(), { once: true });
+    const end = endWhenPiped(stream);
+    read.signal?.addEventListener("abort", end, { once: true });
     // The request starts at the first read, so its failures come from the stream: named here. A
     // pinned generation that is gone (404) means the object was replaced or deleted meanwhile.
     const url = this.objectUrl(key);
@@ -163,9 +178,8 @@ export class GcsStore implements ObjectStore {
           throw storeError("gcs download", url, e);
         }
       },
-      async cancel() {
-        stream.destroy();
-        await chunks.return?.().catch(() => {});
+      cancel() {
+        end(); // a pending next() then settles, and its enqueue goes nowhere
       },
     });
   }
@@ -284,6 +298,32 @@ function info(
     throw new BronzeError(`${url}: the server reported no timeCreated`);
   }
   return { key, size: Number(md.size ?? 0), version: String(md.generation), modified };
+}
+
+/**
+ * How a download nobody waits for any more (an attempt past its deadline, a cancelled read) is
+ * ended. The library pipes the response into `stream` when its headers arrive, and if `stream` is
+ * destroyed by then it throws from its own event handler, where nobody can catch it (Node's
+ * ERR_STREAM_UNABLE_TO_PIPE; under Deno "k is not a constructor", which ended runs behind a slow
+ * network with exit 70). So a stream whose request is out is destroyed only once its response
+ * has been piped in, on the microtask after the library's synchronous `response` handling; one
+ * not yet requested (the request starts at the first read) or already piped, at once. A request
+ * that fails instead, the library destroys itself.
+ */
+function endWhenPiped(stream: Readable): () => void {
+  let requested = false;
+  let piped = false;
+  let wanted = false;
+  stream.once("reading", () => requested = true);
+  stream.once("response", () =>
+    queueMicrotask(() => {
+      piped = true;
+      if (wanted) stream.destroy();
+    }));
+  return () => {
+    wanted = true;
+    if (!requested || piped) stream.destroy();
+  };
 }
 
 function code(e: unknown): unknown {

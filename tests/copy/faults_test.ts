@@ -2,9 +2,9 @@
  * Weeks on real infrastructure, in a minute: the lake, the storage and the checkpoint behind a
  * fault-injecting proxy (tests/support/fault_proxy.ts) in front of s3rver and of the GCS emulator,
  * which answers 5xx, throttles (503 SlowDown, 429, rateLimitExceeded), loses the answers of writes
- * it did, cuts bodies midway and stalls. copy, a follower on a growing lake, compact, gc, verify
- * and repair each complete on the first run, the retries told one line per burst; the lineage
- * equals a clean run's. And a store that stays down ends the run after --retry-for: one line
+ * it did, cuts bodies midway, stalls, and answers after the client gave up. copy, a follower on a
+ * growing lake, compact, gc, verify and repair each complete on the first run, the retries told
+ * one line per burst; the lineage equals a clean run's. And a store that stays down ends the run after --retry-for: one line
  * naming the object and its last error, exit 75.
  *
  * The proxy's seed is printed; FAULT_SEED=<n> replays a failure with the same faults.
@@ -21,6 +21,7 @@ import { copyEnv, psqlLines } from "../support/copy.ts";
 import { FAULTS, startFaultProxy } from "../support/fault_proxy.ts";
 import { Copier } from "../support/growing.ts";
 import { syntheticLake, tempDir } from "../support/lakes.ts";
+import { within } from "../support/wait.ts";
 import { s3Env, startGcsEmulator, startS3rver } from "../support/servers.ts";
 
 const SPEC = {
@@ -35,24 +36,6 @@ const SIZE = "25";
 /** Current lineage: what a reader of the catalog sees (superseded partials left out). */
 const CURRENT = `SELECT ledger_start || '-' || ledger_end || ' ' || checksum FROM _meta_lineage
   WHERE superseded_by IS NULL ORDER BY ledger_start`;
-
-/** Every limit of the tests' waits: a bound, and what did not happen when it is reached. */
-async function within<T>(seconds: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`${what} did not happen in ${seconds}s`)),
-          seconds * 1000,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The lineage a clean run (local disk, no faults) records for the whole lake. */
 async function cleanLineage(): Promise<string[]> {
@@ -115,7 +98,14 @@ for (const flavor of FLAVORS) {
     const proxy = await startFaultProxy({
       target: server.endpoint,
       flavor: flavor.name,
-      rates: { server: 0.02, throttle: 0.02, lostAnswer: 0.1, cutBody: 0.03, stall: 0.005 },
+      rates: {
+        server: 0.02,
+        throttle: 0.02,
+        lostAnswer: 0.1,
+        cutBody: 0.03,
+        stall: 0.005,
+        late: 0.005,
+      },
       atLeastOnce: FAULTS,
       stallMs: 3000,
     });
@@ -130,13 +120,14 @@ for (const flavor of FLAVORS) {
         ...flavor.env(proxy.url),
         CHECKPOINT_URL: `${flavor.scheme}://state/bronze/checkpoint.json`,
         PARTITION_SIZE: SIZE,
-        // A stalled request is abandoned after a second (the proxy holds it for three).
+        // A stalled request, or one whose answer is late, is abandoned after a second (the proxy
+        // holds it for three).
         BRONZE_ATTEMPT_TIMEOUT: "1s",
         RETRY_FOR: "2m",
       };
       const logs: string[] = [];
       const run = async (args: string[], code = 0) => {
-        const r = await within(180, `bronze ${args.join(" ")}`, runCli(args, { env }));
+        const r = await within(runCli(args, { env }), `bronze ${args.join(" ")}`, 180_000);
         logs.push(r.stderr);
         assert.equal(
           r.code,
@@ -163,12 +154,12 @@ for (const flavor of FLAVORS) {
       ]);
       try {
         await within(
-          180,
-          "the follower catching up at ledger 250",
           follower.until(/\[follow\] caught up at ledger 250;/),
+          "the follower catching up at ledger 250",
+          180_000,
         );
         await makeLake({ ...SPEC, count: LEDGERS, store: lake, rate: 400 });
-        const status = await within(180, "the follower reaching its end", follower.end());
+        const status = await within(follower.end(), "the follower reaching its end", 180_000);
         logs.push(follower.text);
         assert.equal(status.code, 0, `follower (seed ${proxy.seed}):\n${follower.text}`);
       } finally {
@@ -228,9 +219,9 @@ Deno.test("a store that stays down: after --retry-for, one line naming the objec
       RETRY_FOR: "3s",
     };
     const r = await within(
-      120,
-      "the run giving up",
       runCli(["copy", "--start", "1", "--end", "50"], { env }),
+      "the run giving up",
+      120_000,
     );
     assert.equal(r.code, 75, r.stderr);
     const errors = r.stderr.split("\n").filter((l) => l.startsWith("bronze:"));

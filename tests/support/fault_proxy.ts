@@ -8,7 +8,9 @@
  * - `lostAnswer`: a write (PUT, POST, DELETE) is forwarded and done, then the connection is
  *   dropped before its answer: the client cannot know it happened;
  * - `cutBody`: the answer's headers and the first part of its body, then the connection drops;
- * - `stall`: no answer at all for `stallMs`, then the connection drops (never forwarded).
+ * - `stall`: no answer at all for `stallMs`, then the connection drops (never forwarded);
+ * - `late`: forwarded and done, but the answer is held for `stallMs` before it is sent whole (a
+ *   slow service): a client that gave up on it meanwhile gets it on a request it abandoned.
  *
  * Each rate is the share of the requests a fault can happen to: writes for `lostAnswer`, answers
  * with a body (GET) for `cutBody`, any request for the rest. Which request gets which fault is
@@ -25,8 +27,15 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 
-export type Fault = "server" | "throttle" | "lostAnswer" | "cutBody" | "stall";
-export const FAULTS: readonly Fault[] = ["server", "throttle", "lostAnswer", "cutBody", "stall"];
+export type Fault = "server" | "throttle" | "lostAnswer" | "cutBody" | "stall" | "late";
+export const FAULTS: readonly Fault[] = [
+  "server",
+  "throttle",
+  "lostAnswer",
+  "cutBody",
+  "stall",
+  "late",
+];
 
 /** The share of requests that get each fault (0..1; their sum at most 1). */
 export type FaultRates = Partial<Record<Fault, number>>;
@@ -39,7 +48,7 @@ export interface FaultProxyOptions {
   rates?: FaultRates;
   /** Default: FAULT_SEED from the environment, else a fresh random one. */
   seed?: number;
-  /** How long a stalled request is held before its connection is dropped (default 5 s). */
+  /** How long a stalled request, or a late answer, is held (default 5 s). */
   stallMs?: number;
   /** Faults sure to happen at least once (see the top of this file). */
   atLeastOnce?: readonly Fault[];
@@ -55,6 +64,12 @@ export interface FaultProxy {
   readonly seed: number;
   /** Faults injected so far, by kind, and requests passed through untouched. */
   readonly stats: Record<Fault | "passed", number>;
+  /**
+   * Resolves once every late answer so far has been sent (or could not be: the client had
+   * closed its connection) and its connection is closed. A client that gave up on the request
+   * closes it; one that left it open would hold a connection per late answer.
+   */
+  lateAnswersClosed(): Promise<void>;
   /** New rates from now on (e.g. none, for a clean check at the end). */
   setRates(rates: FaultRates): void;
   stop(): Promise<void>;
@@ -74,6 +89,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const seen = new Map<string, { n: number; row: number }>();
   const sockets = new Set<import("node:net").Socket>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
+  /** The connections of late answers not yet closed. */
+  const lateOpen = new Set<Promise<void>>();
 
   /** Eligible requests seen per kind, and when the sure ones are due. */
   const eligibleSeen = Object.fromEntries(FAULTS.map((f) => [f, 0])) as Record<Fault, number>;
@@ -135,6 +152,15 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         timers.add(t);
         return;
       }
+      if (fault === "late") {
+        const socket = req.socket;
+        const closed = new Promise<void>((resolve) => {
+          if (socket.destroyed) resolve();
+          else socket.once("close", () => resolve());
+        });
+        lateOpen.add(closed);
+        closed.then(() => lateOpen.delete(closed));
+      }
       forward(req, body, (upstream, answer) => {
         if (DEBUG && (upstream.statusCode ?? 0) >= 400) {
           console.error(
@@ -149,6 +175,15 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
         const headers = { ...upstream.headers };
         if (typeof headers.location === "string") {
           headers.location = headers.location.replace(target.origin, proxyUrl);
+        }
+        if (fault === "late") {
+          const t = setTimeout(() => {
+            timers.delete(t);
+            if (req.socket.destroyed) return;
+            send(res, upstream.statusCode, headers, answer, req.method);
+          }, stallMs);
+          timers.add(t);
+          return;
         }
         if (fault === "cutBody" && answer.length < 2) {
           // Nothing to cut: it passes after all (a sure cut waits for the next answer).
@@ -166,16 +201,27 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
           });
           return;
         }
-        // A HEAD's headers describe the body it does not carry: passed on as they are.
-        if (req.method !== "HEAD") {
-          headers["content-length"] = String(answer.length);
-          delete headers["transfer-encoding"];
-        }
-        res.writeHead(upstream.statusCode ?? 502, headers);
-        res.end(answer);
+        send(res, upstream.statusCode, headers, answer, req.method);
       }, () => req.socket.destroy());
     });
   });
+
+  /** Passes an answer on whole. */
+  const send = (
+    res: http.ServerResponse,
+    status: number | undefined,
+    headers: http.OutgoingHttpHeaders,
+    answer: Uint8Array,
+    method: string | undefined,
+  ) => {
+    // A HEAD's headers describe the body it does not carry: passed on as they are.
+    if (method !== "HEAD") {
+      headers["content-length"] = String(answer.length);
+      delete headers["transfer-encoding"];
+    }
+    res.writeHead(status ?? 502, headers);
+    res.end(answer);
+  };
 
   /** Sends the request on to the server and hands its whole answer over. */
   const forward = (
@@ -221,6 +267,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     url: proxyUrl,
     seed,
     stats,
+    async lateAnswersClosed() {
+      while (lateOpen.size > 0) await Promise.all(lateOpen);
+    },
     setRates(r) {
       rates = { ...r };
     },
