@@ -12,10 +12,10 @@
  *              and 4; a fleet of two copiers;
  *   memory     one 1 MB-ledger partition far larger than the row-group budget (peak RSS must not
  *              grow with the partition);
- *   faults     a copy whose lake and storage are on s3rver behind the tests' fault-injecting proxy
- *              (tests/support/fault_proxy.ts), with 1% of requests faulted (5xx, throttling, cut
- *              bodies, lost write answers, stalls) against the same copy with none: the price of
- *              riding them out, as a ratio.
+ *   faults     a copy whose lake and storage are on s3rver, then on the GCS emulator, behind the
+ *              tests' fault-injecting proxy (tests/support/fault_proxy.ts), with 1% of requests
+ *              faulted (5xx, throttling, cut bodies, lost write answers, stalls) against the same
+ *              copy with none: the price of riding them out, as a ratio.
  *
  * Every measurement runs in a fresh subprocess (this script with --child), which reports its own
  * peak RSS (VmHWM) before it exits. Throughput and CPU per GB are over the copy loop
@@ -41,6 +41,7 @@ import { cp } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeLake } from "./make-lake.ts";
+import type { ObjectStore } from "../lib/blob/store.ts";
 import type { BucketUrl } from "../lib/blob/url.ts";
 import { objectKey } from "../lib/source/lake_layout.ts";
 import { ZSTD_LEVEL } from "../lib/table/schema.ts";
@@ -477,8 +478,8 @@ async function main() {
   }
 
   const faults = values["no-faults"] ? null : await faultRuns(scale, repeat, template);
-  if (faults) {
-    for (const [run, m] of faults.runs) add("faults", run, m, faults.runs[0][1]);
+  for (const { runs } of faults?.stores ?? []) {
+    for (const [run, m] of runs) add("faults", run, m, runs[0][1]);
   }
 
   const machine = {
@@ -511,11 +512,11 @@ async function main() {
     ) + "\n",
   );
   console.log(table(rows));
-  if (faults) {
-    const [none, some] = faults.runs.map(([, m]) => m.xdrBytes / m.seconds);
+  for (const { store, runs } of faults?.stores ?? []) {
+    const [none, some] = runs.map(([, m]) => m.xdrBytes / m.seconds);
     console.log(
-      `\nThroughput at 1% faults: ${(some / none).toFixed(2)} of none's (s3rver behind the fault ` +
-        `proxy, seed ${faults.seed}; "of baseline" is of the no-fault run for the faults rows)`,
+      `\nThroughput at 1% faults, ${store}: ${(some / none).toFixed(2)} of none's (behind the ` +
+        `fault proxy, seed ${faults!.seed}; "of baseline" is of its no-fault run)`,
     );
   }
   console.log(`\nTargets (issue 14), at the default concurrency (${DEFAULT_C}):\n`);
@@ -539,88 +540,104 @@ const ONE_PERCENT = {
   lostAnswer: 0.003,
 };
 
+/** Where the faults runs keep the lake and the storage: an S3 and a GCS server of the tests. */
+const FAULT_STORES = ["s3", "gcs"] as const;
+
 /**
- * The faults rows: the same copy (lake and storage on s3rver, behind the fault proxy, embedded
- * catalog, the default concurrency) with no faults and with 1%, in rounds. A stalled request is
- * abandoned after 2 s (BRONZE_ATTEMPT_TIMEOUT; the default, 60 s, would make one stall the whole
- * story of a short bench); the proxy holds it for 4.
+ * The faults rows: the same copy (lake and storage on s3rver, then on the GCS emulator, behind the
+ * fault proxy, embedded catalog, the default concurrency) with no faults and with 1%, in rounds.
+ * A stalled request is abandoned after 2 s (BRONZE_ATTEMPT_TIMEOUT; the default, 30 s, would make
+ * one stall the whole story of a short bench); the proxy holds it for 4.
  */
 async function faultRuns(
   scale: number,
   repeat: number,
   template: string,
-): Promise<{ seed: number; runs: [string, Measure][] }> {
-  const { startS3rver, s3Env } = await import("../tests/support/servers.ts");
+): Promise<{ seed: number; stores: { store: string; runs: [string, Measure][] }[] }> {
+  const { startS3rver, startGcsEmulator, s3Env } = await import("../tests/support/servers.ts");
   const { startFaultProxy } = await import("../tests/support/fault_proxy.ts");
   const { S3Store, s3OptionsFromEnv } = await import("../lib/blob/s3.ts");
+  const { GcsStore, gcsOptionsFromEnv } = await import("../lib/blob/gcs.ts");
   const { toStoreUrl } = await import("../lib/blob/url.ts");
   const count = Math.max(FAULT_LAKE.partitionSize * 2, Math.round(FAULT_LAKE.count * scale));
-  const s3 = await startS3rver(["lake", "parts"]);
-  const proxy = await startFaultProxy({
-    target: s3.endpoint,
-    flavor: "s3",
-    stallMs: 4000,
-    log: (l) => console.error(`[bench] ${l}`),
-  });
-  try {
-    const lake = new S3Store(
-      toStoreUrl("s3://lake/bench") as BucketUrl,
-      s3OptionsFromEnv(s3Env(s3.endpoint)),
-    );
-    await makeLake({
-      store: lake,
-      network: "testnet",
-      start: 1,
-      count,
-      lcmVersion: 2,
-      ledgerBytes: FAULT_LAKE.ledgerBytes,
-      seed: 7,
+  const stores: { store: string; runs: [string, Measure][] }[] = [];
+  let seed = 0;
+  for (const store of FAULT_STORES) {
+    const server = store === "s3"
+      ? await startS3rver(["lake", "parts"]).then((s) => ({ endpoint: s.endpoint, stop: s.stop }))
+      : await startGcsEmulator().then((s) => ({ endpoint: s.host, stop: s.stop }));
+    // One seed for both stores: the same requests meet the same faults.
+    const proxy = await startFaultProxy({
+      target: server.endpoint,
+      flavor: store,
+      stallMs: 4000,
+      ...(seed ? { seed } : {}),
+      log: (l) => console.error(`[bench] ${l}`),
     });
-    await lake.close();
-    const env = { ...s3Env(proxy.url), BRONZE_ATTEMPT_TIMEOUT: "2s" };
-    let n = 0;
-    const once = async (rates: Record<string, number>) => {
-      const work = await Deno.makeTempDir({ dir: BENCH, prefix: "run-" });
-      try {
-        await cp(join(template, "catalog"), join(work, "state", "catalog"), { recursive: true });
-        proxy.setRates(rates);
-        const args: CopyChildArgs = {
-          lake: "s3://lake/bench",
-          storage: `s3://parts/run-${++n}`,
-          work,
-          start: 1,
-          end: count,
-          partitionSize: FAULT_LAKE.partitionSize,
-          concurrency: DEFAULT_C,
-        };
-        return await child(["copy", JSON.stringify(args)], env);
-      } finally {
-        proxy.setRates({});
-        await Deno.remove(work, { recursive: true });
+    seed = proxy.seed;
+    const envOf = (endpoint: string): Record<string, string> =>
+      store === "s3" ? s3Env(endpoint) : { STORAGE_EMULATOR_HOST: endpoint };
+    try {
+      const lakeUrl = toStoreUrl(`${store === "s3" ? "s3" : "gs"}://lake/bench`) as BucketUrl;
+      const lake: ObjectStore = store === "s3"
+        ? new S3Store(lakeUrl, s3OptionsFromEnv(envOf(server.endpoint)))
+        : new GcsStore(lakeUrl, gcsOptionsFromEnv(envOf(server.endpoint)));
+      await makeLake({
+        store: lake,
+        network: "testnet",
+        start: 1,
+        count,
+        lcmVersion: 2,
+        ledgerBytes: FAULT_LAKE.ledgerBytes,
+        seed: 7,
+      });
+      await lake.close?.();
+      const env = { ...envOf(proxy.url), BRONZE_ATTEMPT_TIMEOUT: "2s" };
+      let n = 0;
+      const once = async (rates: Record<string, number>) => {
+        const work = await Deno.makeTempDir({ dir: BENCH, prefix: "run-" });
+        try {
+          await cp(join(template, "catalog"), join(work, "state", "catalog"), { recursive: true });
+          proxy.setRates(rates);
+          const args: CopyChildArgs = {
+            lake: lakeUrl.url,
+            storage: `${lakeUrl.url.split(":")[0]}://parts/run-${++n}`,
+            work,
+            start: 1,
+            end: count,
+            partitionSize: FAULT_LAKE.partitionSize,
+            concurrency: DEFAULT_C,
+          };
+          return await child(["copy", JSON.stringify(args)], env);
+        } finally {
+          proxy.setRates({});
+          await Deno.remove(work, { recursive: true });
+        }
+      };
+      const runs: [string, Record<string, number>][] = [
+        [`${store} via the fault proxy, no faults`, {}],
+        [`${store} via the fault proxy, 1% faults`, ONE_PERCENT],
+      ];
+      const best = new Map<string, Measure>();
+      for (let round = 0; round < repeat; round++) {
+        for (const [name, rates] of runs) {
+          const m = await once(rates);
+          console.error(
+            `[bench] faults ${name}, round ${round + 1}/${repeat}: ${
+              (m.xdrBytes / m.seconds / 1e6).toFixed(1)
+            } MB/s`,
+          );
+          const prev = best.get(name);
+          if (!prev || m.seconds < prev.seconds) best.set(name, m);
+        }
       }
-    };
-    const runs: [string, Record<string, number>][] = [
-      ["s3 via the fault proxy, no faults", {}],
-      ["s3 via the fault proxy, 1% faults", ONE_PERCENT],
-    ];
-    const best = new Map<string, Measure>();
-    for (let round = 0; round < repeat; round++) {
-      for (const [name, rates] of runs) {
-        const m = await once(rates);
-        console.error(
-          `[bench] faults ${name}, round ${round + 1}/${repeat}: ${
-            (m.xdrBytes / m.seconds / 1e6).toFixed(1)
-          } MB/s`,
-        );
-        const prev = best.get(name);
-        if (!prev || m.seconds < prev.seconds) best.set(name, m);
-      }
+      stores.push({ store, runs: runs.map(([name]) => [name, best.get(name)!]) });
+    } finally {
+      await proxy.stop();
+      await server.stop();
     }
-    return { seed: proxy.seed, runs: runs.map(([name]) => [name, best.get(name)!]) };
-  } finally {
-    await proxy.stop();
-    await s3.stop();
   }
+  return { seed, stores };
 }
 
 interface Target {

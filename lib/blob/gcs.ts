@@ -12,9 +12,9 @@
  * each of our attempts (4 × ours) and, for unconditional deletes, turn retries off client-wide.
  * The library takes no abort signal: an attempt past its deadline is abandoned by the retrying
  * layer (all our writes are conditional, so a late one cannot overwrite anything), and a stream
- * is destroyed once that is safe (endWhenPiped). The library's own deadline for an answer is set
- * to ours, so a request abandoned for want of one is closed by the library too, not left holding
- * its connection (its default: a minute).
+ * is destroyed once that is safe (endWhenPiped). A request abandoned for want of an answer is
+ * closed by the library's own deadline (a minute; not ours, since for an upload it also counts
+ * the time the body takes to send), whose error is a timeout like ours.
  *
  * The client library takes ~0.9 s to load, so it is imported on first use, not when this module
  * loads: most runs never touch GCS. (A string-literal `import()` still gets bundled by `deno
@@ -45,8 +45,6 @@ export interface GcsOptions {
   /** Custom endpoint such as an emulator (then requests are unauthenticated). */
   apiEndpoint?: string;
   projectId?: string;
-  /** How long a request waits for its answer's headers (the retry policy's attempt deadline). */
-  answerTimeoutMs?: number;
 }
 
 /**
@@ -85,14 +83,9 @@ export class GcsStore implements ObjectStore {
         import("./_gcs_cut_answers.ts"),
       ]);
       passCutAnswersOn();
-      const { apiEndpoint, projectId, answerTimeoutMs: timeout } = this.#options;
+      const { apiEndpoint, projectId } = this.#options;
       // One retry policy, ours (see the top of this file).
-      const storage = new Storage({
-        apiEndpoint,
-        projectId,
-        retryOptions: { autoRetry: false },
-        ...(timeout ? { timeout } : {}),
-      });
+      const storage = new Storage({ apiEndpoint, projectId, retryOptions: { autoRetry: false } });
       // The library reads STORAGE_EMULATOR_HOST from the process at construction and lets it win
       // over apiEndpoint for its JSON API calls: the endpoint this store was given is the one it
       // talks to, whatever the process environment says by then.

@@ -1,7 +1,7 @@
 /** Opens the ObjectStore for a URL: a bare path or file:// (local), gs:// or s3://. */
 import { Retrier, type RetryArea } from "../runtime/retry.ts";
 import { FileStore } from "./file.ts";
-import { gcsOptionsFromEnv, GcsStore } from "./gcs.ts";
+import { GcsStore } from "./gcs.ts";
 import { RetryingStore } from "./retrying.ts";
 import { type StoreUrl, toStoreUrl } from "./url.ts";
 import { S3Store } from "./s3.ts";
@@ -57,19 +57,15 @@ const DEFAULT_RETRIER = new Retrier();
  */
 export function openStore(url: string | StoreUrl, opts: OpenOptions = {}): ObjectStore {
   const area = opts.area ?? "storage";
-  const retry = opts.retry ?? DEFAULT_RETRIER;
-  return new RetryingStore(backendFor(toStoreUrl(url), area, retry), retry, area);
+  return new RetryingStore(backendFor(toStoreUrl(url), area), opts.retry ?? DEFAULT_RETRIER, area);
 }
 
-function backendFor(parsed: StoreUrl, area: RetryArea, retry: Retrier): ObjectStore {
+function backendFor(parsed: StoreUrl, area: RetryArea): ObjectStore {
   switch (parsed.scheme) {
     case "file":
       return new FileStore(parsed.path, parsed.url, { confine: area !== "source" });
     case "gs":
-      return new GcsStore(parsed, {
-        ...gcsOptionsFromEnv(),
-        answerTimeoutMs: retry.policy.attemptTimeoutMs,
-      });
+      return new GcsStore(parsed);
     case "s3":
       return new S3Store(parsed);
   }

@@ -204,6 +204,7 @@ function _one(e: unknown): Transient | null {
     code?: unknown;
     message?: unknown;
     errors?: unknown;
+    type?: unknown;
     $metadata?: { httpStatusCode?: unknown };
   };
   const name = typeof o.name === "string" ? o.name : "";
@@ -223,6 +224,10 @@ function _one(e: unknown): Transient | null {
     if (PG_CONNECTION_CODES.has(code)) return { reason: "connection" };
   }
   if (DENO_CONNECTION.has(name)) return { reason: "connection" };
+  // node-fetch (the GCS library's HTTP client) past its own deadline for an answer: by its type.
+  if (name === "FetchError" && /^(request|body)-timeout$/.test(String(o.type))) {
+    return { reason: "timeout" };
+  }
   if (name === "TimedOut") return { reason: "timeout" };
   // The AWS SDK: the service's error code is the name; the status is in $metadata.
   if (S3_THROTTLED.has(name)) return { reason: "throttled" };

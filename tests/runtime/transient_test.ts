@@ -31,6 +31,11 @@ function gcsError(code: number, reason?: string) {
   });
 }
 
+/** node-fetch 2's FetchError (the GCS library's HTTP client): what went wrong as its `type`. */
+function fetchError(message: string, type: string) {
+  return Object.assign(new Error(message), { name: "FetchError", type });
+}
+
 Deno.test("transient: what asking again may fix, by reason", () => {
   const cases: [unknown, string | null][] = [
     // The services asking us to slow down.
@@ -53,6 +58,9 @@ Deno.test("transient: what asking again may fix, by reason", () => {
     [gcsError(408), "timeout"],
     [new AttemptTimeoutError(60_000), "timeout"],
     [Object.assign(new Error("connect ETIMEDOUT"), { code: "ETIMEDOUT" }), "timeout"],
+    // node-fetch inside the GCS library: its own deadline (a minute by default) for an answer.
+    [fetchError("network timeout at: http://x/upload", "request-timeout"), "timeout"],
+    [fetchError("Response timeout while trying to fetch http://x", "body-timeout"), "timeout"],
     // The network.
     [Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }), "connection"],
     [Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }), "connection"],
