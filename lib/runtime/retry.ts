@@ -18,7 +18,7 @@
 import { BronzeError, EXIT } from "./errors.ts";
 import { formatDuration, oneLine } from "./format.ts";
 import type { Logger } from "./log.ts";
-import { sleep } from "./time.ts";
+import { sleep, sleepSync } from "./time.ts";
 import { AttemptTimeoutError, type TransientReason, transientReason } from "./transient.ts";
 
 /** Where a retry happens: a `bronze_retries_total` label and what /healthz names. */
@@ -309,11 +309,6 @@ export async function withDeadline<T>(
     stop();
     outer?.removeEventListener("abort", onOuter);
   }
-}
-
-/** Blocks the calling thread for `ms` (a worker's synchronous retry; never the main thread's). */
-export function sleepSync(ms: number): void {
-  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /**

@@ -1,4 +1,7 @@
-/** Waiting and timing: the one sleep and the one stopwatch every wing uses. */
+/**
+ * Waiting and timing: the one sleep (and its blocking twin, for workers) and the one stopwatch
+ * every wing uses.
+ */
 
 /**
  * Waits `ms`, or less: an abort of `signal` ends the wait early and quietly (it resolves). A
@@ -16,6 +19,11 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/** Blocks the calling thread for `ms` (a worker's synchronous retry; never the main thread's). */
+export function sleepSync(ms: number): void {
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** A lap timer: each call returns the seconds since the last call (or since it was made). */
