@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { initdbDataDir } from "../lib/metadata/_embedded_initdb.ts";
 import { packTemplate, TEMPLATE_URL } from "../lib/metadata/_catalog_template.ts";
 import { openCatalog } from "../lib/metadata/catalog.ts";
-import { migrate, migrationStatus } from "../lib/metadata/migrate.ts";
+import { migrate, migrateFirst, migrationStatus } from "../lib/metadata/migrate.ts";
 
 /**
  * A catalog made by initdb and the migrations (all, or the first `count`), packed. `stateDir`
@@ -23,36 +23,12 @@ export async function makeTemplate(stateDir: string, count = Infinity): Promise<
   let applied: string[];
   try {
     if (count === Infinity) await migrate(catalog);
-    else await migrateSome(catalog, count);
+    else await migrateFirst(catalog, count);
     applied = (await migrationStatus(catalog)).filter((m) => m.appliedAt).map((m) => m.name);
   } finally {
     await catalog.close();
   }
   return await packTemplate(dataDir, applied);
-}
-
-/** The first `count` migrations only: an older bronze's catalog. */
-async function migrateSome(
-  catalog: Awaited<ReturnType<typeof openCatalog>>,
-  count: number,
-): Promise<void> {
-  const { runner } = await import("node-pg-migrate");
-  const { dbOf } = await import("../lib/metadata/_db.ts");
-  const { MIGRATIONS_DIR } = await import("../lib/metadata/migrate.ts");
-  const client = await dbOf(catalog).connect();
-  try {
-    await runner({
-      dbClient: client,
-      dir: MIGRATIONS_DIR,
-      migrationsTable: "pgmigrations",
-      direction: "up",
-      count,
-      singleTransaction: true,
-      logger: { debug() {}, info() {}, warn() {}, error() {} },
-    });
-  } finally {
-    client.release();
-  }
 }
 
 if (import.meta.main) {

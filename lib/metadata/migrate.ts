@@ -52,7 +52,15 @@ async function current(catalog: Catalog): Promise<boolean> {
   }
 }
 
-async function runMigrations(catalog: Catalog): Promise<string[]> {
+/**
+ * The first `count` shipped migrations only, and nothing else (no DuckLake registration): a
+ * catalog as an older bronze left it, for the template script's and the tests' past schemas.
+ */
+export function migrateFirst(catalog: Catalog, count: number): Promise<string[]> {
+  return runMigrations(catalog, count);
+}
+
+async function runMigrations(catalog: Catalog, count = Infinity): Promise<string[]> {
   const { runner } = await import("node-pg-migrate");
   const db = dbOf(catalog);
   const client = await db.connect();
@@ -62,7 +70,7 @@ async function runMigrations(catalog: Catalog): Promise<string[]> {
       dir: MIGRATIONS_DIR,
       migrationsTable: MIGRATIONS_TABLE,
       direction: "up",
-      count: Infinity,
+      count,
       singleTransaction: true,
       advisoryLockMode: "wait",
       checkOrder: true,

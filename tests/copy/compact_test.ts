@@ -6,9 +6,8 @@
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { runner } from "node-pg-migrate";
 import { openCatalog } from "../../lib/metadata/catalog.ts";
-import { migrate, MIGRATIONS_DIR } from "../../lib/metadata/migrate.ts";
+import { migrate, migrateFirst, MIGRATIONS_DIR } from "../../lib/metadata/migrate.ts";
 import {
   type CatalogTarget,
   catalogTarget,
@@ -250,21 +249,7 @@ Deno.test("a catalog at the previous schema migrates in place: every row kept, t
   const c = await target.open();
   try {
     // The schema as it was before compaction: every migration up to the one before it.
-    const client = await poolOf(c).connect();
-    try {
-      await runner({
-        dbClient: client,
-        dir: MIGRATIONS_DIR,
-        migrationsTable: "pgmigrations",
-        direction: "up",
-        count: before,
-        singleTransaction: true,
-        checkOrder: true,
-        logger: { debug() {}, info() {}, warn() {}, error() {} },
-      });
-    } finally {
-      client.release();
-    }
+    await migrateFirst(c, before);
   } finally {
     await c.close();
   }

@@ -8,12 +8,11 @@ import assert from "node:assert/strict";
 import { cp } from "node:fs/promises";
 import { join } from "node:path";
 import pg from "pg";
-import { runner } from "node-pg-migrate";
 import { copy } from "../../lib/copy/run.ts";
 import { memoryLogger } from "../../lib/runtime/log.ts";
 import { openCatalog } from "../../lib/metadata/catalog.ts";
 import { duckLakeState } from "../../lib/metadata/ducklake.ts";
-import { migrate, MIGRATIONS_DIR } from "../../lib/metadata/migrate.ts";
+import { migrate, migrateFirst } from "../../lib/metadata/migrate.ts";
 import { CatalogWriter } from "../../lib/metadata/writer.ts";
 import { catalogServeCommand } from "../../lib/cli/commands/catalog.ts";
 import {
@@ -566,19 +565,15 @@ Deno.test({
     // The same rows in a catalog at migration 007, as bronze before 008 recorded them.
     const old = await createTestDatabase();
     try {
+      const before = await openCatalog({ dsn: old.dsn, stateDir: made.stateDir });
+      try {
+        await migrateFirst(before, 7);
+      } finally {
+        await before.close();
+      }
       const client = new pg.Client({ connectionString: old.dsn });
       await client.connect();
       try {
-        await runner({
-          dbClient: client,
-          dir: MIGRATIONS_DIR,
-          migrationsTable: "pgmigrations",
-          direction: "up",
-          count: 7,
-          singleTransaction: true,
-          checkOrder: true,
-          logger: { debug() {}, info() {}, warn() {}, error() {} },
-        });
         await client.query(
           `INSERT INTO _meta_datasets (id, domain, dataset, version, era_id, network, schema_hash)
            VALUES (7, 'bronze', 'ledgers_lcm_raw', 'v1', 'pre_p23', 'testnet', 'h')`,
