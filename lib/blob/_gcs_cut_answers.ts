@@ -10,8 +10,9 @@
  * `stream.pipeline` would; the library then fails the call with that ECONNRESET, and the retry
  * policy retries it at once.
  *
- * Applied once, when the GCS library is first loaded (runs without GCS are untouched). Only the
- * failure path changes: a destination already ended or destroyed is left alone.
+ * Applied once, when the GCS library is first loaded (runs without GCS are untouched), to every
+ * response of the process. Only the failure path changes, and only for a destination that has an
+ * error listener and is neither ended nor destroyed: an error nobody hears would be uncaught.
  */
 import { IncomingMessage } from "node:http";
 import type { Writable } from "node:stream";
@@ -26,7 +27,9 @@ export function passCutAnswersOn(): void {
     const piped = pipe.call(this, destination, options);
     const to = destination as unknown as Writable;
     this.once("error", (err) => {
-      if (!to.destroyed && !to.writableEnded) to.destroy(err);
+      // Only into a stream someone hears: node-fetch pipes a compressed answer through a bare
+      // PassThrough first, whose error nobody listens to (that case keeps the deadline).
+      if (!to.destroyed && !to.writableEnded && to.listenerCount("error") > 0) to.destroy(err);
     });
     return piped;
   } as typeof pipe;

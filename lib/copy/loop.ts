@@ -88,9 +88,10 @@ export async function buildAndCommit(
       // Its worker is free: the next build runs while this one is committed, so the commit's
       // fsyncs and catalog round trips stay off the critical path.
       launch();
-      // A catalog that went away and came back: the range is claimed again before committing.
-      await run.claims.ensure();
       try {
+        // A catalog that went away and came back: the range is claimed again before committing
+        // (in here, so a run that cannot claim it again still removes the built file).
+        await run.claims.ensure();
         await commitOne(run, built, startedAt.get(built.range.start)!);
       } finally {
         await rm(built.path, { force: true });

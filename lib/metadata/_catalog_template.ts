@@ -14,7 +14,7 @@
  * little-endian header length, a JSON header (the migrations applied, every directory and file
  * with its mode and size), then the files' bytes in header order.
  */
-import { zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { join } from "node:path";
 
 /** The template shipped with this bronze. */
@@ -85,8 +85,7 @@ export async function packTemplate(dataDir: string, migrations: string[]): Promi
   return out;
 }
 
-/** zlib.constants.ZSTD_c_compressionLevel. */
-const ZSTD_C_LEVEL = 100;
+const ZSTD_C_LEVEL = constants.ZSTD_c_compressionLevel;
 
 /** Reads a template: undefined when there is none at `url` (a build without it). */
 export async function readTemplate(url: URL = TEMPLATE_URL): Promise<Template | undefined> {

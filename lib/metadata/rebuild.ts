@@ -91,11 +91,7 @@ export async function recordRebuild(
          RETURNING id`,
         [...key, dataset.schemaHash, dataset.description ?? null, dataset.storageRoot ?? null],
       );
-      const id = inserted.length ? inserted[0].id : (await c.query<{ id: number }>(
-        `SELECT id FROM _meta_datasets
-         WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5`,
-        key,
-      ))[0].id;
+      const id = inserted.length ? inserted[0].id : (await findDataset(c, dataset))!.id;
       // Storage is read inside this transaction: the server must not end it for idling meanwhile.
       await c.query("SET LOCAL idle_in_transaction_session_timeout = 0");
       await c.query("SELECT pg_advisory_xact_lock($1, $2)", [SWEEP_LOCK_CLASS, id]);

@@ -8,7 +8,7 @@ import { ConstraintError, type Db, dbOf } from "./_db.ts";
 import type { Catalog } from "./catalog.ts";
 import { type DatasetIdentity, datasetLabel } from "../table/dataset.ts";
 import { commitPartition } from "./_commit_partition.ts";
-import { type DatasetInfo, registerDataset } from "./_datasets.ts";
+import { type DatasetInfo, findDataset, registerDataset } from "./_datasets.ts";
 import {
   DuplicatePartitionError,
   LINEAGE_COLUMNS,
@@ -126,19 +126,13 @@ export class CatalogWriter {
   ): Promise<
     { id: number; label: string; storageRoot: string | null; partitionSize: number | null } | null
   > {
-    const rows = await this.#db.query<
-      { id: number; storage_root: string | null; partition_size: number | null }
-    >(
-      `SELECT id, storage_root, partition_size FROM _meta_datasets
-       WHERE domain = $1 AND dataset = $2 AND version = $3 AND era_id = $4 AND network = $5`,
-      [ds.domain, ds.dataset, ds.version, ds.eraId, ds.network],
-    );
-    return rows.length
+    const row = await findDataset(this.#db, ds);
+    return row
       ? {
-        id: rows[0].id,
+        id: row.id,
         label: datasetLabel(ds),
-        storageRoot: rows[0].storage_root,
-        partitionSize: rows[0].partition_size,
+        storageRoot: row.storage_root,
+        partitionSize: row.partition_size,
       }
       : null;
   }
