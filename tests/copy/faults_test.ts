@@ -143,7 +143,7 @@ for (const flavor of FLAVORS) {
       await run(["copy", "--start", "161", "--end", "175"]);
 
       // A follower waits at the head of a lake that grows, past the proxy, to the end.
-      const follower = new Copier(env, [
+      await using follower = new Copier(env, [
         "--follow",
         "--start",
         "176",
@@ -152,21 +152,15 @@ for (const flavor of FLAVORS) {
         "--poll-interval",
         "300ms",
       ]);
-      try {
-        await within(
-          follower.until(/\[follow\] caught up at ledger 250;/),
-          "the follower catching up at ledger 250",
-          180_000,
-        );
-        await makeLake({ ...SPEC, count: LEDGERS, store: lake, rate: 400 });
-        const status = await within(follower.end(), "the follower reaching its end", 180_000);
-        logs.push(follower.text);
-        assert.equal(status.code, 0, `follower (seed ${proxy.seed}):\n${follower.text}`);
-      } finally {
-        try {
-          follower.child.kill("SIGKILL");
-        } catch { /* ended */ }
-      }
+      await within(
+        follower.until(/\[follow\] caught up at ledger 250;/),
+        "the follower catching up at ledger 250",
+        180_000,
+      );
+      await makeLake({ ...SPEC, count: LEDGERS, store: lake, rate: 400 });
+      const status = await within(follower.end(), "the follower reaching its end", 180_000);
+      logs.push(follower.text);
+      assert.equal(status.code, 0, `follower (seed ${proxy.seed}):\n${follower.text}`);
 
       await run(["compact", "--storage", storageUrl]);
       const gc = await run(["gc", "--storage", storageUrl, "--older-than", "0s", "--apply"]);

@@ -193,16 +193,23 @@ Deno.test("without a retrier a lost claim session stays lost (other commands tha
 Deno.test("a Db with a retrier runs a query again on a new connection when its session was ended", async () => {
   await withCatalogs(async ({ mine, heard, admin }) => {
     const db = dbOf(mine);
-    // The session the next query runs on is ended while the query sleeps.
-    const running = db.query<{ n: number }>(`SELECT pg_sleep(0.5), 7 AS n`);
+    // The query waits for a lock the test holds; its session is ended while it waits, and only
+    // then is the lock let go, so the query cannot finish first.
+    const LOCK = 20_201;
+    await admin.query(`SELECT pg_advisory_lock($1)`, [LOCK]);
+    const running = db.query<{ n: number }>(
+      `SELECT pg_advisory_xact_lock_shared(${LOCK}), 7 AS n`,
+    );
     await until(async () => {
       const { rows } = await admin.query(
-        `SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(0.5)%'`,
+        `SELECT pid FROM pg_stat_activity
+          WHERE state = 'active' AND query LIKE 'SELECT pg_advisory_xact_lock_shared(${LOCK})%'`,
       );
       if (!rows.length) return false;
       await admin.query(`SELECT pg_terminate_backend($1)`, [rows[0].pid]);
       return true;
     }, "the query's session found");
+    await admin.query(`SELECT pg_advisory_unlock($1)`, [LOCK]);
     assert.deepEqual((await running).map((r) => r.n), [7]);
     assert.ok(heard.retries >= 1);
     assert.deepEqual(heard.settled, ["ok"]);

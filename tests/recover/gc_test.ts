@@ -31,7 +31,8 @@ import { copyOptions, lineageRows } from "../support/copy.ts";
 import { s3Env, startS3rver, withEnv } from "../support/servers.ts";
 import { runCli } from "../support/cli.ts";
 import { countingProxy } from "../support/pg_proxy.ts";
-import { EXIT_MS, Output, until, within } from "../support/wait.ts";
+import { until, WAIT_MS } from "../support/wait.ts";
+import { Copier } from "../support/growing.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const LAKE = { network: "testnet", start: 1, count: 1000, lcmVersion: 2 } as const;
@@ -72,6 +73,7 @@ async function killedCopy(env: Record<string, string>, failpoint: string): Promi
     env: { ...env, BRONZE_FAILPOINT: failpoint },
     stdout: "null",
     stderr: "piped",
+    signal: AbortSignal.timeout(WAIT_MS),
   }).output();
   assert.equal(out.signal, "SIGKILL", new TextDecoder().decode(out.stderr));
 }
@@ -312,14 +314,8 @@ Deno.test("a copier cut off from its catalog while paused before its commit, its
   // The copier reaches its catalog through a link the test can cut (and the test past it).
   await using link = await countingProxy(target.dsn!, "/* unused */");
   const env = copyEnv(target, source, out.path, 101, 200, { CATALOG_DSN: link.dsn });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "copy"],
-    env: { ...env, BRONZE_FAILPOINT: "after-manifest:1:pause" },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const copierErr = new Output(child.stderr, "bronze copy");
-  await copierErr.until("[failpoint] paused at after-manifest:1\n");
+  await using copier = new Copier({ ...env, BRONZE_FAILPOINT: "after-manifest:1:pause" }, []);
+  await copier.until(/\[failpoint\] paused at after-manifest:1\n/);
   // Paused between its manifest and its catalog commit: the link goes, its catalog session with
   // it, so its claim is dead, and gc, past the grace period, takes the files.
   link.cut();
@@ -342,13 +338,12 @@ Deno.test("a copier cut off from its catalog while paused before its commit, its
   ]);
   // The link returns: the copier reconnects and claims its range again, then goes on.
   link.restore();
-  await copierErr.until("[catalog] reconnected; re-claimed 101-200\n");
-  child.kill("SIGUSR1");
-  const stderr = await copierErr.end(EXIT_MS);
-  const status = await within(child.status, "bronze copy exiting once resumed");
-  assert.equal(status.code, 0, stderr);
+  await copier.until(/\[catalog\] reconnected; re-claimed 101-200\n/);
+  copier.child.kill("SIGUSR1");
+  const status = await copier.end();
+  assert.equal(status.code, 0, copier.text);
   assert.match(
-    stderr,
+    copier.text,
     /\[catalog\] range 101-200: claimed again after the catalog came back; publishing it again under the new claim\n/,
   );
   // Every lineage row points at a stored file: the one gc deleted was published again.

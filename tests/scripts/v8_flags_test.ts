@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { V8_FLAGS } from "../../scripts/compile.ts";
+import { EXIT_MS } from "../support/wait.ts";
 
 const FLAG = `--v8-flags=${V8_FLAGS.join(",")}`;
 const root = new URL("../../", import.meta.url);
@@ -21,6 +22,7 @@ Deno.test("bronze's V8 flags are flags this deno's V8 accepts", async () => {
     args: ["run", "-A", FLAG, new URL("main.ts", root).pathname, "--version"],
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(EXIT_MS),
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   assert.match(new TextDecoder().decode(out.stdout), /^bronze /);

@@ -68,4 +68,12 @@ export class Copier {
     await this.#stderr.end(ms);
     return await within(this.child.status, `bronze exiting`, ms);
   }
+
+  /** Killed if it still runs, and waited for (bounded): `await using` ends it however a test ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch { /* exited already */ }
+    await within(this.child.status, "bronze exiting once killed");
+  }
 }
